@@ -1,0 +1,33 @@
+//! DataFusion session setup shared by planning and ad-hoc queries.
+
+use std::sync::Arc;
+
+use datafusion::common::config::Dialect;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::relation::{QueryData, Relation, RelationProvider};
+
+/// A fresh DataFusion context with Freshet's settings: PostgreSQL dialect,
+/// plain `Utf8` strings, the `public` schema as default.
+pub fn new_context() -> SessionContext {
+    let mut config = SessionConfig::new()
+        .with_default_catalog_and_schema("freshet", "public")
+        .with_create_default_catalog_and_schema(true)
+        .with_target_partitions(2);
+    {
+        let opts = config.options_mut();
+        opts.sql_parser.dialect = Dialect::PostgreSQL;
+        opts.sql_parser.map_string_types_to_utf8view = false;
+        opts.execution.time_zone = Some("+00:00".to_string());
+    }
+    SessionContext::new_with_config(config)
+}
+
+/// Registers `rels` in `ctx`, backed by `data` when the query runs.
+pub fn register(ctx: &SessionContext, rels: &[Arc<Relation>], with_rowkey: bool, data: &Arc<QueryData>) -> datafusion::error::Result<()> {
+    for r in rels {
+        let provider = RelationProvider::new(r.clone(), with_rowkey, data.clone());
+        ctx.register_table(r.name.as_str(), Arc::new(provider))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,587 @@
+//! The dataflow engine: one dedicated thread that owns every operator.
+//!
+//! # Design
+//!
+//! Commands (DDL, DML, reads of current table state, barriers) arrive over a
+//! bounded channel and run one at a time, so the engine is the single writer
+//! of tables, operator state and views, and the order of commands is the
+//! order of their effects. A DML command validates first (constraints,
+//! keys), then writes table rows into the epoch's [`WriteSet`] and pushes the
+//! change batch through every view that reads the table, depth first.
+//!
+//! A barrier ends the epoch: every operator's `on_barrier` runs in
+//! topological order (node ids grow as views are created, and a view's nodes
+//! only read from older nodes), and what they emit flows downstream before
+//! downstream operators see their own barrier. Then everything the epoch
+//! wrote commits in one RocksDB write together with the epoch number.
+//!
+//! Barrier alignment is trivial here because one thread runs the whole DAG;
+//! bounded channels between operator tasks come with sources that produce
+//! on their own (Kafka). The bounded command channel is the backpressure for
+//! DML today.
+//!
+//! If anything fails after a command has started mutating state, the engine
+//! refuses all further work (it is "poisoned") instead of committing a
+//! half-applied epoch; a restart recovers the last committed epoch.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::ScalarValue;
+use freshet_storage::codec::encode_datum;
+use freshet_storage::keys::{meta_key, row_key, table_prefix};
+use freshet_storage::store::merge_pending;
+use freshet_storage::{Epoch, Store, TableId, WriteSet};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::change::ChangeBatch;
+use crate::error::{Result, RuntimeError};
+use crate::operators::{build_operator, decode_view_rows, EpochCtx, Operator};
+use crate::plan::{NodeKind, StreamPlan};
+use crate::table::{decode_table_values, decode_table_with_rowkey, encode_values, TableDef};
+
+const NEXT_ROW_ID: &str = "next_row_id";
+const BACKFILL_CHUNK: usize = 8192;
+
+/// A materialized view as the runtime sees it.
+#[derive(Debug, Clone)]
+pub struct ViewDef {
+    /// Where the view's rows live; state slot `i` lives in table `id + 1 + i`.
+    pub id: TableId,
+    pub name: String,
+    pub plan: StreamPlan,
+}
+
+impl ViewDef {
+    pub fn state_table(&self, slot: u32) -> TableId {
+        TableId(self.id.0 + 1 + slot)
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.plan.nodes[self.plan.root()].schema.clone()
+    }
+}
+
+/// A data change to one table.
+#[derive(Debug)]
+pub enum DmlOp {
+    /// Rows in the table's column order.
+    Insert(Vec<RecordBatch>),
+    /// Storage keys (`_rowkey`) of rows to delete.
+    Delete(Vec<Vec<u8>>),
+    /// Storage keys of the old rows and the new rows, in the same order.
+    Update { keys: Vec<Vec<u8>>, rows: Vec<RecordBatch> },
+}
+
+/// Catalog bytes to write (key, Some(value)) or delete (key, None) in the
+/// same commit as a DDL command.
+pub type CatalogWrite = (Vec<u8>, Option<Vec<u8>>);
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+enum Command {
+    CreateTable { def: TableDef, catalog: Vec<CatalogWrite>, reply: Reply<()> },
+    CreateView { def: ViewDef, catalog: Vec<CatalogWrite>, fresh: bool, reply: Reply<()> },
+    Drop { id: TableId, catalog: Vec<CatalogWrite>, reply: Reply<()> },
+    Dml { table: TableId, op: DmlOp, reply: Reply<u64> },
+    ReadTables { tables: Vec<TableId>, reply: Reply<Vec<RecordBatch>> },
+    Barrier { reply: Option<Reply<Epoch>> },
+    WriteMeta { writes: Vec<CatalogWrite>, reply: Reply<()> },
+}
+
+/// Cheap, cloneable handle to the engine thread.
+#[derive(Clone)]
+pub struct Engine {
+    tx: mpsc::Sender<Command>,
+}
+
+struct Node {
+    op: Box<dyn Operator>,
+    consumers: Vec<(u64, usize)>,
+}
+
+struct TableRt {
+    def: TableDef,
+    subscribers: Vec<u64>,
+}
+
+struct ViewRt {
+    def: ViewDef,
+    nodes: Vec<u64>,
+    root: u64,
+}
+
+struct Worker {
+    store: Store,
+    epoch: Epoch,
+    writes: WriteSet,
+    nodes: BTreeMap<u64, Node>,
+    next_node: u64,
+    tables: HashMap<TableId, TableRt>,
+    views: HashMap<TableId, ViewRt>,
+    next_row_id: i64,
+    row_id_dirty: bool,
+    poisoned: Option<String>,
+}
+
+impl Engine {
+    /// Starts the engine thread over `store`, resuming at its committed epoch.
+    pub fn start(store: Store) -> Result<(Engine, std::thread::JoinHandle<()>)> {
+        let epoch = store.committed_epoch()?;
+        let next_row_id = match store.get(&meta_key(NEXT_ROW_ID))? {
+            Some(v) if v.len() == 8 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&v);
+                i64::from_be_bytes(b)
+            }
+            _ => 1,
+        };
+        let (tx, rx) = mpsc::channel(256);
+        let worker = Worker {
+            store,
+            epoch,
+            writes: WriteSet::default(),
+            nodes: BTreeMap::new(),
+            next_node: 1,
+            tables: HashMap::new(),
+            views: HashMap::new(),
+            next_row_id,
+            row_id_dirty: false,
+            poisoned: None,
+        };
+        let handle = std::thread::Builder::new()
+            .name("freshet-engine".into())
+            .spawn(move || worker.run(rx))
+            .map_err(|e| RuntimeError::Internal(format!("cannot start engine thread: {e}")))?;
+        Ok((Engine { tx }, handle))
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.map_err(|_| RuntimeError::EngineStopped)?;
+        rx.await.map_err(|_| RuntimeError::EngineStopped)?
+    }
+
+    /// Registers a table; `catalog` writes commit with it (empty on recovery).
+    pub async fn create_table(&self, def: TableDef, catalog: Vec<CatalogWrite>) -> Result<()> {
+        self.call(|reply| Command::CreateTable { def, catalog, reply }).await
+    }
+
+    /// Starts a view. Fresh views are backfilled from their inputs and
+    /// committed before this returns; recovered views resume their state.
+    pub async fn create_view(&self, def: ViewDef, catalog: Vec<CatalogWrite>, fresh: bool) -> Result<()> {
+        self.call(|reply| Command::CreateView { def, catalog, fresh, reply }).await
+    }
+
+    /// Drops a table or view and all its stored data.
+    pub async fn drop_object(&self, id: TableId, catalog: Vec<CatalogWrite>) -> Result<()> {
+        self.call(|reply| Command::Drop { id, catalog, reply }).await
+    }
+
+    /// Applies a DML change; returns the number of rows affected. The change
+    /// is visible to SELECT after the next commit.
+    pub async fn dml(&self, table: TableId, op: DmlOp) -> Result<u64> {
+        self.call(|reply| Command::Dml { table, op, reply }).await
+    }
+
+    /// Current contents (committed plus this epoch's writes) of tables, each
+    /// with the hidden `_rowkey` column; what DML statements read.
+    pub async fn read_tables(&self, tables: Vec<TableId>) -> Result<Vec<RecordBatch>> {
+        self.call(|reply| Command::ReadTables { tables, reply }).await
+    }
+
+    /// Ends the epoch and waits until it has committed.
+    pub async fn flush(&self) -> Result<Epoch> {
+        self.call(|reply| Command::Barrier { reply: Some(reply) }).await
+    }
+
+    /// Writes metadata in the running epoch (committed at its barrier).
+    pub async fn write_meta(&self, writes: Vec<CatalogWrite>) -> Result<()> {
+        self.call(|reply| Command::WriteMeta { writes, reply }).await
+    }
+
+    /// Asks for a barrier without waiting (the checkpoint timer).
+    pub fn tick(&self) {
+        let _ = self.tx.try_send(Command::Barrier { reply: None });
+    }
+}
+
+fn push(
+    nodes: &mut BTreeMap<u64, Node>,
+    store: &Store,
+    writes: &mut WriteSet,
+    epoch: Epoch,
+    from: u64,
+    batch: &ChangeBatch,
+) -> Result<()> {
+    let consumers = match nodes.get(&from) {
+        Some(n) => n.consumers.clone(),
+        None => return Ok(()),
+    };
+    for (c, input) in consumers {
+        let outs = {
+            let node = nodes.get_mut(&c).ok_or_else(|| RuntimeError::Internal(format!("missing node {c}")))?;
+            let mut ctx = EpochCtx { store, writes: &mut *writes, epoch };
+            node.op.process(input, batch.clone(), &mut ctx)?
+        };
+        for o in outs {
+            if !o.is_empty() {
+                push(nodes, store, writes, epoch, c, &o)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Worker {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        while let Some(cmd) = rx.blocking_recv() {
+            self.handle(cmd);
+        }
+        // Channel closed: commit what is pending so a clean shutdown loses nothing.
+        if self.poisoned.is_none() {
+            if let Err(e) = self.barrier(true) {
+                tracing::error!("final commit failed: {e}");
+            }
+        }
+        tracing::info!(epoch = self.epoch.0, "engine stopped");
+    }
+
+    fn guard(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(why) => Err(RuntimeError::Internal(format!("engine stopped after an earlier failure ({why}); restart the server to recover the last committed epoch"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs a mutating step; any error poisons the engine.
+    fn mutate<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.guard()?;
+        let r = f(self);
+        if let Err(e) = &r {
+            tracing::error!("engine failed: {e}");
+            self.poisoned = Some(e.to_string());
+        }
+        r
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::CreateTable { def, catalog, reply } => {
+                let r = self.mutate(|w| {
+                    let fresh = !catalog.is_empty();
+                    w.tables.insert(def.id, TableRt { def, subscribers: Vec::new() });
+                    if fresh {
+                        w.apply_catalog(catalog);
+                        w.barrier(true)?;
+                    }
+                    Ok(())
+                });
+                let _ = reply.send(r);
+            }
+            Command::CreateView { def, catalog, fresh, reply } => {
+                let r = self.mutate(|w| w.create_view(def, catalog, fresh));
+                let _ = reply.send(r);
+            }
+            Command::Drop { id, catalog, reply } => {
+                let r = self.mutate(|w| w.drop_object(id, catalog));
+                let _ = reply.send(r);
+            }
+            Command::Dml { table, op, reply } => {
+                let r = self.guard().and_then(|_| self.dml(table, op));
+                let _ = reply.send(r);
+            }
+            Command::ReadTables { tables, reply } => {
+                let r = self.guard().and_then(|_| tables.iter().map(|t| self.read_table_current(*t)).collect());
+                let _ = reply.send(r);
+            }
+            Command::Barrier { reply } => {
+                let force = reply.is_some();
+                let r = self.mutate(|w| w.barrier(force));
+                if let Some(reply) = reply {
+                    let _ = reply.send(r);
+                }
+            }
+            Command::WriteMeta { writes, reply } => {
+                let r = self.guard().map(|_| self.apply_catalog(writes));
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    fn apply_catalog(&mut self, catalog: Vec<CatalogWrite>) {
+        for (k, v) in catalog {
+            match v {
+                Some(v) => self.writes.put(k, v),
+                None => self.writes.delete(k),
+            }
+        }
+    }
+
+    /// Ends the epoch: flush every operator in topological order, then commit.
+    fn barrier(&mut self, force: bool) -> Result<Epoch> {
+        let epoch = Epoch(self.epoch.0 + 1);
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for id in ids {
+            let outs = {
+                let Some(node) = self.nodes.get_mut(&id) else { continue };
+                let mut ctx = EpochCtx { store: &self.store, writes: &mut self.writes, epoch };
+                node.op.on_barrier(&mut ctx)?
+            };
+            for o in outs {
+                push(&mut self.nodes, &self.store, &mut self.writes, epoch, id, &o)?;
+            }
+        }
+        if self.row_id_dirty {
+            self.writes.put(meta_key(NEXT_ROW_ID), self.next_row_id.to_be_bytes().to_vec());
+            self.row_id_dirty = false;
+        }
+        if self.writes.is_empty() && !force {
+            return Ok(self.epoch);
+        }
+        let writes = std::mem::take(&mut self.writes);
+        self.store.commit(writes, epoch)?;
+        self.epoch = epoch;
+        tracing::debug!(epoch = epoch.0, "committed");
+        Ok(epoch)
+    }
+
+    fn table(&self, id: TableId) -> Result<&TableRt> {
+        self.tables.get(&id).ok_or_else(|| RuntimeError::UnknownObject(format!("table {}", id.0)))
+    }
+
+    fn current_value(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.writes.pending(key) {
+            Some(v) => Ok(v.map(|v| v.to_vec())),
+            None => Ok(self.store.get(key)?),
+        }
+    }
+
+    fn read_table_current(&self, id: TableId) -> Result<RecordBatch> {
+        let t = self.table(id)?;
+        let prefix = table_prefix(id);
+        let committed = self.store.scan_prefix(&prefix)?;
+        let entries = merge_pending(committed, &self.writes, &prefix);
+        decode_table_with_rowkey(&entries, &t.def)
+    }
+
+    /// Conforms a batch to the table schema (casting where types differ).
+    fn conform(def: &TableDef, batch: &RecordBatch) -> Result<RecordBatch> {
+        let n = def.schema.fields().len();
+        if batch.num_columns() < n {
+            return Err(RuntimeError::Internal(format!("expected {n} columns for table {}", def.name)));
+        }
+        let cols = def
+            .schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let c = batch.column(i);
+                Ok(if c.data_type() != f.data_type() { cast(c, f.data_type())? } else { c.clone() })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RecordBatch::try_new_with_options(
+            def.schema.clone(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+        )?)
+    }
+
+    fn new_row_keys(&mut self, n: usize) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut k = Vec::with_capacity(9);
+            encode_datum(&mut k, &ScalarValue::Int64(Some(self.next_row_id)))?;
+            self.next_row_id += 1;
+            out.push(k);
+        }
+        self.row_id_dirty = true;
+        Ok(out)
+    }
+
+    fn dml(&mut self, table: TableId, op: DmlOp) -> Result<u64> {
+        let def = self.table(table)?.def.clone();
+        // 1. Validate and compute every write; nothing is mutated yet.
+        let mut puts: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut deletes: Vec<Vec<u8>> = Vec::new();
+        let mut changes: Vec<ChangeBatch> = Vec::new();
+        let mut count = 0u64;
+        let (old_keys, new_batches) = match op {
+            DmlOp::Insert(b) => (Vec::new(), b),
+            DmlOp::Delete(k) => (k, Vec::new()),
+            DmlOp::Update { keys, rows } => (keys, rows),
+        };
+        let is_update = !old_keys.is_empty() && !new_batches.is_empty();
+        // Old rows being removed.
+        let mut old_vals = Vec::with_capacity(old_keys.len());
+        let mut removed: HashSet<Vec<u8>> = HashSet::new();
+        for k in &old_keys {
+            if let Some(v) = self.current_value(&row_key(table, k))? {
+                old_vals.push(v);
+                removed.insert(k.clone());
+                deletes.push(row_key(table, k));
+            } else {
+                old_vals.push(Vec::new());
+            }
+        }
+        if !old_keys.is_empty() {
+            let present: Vec<&[u8]> = old_vals.iter().filter(|v| !v.is_empty()).map(|v| v.as_slice()).collect();
+            let old = decode_table_values(present, &def.schema)?;
+            if !is_update {
+                count += old.num_rows() as u64;
+            }
+            if old.num_rows() > 0 {
+                changes.push(ChangeBatch::deletes(old));
+            }
+        }
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        let mut key_cursor = 0usize;
+        for b in &new_batches {
+            let b = Self::conform(&def, b)?;
+            def.check_not_null(&b)?;
+            let keys = match def.pk_keys(&b)? {
+                Some(k) => k,
+                None if is_update => {
+                    let k = old_keys[key_cursor..key_cursor + b.num_rows()].to_vec();
+                    key_cursor += b.num_rows();
+                    k
+                }
+                None => self.new_row_keys(b.num_rows())?,
+            };
+            let vals = encode_values(&b)?;
+            for (k, v) in keys.into_iter().zip(vals) {
+                let exists = !removed.contains(&k) && self.current_value(&row_key(table, &k))?.is_some();
+                if exists || !seen.insert(k.clone()) {
+                    return Err(RuntimeError::UniqueViolation { table: def.name.clone() });
+                }
+                puts.push((row_key(table, &k), v));
+            }
+            count += b.num_rows() as u64;
+            if b.num_rows() > 0 {
+                changes.push(ChangeBatch::inserts(b));
+            }
+        }
+        // 2. Apply: from here on a failure poisons the engine.
+        self.mutate(|w| {
+            for k in deletes {
+                w.writes.delete(k);
+            }
+            for (k, v) in puts {
+                w.writes.put(k, v);
+            }
+            let subs = w.tables.get(&table).map(|t| t.subscribers.clone()).unwrap_or_default();
+            for c in &changes {
+                for s in &subs {
+                    push(&mut w.nodes, &w.store, &mut w.writes, Epoch(w.epoch.0 + 1), *s, c)?;
+                }
+            }
+            Ok(count)
+        })
+    }
+
+    fn create_view(&mut self, def: ViewDef, catalog: Vec<CatalogWrite>, fresh: bool) -> Result<()> {
+        if fresh {
+            // Commit pending changes so the backfill reads exactly the current state.
+            self.barrier(false)?;
+        }
+        let epoch = Epoch(self.epoch.0 + 1);
+        let mut gids = Vec::with_capacity(def.plan.nodes.len());
+        let mut scans: Vec<(u64, crate::table::ReadTarget)> = Vec::new();
+        for (idx, node) in def.plan.nodes.iter().enumerate() {
+            let gid = self.next_node;
+            self.next_node += 1;
+            gids.push(gid);
+            let op = build_operator(node, &def.name, def.id, |slot| def.state_table(slot));
+            self.nodes.insert(gid, Node { op, consumers: Vec::new() });
+            for (pos, &input) in node.inputs.iter().enumerate() {
+                let from = gids[input];
+                if let Some(n) = self.nodes.get_mut(&from) {
+                    n.consumers.push((gid, pos));
+                }
+            }
+            match &node.kind {
+                NodeKind::TableScan { table, .. } => {
+                    let t = self.tables.get_mut(table).ok_or_else(|| RuntimeError::UnknownObject(format!("table {}", table.0)))?;
+                    t.subscribers.push(gid);
+                    scans.push((gid, crate::table::ReadTarget::Table { id: *table, schema: t.def.schema.clone() }));
+                }
+                NodeKind::ViewScan { view, .. } => {
+                    let v = self.views.get(view).ok_or_else(|| RuntimeError::UnknownObject(format!("view {}", view.0)))?;
+                    let (root, schema) = (v.root, v.def.schema());
+                    if let Some(n) = self.nodes.get_mut(&root) {
+                        n.consumers.push((gid, 0));
+                    }
+                    scans.push((gid, crate::table::ReadTarget::View { id: *view, schema }));
+                }
+                _ => {}
+            }
+            let _ = idx;
+        }
+        for gid in &gids {
+            if let Some(n) = self.nodes.get_mut(gid) {
+                let mut ctx = EpochCtx { store: &self.store, writes: &mut self.writes, epoch };
+                n.op.on_start(&mut ctx, fresh)?;
+            }
+        }
+        let root = *gids.last().ok_or_else(|| RuntimeError::Internal("empty plan".into()))?;
+        self.views.insert(def.id, ViewRt { def, nodes: gids, root });
+        if fresh {
+            for (gid, target) in scans {
+                let entries = match &target {
+                    crate::table::ReadTarget::Table { id, .. } | crate::table::ReadTarget::View { id, .. } => {
+                        self.store.scan_prefix(&table_prefix(*id))?
+                    }
+                };
+                for chunk in entries.chunks(BACKFILL_CHUNK) {
+                    let batch = match &target {
+                        crate::table::ReadTarget::Table { schema, .. } => {
+                            decode_table_values(chunk.iter().map(|(_, v)| v.as_ref()), schema)?
+                        }
+                        crate::table::ReadTarget::View { schema, .. } => decode_view_rows(chunk, schema)?,
+                    };
+                    let cb = ChangeBatch::inserts(batch);
+                    push(&mut self.nodes, &self.store, &mut self.writes, epoch, gid, &cb)?;
+                }
+            }
+            self.apply_catalog(catalog);
+            self.barrier(true)?;
+        }
+        Ok(())
+    }
+
+    fn drop_object(&mut self, id: TableId, catalog: Vec<CatalogWrite>) -> Result<()> {
+        if self.tables.remove(&id).is_some() {
+            self.writes.delete_prefix(&table_prefix(id));
+        } else if let Some(v) = self.views.remove(&id) {
+            let doomed: HashSet<u64> = v.nodes.iter().copied().collect();
+            for g in &v.nodes {
+                self.nodes.remove(g);
+            }
+            for n in self.nodes.values_mut() {
+                n.consumers.retain(|(c, _)| !doomed.contains(c));
+            }
+            for t in self.tables.values_mut() {
+                t.subscribers.retain(|s| !doomed.contains(s));
+            }
+            self.writes.delete_prefix(&table_prefix(id));
+            for slot in 0..v.def.plan.state_slots {
+                self.writes.delete_prefix(&table_prefix(v.def.state_table(slot)));
+            }
+        }
+        self.apply_catalog(catalog);
+        self.barrier(true)?;
+        Ok(())
+    }
+}
+
+/// Convenience for tests: an `Arc`'d schema with every field nullable.
+pub fn nullable(schema: &SchemaRef) -> SchemaRef {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    Arc::new(Schema::new(
+        schema.fields().iter().map(|f| Field::new(f.name(), f.data_type().clone(), true)).collect::<Vec<_>>(),
+    ))
+}

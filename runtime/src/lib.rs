@@ -1,0 +1,41 @@
+//! Freshet runtime: incremental operators over change batches and the engine
+//! that runs them, epoch by epoch.
+//!
+//! ```text
+//!   DML (INSERT/UPDATE/DELETE)            FLUSH / checkpoint timer
+//!            |                                     |
+//!            v                                     v
+//!   +------------------------- engine thread ---------------------------+
+//!   | table rows -> TableScan -> Filter -> Project -> HashAgg -> Materialize -> ViewScan -> ...
+//!   |   (WriteSet)      change batches (rows + weights), pushed in order |
+//!   |                                                                   |
+//!   | barrier(epoch n): on_barrier() in topological order, then one     |
+//!   | atomic RocksDB commit of table rows, operator state, view rows,   |
+//!   | catalog changes and the epoch number                              |
+//!   +-------------------------------------------------------------------+
+//!                                  |
+//!                                  v
+//!              storage (RocksDB): committed epoch, read by SELECT
+//! ```
+//!
+//! Layering: the runtime depends on `freshet-storage` only. The planner
+//! builds [`plan::StreamPlan`]s; the server sends commands to the
+//! [`engine::Engine`] handle.
+//!
+//! Modules: [`change`] (the change batch type), [`plan`] (operator specs),
+//! [`operators`] (the operators and their factory), [`table`] (base table
+//! layout and committed reads), [`engine`] (the dataflow thread, barriers and
+//! commits).
+
+pub mod change;
+pub mod engine;
+pub mod error;
+pub mod operators;
+pub mod plan;
+pub mod table;
+
+pub use change::ChangeBatch;
+pub use engine::{DmlOp, Engine, ViewDef};
+pub use error::{Result, RuntimeError};
+pub use plan::StreamPlan;
+pub use table::{ReadTarget, TableDef};

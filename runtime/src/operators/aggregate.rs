@@ -1,0 +1,471 @@
+//! Retractable hash aggregate: `GROUP BY` with count, sum, avg, min and max.
+//!
+//! Each group keeps, per aggregate call, state that supports both adding and
+//! removing rows:
+//! - `count(*)`, `count(x)`: a signed count;
+//! - `sum`, `avg`: an exact `i128` sum for integers and decimals (or an `f64`
+//!   for floats) plus the count of non-NULL inputs (all-NULL sums are NULL);
+//! - `min`, `max`: a multiset of values ordered by their memcomparable
+//!   encoding, so deleting the current minimum finds the next one.
+//!
+//! Changes update groups as they arrive; output is held back until the
+//! barrier, when each touched group emits a retraction of the row it emitted
+//! last and its new row (nothing if unchanged). A group whose row count drops
+//! to zero disappears, except the single group of a global aggregate, which
+//! always has a row, as in SQL.
+//!
+//! State layout (one state-table entry per group):
+//! `state table | vnode | memcomparable(group key) -> FORMAT_VERSION | rows |
+//! per-call state`. Every group is also kept in memory; a bounded cache over
+//! the state table is future work.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type, SchemaRef};
+use datafusion::common::ScalarValue;
+use datafusion::physical_expr::PhysicalExpr;
+use freshet_storage::codec::{decode_datum, decode_row, encode_datum, encode_rows, scalars_to_columns, FORMAT_VERSION};
+use freshet_storage::keys::{pk_of, row_key, table_prefix};
+use freshet_storage::TableId;
+
+use super::expr::eval;
+use super::{EpochCtx, Operator};
+use crate::change::ChangeBatch;
+use crate::error::{Result, RuntimeError};
+use crate::plan::{AggCall, AggKind};
+
+/// How a sum or average accumulates its input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum NumKind {
+    Int,
+    Float,
+    Decimal,
+}
+
+fn num_kind(t: &DataType) -> NumKind {
+    match t {
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => NumKind::Float,
+        DataType::Decimal128(_, _) => NumKind::Decimal,
+        _ => NumKind::Int,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum AggState {
+    Count(i64),
+    Sum { int: i128, float: f64, n: i64 },
+    MinMax(BTreeMap<Vec<u8>, i64>),
+}
+
+#[derive(Debug, Clone)]
+struct Group {
+    key: Vec<ScalarValue>,
+    rows: i64,
+    states: Vec<AggState>,
+    emitted: Option<Vec<ScalarValue>>,
+}
+
+pub struct AggregateOperator {
+    group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+    aggs: Vec<AggCall>,
+    schema: SchemaRef,
+    group_types: Vec<DataType>,
+    table: TableId,
+    groups: HashMap<Vec<u8>, Group>,
+    dirty: HashSet<Vec<u8>>,
+}
+
+/// One aggregate's input column, pre-cast once per batch.
+enum Input {
+    None,
+    Int(ArrayRef),
+    Float(ArrayRef),
+    Decimal(ArrayRef),
+    Any(ArrayRef),
+}
+
+impl AggregateOperator {
+    pub fn new(group_exprs: Vec<Arc<dyn PhysicalExpr>>, aggs: Vec<AggCall>, schema: SchemaRef, table: TableId) -> Self {
+        let group_types = schema.fields().iter().take(group_exprs.len()).map(|f| f.data_type().clone()).collect();
+        AggregateOperator { group_exprs, aggs, schema, group_types, table, groups: HashMap::new(), dirty: HashSet::new() }
+    }
+
+    fn is_global(&self) -> bool {
+        self.group_exprs.is_empty()
+    }
+
+    fn empty_states(&self) -> Vec<AggState> {
+        self.aggs
+            .iter()
+            .map(|a| match a.kind {
+                AggKind::CountStar | AggKind::Count => AggState::Count(0),
+                AggKind::Sum | AggKind::Avg => AggState::Sum { int: 0, float: 0.0, n: 0 },
+                AggKind::Min | AggKind::Max => AggState::MinMax(BTreeMap::new()),
+            })
+            .collect()
+    }
+
+    fn prepare_input(&self, a: &AggCall, batch: &RecordBatch) -> Result<Input> {
+        let Some(arg) = &a.arg else { return Ok(Input::None) };
+        let arr = eval(arg, batch)?;
+        Ok(match a.kind {
+            AggKind::CountStar => Input::None,
+            AggKind::Count | AggKind::Min | AggKind::Max => Input::Any(arr),
+            AggKind::Sum | AggKind::Avg => match num_kind(arr.data_type()) {
+                NumKind::Int => Input::Int(cast(&arr, &DataType::Int64)?),
+                NumKind::Float => Input::Float(cast(&arr, &DataType::Float64)?),
+                NumKind::Decimal => Input::Decimal(arr),
+            },
+        })
+    }
+
+    /// Applies one change batch to the groups (the pure state transition).
+    pub fn apply(&mut self, batch: &ChangeBatch) -> Result<()> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let key_cols = self.group_exprs.iter().map(|e| eval(e, &batch.data)).collect::<Result<Vec<_>>>()?;
+        let keys = encode_rows(&key_cols, n)?;
+        let inputs = self.aggs.iter().map(|a| self.prepare_input(a, &batch.data)).collect::<Result<Vec<_>>>()?;
+        let filters: Vec<Option<BooleanArray>> = self
+            .aggs
+            .iter()
+            .map(|a| match &a.filter {
+                None => Ok(None),
+                Some(f) => Ok(Some(cast(&eval(f, &batch.data)?, &DataType::Boolean)?.as_boolean().clone())),
+            })
+            .collect::<Result<_>>()?;
+        let empty = self.empty_states();
+        for (row, key) in keys.into_iter().enumerate() {
+            let w = batch.weights.value(row);
+            if w == 0 {
+                continue;
+            }
+            if !self.groups.contains_key(&key) {
+                let vals = key_cols.iter().map(|c| ScalarValue::try_from_array(c.as_ref(), row)).collect::<Result<Vec<_>, _>>()?;
+                self.groups.insert(key.clone(), Group { key: vals, rows: 0, states: empty.clone(), emitted: None });
+            }
+            let group = self.groups.get_mut(&key).ok_or_else(|| RuntimeError::Internal("group vanished".into()))?;
+            group.rows += w;
+            for (i, state) in group.states.iter_mut().enumerate() {
+                if let Some(f) = &filters[i] {
+                    if !f.is_valid(row) || !f.value(row) {
+                        continue;
+                    }
+                }
+                update(state, &inputs[i], row, w)?;
+            }
+            self.dirty.insert(key);
+        }
+        Ok(())
+    }
+
+    fn output_row(&self, g: &Group) -> Result<Option<Vec<ScalarValue>>> {
+        if g.rows <= 0 && !self.is_global() {
+            return Ok(None);
+        }
+        let mut row = g.key.clone();
+        for (a, s) in self.aggs.iter().zip(&g.states) {
+            row.push(finish(a, s, g.rows)?);
+        }
+        Ok(Some(row))
+    }
+
+    fn encode_group(&self, g: &Group) -> Result<Vec<u8>> {
+        let mut v = vec![FORMAT_VERSION];
+        v.extend_from_slice(&g.rows.to_be_bytes());
+        for s in &g.states {
+            match s {
+                AggState::Count(c) => v.extend_from_slice(&c.to_be_bytes()),
+                AggState::Sum { int, float, n } => {
+                    v.extend_from_slice(&int.to_be_bytes());
+                    v.extend_from_slice(&float.to_bits().to_be_bytes());
+                    v.extend_from_slice(&n.to_be_bytes());
+                }
+                AggState::MinMax(m) => {
+                    v.extend_from_slice(&(m.len() as u32).to_be_bytes());
+                    for (val, c) in m {
+                        v.extend_from_slice(&(val.len() as u32).to_be_bytes());
+                        v.extend_from_slice(val);
+                        v.extend_from_slice(&c.to_be_bytes());
+                    }
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    fn decode_group(&self, key: &[u8], mut v: &[u8]) -> Result<Group> {
+        fn take<'a>(v: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
+            if v.len() < n {
+                return Err(RuntimeError::Internal("truncated aggregate state".into()));
+            }
+            let (h, t) = v.split_at(n);
+            *v = t;
+            Ok(h)
+        }
+        fn int<const N: usize>(v: &mut &[u8]) -> Result<[u8; N]> {
+            let mut a = [0u8; N];
+            a.copy_from_slice(take(v, N)?);
+            Ok(a)
+        }
+        if take(&mut v, 1)?[0] != FORMAT_VERSION {
+            return Err(RuntimeError::Internal("unknown aggregate state version".into()));
+        }
+        let rows = i64::from_be_bytes(int::<8>(&mut v)?);
+        let mut states = self.empty_states();
+        for s in states.iter_mut() {
+            match s {
+                AggState::Count(c) => *c = i64::from_be_bytes(int::<8>(&mut v)?),
+                AggState::Sum { int: i, float, n } => {
+                    *i = i128::from_be_bytes(int::<16>(&mut v)?);
+                    *float = f64::from_bits(u64::from_be_bytes(int::<8>(&mut v)?));
+                    *n = i64::from_be_bytes(int::<8>(&mut v)?);
+                }
+                AggState::MinMax(m) => {
+                    let len = u32::from_be_bytes(int::<4>(&mut v)?);
+                    for _ in 0..len {
+                        let l = u32::from_be_bytes(int::<4>(&mut v)?) as usize;
+                        let val = take(&mut v, l)?.to_vec();
+                        let c = i64::from_be_bytes(int::<8>(&mut v)?);
+                        m.insert(val, c);
+                    }
+                }
+            }
+        }
+        let key_vals = decode_row(key, &self.group_types)?;
+        Ok(Group { key: key_vals, rows, states, emitted: None })
+    }
+
+    fn rows_to_batch(&self, rows: Vec<(Vec<ScalarValue>, i64)>) -> Result<ChangeBatch> {
+        let types: Vec<DataType> = self.schema.fields().iter().map(|f| f.data_type().clone()).collect();
+        let (vals, weights): (Vec<Vec<ScalarValue>>, Vec<i64>) = rows.into_iter().unzip();
+        let cols = scalars_to_columns(&vals, &types)?;
+        let opts = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(weights.len()));
+        let data = RecordBatch::try_new_with_options(self.schema.clone(), cols, &opts)?;
+        Ok(ChangeBatch::with_weights(data, weights))
+    }
+
+    /// Emits retractions and new rows for every touched group (the pure part
+    /// of the barrier), returning the state writes to make.
+    pub fn flush(&mut self) -> Result<(Option<ChangeBatch>, Vec<(Vec<u8>, Option<Vec<u8>>)>)> {
+        let mut out = Vec::new();
+        let mut writes = Vec::new();
+        let mut dirty: Vec<Vec<u8>> = self.dirty.drain().collect();
+        dirty.sort();
+        for key in dirty {
+            let Some(g) = self.groups.get(&key) else { continue };
+            let new = self.output_row(g)?;
+            if g.emitted != new {
+                if let Some(old) = &g.emitted {
+                    out.push((old.clone(), -1));
+                }
+                if let Some(new) = &new {
+                    out.push((new.clone(), 1));
+                }
+            }
+            if g.rows == 0 && !self.is_global() {
+                self.groups.remove(&key);
+                writes.push((key, None));
+            } else {
+                let enc = self.encode_group(g)?;
+                if let Some(g) = self.groups.get_mut(&key) {
+                    g.emitted = new;
+                }
+                writes.push((key, Some(enc)));
+            }
+        }
+        let batch = if out.is_empty() { None } else { Some(self.rows_to_batch(out)?) };
+        Ok((batch, writes))
+    }
+}
+
+fn update(state: &mut AggState, input: &Input, row: usize, w: i64) -> Result<()> {
+    match (state, input) {
+        (AggState::Count(c), Input::None) => *c += w,
+        (AggState::Count(c), Input::Any(a)) => {
+            if a.is_valid(row) {
+                *c += w
+            }
+        }
+        (AggState::Sum { int, n, .. }, Input::Int(a)) => {
+            if a.is_valid(row) {
+                *int += i128::from(a.as_primitive::<Int64Type>().value(row)) * i128::from(w);
+                *n += w;
+            }
+        }
+        (AggState::Sum { int, n, .. }, Input::Decimal(a)) => {
+            if a.is_valid(row) {
+                *int += a.as_primitive::<Decimal128Type>().value(row) * i128::from(w);
+                *n += w;
+            }
+        }
+        (AggState::Sum { float, n, .. }, Input::Float(a)) => {
+            if a.is_valid(row) {
+                *float += a.as_primitive::<Float64Type>().value(row) * w as f64;
+                *n += w;
+                if *n == 0 {
+                    // Reset accumulated rounding error when the sum is empty.
+                    *float = 0.0;
+                }
+            }
+        }
+        (AggState::MinMax(m), Input::Any(a)) => {
+            if a.is_valid(row) {
+                let mut k = Vec::new();
+                encode_datum(&mut k, &ScalarValue::try_from_array(a.as_ref(), row)?)?;
+                let c = m.entry(k.clone()).or_insert(0);
+                *c += w;
+                if *c == 0 {
+                    m.remove(&k);
+                }
+            }
+        }
+        _ => return Err(RuntimeError::Internal("aggregate input does not match its state".into())),
+    }
+    Ok(())
+}
+
+fn finish(a: &AggCall, s: &AggState, rows: i64) -> Result<ScalarValue> {
+    let out = &a.output_type;
+    let v = match (a.kind, s) {
+        (AggKind::CountStar, _) => ScalarValue::Int64(Some(rows)),
+        (AggKind::Count, AggState::Count(c)) => ScalarValue::Int64(Some(*c)),
+        (AggKind::Sum, AggState::Sum { int, float, n }) => {
+            if *n == 0 {
+                ScalarValue::try_from(out)?
+            } else {
+                match num_kind(&a.input_type) {
+                    NumKind::Int => ScalarValue::Int64(Some(i64::try_from(*int).map_err(|_| {
+                        RuntimeError::DataFusion(datafusion::error::DataFusionError::Execution("bigint out of range".into()))
+                    })?)),
+                    NumKind::Float => ScalarValue::Float64(Some(*float)),
+                    NumKind::Decimal => match out {
+                        DataType::Decimal128(p, s) => ScalarValue::Decimal128(Some(*int), *p, *s),
+                        _ => return Err(RuntimeError::Internal("sum of decimal is not decimal".into())),
+                    },
+                }
+            }
+        }
+        (AggKind::Avg, AggState::Sum { int, float, n }) => {
+            if *n == 0 {
+                ScalarValue::try_from(out)?
+            } else {
+                match (num_kind(&a.input_type), out) {
+                    (NumKind::Int, _) => ScalarValue::Float64(Some(*int as f64 / *n as f64)),
+                    (NumKind::Float, _) => ScalarValue::Float64(Some(*float / *n as f64)),
+                    (NumKind::Decimal, DataType::Decimal128(p, s2)) => {
+                        let s1 = match &a.input_type {
+                            DataType::Decimal128(_, s) => *s,
+                            _ => 0,
+                        };
+                        let shift = 10i128.pow((*s2 - s1).max(0) as u32);
+                        ScalarValue::Decimal128(Some(int * shift / i128::from(*n)), *p, *s2)
+                    }
+                    _ => return Err(RuntimeError::Internal("avg of decimal is not decimal".into())),
+                }
+            }
+        }
+        (AggKind::Min, AggState::MinMax(m)) | (AggKind::Max, AggState::MinMax(m)) => {
+            let entry = if a.kind == AggKind::Min { m.keys().next() } else { m.keys().next_back() };
+            match entry {
+                None => ScalarValue::try_from(out)?,
+                Some(k) => decode_datum(&mut k.as_slice(), &a.input_type)?,
+            }
+        }
+        _ => return Err(RuntimeError::Internal("aggregate state does not match its call".into())),
+    };
+    if &v.data_type() != out {
+        Ok(v.cast_to(out)?)
+    } else {
+        Ok(v)
+    }
+}
+
+impl Operator for AggregateOperator {
+    fn on_start(&mut self, ctx: &mut EpochCtx<'_>, fresh: bool) -> Result<()> {
+        if !fresh {
+            for (k, v) in ctx.store.scan_prefix(&table_prefix(self.table))? {
+                let key = pk_of(&k).to_vec();
+                let mut g = self.decode_group(&key, &v)?;
+                g.emitted = self.output_row(&g)?;
+                self.groups.insert(key, g);
+            }
+        }
+        if self.is_global() && self.groups.is_empty() {
+            let g = Group { key: vec![], rows: 0, states: self.empty_states(), emitted: None };
+            self.groups.insert(Vec::new(), g);
+            self.dirty.insert(Vec::new());
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, _input: usize, batch: ChangeBatch, _ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
+        self.apply(&batch)?;
+        Ok(vec![])
+    }
+
+    fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
+        let (out, writes) = self.flush()?;
+        for (k, v) in writes {
+            let key = row_key(self.table, &k);
+            match v {
+                Some(v) => ctx.writes.put(key, v),
+                None => ctx.writes.delete(key),
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::physical_expr::expressions::col;
+
+    fn call(kind: AggKind, arg: Option<Arc<dyn PhysicalExpr>>) -> AggCall {
+        AggCall { kind, arg, filter: None, input_type: DataType::Int64, output_type: DataType::Int64, display: format!("{kind:?}") }
+    }
+
+    #[test]
+    fn min_max_count_sum_under_deletes() {
+        let input = ChangeBatch::from_pretty("T I\n+ a 5\n+ a 3\n+ a 9\n+ b 1");
+        let s = input.schema();
+        let out = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("n", DataType::Int64, true),
+            Field::new("s", DataType::Int64, true),
+            Field::new("mn", DataType::Int64, true),
+            Field::new("mx", DataType::Int64, true),
+        ]));
+        let v = col("c1", &s).unwrap();
+        let mut op = AggregateOperator::new(
+            vec![col("c0", &s).unwrap()],
+            vec![
+                call(AggKind::CountStar, None),
+                call(AggKind::Sum, Some(v.clone())),
+                call(AggKind::Min, Some(v.clone())),
+                call(AggKind::Max, Some(v)),
+            ],
+            out,
+            TableId(9),
+        );
+        op.apply(&input).unwrap();
+        let (b, _) = op.flush().unwrap();
+        assert_eq!(b.unwrap().to_pretty_lines(), vec!["+1 a 3 17 3 9", "+1 b 1 1 1 1"]);
+        op.apply(&ChangeBatch::from_pretty("T I\n- a 3\n- b 1")).unwrap();
+        let (b, writes) = op.flush().unwrap();
+        assert_eq!(b.unwrap().to_pretty_lines(), vec!["+1 a 2 14 5 9", "-1 a 3 17 3 9", "-1 b 1 1 1 1"]);
+        assert_eq!(writes.iter().filter(|(_, v)| v.is_none()).count(), 1, "group b is deleted");
+        // State survives encoding.
+        let g = op.groups.values().next().unwrap().clone();
+        let enc = op.encode_group(&g).unwrap();
+        let key = op.groups.keys().next().unwrap().clone();
+        assert_eq!(op.decode_group(&key, &enc).unwrap().states, g.states);
+    }
+}

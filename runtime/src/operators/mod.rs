@@ -1,0 +1,86 @@
+//! Incremental operators and the factory that builds them from plan specs.
+//!
+//! Every operator implements [`Operator`]: lifecycle callbacks called by the
+//! engine, which owns the wiring between operators. An operator never sees
+//! another operator; it turns input change batches into output change
+//! batches and keeps its own state in the epoch's [`EpochCtx`].
+
+mod aggregate;
+mod expr;
+mod filter;
+mod materialize;
+mod project;
+
+pub use aggregate::AggregateOperator;
+pub use filter::FilterOperator;
+pub use materialize::{decode_view_rows, MaterializeOperator};
+pub use project::ProjectOperator;
+
+use freshet_storage::{Epoch, Store, TableId, WriteSet};
+
+use crate::change::ChangeBatch;
+use crate::error::Result;
+use crate::plan::{NodeKind, PlanNode};
+
+/// What an operator may touch while an epoch runs.
+pub struct EpochCtx<'a> {
+    /// Committed state (the last committed epoch).
+    pub store: &'a Store,
+    /// Writes of the running epoch; they commit atomically at its barrier.
+    pub writes: &'a mut WriteSet,
+    /// The epoch being built.
+    pub epoch: Epoch,
+}
+
+/// An incremental operator.
+///
+/// Contracts:
+/// - `process` must be linear in the weights of its input: feeding `+r` then
+///   `-r` must leave state and accumulated output as if nothing happened.
+/// - `on_barrier` is called once per epoch, after every upstream operator's
+///   `on_barrier` output has been delivered; it emits what the operator held
+///   back during the epoch and writes its dirty state into `ctx.writes`.
+/// - `on_start` restores state from `ctx.store` after a restart, or
+///   initialises it for a fresh operator (`fresh = true`).
+pub trait Operator: Send {
+    fn on_start(&mut self, _ctx: &mut EpochCtx<'_>, _fresh: bool) -> Result<()> {
+        Ok(())
+    }
+
+    fn process(&mut self, input: usize, batch: ChangeBatch, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>>;
+
+    fn on_barrier(&mut self, _ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
+        Ok(Vec::new())
+    }
+}
+
+/// Forwards its input unchanged: the entry point of table and view changes.
+pub struct ScanOperator;
+
+impl Operator for ScanOperator {
+    fn process(&mut self, _input: usize, batch: ChangeBatch, _ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
+        Ok(vec![batch])
+    }
+}
+
+/// Builds the operator for `node`. `state_table` maps a plan state slot to
+/// its table id; `view_table` is where the view's rows live.
+pub fn build_operator(
+    node: &PlanNode,
+    view_name: &str,
+    view_table: TableId,
+    state_table: impl Fn(u32) -> TableId,
+) -> Box<dyn Operator> {
+    match &node.kind {
+        NodeKind::TableScan { .. } | NodeKind::ViewScan { .. } => Box::new(ScanOperator),
+        NodeKind::Project { exprs } => Box::new(ProjectOperator::new(exprs.clone(), node.schema.clone())),
+        NodeKind::Filter { predicate } => Box::new(FilterOperator::new(predicate.clone())),
+        NodeKind::Aggregate { group_exprs, aggs, state_slot } => Box::new(AggregateOperator::new(
+            group_exprs.clone(),
+            aggs.clone(),
+            node.schema.clone(),
+            state_table(*state_slot),
+        )),
+        NodeKind::Materialize => Box::new(MaterializeOperator::new(view_name.to_string(), view_table, node.schema.clone())),
+    }
+}

@@ -1,0 +1,131 @@
+//! The streaming plan: what the planner hands to the runtime.
+//!
+//! A [`StreamPlan`] is a DAG of operator specs stored in topological order
+//! (every node's inputs come before it) and ending in one `Materialize` root.
+//! Expressions are DataFusion `PhysicalExpr`s bound to the input schema of
+//! their node, so operators evaluate them on Arrow arrays directly.
+//!
+//! State tables are named by *slot* (0, 1, ...) within the plan; the engine
+//! turns a slot into a [`TableId`] from the view's id block, so planning stays
+//! a pure function of the SQL and the catalog.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::physical_expr::PhysicalExpr;
+use freshet_storage::TableId;
+
+/// Index of a node within its plan.
+pub type NodeIdx = usize;
+
+/// A plan for one materialized view.
+#[derive(Debug, Clone)]
+pub struct StreamPlan {
+    pub nodes: Vec<PlanNode>,
+    /// How many state tables the plan's operators use (slots `0..n`).
+    pub state_slots: u32,
+}
+
+/// One operator spec.
+#[derive(Debug, Clone)]
+pub struct PlanNode {
+    pub kind: NodeKind,
+    pub inputs: Vec<NodeIdx>,
+    /// Output schema; every field is nullable.
+    pub schema: SchemaRef,
+}
+
+/// Which aggregate an [`AggCall`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggKind {
+    CountStar,
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+/// One aggregate call of a hash aggregate.
+#[derive(Debug, Clone)]
+pub struct AggCall {
+    pub kind: AggKind,
+    /// Argument; `None` only for `CountStar`.
+    pub arg: Option<Arc<dyn PhysicalExpr>>,
+    /// `FILTER (WHERE ...)`, if any.
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    pub input_type: DataType,
+    pub output_type: DataType,
+    pub display: String,
+}
+
+/// The operator kinds the SQL of the spine needs.
+#[derive(Debug, Clone)]
+pub enum NodeKind {
+    /// Changes of a base table.
+    TableScan { table: TableId, name: String },
+    /// Changes of another materialized view.
+    ViewScan { view: TableId, name: String },
+    Project { exprs: Vec<Arc<dyn PhysicalExpr>> },
+    Filter { predicate: Arc<dyn PhysicalExpr> },
+    /// Retractable hash aggregate; `group_exprs` empty for a global aggregate.
+    Aggregate { group_exprs: Vec<Arc<dyn PhysicalExpr>>, aggs: Vec<AggCall>, state_slot: u32 },
+    /// Writes the view's rows (a multiset keyed by the whole row).
+    Materialize,
+}
+
+impl StreamPlan {
+    /// Index of the root (`Materialize`) node.
+    pub fn root(&self) -> NodeIdx {
+        self.nodes.len() - 1
+    }
+
+    /// A stable text form: `EXPLAIN` prints it and its hash is the plan's
+    /// fingerprint, checked against stored state on restart.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        self.fmt_node(self.root(), 0, &mut out);
+        out
+    }
+
+    fn fmt_node(&self, idx: NodeIdx, depth: usize, out: &mut String) {
+        let n = &self.nodes[idx];
+        let pad = "  ".repeat(depth);
+        let cols: Vec<String> = n.schema.fields().iter().map(|f| format!("{}:{}", f.name(), f.data_type())).collect();
+        out.push_str(&format!("{pad}{} [{}]\n", n.kind, cols.join(", ")));
+        for &i in &n.inputs {
+            self.fmt_node(i, depth + 1, out);
+        }
+    }
+
+    /// Fingerprint of the plan shape, stable across runs of one build format.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.explain().bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h
+    }
+}
+
+fn join_exprs(e: &[Arc<dyn PhysicalExpr>]) -> String {
+    e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+impl fmt::Display for NodeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeKind::TableScan { name, .. } => write!(f, "StreamTableScan table={name}"),
+            NodeKind::ViewScan { name, .. } => write!(f, "StreamViewScan view={name}"),
+            NodeKind::Project { exprs } => write!(f, "StreamProject exprs=[{}]", join_exprs(exprs)),
+            NodeKind::Filter { predicate } => write!(f, "StreamFilter predicate={predicate}"),
+            NodeKind::Aggregate { group_exprs, aggs, state_slot } => {
+                let a: Vec<&str> = aggs.iter().map(|a| a.display.as_str()).collect();
+                write!(f, "StreamHashAgg group_by=[{}] aggs=[{}] state=slot{}", join_exprs(group_exprs), a.join(", "), state_slot)
+            }
+            NodeKind::Materialize => write!(f, "StreamMaterialize key=all columns (multiset)"),
+        }
+    }
+}

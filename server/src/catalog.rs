@@ -1,0 +1,123 @@
+//! The catalog: tables and materialized views by name, and how they persist.
+//!
+//! Each object is stored in the metadata keyspace as `catalog/<id>` with its
+//! kind, id, plan fingerprint and the DDL text that created it. On start the
+//! server replays the DDL in id order (so views come after what they read),
+//! re-plans every view and compares fingerprints before resuming its state.
+//! Catalog writes commit in the same epoch as the DDL's data changes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use freshet_planner::{RelKind, Relation};
+use freshet_storage::keys::meta_key;
+use freshet_storage::TableId;
+
+const PREFIX: &str = "catalog/";
+
+/// One catalog object.
+#[derive(Debug, Clone)]
+pub struct CatalogEntry {
+    pub rel: Arc<Relation>,
+    /// Normalized DDL text that re-creates the object.
+    pub ddl: String,
+    /// Ids of the relations a view reads.
+    pub deps: Vec<TableId>,
+    /// Plan fingerprint (views only).
+    pub fingerprint: u64,
+    /// Number of ids the object uses (1 + state tables).
+    pub width: u32,
+}
+
+/// A stored catalog record, before it is re-planned.
+#[derive(Debug, Clone)]
+pub struct StoredEntry {
+    pub kind: RelKind,
+    pub id: TableId,
+    pub fingerprint: u64,
+    pub ddl: String,
+}
+
+impl StoredEntry {
+    pub fn key(id: TableId) -> Vec<u8> {
+        meta_key(&format!("{PREFIX}{:010}", id.0))
+    }
+
+    pub fn prefix() -> Vec<u8> {
+        meta_key(PREFIX)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let kind = match self.kind {
+            RelKind::Table => "table",
+            RelKind::View => "view",
+        };
+        format!("v1\n{kind}\n{}\n{}\n{}", self.id.0, self.fingerprint, self.ddl).into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<StoredEntry> {
+        let s = std::str::from_utf8(bytes).ok()?;
+        let mut parts = s.splitn(5, '\n');
+        if parts.next()? != "v1" {
+            return None;
+        }
+        let kind = match parts.next()? {
+            "table" => RelKind::Table,
+            "view" => RelKind::View,
+            _ => return None,
+        };
+        let id = TableId(parts.next()?.parse().ok()?);
+        let fingerprint = parts.next()?.parse().ok()?;
+        let ddl = parts.next()?.to_string();
+        Some(StoredEntry { kind, id, fingerprint, ddl })
+    }
+}
+
+/// All objects by (lower-case) name.
+#[derive(Debug, Default, Clone)]
+pub struct Catalog {
+    by_name: BTreeMap<String, CatalogEntry>,
+}
+
+impl Catalog {
+    pub fn get(&self, name: &str) -> Option<&CatalogEntry> {
+        self.by_name.get(name)
+    }
+
+    pub fn insert(&mut self, e: CatalogEntry) {
+        self.by_name.insert(e.rel.name.clone(), e);
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<CatalogEntry> {
+        self.by_name.remove(name)
+    }
+
+    pub fn relations(&self) -> Vec<Arc<Relation>> {
+        self.by_name.values().map(|e| e.rel.clone()).collect()
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &CatalogEntry> {
+        self.by_name.values()
+    }
+
+    /// The first id not used by any object (0 is reserved for metadata).
+    pub fn next_id(&self) -> TableId {
+        TableId(self.by_name.values().map(|e| e.rel.id.0 + e.width).max().unwrap_or(1).max(1))
+    }
+
+    /// Every object that reads `id`, directly or through other views, newest first.
+    pub fn dependents(&self, id: TableId) -> Vec<CatalogEntry> {
+        let mut out: Vec<CatalogEntry> = Vec::new();
+        let mut frontier = vec![id];
+        while let Some(cur) = frontier.pop() {
+            for e in self.by_name.values() {
+                if e.deps.contains(&cur) && !out.iter().any(|o| o.rel.id == e.rel.id) {
+                    out.push(e.clone());
+                    frontier.push(e.rel.id);
+                }
+            }
+        }
+        out.sort_by_key(|e| std::cmp::Reverse(e.rel.id));
+        out
+    }
+}

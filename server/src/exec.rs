@@ -1,0 +1,646 @@
+//! Statement execution: the catalog, DDL, DML, queries and session commands.
+//!
+//! - Queries run on DataFusion over a snapshot of the latest committed epoch:
+//!   the relations a plan reads are loaded from one RocksDB snapshot before
+//!   it runs ([`Server::load_committed`]).
+//! - DML is planned by DataFusion too (`INSERT ... VALUES/SELECT`, `UPDATE`,
+//!   `DELETE`); its input is evaluated over the *current* table contents
+//!   (committed plus this epoch's writes, from the engine) and the resulting
+//!   rows or row keys go to the engine. DML and DDL take one write lock, so
+//!   each statement sees the effects of the ones before it.
+//! - DDL updates the catalog and the engine in one epoch commit.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::{Constraint, ParamValues, ScalarValue};
+use datafusion::logical_expr::{ColumnarValue, DdlStatement, LogicalPlan, Volatility, WriteOp};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::{ObjectType, Set, Statement};
+use freshet_planner::relation::referenced_relations;
+use freshet_planner::session::{new_context, register};
+use freshet_planner::{plan_view, QueryData, RelKind, Relation};
+use freshet_runtime::engine::nullable;
+use freshet_runtime::table::{read_committed, ROWKEY_COLUMN};
+use freshet_runtime::{DmlOp, Engine, ReadTarget, StreamPlan, ViewDef};
+use freshet_storage::codec::is_supported;
+use freshet_storage::{Store, TableId};
+
+use crate::catalog::{Catalog, CatalogEntry, StoredEntry};
+use crate::dialect::Parsed;
+use crate::error::{code, ExecError, ExecResult};
+
+/// The PostgreSQL version Freshet reports; clients parse it.
+pub const PG_VERSION: &str = "16.6";
+
+/// What a statement returns.
+pub enum Output {
+    Rows { schema: SchemaRef, batches: Vec<RecordBatch> },
+    Command { tag: &'static str, rows: Option<usize> },
+    Begin,
+    Commit,
+}
+
+/// Per-connection settings.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub settings: BTreeMap<String, String>,
+    pub implicit_flush: bool,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        let mut settings = BTreeMap::new();
+        for (k, v) in [
+            ("server_version", PG_VERSION),
+            ("server_encoding", "UTF8"),
+            ("client_encoding", "UTF8"),
+            ("datestyle", "ISO, MDY"),
+            ("timezone", "UTC"),
+            ("intervalstyle", "postgres"),
+            ("search_path", "public"),
+            ("standard_conforming_strings", "on"),
+            ("transaction_isolation", "read committed"),
+            ("default_transaction_isolation", "read committed"),
+            ("extra_float_digits", "1"),
+            ("application_name", ""),
+            ("statement_timeout", "0"),
+            ("integer_datetimes", "on"),
+            ("max_identifier_length", "63"),
+            ("implicit_flush", "off"),
+        ] {
+            settings.insert(k.to_string(), v.to_string());
+        }
+        Session { settings, implicit_flush: false }
+    }
+}
+
+/// Shared server state: storage, engine and catalog.
+pub struct Server {
+    store: Store,
+    engine: Engine,
+    catalog: RwLock<Catalog>,
+    write_lock: tokio::sync::Mutex<()>,
+}
+
+fn lower_name(name: &str) -> String {
+    name.to_string()
+}
+
+impl Server {
+    /// Opens the server over a started engine, recovering every catalog object.
+    pub async fn open(store: Store, engine: Engine) -> ExecResult<Server> {
+        let server = Server { store, engine, catalog: RwLock::new(Catalog::default()), write_lock: Default::default() };
+        server.recover().await?;
+        Ok(server)
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn catalog(&self) -> Catalog {
+        self.catalog.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    fn with_catalog<T>(&self, f: impl FnOnce(&mut Catalog) -> T) -> ExecResult<T> {
+        let mut c = self.catalog.write().map_err(|_| ExecError::new(code::INTERNAL, "catalog lock poisoned"))?;
+        Ok(f(&mut c))
+    }
+
+    async fn recover(&self) -> ExecResult<()> {
+        let store = self.store.clone();
+        let entries = tokio::task::spawn_blocking(move || store.scan_prefix(&StoredEntry::prefix()))
+            .await
+            .map_err(|e| ExecError::new(code::INTERNAL, e.to_string()))?
+            .map_err(freshet_runtime::RuntimeError::from)?;
+        let mut stored: Vec<StoredEntry> = Vec::new();
+        for (_, v) in entries {
+            stored.push(
+                StoredEntry::decode(&v).ok_or_else(|| ExecError::new(code::INTERNAL, "corrupt catalog entry"))?,
+            );
+        }
+        stored.sort_by_key(|e| e.id);
+        for e in stored {
+            let parsed = crate::dialect::parse_one(&e.ddl)?;
+            let Parsed::Sql(stmt) = parsed else {
+                return Err(ExecError::new(code::INTERNAL, "bad stored DDL"));
+            };
+            match e.kind {
+                RelKind::Table => {
+                    let entry = self.plan_table(&stmt, Some(e.id)).await?;
+                    self.engine.create_table(entry.rel.table_def(), vec![]).await?;
+                    self.with_catalog(|c| c.insert(entry))?;
+                }
+                RelKind::View => {
+                    let (entry, plan) = self.plan_mv(&stmt, Some(e.id)).await?;
+                    if entry.fingerprint != e.fingerprint {
+                        return Err(ExecError::new(
+                            code::INTERNAL,
+                            format!(
+                                "materialized view \"{}\" was created by a build whose plan differs from this one; refusing to resume its state",
+                                entry.rel.name
+                            ),
+                        ));
+                    }
+                    let def = ViewDef { id: entry.rel.id, name: entry.rel.name.clone(), plan };
+                    self.engine.create_view(def, vec![], false).await?;
+                    self.with_catalog(|c| c.insert(entry))?;
+                }
+            }
+        }
+        let n = self.catalog().entries().count();
+        if n > 0 {
+            tracing::info!(objects = n, "recovered catalog");
+        }
+        Ok(())
+    }
+
+    /// A DataFusion context with every catalog relation registered.
+    fn context(&self, with_rowkey: bool) -> ExecResult<(SessionContext, Arc<QueryData>, Catalog)> {
+        let ctx = new_context();
+        register_functions(&ctx);
+        let data = Arc::new(QueryData::default());
+        let cat = self.catalog();
+        register(&ctx, &cat.relations(), with_rowkey, &data)?;
+        Ok((ctx, data, cat))
+    }
+
+    /// Loads the committed contents of every relation `plan` reads, from one snapshot.
+    async fn load_committed(&self, plan: &LogicalPlan, data: &Arc<QueryData>) -> ExecResult<()> {
+        let rels = referenced_relations(plan);
+        if rels.is_empty() {
+            return Ok(());
+        }
+        let targets: Vec<ReadTarget> = rels.iter().map(|r| target(r)).collect();
+        let store = self.store.clone();
+        let batches = tokio::task::spawn_blocking(move || read_committed(&store, &targets))
+            .await
+            .map_err(|e| ExecError::new(code::INTERNAL, e.to_string()))??;
+        for (r, b) in rels.iter().zip(batches) {
+            data.insert(r.id, b);
+        }
+        Ok(())
+    }
+
+    /// Loads current table contents (with pending writes) and committed views.
+    async fn load_current(&self, plan: &LogicalPlan, data: &Arc<QueryData>) -> ExecResult<()> {
+        let rels = referenced_relations(plan);
+        let tables: Vec<TableId> = rels.iter().filter(|r| r.kind == RelKind::Table).map(|r| r.id).collect();
+        if !tables.is_empty() {
+            let batches = self.engine.read_tables(tables.clone()).await?;
+            for (id, b) in tables.into_iter().zip(batches) {
+                data.insert(id, b);
+            }
+        }
+        let views: Vec<Arc<Relation>> = rels.into_iter().filter(|r| r.kind == RelKind::View).collect();
+        if !views.is_empty() {
+            let targets: Vec<ReadTarget> = views.iter().map(|r| target(r)).collect();
+            let store = self.store.clone();
+            let batches = tokio::task::spawn_blocking(move || read_committed(&store, &targets))
+                .await
+                .map_err(|e| ExecError::new(code::INTERNAL, e.to_string()))??;
+            for (r, b) in views.iter().zip(batches) {
+                data.insert(r.id, b);
+            }
+        }
+        Ok(())
+    }
+
+    /// Parameter types and result schema of a statement, without running it.
+    pub async fn describe(&self, parsed: &Parsed) -> ExecResult<(Vec<Option<DataType>>, Option<SchemaRef>)> {
+        let Parsed::Sql(stmt) = parsed else {
+            return Ok((vec![], self.static_schema(parsed)));
+        };
+        match stmt.as_ref() {
+            Statement::Query(_) | Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+                let with_rowkey = matches!(stmt.as_ref(), Statement::Update(_) | Statement::Delete(_));
+                let (ctx, _, _) = self.context(with_rowkey)?;
+                let plan = ctx.state().statement_to_plan(DFStatement::Statement(stmt.clone())).await?;
+                let types = param_types(&plan)?;
+                let schema = match stmt.as_ref() {
+                    Statement::Query(_) => Some(Arc::new(plan.schema().as_arrow().clone())),
+                    _ => None,
+                };
+                Ok((types, schema))
+            }
+            Statement::ShowVariable { variable } => Ok((vec![], Some(show_schema(&ident_name(variable))))),
+            Statement::Explain { .. } => Ok((vec![], Some(explain_schema()))),
+            _ => Ok((vec![], None)),
+        }
+    }
+
+    fn static_schema(&self, parsed: &Parsed) -> Option<SchemaRef> {
+        match parsed {
+            Parsed::ShowTables | Parsed::ShowMaterializedViews => Some(name_schema()),
+            _ => None,
+        }
+    }
+
+    /// Runs one statement.
+    pub async fn execute(&self, session: &mut Session, parsed: &Parsed, params: Option<ParamValues>) -> ExecResult<Output> {
+        match parsed {
+            Parsed::Flush => {
+                self.engine.flush().await?;
+                Ok(Output::Command { tag: "FLUSH", rows: None })
+            }
+            Parsed::ShowTables => Ok(self.show_names(RelKind::Table)),
+            Parsed::ShowMaterializedViews => Ok(self.show_names(RelKind::View)),
+            Parsed::Sql(stmt) => self.execute_sql(session, stmt, params).await,
+        }
+    }
+
+    fn show_names(&self, kind: RelKind) -> Output {
+        let names: Vec<String> = self.catalog().entries().filter(|e| e.rel.kind == kind).map(|e| e.rel.name.clone()).collect();
+        let schema = name_schema();
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(names))]);
+        match batch {
+            Ok(b) => Output::Rows { schema, batches: vec![b] },
+            Err(_) => Output::Rows { schema, batches: vec![] },
+        }
+    }
+
+    async fn execute_sql(&self, session: &mut Session, stmt: &Statement, params: Option<ParamValues>) -> ExecResult<Output> {
+        match stmt {
+            Statement::Query(_) => self.query(stmt, params).await,
+            Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
+                let out = self.dml(stmt, params).await?;
+                if session.implicit_flush {
+                    self.engine.flush().await?;
+                }
+                Ok(out)
+            }
+            Statement::CreateTable(_) => {
+                let _g = self.write_lock.lock().await;
+                self.create_table(stmt).await
+            }
+            Statement::CreateView(cv) if cv.materialized => {
+                let _g = self.write_lock.lock().await;
+                self.create_mv(stmt).await
+            }
+            Statement::CreateView(_) => Err(ExecError::not_supported("CREATE VIEW (non-materialized views) is not supported yet; use CREATE MATERIALIZED VIEW")),
+            Statement::Drop { object_type, if_exists, names, cascade, .. } => {
+                let _g = self.write_lock.lock().await;
+                self.drop(*object_type, *if_exists, names, *cascade).await
+            }
+            Statement::Explain { statement, analyze, .. } => match statement.as_ref() {
+                Statement::CreateView(cv) if cv.materialized => {
+                    let (_, plan) = self.plan_mv(statement, None).await?;
+                    Ok(text_rows(explain_schema(), plan.explain().lines().map(str::to_string).collect()))
+                }
+                Statement::Query(_) if !analyze => self.query(stmt, params).await,
+                _ => Err(ExecError::not_supported(format!("EXPLAIN of this statement: {statement}"))),
+            },
+            Statement::Set(set) => {
+                self.set(session, set)?;
+                Ok(Output::Command { tag: "SET", rows: None })
+            }
+            Statement::ShowVariable { variable } => {
+                let name = ident_name(variable);
+                let key = name.to_ascii_lowercase();
+                let value = match key.as_str() {
+                    "rw_implicit_flush" | "implicit_flush" => Some(if session.implicit_flush { "on" } else { "off" }.to_string()),
+                    _ => session.settings.get(&key).cloned(),
+                };
+                let value = value.ok_or_else(|| {
+                    ExecError::new(code::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\""))
+                })?;
+                Ok(text_rows(show_schema(&key), vec![value]))
+            }
+            Statement::StartTransaction { .. } => Ok(Output::Begin),
+            Statement::Commit { .. } | Statement::Rollback { .. } => Ok(Output::Commit),
+            other => Err(ExecError::not_supported(format!("statement not supported: {}", first_words(&other.to_string())))),
+        }
+    }
+
+    fn set(&self, session: &mut Session, set: &Set) -> ExecResult<()> {
+        match set {
+            Set::SingleAssignment { variable, values, .. } => {
+                let name = variable.to_string().to_ascii_lowercase();
+                let value = values
+                    .iter()
+                    .map(|v| v.to_string().trim_matches('\'').to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                match name.as_str() {
+                    "implicit_flush" | "rw_implicit_flush" => {
+                        session.implicit_flush = parse_bool(&value).ok_or_else(|| {
+                            ExecError::new(code::INVALID_PARAMETER, format!("parameter \"{name}\" requires a Boolean value"))
+                        })?;
+                        session.settings.insert("implicit_flush".into(), if session.implicit_flush { "on" } else { "off" }.into());
+                    }
+                    _ => {
+                        session.settings.insert(name, value);
+                    }
+                }
+                Ok(())
+            }
+            Set::SetTimeZone { value, .. } => {
+                session.settings.insert("timezone".into(), value.to_string().trim_matches('\'').to_string());
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn query(&self, stmt: &Statement, params: Option<ParamValues>) -> ExecResult<Output> {
+        let (ctx, data, _) = self.context(false)?;
+        let plan = ctx.state().statement_to_plan(DFStatement::Statement(Box::new(stmt.clone()))).await?;
+        if let LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Statement(_) = plan {
+            return Err(ExecError::not_supported(format!("statement not supported: {}", first_words(&stmt.to_string()))));
+        }
+        let plan = bind(plan, params)?;
+        self.load_committed(&plan, &data).await?;
+        let df = ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        Ok(Output::Rows { schema, batches })
+    }
+
+    async fn dml(&self, stmt: &Statement, params: Option<ParamValues>) -> ExecResult<Output> {
+        let _g = self.write_lock.lock().await;
+        let with_rowkey = matches!(stmt, Statement::Update(_) | Statement::Delete(_));
+        let (ctx, data, cat) = self.context(with_rowkey)?;
+        let plan = ctx.state().statement_to_plan(DFStatement::Statement(Box::new(stmt.clone()))).await?;
+        let plan = bind(plan, params)?;
+        let LogicalPlan::Dml(dml) = plan else {
+            return Err(ExecError::new(code::INTERNAL, "expected a DML plan"));
+        };
+        let name = dml.table_name.table().to_string();
+        let entry = cat
+            .get(&name)
+            .ok_or_else(|| ExecError::new(code::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist")))?;
+        if entry.rel.kind != RelKind::Table {
+            return Err(ExecError::new(
+                code::WRONG_OBJECT_TYPE,
+                format!("cannot change materialized view \"{name}\"; only tables accept INSERT, UPDATE and DELETE"),
+            ));
+        }
+        let rel = entry.rel.clone();
+        let input = dml.input.as_ref().clone();
+        self.load_current(&input, &data).await?;
+        let batches = ctx.execute_logical_plan(input).await?.collect().await?;
+        let ncols = rel.schema.fields().len();
+        let (op, tag) = match dml.op {
+            WriteOp::Insert(_) => (DmlOp::Insert(batches), "INSERT"),
+            WriteOp::Delete => (DmlOp::Delete(rowkeys(&batches)?), "DELETE"),
+            WriteOp::Update => {
+                let keys = rowkeys(&batches)?;
+                let rows = batches
+                    .iter()
+                    .map(|b| RecordBatch::try_new(nullable(&rel.schema), b.columns()[..ncols].to_vec()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (DmlOp::Update { keys, rows }, "UPDATE")
+            }
+            other => return Err(ExecError::not_supported(format!("{other}"))),
+        };
+        let n = self.engine.dml(rel.id, op).await?;
+        Ok(Output::Command { tag, rows: Some(n as usize) })
+    }
+
+    /// Plans `CREATE TABLE` into a catalog entry (with `id`, or a new one).
+    async fn plan_table(&self, stmt: &Statement, id: Option<TableId>) -> ExecResult<CatalogEntry> {
+        let (ctx, _, cat) = self.context(false)?;
+        let plan = ctx.state().statement_to_plan(DFStatement::Statement(Box::new(stmt.clone()))).await?;
+        let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(c)) = plan else {
+            return Err(ExecError::not_supported("this form of CREATE TABLE"));
+        };
+        if !matches!(c.input.as_ref(), LogicalPlan::EmptyRelation(_)) {
+            return Err(ExecError::not_supported("CREATE TABLE ... AS SELECT"));
+        }
+        if !c.column_defaults.is_empty() {
+            return Err(ExecError::not_supported("column DEFAULT values"));
+        }
+        let name = lower_name(c.name.table());
+        let schema = Arc::new(c.input.schema().as_arrow().clone());
+        for f in schema.fields() {
+            if !is_supported(f.data_type()) {
+                return Err(ExecError::not_supported(format!("column \"{}\" has type {}, which tables cannot store yet", f.name(), f.data_type())));
+            }
+        }
+        let mut pk = None;
+        for con in c.constraints.iter() {
+            match con {
+                Constraint::PrimaryKey(cols) => pk = Some(cols.clone()),
+                Constraint::Unique(_) => return Err(ExecError::not_supported("UNIQUE constraints other than PRIMARY KEY")),
+            }
+        }
+        let id = id.unwrap_or_else(|| cat.next_id());
+        let rel = Relation { kind: RelKind::Table, id, name, schema, pk };
+        let entry = CatalogEntry { rel: Arc::new(rel), ddl: stmt.to_string(), deps: vec![], fingerprint: 0, width: 1 };
+        Ok(entry)
+    }
+
+    async fn create_table(&self, stmt: &Statement) -> ExecResult<Output> {
+        let if_not_exists = matches!(stmt, Statement::CreateTable(c) if c.if_not_exists);
+        let entry = self.plan_table(stmt, None).await?;
+        if self.catalog().get(&entry.rel.name).is_some() {
+            if if_not_exists {
+                return Ok(Output::Command { tag: "CREATE TABLE", rows: None });
+            }
+            return Err(ExecError::new(code::DUPLICATE_TABLE, format!("relation \"{}\" already exists", entry.rel.name)));
+        }
+        let stored = StoredEntry { kind: RelKind::Table, id: entry.rel.id, fingerprint: 0, ddl: entry.ddl.clone() };
+        self.engine.create_table(entry.rel.table_def(), vec![(StoredEntry::key(entry.rel.id), Some(stored.encode()))]).await?;
+        self.with_catalog(|c| c.insert(entry))?;
+        Ok(Output::Command { tag: "CREATE TABLE", rows: None })
+    }
+
+    /// Plans `CREATE MATERIALIZED VIEW` into a catalog entry and a stream plan.
+    async fn plan_mv(&self, stmt: &Statement, id: Option<TableId>) -> ExecResult<(CatalogEntry, StreamPlan)> {
+        let Statement::CreateView(cv) = stmt else {
+            return Err(ExecError::new(code::INTERNAL, "expected CREATE MATERIALIZED VIEW"));
+        };
+        let name = cv.name.0.last().map(|p| p.to_string()).unwrap_or_default();
+        let name = normalize_ident(&name);
+        let (ctx, _, cat) = self.context(false)?;
+        let plan = ctx.state().statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(cv.query.clone())))).await?;
+        let deps: Vec<TableId> = referenced_relations(&plan).iter().map(|r| r.id).collect();
+        if deps.is_empty() {
+            return Err(ExecError::not_supported("a materialized view that reads no table"));
+        }
+        let optimized = ctx.state().optimize(&plan)?;
+        let columns: Vec<String> = cv.columns.iter().map(|c| normalize_ident(&c.name.to_string())).collect();
+        let splan = plan_view(&optimized, &columns)?;
+        let id = id.unwrap_or_else(|| cat.next_id());
+        let schema = splan.nodes[splan.root()].schema.clone();
+        let rel = Relation { kind: RelKind::View, id, name, schema, pk: None };
+        let entry = CatalogEntry {
+            rel: Arc::new(rel),
+            ddl: stmt.to_string(),
+            deps,
+            fingerprint: splan.fingerprint(),
+            width: 1 + splan.state_slots,
+        };
+        Ok((entry, splan))
+    }
+
+    async fn create_mv(&self, stmt: &Statement) -> ExecResult<Output> {
+        let Statement::CreateView(cv) = stmt else {
+            return Err(ExecError::new(code::INTERNAL, "expected CREATE MATERIALIZED VIEW"));
+        };
+        let name = normalize_ident(&cv.name.0.last().map(|p| p.to_string()).unwrap_or_default());
+        if self.catalog().get(&name).is_some() {
+            if cv.if_not_exists {
+                return Ok(Output::Command { tag: "CREATE MATERIALIZED VIEW", rows: None });
+            }
+            return Err(ExecError::new(code::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
+        }
+        if cv.or_replace {
+            return Err(ExecError::not_supported("CREATE OR REPLACE MATERIALIZED VIEW"));
+        }
+        let (entry, plan) = self.plan_mv(stmt, None).await?;
+        let stored = StoredEntry { kind: RelKind::View, id: entry.rel.id, fingerprint: entry.fingerprint, ddl: entry.ddl.clone() };
+        let def = ViewDef { id: entry.rel.id, name: entry.rel.name.clone(), plan };
+        self.engine.create_view(def, vec![(StoredEntry::key(entry.rel.id), Some(stored.encode()))], true).await?;
+        self.with_catalog(|c| c.insert(entry))?;
+        Ok(Output::Command { tag: "CREATE MATERIALIZED VIEW", rows: None })
+    }
+
+    async fn drop(&self, kind: ObjectType, if_exists: bool, names: &[datafusion::sql::sqlparser::ast::ObjectName], cascade: bool) -> ExecResult<Output> {
+        let (want, tag, what) = match kind {
+            ObjectType::Table => (RelKind::Table, "DROP TABLE", "table"),
+            ObjectType::MaterializedView => (RelKind::View, "DROP MATERIALIZED VIEW", "materialized view"),
+            ObjectType::View => return Err(ExecError::not_supported("DROP VIEW (non-materialized views do not exist yet)")),
+            other => return Err(ExecError::not_supported(format!("DROP {other}"))),
+        };
+        for n in names {
+            let name = normalize_ident(&n.0.last().map(|p| p.to_string()).unwrap_or_default());
+            let cat = self.catalog();
+            let Some(entry) = cat.get(&name) else {
+                if if_exists {
+                    continue;
+                }
+                return Err(ExecError::new(code::UNDEFINED_TABLE, format!("{what} \"{name}\" does not exist")));
+            };
+            if entry.rel.kind != want {
+                return Err(ExecError::new(code::WRONG_OBJECT_TYPE, format!("\"{name}\" is not a {what}")));
+            }
+            let deps = cat.dependents(entry.rel.id);
+            if !deps.is_empty() && !cascade {
+                let list: Vec<String> = deps.iter().map(|d| format!("materialized view {} depends on {what} {name}", d.rel.name)).collect();
+                return Err(ExecError::new(
+                    code::DEPENDENT_OBJECTS,
+                    format!("cannot drop {what} {name} because other objects depend on it ({}); use DROP ... CASCADE to drop them too", list.join("; ")),
+                ));
+            }
+            for d in deps.iter().chain(std::iter::once(entry)) {
+                self.engine.drop_object(d.rel.id, vec![(StoredEntry::key(d.rel.id), None)]).await?;
+                self.with_catalog(|c| c.remove(&d.rel.name))?;
+            }
+        }
+        Ok(Output::Command { tag, rows: None })
+    }
+}
+
+fn target(r: &Relation) -> ReadTarget {
+    match r.kind {
+        RelKind::Table => ReadTarget::Table { id: r.id, schema: nullable(&r.schema) },
+        RelKind::View => ReadTarget::View { id: r.id, schema: r.schema.clone() },
+    }
+}
+
+fn rowkeys(batches: &[RecordBatch]) -> ExecResult<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let idx = b.schema().index_of(ROWKEY_COLUMN)?;
+        let col = b.column(idx);
+        let keys = col
+            .as_binary_opt::<i32>()
+            .ok_or_else(|| ExecError::new(code::INTERNAL, "row key column is not binary"))?;
+        for i in 0..keys.len() {
+            out.push(keys.value(i).to_vec());
+        }
+    }
+    Ok(out)
+}
+
+fn bind(plan: LogicalPlan, params: Option<ParamValues>) -> ExecResult<LogicalPlan> {
+    match params {
+        Some(p) => Ok(plan.with_param_values(p)?),
+        None => Ok(plan),
+    }
+}
+
+fn param_types(plan: &LogicalPlan) -> ExecResult<Vec<Option<DataType>>> {
+    let types = plan.get_parameter_types()?;
+    let mut out: Vec<(usize, Option<DataType>)> = types
+        .into_iter()
+        .filter_map(|(k, v)| k.trim_start_matches('$').parse::<usize>().ok().map(|i| (i, v)))
+        .collect();
+    out.sort_by_key(|(i, _)| *i);
+    let n = out.last().map(|(i, _)| *i).unwrap_or(0);
+    let mut res = vec![None; n];
+    for (i, t) in out {
+        if i >= 1 {
+            res[i - 1] = t;
+        }
+    }
+    Ok(res)
+}
+
+fn normalize_ident(s: &str) -> String {
+    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
+        s[1..s.len() - 1].replace("\"\"", "\"")
+    } else {
+        s.to_lowercase()
+    }
+}
+
+fn ident_name(v: &[datafusion::sql::sqlparser::ast::Ident]) -> String {
+    v.iter().map(|i| i.value.clone()).collect::<Vec<_>>().join(" ")
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "on" | "1" | "yes" | "t" => Some(true),
+        "false" | "off" | "0" | "no" | "f" => Some(false),
+        _ => None,
+    }
+}
+
+fn first_words(s: &str) -> String {
+    s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+fn name_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("Name", DataType::Utf8, false)]))
+}
+
+fn explain_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("QUERY PLAN", DataType::Utf8, false)]))
+}
+
+fn show_schema(name: &str) -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]))
+}
+
+fn text_rows(schema: SchemaRef, rows: Vec<String>) -> Output {
+    match RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(rows))]) {
+        Ok(b) => Output::Rows { schema, batches: vec![b] },
+        Err(_) => Output::Rows { schema, batches: vec![] },
+    }
+}
+
+/// Registers the PostgreSQL functions Freshet adds to DataFusion's.
+fn register_functions(ctx: &SessionContext) {
+    let constant = |name: &str, value: String| {
+        let v = value.clone();
+        datafusion::logical_expr::create_udf(
+            name,
+            vec![],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(move |_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(v.clone()))))),
+        )
+    };
+    ctx.register_udf(constant(
+        "version",
+        format!("PostgreSQL {PG_VERSION} (Freshet {}) on x86_64-pc-linux-gnu, a streaming SQL database", env!("CARGO_PKG_VERSION")),
+    ));
+    ctx.register_udf(constant("current_database", "freshet".into()));
+    ctx.register_udf(constant("current_schema", "public".into()));
+}

@@ -1,0 +1,292 @@
+//! The pgwire front end: simple and extended query protocol for one connection.
+//!
+//! Each connection gets its own [`Conn`] with its session settings. Statements
+//! are parsed with [`crate::dialect`], run by [`Server::execute`] and their
+//! Arrow results encoded with `arrow-pg` in text or binary as the client asks.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::common::{ParamValues, ScalarValue};
+use futures::{stream, Sink, StreamExt};
+use pgwire::api::auth::noop::NoopStartupHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+
+use crate::dialect::{parse_one, split_statements, Parsed};
+use crate::error::{code, ExecError};
+use crate::exec::{Output, Server, Session};
+
+/// One client connection.
+pub struct Conn {
+    server: Arc<Server>,
+    session: tokio::sync::Mutex<Session>,
+    parser: Arc<StmtParser>,
+}
+
+/// Builds the handlers for one connection.
+pub struct ConnHandlers(Arc<Conn>);
+
+impl ConnHandlers {
+    pub fn new(server: Arc<Server>) -> Self {
+        ConnHandlers(Arc::new(Conn { server, session: Default::default(), parser: Arc::new(StmtParser) }))
+    }
+}
+
+impl PgWireServerHandlers for ConnHandlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.0.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.0.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        self.0.clone()
+    }
+}
+
+impl NoopStartupHandler for Conn {}
+
+/// A statement prepared with Parse.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub parsed: Parsed,
+}
+
+pub struct StmtParser;
+
+#[async_trait]
+impl QueryParser for StmtParser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(&self, _client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let stmts = split_statements(sql);
+        match stmts.len() {
+            0 => Ok(None),
+            1 => Ok(Some(Prepared { parsed: parse_one(&stmts[0]).map_err(ExecError::into_pgwire)? })),
+            _ => Err(ExecError::new(code::SYNTAX, "cannot insert multiple commands into a prepared statement").into_pgwire()),
+        }
+    }
+
+    fn get_parameter_types(&self, _stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(vec![])
+    }
+
+    fn get_result_schema(&self, _stmt: &Prepared, _format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(vec![])
+    }
+}
+
+fn pg_fields(schema: &SchemaRef, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
+    arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, None)
+}
+
+fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
+    Ok(match out {
+        Output::Rows { schema, batches } => {
+            let fields = Arc::new(pg_fields(&schema, format)?);
+            let f2 = fields.clone();
+            let rows = stream::iter(batches).flat_map(move |b| stream::iter(arrow_pg::encode_recordbatch(f2.clone(), b)));
+            Response::Query(QueryResponse::new(fields, rows))
+        }
+        Output::Command { tag, rows } => {
+            let mut t = Tag::new(tag);
+            if tag == "INSERT" {
+                t = t.with_oid(0);
+            }
+            if let Some(n) = rows {
+                t = t.with_rows(n);
+            }
+            Response::Execution(t)
+        }
+        Output::Begin => Response::TransactionStart(Tag::new("BEGIN")),
+        Output::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
+    })
+}
+
+fn error_response(e: ExecError) -> Response {
+    let (code, msg) = e.sqlstate();
+    if code == crate::error::code::INTERNAL {
+        tracing::warn!("internal error: {msg}");
+    }
+    Response::Error(Box::new(ErrorInfo::new("ERROR".into(), code.into(), msg)))
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Conn {
+    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut out = Vec::new();
+        let mut session = self.session.lock().await;
+        for sql in split_statements(query) {
+            let result = match parse_one(&sql) {
+                Ok(parsed) => self.server.execute(&mut session, &parsed, None).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(o) => out.push(to_response(o, &Format::UnifiedText)?),
+                Err(e) => {
+                    out.push(error_response(e));
+                    break;
+                }
+            }
+        }
+        if out.is_empty() {
+            out.push(Response::EmptyQuery);
+        }
+        Ok(out)
+    }
+}
+
+/// Decodes bound parameters into values of the types the plan expects.
+fn decode_params(portal: &Portal<Prepared>, inferred: &[Option<DataType>]) -> PgWireResult<ParamValues> {
+    let mut values = Vec::with_capacity(portal.parameter_len());
+    for i in 0..portal.parameter_len() {
+        let target = inferred.get(i).cloned().flatten();
+        let client_type = portal.statement.parameter_types.get(i).cloned().flatten();
+        let raw = portal.parameters.get(i).cloned().flatten();
+        let v = match raw {
+            None => ScalarValue::try_from(target.clone().unwrap_or(DataType::Utf8)).map_err(df_err)?,
+            Some(bytes) if portal.parameter_format.is_binary(i) => {
+                let ty = client_type
+                    .or_else(|| target.as_ref().and_then(|t| arrow_pg::datatypes::into_pg_type(t).ok()))
+                    .unwrap_or(Type::TEXT);
+                decode_binary(portal, i, &ty, &bytes)?
+            }
+            Some(bytes) => ScalarValue::Utf8(Some(
+                String::from_utf8(bytes.to_vec())
+                    .map_err(|_| ExecError::new(code::INVALID_TEXT, "parameter is not valid UTF-8").into_pgwire())?,
+            )),
+        };
+        let v = match &target {
+            Some(t) if &v.data_type() != t && !v.is_null() => v.cast_to(t).map_err(|e| {
+                ExecError::new(code::INVALID_TEXT, format!("invalid input for parameter ${}: {e}", i + 1)).into_pgwire()
+            })?,
+            Some(t) if v.is_null() => ScalarValue::try_from(t).map_err(df_err)?,
+            _ => v,
+        };
+        values.push(v);
+    }
+    Ok(ParamValues::List(values.into_iter().map(Into::into).collect()))
+}
+
+fn df_err(e: datafusion::error::DataFusionError) -> PgWireError {
+    ExecError::from(e).into_pgwire()
+}
+
+fn decode_binary(portal: &Portal<Prepared>, i: usize, ty: &Type, _bytes: &[u8]) -> PgWireResult<ScalarValue> {
+    use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
+    Ok(match *ty {
+        Type::BOOL => ScalarValue::Boolean(portal.parameter::<bool>(i, ty)?),
+        Type::INT2 => ScalarValue::Int16(portal.parameter::<i16>(i, ty)?),
+        Type::INT4 => ScalarValue::Int32(portal.parameter::<i32>(i, ty)?),
+        Type::INT8 => ScalarValue::Int64(portal.parameter::<i64>(i, ty)?),
+        Type::FLOAT4 => ScalarValue::Float32(portal.parameter::<f32>(i, ty)?),
+        Type::FLOAT8 => ScalarValue::Float64(portal.parameter::<f64>(i, ty)?),
+        Type::BYTEA => ScalarValue::Binary(portal.parameter::<Vec<u8>>(i, ty)?),
+        Type::NUMERIC => ScalarValue::Utf8(portal.parameter::<rust_decimal::Decimal>(i, ty)?.map(|d| d.to_string())),
+        Type::DATE => ScalarValue::Utf8(portal.parameter::<NaiveDate>(i, ty)?.map(|d| d.to_string())),
+        Type::TIMESTAMP => ScalarValue::Utf8(portal.parameter::<NaiveDateTime>(i, ty)?.map(|d| d.to_string())),
+        Type::TIMESTAMPTZ => ScalarValue::Utf8(portal.parameter::<DateTime<FixedOffset>>(i, ty)?.map(|d| d.to_rfc3339())),
+        _ => ScalarValue::Utf8(portal.parameter::<String>(i, ty)?),
+    })
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Conn {
+    type Statement = Prepared;
+    type QueryParser = StmtParser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        target: &StoredStatement<Self::Statement>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (types, schema) = self.server.describe(&target.statement.parsed).await.map_err(ExecError::into_pgwire)?;
+        let n = types.len().max(target.parameter_types.len());
+        let params: Vec<Type> = (0..n)
+            .map(|i| {
+                target
+                    .parameter_types
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .or_else(|| types.get(i).cloned().flatten().and_then(|t| arrow_pg::datatypes::into_pg_type(&t).ok()))
+                    .unwrap_or(Type::UNKNOWN)
+            })
+            .collect();
+        let fields = match schema {
+            Some(s) => pg_fields(&s, &Format::UnifiedText)?,
+            None => vec![],
+        };
+        if params.is_empty() && fields.is_empty() {
+            return Ok(DescribeStatementResponse::no_data());
+        }
+        Ok(DescribeStatementResponse::new(params, fields))
+    }
+
+    async fn do_describe_portal<C>(&self, _client: &mut C, portal: &Portal<Self::Statement>) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (_, schema) = self.server.describe(&portal.statement.statement.parsed).await.map_err(ExecError::into_pgwire)?;
+        match schema {
+            Some(s) => Ok(DescribePortalResponse::new(pg_fields(&s, &portal.result_column_format)?)),
+            None => Ok(DescribePortalResponse::no_data()),
+        }
+    }
+
+    async fn do_query<C>(&self, _client: &mut C, portal: &Portal<Self::Statement>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let parsed = &portal.statement.statement.parsed;
+        let params = if portal.parameter_len() > 0 {
+            let (types, _) = self.server.describe(parsed).await.map_err(ExecError::into_pgwire)?;
+            Some(decode_params(portal, &types)?)
+        } else {
+            None
+        };
+        let mut session = self.session.lock().await;
+        match self.server.execute(&mut session, parsed, params).await {
+            Ok(o) => to_response(o, &portal.result_column_format),
+            Err(e) => Err(e.into_pgwire()),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The `freshet` binary: a streaming SQL database server speaking the
+//! PostgreSQL wire protocol.
+//!
+//! Layering: `server` (this crate: pgwire, sessions, statement dispatch,
+//! catalog) -> `planner` -> `runtime` -> `storage`. See `docs/architecture.md`.
+
+mod catalog;
+mod dialect;
+mod error;
+mod exec;
+mod handler;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use freshet_runtime::Engine;
+use freshet_storage::Store;
+use tokio::net::TcpListener;
+
+/// Freshet: materialized views over tables and streams, kept fresh event by
+/// event, queried over the PostgreSQL protocol.
+#[derive(Debug, Parser)]
+#[command(name = "freshet", version)]
+struct Args {
+    /// Address to accept PostgreSQL connections on.
+    #[arg(long, default_value = "127.0.0.1:4566")]
+    listen: SocketAddr,
+    /// Directory holding all state (created if missing).
+    #[arg(long, default_value = "./freshet-data")]
+    data_dir: PathBuf,
+    /// How often an epoch commits, e.g. `1s`, `250ms`.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    checkpoint_interval: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        other => return Err(format!("unknown duration unit {other:?} (use ms, s or m)")),
+    };
+    if secs <= 0.0 {
+        return Err("duration must be positive".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let db = args.data_dir.join("db");
+    let store = Store::open(&db).with_context(|| format!("opening the store at {}", db.display()))?;
+    let epoch = store.committed_epoch()?;
+    tracing::info!(data_dir = %args.data_dir.display(), epoch = epoch.0, "opened store");
+    let (engine, engine_thread) = Engine::start(store.clone())?;
+    let server = Arc::new(exec::Server::open(store, engine.clone()).await.map_err(|e| anyhow::anyhow!("recovery failed: {}", e.sqlstate().1))?);
+
+    let ticker = engine.clone();
+    let interval = args.checkpoint_interval;
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(interval);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            t.tick().await;
+            ticker.tick();
+        }
+    });
+
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+    tracing::info!("freshet listening on {} (psql -h {} -p {} -U freshet -d freshet)", args.listen, args.listen.ip(), args.listen.port());
+
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                match accepted {
+                    Ok((socket, _)) => {
+                        let _ = socket.set_nodelay(true);
+                        let handlers = handler::ConnHandlers::new(server.clone());
+                        tokio::spawn(async move {
+                            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                                tracing::debug!("connection ended: {e}");
+                            }
+                        });
+                    }
+                    Err(e) => tracing::warn!("accept failed: {e}"),
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = sigterm.recv() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    match server.engine().flush().await {
+        Ok(e) => tracing::info!(epoch = e.0, "final epoch committed"),
+        Err(e) => tracing::error!("final commit failed: {e}"),
+    }
+    drop(engine_thread);
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! `freshet-bench`: view maintenance throughput, commit latency and peak
+//! memory of a real `freshet` server. Prints figures; never fails on a number.
+//!
+//! ```text
+//! cargo run --release -p freshet-sql-tests --bin freshet-bench -- [ROWS]
+//! ```
+//!
+//! For each scenario it creates a table with views over it, loads ROWS rows
+//! (default 1,000,000) with `INSERT ... SELECT FROM generate_series` in chunks,
+//! and reports rows per second until the views are committed (`FLUSH`).
+//! It then measures the latency of small commits (one-row INSERT + FLUSH)
+//! and reads the server's peak resident memory (VmHWM).
+
+use std::time::Instant;
+
+use anyhow::Result;
+use freshet_sql_tests::{query_rows, TestServer};
+
+const CHUNK: u64 = 100_000;
+
+fn vm_hwm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+async fn scenario(name: &str, views: &[&str], rows: u64) -> Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.connect().await?;
+    client.batch_execute("CREATE TABLE events (id BIGINT, user_id BIGINT, amount BIGINT, kind TEXT)").await?;
+    for v in views {
+        client.batch_execute(v).await?;
+    }
+    let start = Instant::now();
+    let mut loaded = 0u64;
+    while loaded < rows {
+        let n = CHUNK.min(rows - loaded);
+        let sql = format!(
+            "INSERT INTO events SELECT value, value % {{groups}}, value % 97, CASE WHEN value % 3 = 0 THEN 'buy' ELSE 'view' END FROM generate_series({}, {})",
+            loaded + 1,
+            loaded + n
+        );
+        client.batch_execute(&sql.replace("{groups}", &groups_for(name).to_string())).await?;
+        loaded += n;
+    }
+    client.batch_execute("FLUSH").await?;
+    let secs = start.elapsed().as_secs_f64();
+    let mut lat = Vec::new();
+    for i in 0..20 {
+        let t = Instant::now();
+        client.batch_execute(&format!("INSERT INTO events VALUES ({}, 1, 1, 'buy'); FLUSH", rows + 1 + i)).await?;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let check = query_rows(&client, "SELECT count(*) FROM events").await?;
+    println!(
+        "{name:<28} rows={rows:<9} load+maintain={:>8.0} rows/s  ({secs:.2} s)  commit latency p50={:.1} ms p90={:.1} ms  peak RSS={}  table rows={}",
+        rows as f64 / secs,
+        lat[lat.len() / 2],
+        lat[lat.len() * 9 / 10],
+        server.pid().map(vm_hwm).unwrap_or_default(),
+        check.first().and_then(|r| r.first()).cloned().unwrap_or_default(),
+    );
+    Ok(())
+}
+
+fn groups_for(name: &str) -> u64 {
+    if name.contains("1M") {
+        1_000_000
+    } else {
+        1_000
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let rows: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    println!("freshet-bench: {rows} rows per scenario, chunks of {CHUNK}");
+    scenario("table only (no views)", &[], rows).await?;
+    scenario(
+        "filter/project",
+        &["CREATE MATERIALIZED VIEW f AS SELECT id, amount * 2 AS double_amount FROM events WHERE kind = 'buy'"],
+        rows,
+    )
+    .await?;
+    scenario(
+        "group by, 1k groups",
+        &["CREATE MATERIALIZED VIEW g AS SELECT user_id, count(*) AS n, sum(amount) AS s, max(amount) AS m FROM events GROUP BY user_id"],
+        rows,
+    )
+    .await?;
+    scenario(
+        "group by, 1M groups",
+        &["CREATE MATERIALIZED VIEW g AS SELECT user_id, count(*) AS n, sum(amount) AS s, max(amount) AS m FROM events GROUP BY user_id"],
+        rows,
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! The RocksDB-backed store and the per-epoch write set.
+//!
+//! [`Store`] is cheap to clone and safe to share between threads. The
+//! dataflow engine calls it from its own dedicated thread; the server calls it
+//! from `spawn_blocking`, so no tokio worker ever blocks on disk.
+//!
+//! Writes never go straight to RocksDB: they collect in a [`WriteSet`] for the
+//! running epoch and reach the database in one atomic `WriteBatch` together
+//! with the new committed epoch number ([`Store::commit`]). Readers of
+//! committed data take a RocksDB snapshot, so a query spanning several
+//! tables sees all of them at one epoch.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{Direction, IteratorMode, Options, ReadOptions, WriteBatch, DB};
+
+use crate::error::{Result, StorageError};
+use crate::keys::{meta_key, Epoch};
+
+const EPOCH_KEY: &str = "epoch";
+
+/// Handle to the database under the data dir.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<DB>,
+}
+
+/// A key/value pair read from the store.
+pub type Entry = (Box<[u8]>, Box<[u8]>);
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        opts.increase_parallelism(2);
+        let db = DB::open(&opts, path)?;
+        Ok(Store { db: Arc::new(db) })
+    }
+
+    /// The last committed epoch (0 on a new database).
+    pub fn committed_epoch(&self) -> Result<Epoch> {
+        match self.db.get(meta_key(EPOCH_KEY))? {
+            None => Ok(Epoch(0)),
+            Some(v) => {
+                let b: [u8; 8] = v
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StorageError::Corrupt("epoch value".into()))?;
+                Ok(Epoch(u64::from_be_bytes(b)))
+            }
+        }
+    }
+
+    /// Point read of committed data.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.db.get(key)?)
+    }
+
+    /// Batched point reads of committed data.
+    pub fn multi_get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.db
+            .multi_get(keys)
+            .into_iter()
+            .map(|r| r.map_err(StorageError::from))
+            .collect()
+    }
+
+    /// Every committed entry whose key starts with `prefix`, in key order.
+    pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        for item in self.db.iterator(IteratorMode::From(prefix, Direction::Forward)) {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k, v));
+        }
+        Ok(out)
+    }
+
+    /// Scans several prefixes from one consistent snapshot.
+    pub fn snapshot_scan(&self, prefixes: &[Vec<u8>]) -> Result<Vec<Vec<Entry>>> {
+        let snap = self.db.snapshot();
+        let mut all = Vec::with_capacity(prefixes.len());
+        for prefix in prefixes {
+            let mut ro = ReadOptions::default();
+            ro.set_snapshot(&snap);
+            let mut out = Vec::new();
+            for item in self.db.iterator_opt(IteratorMode::From(prefix, Direction::Forward), ro) {
+                let (k, v) = item?;
+                if !k.starts_with(prefix) {
+                    break;
+                }
+                out.push((k, v));
+            }
+            all.push(out);
+        }
+        Ok(all)
+    }
+
+    /// Atomically applies `writes` and records `epoch` as committed.
+    pub fn commit(&self, writes: WriteSet, epoch: Epoch) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for (from, to) in &writes.range_deletes {
+            batch.delete_range(from, to);
+        }
+        for (k, v) in writes.puts {
+            match v {
+                Some(v) => batch.put(k, v),
+                None => batch.delete(k),
+            }
+        }
+        batch.put(meta_key(EPOCH_KEY), epoch.0.to_be_bytes());
+        self.db.write(batch)?;
+        Ok(())
+    }
+}
+
+/// Writes buffered for the running epoch: an ordered overlay over the store.
+#[derive(Default, Debug)]
+pub struct WriteSet {
+    puts: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    range_deletes: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl WriteSet {
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.puts.insert(key, Some(value));
+    }
+
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.puts.insert(key, None);
+    }
+
+    /// The pending value for `key`: `None` if untouched this epoch,
+    /// `Some(None)` if deleted, `Some(Some(v))` if written.
+    pub fn pending(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.puts.get(key).map(|v| v.as_deref())
+    }
+
+    /// Pending writes under `prefix`, in key order.
+    pub fn pending_prefix<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> {
+        self.puts
+            .range(prefix.to_vec()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+    }
+
+    /// Deletes every key starting with `prefix` (pending and committed).
+    pub fn delete_prefix(&mut self, prefix: &[u8]) {
+        let doomed: Vec<Vec<u8>> = self.puts.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k.clone()).collect();
+        for k in doomed {
+            self.puts.remove(&k);
+        }
+        let mut end = prefix.to_vec();
+        // The smallest key greater than every key with this prefix.
+        while let Some(last) = end.pop() {
+            if last < 0xFF {
+                end.push(last + 1);
+                break;
+            }
+        }
+        self.range_deletes.push((prefix.to_vec(), end));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.puts.is_empty() && self.range_deletes.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.puts.len()
+    }
+}
+
+/// Merges committed entries with pending writes: the current state of a prefix.
+pub fn merge_pending(committed: Vec<Entry>, writes: &WriteSet, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut map: BTreeMap<Vec<u8>, Vec<u8>> = committed.into_iter().map(|(k, v)| (k.into_vec(), v.into_vec())).collect();
+    for (k, v) in writes.pending_prefix(prefix) {
+        match v {
+            Some(v) => {
+                map.insert(k.to_vec(), v.to_vec());
+            }
+            None => {
+                map.remove(k);
+            }
+        }
+    }
+    map.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{row_key, table_prefix, TableId};
+
+    #[test]
+    fn commit_is_atomic_and_visible() {
+        let dir = std::env::temp_dir().join(format!("freshet-store-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(store.committed_epoch().unwrap(), Epoch(0));
+        let mut ws = WriteSet::default();
+        ws.put(row_key(TableId(5), b"a"), b"1".to_vec());
+        ws.put(row_key(TableId(5), b"b"), b"2".to_vec());
+        ws.put(row_key(TableId(6), b"a"), b"3".to_vec());
+        assert!(store.scan_prefix(&table_prefix(TableId(5))).unwrap().is_empty());
+        store.commit(ws, Epoch(1)).unwrap();
+        assert_eq!(store.scan_prefix(&table_prefix(TableId(5))).unwrap().len(), 2);
+        let mut ws = WriteSet::default();
+        ws.delete_prefix(&table_prefix(TableId(5)));
+        store.commit(ws, Epoch(2)).unwrap();
+        assert!(store.scan_prefix(&table_prefix(TableId(5))).unwrap().is_empty());
+        assert_eq!(store.scan_prefix(&table_prefix(TableId(6))).unwrap().len(), 1);
+        assert_eq!(store.committed_epoch().unwrap(), Epoch(2));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
