@@ -101,7 +101,11 @@ fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
         Output::Rows { schema, batches } => {
             let fields = Arc::new(pg_fields(&schema, format)?);
             let f2 = fields.clone();
-            let rows = stream::iter(batches).flat_map(move |b| stream::iter(arrow_pg::encode_recordbatch(f2.clone(), b)));
+            let text: Vec<bool> = fields.iter().map(|f| f.format() == pgwire::api::results::FieldFormat::Text).collect();
+            let rows = stream::iter(batches).flat_map(move |b| {
+                let b = crate::pgtext::pg_text_batch(b, |i| text.get(i).copied().unwrap_or(true));
+                stream::iter(arrow_pg::encode_recordbatch(f2.clone(), b))
+            });
             Response::Query(QueryResponse::new(fields, rows))
         }
         Output::Command { tag, rows } => {
