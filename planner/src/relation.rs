@@ -14,14 +14,14 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::memory::MemorySourceConfig;
 use datafusion::catalog::Session;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::common::tree_node::TreeNodeRecursion;
-use freshet_runtime::TableDef;
-use freshet_runtime::table::ROWKEY_COLUMN;
 use freshet_runtime::engine::nullable;
+use freshet_runtime::table::ROWKEY_COLUMN;
+use freshet_runtime::TableDef;
 use freshet_storage::TableId;
 
 /// Whether a relation is a base table or a materialized view.
@@ -45,14 +45,26 @@ pub struct Relation {
 
 impl Relation {
     pub fn table_def(&self) -> TableDef {
-        let mut not_null: Vec<usize> =
-            self.schema.fields().iter().enumerate().filter(|(_, f)| !f.is_nullable()).map(|(i, _)| i).collect();
+        let mut not_null: Vec<usize> = self
+            .schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.is_nullable())
+            .map(|(i, _)| i)
+            .collect();
         for &i in self.pk.iter().flatten() {
             if !not_null.contains(&i) {
                 not_null.push(i);
             }
         }
-        TableDef { id: self.id, name: self.name.clone(), schema: nullable(&self.schema), pk: self.pk.clone(), not_null }
+        TableDef {
+            id: self.id,
+            name: self.name.clone(),
+            schema: nullable(&self.schema),
+            pk: self.pk.clone(),
+            not_null,
+        }
     }
 }
 
@@ -85,7 +97,11 @@ pub struct RelationProvider {
 
 impl RelationProvider {
     pub fn new(rel: Arc<Relation>, with_rowkey: bool, data: Arc<QueryData>) -> Self {
-        RelationProvider { rel, with_rowkey, data }
+        RelationProvider {
+            rel,
+            with_rowkey,
+            data,
+        }
     }
 }
 
@@ -114,7 +130,10 @@ impl TableProvider for RelationProvider {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let batch = self.data.get(self.rel.id).ok_or_else(|| {
-            DataFusionError::Internal(format!("relation {} was not loaded for this query", self.rel.name))
+            DataFusionError::Internal(format!(
+                "relation {} was not loaded for this query",
+                self.rel.name
+            ))
         })?;
         let schema = self.schema();
         let batch = if batch.schema() != schema {
@@ -123,7 +142,11 @@ impl TableProvider for RelationProvider {
         } else {
             batch
         };
-        Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], schema, projection.cloned())?)
+        Ok(MemorySourceConfig::try_new_exec(
+            &[vec![batch]],
+            schema,
+            projection.cloned(),
+        )?)
     }
 }
 
@@ -146,7 +169,9 @@ pub fn referenced_relations(plan: &LogicalPlan) -> Vec<Arc<Relation>> {
 /// The relation behind a `TableScan` source, if it is one of ours.
 pub fn relation_of(source: &dyn datafusion::logical_expr::TableSource) -> Option<Arc<Relation>> {
     let d = source.downcast_ref::<datafusion::datasource::DefaultTableSource>()?;
-    d.table_provider.downcast_ref::<RelationProvider>().map(|p| p.rel.clone())
+    d.table_provider
+        .downcast_ref::<RelationProvider>()
+        .map(|p| p.rel.clone())
 }
 
 /// Whether a column name is the hidden row key.

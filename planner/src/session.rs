@@ -24,7 +24,12 @@ pub fn new_context() -> SessionContext {
 }
 
 /// Registers `rels` in `ctx`, backed by `data` when the query runs.
-pub fn register(ctx: &SessionContext, rels: &[Arc<Relation>], with_rowkey: bool, data: &Arc<QueryData>) -> datafusion::error::Result<()> {
+pub fn register(
+    ctx: &SessionContext,
+    rels: &[Arc<Relation>],
+    with_rowkey: bool,
+    data: &Arc<QueryData>,
+) -> datafusion::error::Result<()> {
     for r in rels {
         let provider = RelationProvider::new(r.clone(), with_rowkey, data.clone());
         ctx.register_table(r.name.as_str(), Arc::new(provider))?;

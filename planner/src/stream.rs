@@ -12,12 +12,12 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::common::tree_node::TreeNode;
 use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::expr::AggregateFunction;
-use datafusion::logical_expr::utils::conjunction;
-use datafusion::common::tree_node::TreeNode;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use freshet_runtime::plan::{AggCall, AggKind, NodeIdx, NodeKind, PlanNode, StreamPlan};
@@ -28,32 +28,52 @@ use crate::relation::{relation_of, RelKind};
 /// Plans the incremental maintenance of `plan`. `columns` renames the
 /// output columns (`CREATE MATERIALIZED VIEW v (a, b) AS ...`).
 pub fn plan_view(plan: &LogicalPlan, columns: &[String]) -> Result<StreamPlan> {
-    let mut b = Builder { nodes: Vec::new(), slots: 0, props: ExecutionProps::new() };
+    let mut b = Builder {
+        nodes: Vec::new(),
+        slots: 0,
+        props: ExecutionProps::new(),
+    };
     let top = b.visit(plan)?;
     let mut schema = b.nodes[top].schema.clone();
     if !columns.is_empty() {
         if columns.len() != schema.fields().len() {
-            return Err(PlanError::DataFusion(datafusion::error::DataFusionError::Plan(format!(
-                "view has {} columns but {} column names were given",
-                schema.fields().len(),
-                columns.len()
-            ))));
+            return Err(PlanError::DataFusion(
+                datafusion::error::DataFusionError::Plan(format!(
+                    "view has {} columns but {} column names were given",
+                    schema.fields().len(),
+                    columns.len()
+                )),
+            ));
         }
         schema = Arc::new(Schema::new(
-            schema.fields().iter().zip(columns).map(|(f, n)| Field::new(n, f.data_type().clone(), true)).collect::<Vec<_>>(),
+            schema
+                .fields()
+                .iter()
+                .zip(columns)
+                .map(|(f, n)| Field::new(n, f.data_type().clone(), true))
+                .collect::<Vec<_>>(),
         ));
     }
     let mut names = std::collections::HashSet::new();
     for f in schema.fields() {
         if !names.insert(f.name().clone()) {
-            return Err(PlanError::DataFusion(datafusion::error::DataFusionError::Plan(format!(
-                "column \"{}\" specified more than once",
-                f.name()
-            ))));
+            return Err(PlanError::DataFusion(
+                datafusion::error::DataFusionError::Plan(format!(
+                    "column \"{}\" specified more than once",
+                    f.name()
+                )),
+            ));
         }
     }
-    b.nodes.push(PlanNode { kind: NodeKind::Materialize, inputs: vec![top], schema });
-    Ok(StreamPlan { nodes: b.nodes, state_slots: b.slots })
+    b.nodes.push(PlanNode {
+        kind: NodeKind::Materialize,
+        inputs: vec![top],
+        schema,
+    });
+    Ok(StreamPlan {
+        nodes: b.nodes,
+        state_slots: b.slots,
+    })
 }
 
 struct Builder {
@@ -64,7 +84,10 @@ struct Builder {
 
 fn nullable_schema(s: &DFSchema) -> SchemaRef {
     Arc::new(Schema::new(
-        s.fields().iter().map(|f| Field::new(f.name(), f.data_type().clone(), true)).collect::<Vec<_>>(),
+        s.fields()
+            .iter()
+            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+            .collect::<Vec<_>>(),
     ))
 }
 
@@ -74,7 +97,11 @@ fn unsupported(what: impl Into<String>) -> PlanError {
 
 impl Builder {
     fn push(&mut self, kind: NodeKind, inputs: Vec<NodeIdx>, schema: SchemaRef) -> NodeIdx {
-        self.nodes.push(PlanNode { kind, inputs, schema });
+        self.nodes.push(PlanNode {
+            kind,
+            inputs,
+            schema,
+        });
         self.nodes.len() - 1
     }
 
@@ -84,7 +111,10 @@ impl Builder {
         }
         let mut found = None;
         let _ = e.apply(|x| {
-            if matches!(x, Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_)) {
+            if matches!(
+                x,
+                Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_)
+            ) {
                 found = Some("a subquery");
             } else if matches!(x, Expr::WindowFunction(_)) {
                 found = Some("a window function (OVER)");
@@ -94,7 +124,12 @@ impl Builder {
         if let Some(what) = found {
             return Err(unsupported(what));
         }
-        Ok(create_physical_expr(e, input, &self.props, &PhysicalPlanningContext::default())?)
+        Ok(create_physical_expr(
+            e,
+            input,
+            &self.props,
+            &PhysicalPlanningContext::default(),
+        )?)
     }
 
     fn visit(&mut self, plan: &LogicalPlan) -> Result<NodeIdx> {
@@ -106,48 +141,84 @@ impl Builder {
                     return Err(unsupported("LIMIT"));
                 }
                 let kind = match rel.kind {
-                    RelKind::Table => NodeKind::TableScan { table: rel.id, name: rel.name.clone() },
-                    RelKind::View => NodeKind::ViewScan { view: rel.id, name: rel.name.clone() },
+                    RelKind::Table => NodeKind::TableScan {
+                        table: rel.id,
+                        name: rel.name.clone(),
+                    },
+                    RelKind::View => NodeKind::ViewScan {
+                        view: rel.id,
+                        name: rel.name.clone(),
+                    },
                 };
-                let full = DFSchema::try_from_qualified_schema(scan.table_name.clone(), &rel.schema)?;
+                let full =
+                    DFSchema::try_from_qualified_schema(scan.table_name.clone(), &rel.schema)?;
                 let mut idx = self.push(kind, vec![], nullable_schema(&full));
                 if !scan.filters.is_empty() {
                     let pred = conjunction(scan.filters.iter().cloned())
                         .ok_or_else(|| unsupported("an empty filter"))?;
                     let p = self.physical(&pred, &full)?;
-                    idx = self.push(NodeKind::Filter { predicate: p }, vec![idx], nullable_schema(&full));
+                    idx = self.push(
+                        NodeKind::Filter { predicate: p },
+                        vec![idx],
+                        nullable_schema(&full),
+                    );
                 }
                 if let Some(proj) = &scan.projection {
                     let exprs = proj
                         .iter()
                         .map(|&i| {
                             let (q, f) = full.qualified_field(i);
-                            self.physical(&Expr::Column(datafusion::common::Column::from((q, f))), &full)
+                            self.physical(
+                                &Expr::Column(datafusion::common::Column::from((q, f))),
+                                &full,
+                            )
                         })
                         .collect::<Result<Vec<_>>>()?;
-                    idx = self.push(NodeKind::Project { exprs }, vec![idx], nullable_schema(&scan.projected_schema));
+                    idx = self.push(
+                        NodeKind::Project { exprs },
+                        vec![idx],
+                        nullable_schema(&scan.projected_schema),
+                    );
                 }
                 Ok(idx)
             }
             LogicalPlan::Projection(p) => {
                 let input = self.visit(&p.input)?;
-                let exprs = p.expr.iter().map(|e| self.physical(e, p.input.schema())).collect::<Result<Vec<_>>>()?;
-                Ok(self.push(NodeKind::Project { exprs }, vec![input], nullable_schema(&p.schema)))
+                let exprs = p
+                    .expr
+                    .iter()
+                    .map(|e| self.physical(e, p.input.schema()))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(self.push(
+                    NodeKind::Project { exprs },
+                    vec![input],
+                    nullable_schema(&p.schema),
+                ))
             }
             LogicalPlan::Filter(f) => {
                 let input = self.visit(&f.input)?;
                 let predicate = self.physical(&f.predicate, f.input.schema())?;
-                Ok(self.push(NodeKind::Filter { predicate }, vec![input], nullable_schema(f.input.schema())))
+                Ok(self.push(
+                    NodeKind::Filter { predicate },
+                    vec![input],
+                    nullable_schema(f.input.schema()),
+                ))
             }
             LogicalPlan::SubqueryAlias(a) => self.visit(&a.input),
             LogicalPlan::Aggregate(a) => {
                 let input = self.visit(&a.input)?;
                 let in_schema = a.input.schema();
-                if a.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
+                if a.group_expr
+                    .iter()
+                    .any(|e| matches!(e, Expr::GroupingSet(_)))
+                {
                     return Err(unsupported("GROUPING SETS, CUBE and ROLLUP"));
                 }
-                let group_exprs =
-                    a.group_expr.iter().map(|e| self.physical(e, in_schema)).collect::<Result<Vec<_>>>()?;
+                let group_exprs = a
+                    .group_expr
+                    .iter()
+                    .map(|e| self.physical(e, in_schema))
+                    .collect::<Result<Vec<_>>>()?;
                 let mut aggs = Vec::with_capacity(a.aggr_expr.len());
                 for (i, e) in a.aggr_expr.iter().enumerate() {
                     let out_field = a.schema.field(a.group_expr.len() + i);
@@ -156,7 +227,11 @@ impl Builder {
                 let slot = self.slots;
                 self.slots += 1;
                 Ok(self.push(
-                    NodeKind::Aggregate { group_exprs, aggs, state_slot: slot },
+                    NodeKind::Aggregate {
+                        group_exprs,
+                        aggs,
+                        state_slot: slot,
+                    },
                     vec![input],
                     nullable_schema(&a.schema),
                 ))
@@ -165,21 +240,30 @@ impl Builder {
                 // Row order is not part of a view's contents; ORDER BY applies when it is queried.
                 self.visit(&s.input)
             }
-            LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => Err(unsupported("ORDER BY ... LIMIT (top-N) and LIMIT/OFFSET")),
-            LogicalPlan::Join(_) => Err(unsupported("JOIN (and subqueries decorrelated into joins)")),
+            LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => {
+                Err(unsupported("ORDER BY ... LIMIT (top-N) and LIMIT/OFFSET"))
+            }
+            LogicalPlan::Join(_) => {
+                Err(unsupported("JOIN (and subqueries decorrelated into joins)"))
+            }
             LogicalPlan::Union(_) => Err(unsupported("UNION")),
             LogicalPlan::Window(_) => Err(unsupported("window functions (OVER)")),
             LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT ON")),
-            LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => {
-                Err(unsupported("a view that reads no table (constant rows or VALUES)"))
-            }
+            LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Err(unsupported(
+                "a view that reads no table (constant rows or VALUES)",
+            )),
             LogicalPlan::Unnest(_) => Err(unsupported("UNNEST")),
             LogicalPlan::RecursiveQuery(_) => Err(unsupported("WITH RECURSIVE")),
             other => Err(unsupported(format!("the plan node {}", other.display()))),
         }
     }
 
-    fn agg_call(&self, e: &Expr, input: &DFSchema, output_type: datafusion::arrow::datatypes::DataType) -> Result<AggCall> {
+    fn agg_call(
+        &self,
+        e: &Expr,
+        input: &DFSchema,
+        output_type: datafusion::arrow::datatypes::DataType,
+    ) -> Result<AggCall> {
         let inner = match e {
             Expr::Alias(a) => a.expr.as_ref(),
             other => other,
@@ -189,7 +273,9 @@ impl Builder {
         };
         let name = func.name().to_ascii_lowercase();
         if params.distinct {
-            return Err(unsupported(format!("{name}(DISTINCT ...) together with other aggregates")));
+            return Err(unsupported(format!(
+                "{name}(DISTINCT ...) together with other aggregates"
+            )));
         }
         if !params.order_by.is_empty() {
             return Err(unsupported(format!("ORDER BY inside {name}(...)")));
@@ -204,7 +290,10 @@ impl Builder {
             other => return Err(unsupported(format!("the aggregate function {other}"))),
         };
         if kind != AggKind::CountStar && params.args.len() != 1 {
-            return Err(unsupported(format!("{name} with {} arguments", params.args.len())));
+            return Err(unsupported(format!(
+                "{name} with {} arguments",
+                params.args.len()
+            )));
         }
         let (arg, input_type) = match params.args.first() {
             Some(a) => (Some(self.physical(a, input)?), a.get_type(input)?),
@@ -213,13 +302,22 @@ impl Builder {
         if matches!(kind, AggKind::Sum | AggKind::Avg) && !(input_type.is_numeric()) {
             return Err(unsupported(format!("{name} over {input_type}")));
         }
-        if matches!(kind, AggKind::Min | AggKind::Max) && !freshet_storage::codec::is_supported(&input_type) {
+        if matches!(kind, AggKind::Min | AggKind::Max)
+            && !freshet_storage::codec::is_supported(&input_type)
+        {
             return Err(unsupported(format!("{name} over {input_type}")));
         }
         let filter = match &params.filter {
             Some(f) => Some(self.physical(f, input)?),
             None => None,
         };
-        Ok(AggCall { kind, arg, filter, input_type, output_type, display: e.schema_name().to_string() })
+        Ok(AggCall {
+            kind,
+            arg,
+            filter,
+            input_type,
+            output_type,
+            display: e.schema_name().to_string(),
+        })
     }
 }

@@ -83,7 +83,10 @@ impl ChangeBatch {
     /// Concatenates batches of one schema.
     pub fn concat(schema: &SchemaRef, batches: &[ChangeBatch]) -> Result<Self> {
         let data = concat_batches(schema, batches.iter().map(|b| &b.data))?;
-        let weights: Vec<i64> = batches.iter().flat_map(|b| b.weights.values().iter().copied()).collect();
+        let weights: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| b.weights.values().iter().copied())
+            .collect();
         Ok(Self::new(data, Int64Array::from(weights)))
     }
 
@@ -100,14 +103,22 @@ impl ChangeBatch {
         use datafusion::arrow::array::{Float64Array, StringArray};
         use datafusion::arrow::datatypes::{DataType, Field, Schema};
         let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-        let header: Vec<&str> = lines.next().expect("type header").split_whitespace().collect();
+        let header: Vec<&str> = lines
+            .next()
+            .expect("type header")
+            .split_whitespace()
+            .collect();
         let mut weights = Vec::new();
         let mut cells: Vec<Vec<Option<String>>> = vec![Vec::new(); header.len()];
         for line in lines {
             let mut parts = line.split_whitespace();
             let sign = parts.next().expect("sign");
             let (s, n) = sign.split_at(1);
-            let n: i64 = if n.is_empty() { 1 } else { n.parse().expect("count") };
+            let n: i64 = if n.is_empty() {
+                1
+            } else {
+                n.parse().expect("count")
+            };
             weights.push(if s == "-" { -n } else { n });
             for (i, v) in parts.enumerate() {
                 cells[i].push(if v == "." { None } else { Some(v.to_string()) });
@@ -121,13 +132,19 @@ impl ChangeBatch {
                 "I" => {
                     fields.push(Field::new(name, DataType::Int64, true));
                     cols.push(Arc::new(Int64Array::from(
-                        cells[i].iter().map(|v| v.as_ref().map(|v| v.parse::<i64>().expect("int"))).collect::<Vec<_>>(),
+                        cells[i]
+                            .iter()
+                            .map(|v| v.as_ref().map(|v| v.parse::<i64>().expect("int")))
+                            .collect::<Vec<_>>(),
                     )));
                 }
                 "F" => {
                     fields.push(Field::new(name, DataType::Float64, true));
                     cols.push(Arc::new(Float64Array::from(
-                        cells[i].iter().map(|v| v.as_ref().map(|v| v.parse::<f64>().expect("float"))).collect::<Vec<_>>(),
+                        cells[i]
+                            .iter()
+                            .map(|v| v.as_ref().map(|v| v.parse::<f64>().expect("float")))
+                            .collect::<Vec<_>>(),
                     )));
                 }
                 _ => {
@@ -144,8 +161,12 @@ impl ChangeBatch {
     pub fn to_pretty_lines(&self) -> Vec<String> {
         use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
         let opts = FormatOptions::default().with_null(".");
-        let fmts: Vec<ArrayFormatter> =
-            self.data.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).expect("formatter")).collect();
+        let fmts: Vec<ArrayFormatter> = self
+            .data
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).expect("formatter"))
+            .collect();
         let mut out: Vec<String> = (0..self.num_rows())
             .map(|r| {
                 let vals: Vec<String> = fmts.iter().map(|f| f.value(r).to_string()).collect();
@@ -165,7 +186,9 @@ mod tests {
     fn pretty_roundtrip_and_filter() {
         let b = ChangeBatch::from_pretty("I T\n+ 1 a\n-2 2 .\n+ 3 c");
         assert_eq!(b.to_pretty_lines(), vec!["+1 1 a", "+1 3 c", "-2 2 ."]);
-        let f = b.filter(&BooleanArray::from(vec![true, true, false])).unwrap();
+        let f = b
+            .filter(&BooleanArray::from(vec![true, true, false]))
+            .unwrap();
         assert_eq!(f.to_pretty_lines(), vec!["+1 1 a", "-2 2 ."]);
     }
 }

@@ -73,7 +73,10 @@ pub enum DmlOp {
     /// Storage keys (`_rowkey`) of rows to delete.
     Delete(Vec<Vec<u8>>),
     /// Storage keys of the old rows and the new rows, in the same order.
-    Update { keys: Vec<Vec<u8>>, rows: Vec<RecordBatch> },
+    Update {
+        keys: Vec<Vec<u8>>,
+        rows: Vec<RecordBatch>,
+    },
 }
 
 /// Catalog bytes to write (key, Some(value)) or delete (key, None) in the
@@ -83,13 +86,38 @@ pub type CatalogWrite = (Vec<u8>, Option<Vec<u8>>);
 type Reply<T> = oneshot::Sender<Result<T>>;
 
 enum Command {
-    CreateTable { def: TableDef, catalog: Vec<CatalogWrite>, reply: Reply<()> },
-    CreateView { def: ViewDef, catalog: Vec<CatalogWrite>, fresh: bool, reply: Reply<()> },
-    Drop { id: TableId, catalog: Vec<CatalogWrite>, reply: Reply<()> },
-    Dml { table: TableId, op: DmlOp, reply: Reply<u64> },
-    ReadTables { tables: Vec<TableId>, reply: Reply<Vec<RecordBatch>> },
-    Barrier { reply: Option<Reply<Epoch>> },
-    WriteMeta { writes: Vec<CatalogWrite>, reply: Reply<()> },
+    CreateTable {
+        def: TableDef,
+        catalog: Vec<CatalogWrite>,
+        reply: Reply<()>,
+    },
+    CreateView {
+        def: ViewDef,
+        catalog: Vec<CatalogWrite>,
+        fresh: bool,
+        reply: Reply<()>,
+    },
+    Drop {
+        id: TableId,
+        catalog: Vec<CatalogWrite>,
+        reply: Reply<()>,
+    },
+    Dml {
+        table: TableId,
+        op: DmlOp,
+        reply: Reply<u64>,
+    },
+    ReadTables {
+        tables: Vec<TableId>,
+        reply: Reply<Vec<RecordBatch>>,
+    },
+    Barrier {
+        reply: Option<Reply<Epoch>>,
+    },
+    WriteMeta {
+        writes: Vec<CatalogWrite>,
+        reply: Reply<()>,
+    },
 }
 
 /// Cheap, cloneable handle to the engine thread.
@@ -161,24 +189,44 @@ impl Engine {
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(make(reply)).await.map_err(|_| RuntimeError::EngineStopped)?;
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| RuntimeError::EngineStopped)?;
         rx.await.map_err(|_| RuntimeError::EngineStopped)?
     }
 
     /// Registers a table; `catalog` writes commit with it (empty on recovery).
     pub async fn create_table(&self, def: TableDef, catalog: Vec<CatalogWrite>) -> Result<()> {
-        self.call(|reply| Command::CreateTable { def, catalog, reply }).await
+        self.call(|reply| Command::CreateTable {
+            def,
+            catalog,
+            reply,
+        })
+        .await
     }
 
     /// Starts a view. Fresh views are backfilled from their inputs and
     /// committed before this returns; recovered views resume their state.
-    pub async fn create_view(&self, def: ViewDef, catalog: Vec<CatalogWrite>, fresh: bool) -> Result<()> {
-        self.call(|reply| Command::CreateView { def, catalog, fresh, reply }).await
+    pub async fn create_view(
+        &self,
+        def: ViewDef,
+        catalog: Vec<CatalogWrite>,
+        fresh: bool,
+    ) -> Result<()> {
+        self.call(|reply| Command::CreateView {
+            def,
+            catalog,
+            fresh,
+            reply,
+        })
+        .await
     }
 
     /// Drops a table or view and all its stored data.
     pub async fn drop_object(&self, id: TableId, catalog: Vec<CatalogWrite>) -> Result<()> {
-        self.call(|reply| Command::Drop { id, catalog, reply }).await
+        self.call(|reply| Command::Drop { id, catalog, reply })
+            .await
     }
 
     /// Applies a DML change; returns the number of rows affected. The change
@@ -190,17 +238,20 @@ impl Engine {
     /// Current contents (committed plus this epoch's writes) of tables, each
     /// with the hidden `_rowkey` column; what DML statements read.
     pub async fn read_tables(&self, tables: Vec<TableId>) -> Result<Vec<RecordBatch>> {
-        self.call(|reply| Command::ReadTables { tables, reply }).await
+        self.call(|reply| Command::ReadTables { tables, reply })
+            .await
     }
 
     /// Ends the epoch and waits until it has committed.
     pub async fn flush(&self) -> Result<Epoch> {
-        self.call(|reply| Command::Barrier { reply: Some(reply) }).await
+        self.call(|reply| Command::Barrier { reply: Some(reply) })
+            .await
     }
 
     /// Writes metadata in the running epoch (committed at its barrier).
     pub async fn write_meta(&self, writes: Vec<CatalogWrite>) -> Result<()> {
-        self.call(|reply| Command::WriteMeta { writes, reply }).await
+        self.call(|reply| Command::WriteMeta { writes, reply })
+            .await
     }
 
     /// Asks for a barrier without waiting (the checkpoint timer).
@@ -223,8 +274,14 @@ fn push(
     };
     for (c, input) in consumers {
         let outs = {
-            let node = nodes.get_mut(&c).ok_or_else(|| RuntimeError::Internal(format!("missing node {c}")))?;
-            let mut ctx = EpochCtx { store, writes: &mut *writes, epoch };
+            let node = nodes
+                .get_mut(&c)
+                .ok_or_else(|| RuntimeError::Internal(format!("missing node {c}")))?;
+            let mut ctx = EpochCtx {
+                store,
+                writes: &mut *writes,
+                epoch,
+            };
             node.op.process(input, batch.clone(), &mut ctx)?
         };
         for o in outs {
@@ -239,7 +296,13 @@ fn push(
 impl Worker {
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         while let Some(cmd) = rx.blocking_recv() {
-            self.handle(cmd);
+            // A panic in an operator must not take the process down; it stops
+            // the engine instead, and the caller sees its reply dropped.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(cmd)));
+            if r.is_err() {
+                tracing::error!("engine panicked; refusing further work until restart");
+                self.poisoned = Some("an internal panic".into());
+            }
         }
         // Channel closed: commit what is pending so a clean shutdown loses nothing.
         if self.poisoned.is_none() {
@@ -270,10 +333,20 @@ impl Worker {
 
     fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::CreateTable { def, catalog, reply } => {
+            Command::CreateTable {
+                def,
+                catalog,
+                reply,
+            } => {
                 let r = self.mutate(|w| {
                     let fresh = !catalog.is_empty();
-                    w.tables.insert(def.id, TableRt { def, subscribers: Vec::new() });
+                    w.tables.insert(
+                        def.id,
+                        TableRt {
+                            def,
+                            subscribers: Vec::new(),
+                        },
+                    );
                     if fresh {
                         w.apply_catalog(catalog);
                         w.barrier(true)?;
@@ -282,7 +355,12 @@ impl Worker {
                 });
                 let _ = reply.send(r);
             }
-            Command::CreateView { def, catalog, fresh, reply } => {
+            Command::CreateView {
+                def,
+                catalog,
+                fresh,
+                reply,
+            } => {
                 let r = self.mutate(|w| w.create_view(def, catalog, fresh));
                 let _ = reply.send(r);
             }
@@ -295,7 +373,9 @@ impl Worker {
                 let _ = reply.send(r);
             }
             Command::ReadTables { tables, reply } => {
-                let r = self.guard().and_then(|_| tables.iter().map(|t| self.read_table_current(*t)).collect());
+                let r = self
+                    .guard()
+                    .and_then(|_| tables.iter().map(|t| self.read_table_current(*t)).collect());
                 let _ = reply.send(r);
             }
             Command::Barrier { reply } => {
@@ -327,16 +407,32 @@ impl Worker {
         let ids: Vec<u64> = self.nodes.keys().copied().collect();
         for id in ids {
             let outs = {
-                let Some(node) = self.nodes.get_mut(&id) else { continue };
-                let mut ctx = EpochCtx { store: &self.store, writes: &mut self.writes, epoch };
+                let Some(node) = self.nodes.get_mut(&id) else {
+                    continue;
+                };
+                let mut ctx = EpochCtx {
+                    store: &self.store,
+                    writes: &mut self.writes,
+                    epoch,
+                };
                 node.op.on_barrier(&mut ctx)?
             };
             for o in outs {
-                push(&mut self.nodes, &self.store, &mut self.writes, epoch, id, &o)?;
+                push(
+                    &mut self.nodes,
+                    &self.store,
+                    &mut self.writes,
+                    epoch,
+                    id,
+                    &o,
+                )?;
             }
         }
         if self.row_id_dirty {
-            self.writes.put(meta_key(NEXT_ROW_ID), self.next_row_id.to_be_bytes().to_vec());
+            self.writes.put(
+                meta_key(NEXT_ROW_ID),
+                self.next_row_id.to_be_bytes().to_vec(),
+            );
             self.row_id_dirty = false;
         }
         if self.writes.is_empty() && !force {
@@ -350,7 +446,9 @@ impl Worker {
     }
 
     fn table(&self, id: TableId) -> Result<&TableRt> {
-        self.tables.get(&id).ok_or_else(|| RuntimeError::UnknownObject(format!("table {}", id.0)))
+        self.tables
+            .get(&id)
+            .ok_or_else(|| RuntimeError::UnknownObject(format!("table {}", id.0)))
     }
 
     fn current_value(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -372,7 +470,10 @@ impl Worker {
     fn conform(def: &TableDef, batch: &RecordBatch) -> Result<RecordBatch> {
         let n = def.schema.fields().len();
         if batch.num_columns() < n {
-            return Err(RuntimeError::Internal(format!("expected {n} columns for table {}", def.name)));
+            return Err(RuntimeError::Internal(format!(
+                "expected {n} columns for table {}",
+                def.name
+            )));
         }
         let cols = def
             .schema
@@ -381,7 +482,11 @@ impl Worker {
             .enumerate()
             .map(|(i, f)| {
                 let c = batch.column(i);
-                Ok(if c.data_type() != f.data_type() { cast(c, f.data_type())? } else { c.clone() })
+                Ok(if c.data_type() != f.data_type() {
+                    cast(c, f.data_type())?
+                } else {
+                    c.clone()
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(RecordBatch::try_new_with_options(
@@ -429,7 +534,11 @@ impl Worker {
             }
         }
         if !old_keys.is_empty() {
-            let present: Vec<&[u8]> = old_vals.iter().filter(|v| !v.is_empty()).map(|v| v.as_slice()).collect();
+            let present: Vec<&[u8]> = old_vals
+                .iter()
+                .filter(|v| !v.is_empty())
+                .map(|v| v.as_slice())
+                .collect();
             let old = decode_table_values(present, &def.schema)?;
             if !is_update {
                 count += old.num_rows() as u64;
@@ -454,9 +563,12 @@ impl Worker {
             };
             let vals = encode_values(&b)?;
             for (k, v) in keys.into_iter().zip(vals) {
-                let exists = !removed.contains(&k) && self.current_value(&row_key(table, &k))?.is_some();
+                let exists =
+                    !removed.contains(&k) && self.current_value(&row_key(table, &k))?.is_some();
                 if exists || !seen.insert(k.clone()) {
-                    return Err(RuntimeError::UniqueViolation { table: def.name.clone() });
+                    return Err(RuntimeError::UniqueViolation {
+                        table: def.name.clone(),
+                    });
                 }
                 puts.push((row_key(table, &k), v));
             }
@@ -473,10 +585,21 @@ impl Worker {
             for (k, v) in puts {
                 w.writes.put(k, v);
             }
-            let subs = w.tables.get(&table).map(|t| t.subscribers.clone()).unwrap_or_default();
+            let subs = w
+                .tables
+                .get(&table)
+                .map(|t| t.subscribers.clone())
+                .unwrap_or_default();
             for c in &changes {
                 for s in &subs {
-                    push(&mut w.nodes, &w.store, &mut w.writes, Epoch(w.epoch.0 + 1), *s, c)?;
+                    push(
+                        &mut w.nodes,
+                        &w.store,
+                        &mut w.writes,
+                        Epoch(w.epoch.0 + 1),
+                        *s,
+                        c,
+                    )?;
                 }
             }
             Ok(count)
@@ -496,7 +619,13 @@ impl Worker {
             self.next_node += 1;
             gids.push(gid);
             let op = build_operator(node, &def.name, def.id, |slot| def.state_table(slot));
-            self.nodes.insert(gid, Node { op, consumers: Vec::new() });
+            self.nodes.insert(
+                gid,
+                Node {
+                    op,
+                    consumers: Vec::new(),
+                },
+            );
             for (pos, &input) in node.inputs.iter().enumerate() {
                 let from = gids[input];
                 if let Some(n) = self.nodes.get_mut(&from) {
@@ -505,12 +634,24 @@ impl Worker {
             }
             match &node.kind {
                 NodeKind::TableScan { table, .. } => {
-                    let t = self.tables.get_mut(table).ok_or_else(|| RuntimeError::UnknownObject(format!("table {}", table.0)))?;
+                    let t = self
+                        .tables
+                        .get_mut(table)
+                        .ok_or_else(|| RuntimeError::UnknownObject(format!("table {}", table.0)))?;
                     t.subscribers.push(gid);
-                    scans.push((gid, crate::table::ReadTarget::Table { id: *table, schema: t.def.schema.clone() }));
+                    scans.push((
+                        gid,
+                        crate::table::ReadTarget::Table {
+                            id: *table,
+                            schema: t.def.schema.clone(),
+                        },
+                    ));
                 }
                 NodeKind::ViewScan { view, .. } => {
-                    let v = self.views.get(view).ok_or_else(|| RuntimeError::UnknownObject(format!("view {}", view.0)))?;
+                    let v = self
+                        .views
+                        .get(view)
+                        .ok_or_else(|| RuntimeError::UnknownObject(format!("view {}", view.0)))?;
                     let (root, schema) = (v.root, v.def.schema());
                     if let Some(n) = self.nodes.get_mut(&root) {
                         n.consumers.push((gid, 0));
@@ -523,16 +664,30 @@ impl Worker {
         }
         for gid in &gids {
             if let Some(n) = self.nodes.get_mut(gid) {
-                let mut ctx = EpochCtx { store: &self.store, writes: &mut self.writes, epoch };
+                let mut ctx = EpochCtx {
+                    store: &self.store,
+                    writes: &mut self.writes,
+                    epoch,
+                };
                 n.op.on_start(&mut ctx, fresh)?;
             }
         }
-        let root = *gids.last().ok_or_else(|| RuntimeError::Internal("empty plan".into()))?;
-        self.views.insert(def.id, ViewRt { def, nodes: gids, root });
+        let root = *gids
+            .last()
+            .ok_or_else(|| RuntimeError::Internal("empty plan".into()))?;
+        self.views.insert(
+            def.id,
+            ViewRt {
+                def,
+                nodes: gids,
+                root,
+            },
+        );
         if fresh {
             for (gid, target) in scans {
                 let entries = match &target {
-                    crate::table::ReadTarget::Table { id, .. } | crate::table::ReadTarget::View { id, .. } => {
+                    crate::table::ReadTarget::Table { id, .. }
+                    | crate::table::ReadTarget::View { id, .. } => {
                         self.store.scan_prefix(&table_prefix(*id))?
                     }
                 };
@@ -541,10 +696,19 @@ impl Worker {
                         crate::table::ReadTarget::Table { schema, .. } => {
                             decode_table_values(chunk.iter().map(|(_, v)| v.as_ref()), schema)?
                         }
-                        crate::table::ReadTarget::View { schema, .. } => decode_view_rows(chunk, schema)?,
+                        crate::table::ReadTarget::View { schema, .. } => {
+                            decode_view_rows(chunk, schema)?
+                        }
                     };
                     let cb = ChangeBatch::inserts(batch);
-                    push(&mut self.nodes, &self.store, &mut self.writes, epoch, gid, &cb)?;
+                    push(
+                        &mut self.nodes,
+                        &self.store,
+                        &mut self.writes,
+                        epoch,
+                        gid,
+                        &cb,
+                    )?;
                 }
             }
             self.apply_catalog(catalog);
@@ -569,7 +733,8 @@ impl Worker {
             }
             self.writes.delete_prefix(&table_prefix(id));
             for slot in 0..v.def.plan.state_slots {
-                self.writes.delete_prefix(&table_prefix(v.def.state_table(slot)));
+                self.writes
+                    .delete_prefix(&table_prefix(v.def.state_table(slot)));
             }
         }
         self.apply_catalog(catalog);
@@ -582,6 +747,10 @@ impl Worker {
 pub fn nullable(schema: &SchemaRef) -> SchemaRef {
     use datafusion::arrow::datatypes::{Field, Schema};
     Arc::new(Schema::new(
-        schema.fields().iter().map(|f| Field::new(f.name(), f.data_type().clone(), true)).collect::<Vec<_>>(),
+        schema
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+            .collect::<Vec<_>>(),
     ))
 }

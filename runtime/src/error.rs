@@ -17,7 +17,9 @@ pub enum RuntimeError {
     #[error("duplicate key value violates unique constraint \"{table}_pkey\"")]
     UniqueViolation { table: String },
     /// A NOT NULL column got a NULL (SQLSTATE 23502).
-    #[error("null value in column \"{column}\" of relation \"{table}\" violates not-null constraint")]
+    #[error(
+        "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
+    )]
     NotNullViolation { table: String, column: String },
     #[error("unknown object {0}")]
     UnknownObject(String),

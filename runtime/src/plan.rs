@@ -64,13 +64,27 @@ pub struct AggCall {
 #[derive(Debug, Clone)]
 pub enum NodeKind {
     /// Changes of a base table.
-    TableScan { table: TableId, name: String },
+    TableScan {
+        table: TableId,
+        name: String,
+    },
     /// Changes of another materialized view.
-    ViewScan { view: TableId, name: String },
-    Project { exprs: Vec<Arc<dyn PhysicalExpr>> },
-    Filter { predicate: Arc<dyn PhysicalExpr> },
+    ViewScan {
+        view: TableId,
+        name: String,
+    },
+    Project {
+        exprs: Vec<Arc<dyn PhysicalExpr>>,
+    },
+    Filter {
+        predicate: Arc<dyn PhysicalExpr>,
+    },
     /// Retractable hash aggregate; `group_exprs` empty for a global aggregate.
-    Aggregate { group_exprs: Vec<Arc<dyn PhysicalExpr>>, aggs: Vec<AggCall>, state_slot: u32 },
+    Aggregate {
+        group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+        aggs: Vec<AggCall>,
+        state_slot: u32,
+    },
     /// Writes the view's rows (a multiset keyed by the whole row).
     Materialize,
 }
@@ -92,7 +106,12 @@ impl StreamPlan {
     fn fmt_node(&self, idx: NodeIdx, depth: usize, out: &mut String) {
         let n = &self.nodes[idx];
         let pad = "  ".repeat(depth);
-        let cols: Vec<String> = n.schema.fields().iter().map(|f| format!("{}:{}", f.name(), f.data_type())).collect();
+        let cols: Vec<String> = n
+            .schema
+            .fields()
+            .iter()
+            .map(|f| format!("{}:{}", f.name(), f.data_type()))
+            .collect();
         out.push_str(&format!("{pad}{} [{}]\n", n.kind, cols.join(", ")));
         for &i in &n.inputs {
             self.fmt_node(i, depth + 1, out);
@@ -111,7 +130,10 @@ impl StreamPlan {
 }
 
 fn join_exprs(e: &[Arc<dyn PhysicalExpr>]) -> String {
-    e.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(", ")
+    e.iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl fmt::Display for NodeKind {
@@ -121,9 +143,19 @@ impl fmt::Display for NodeKind {
             NodeKind::ViewScan { name, .. } => write!(f, "StreamViewScan view={name}"),
             NodeKind::Project { exprs } => write!(f, "StreamProject exprs=[{}]", join_exprs(exprs)),
             NodeKind::Filter { predicate } => write!(f, "StreamFilter predicate={predicate}"),
-            NodeKind::Aggregate { group_exprs, aggs, state_slot } => {
+            NodeKind::Aggregate {
+                group_exprs,
+                aggs,
+                state_slot,
+            } => {
                 let a: Vec<&str> = aggs.iter().map(|a| a.display.as_str()).collect();
-                write!(f, "StreamHashAgg group_by=[{}] aggs=[{}] state=slot{}", join_exprs(group_exprs), a.join(", "), state_slot)
+                write!(
+                    f,
+                    "StreamHashAgg group_by=[{}] aggs=[{}] state=slot{}",
+                    join_exprs(group_exprs),
+                    a.join(", "),
+                    state_slot
+                )
             }
             NodeKind::Materialize => write!(f, "StreamMaterialize key=all columns (multiset)"),
         }

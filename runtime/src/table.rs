@@ -36,12 +36,21 @@ pub struct TableDef {
 
 impl TableDef {
     pub fn types(&self) -> Vec<DataType> {
-        self.schema.fields().iter().map(|f| f.data_type().clone()).collect()
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect()
     }
 
     /// The table schema plus the hidden `_rowkey` column.
     pub fn schema_with_rowkey(&self) -> SchemaRef {
-        let mut fields: Vec<Field> = self.schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         fields.push(Field::new(ROWKEY_COLUMN, DataType::Binary, false));
         Arc::new(Schema::new(fields))
     }
@@ -97,16 +106,33 @@ fn strip_version(v: &[u8]) -> Result<&[u8]> {
 }
 
 /// Decodes stored table values into a batch of `schema`.
-pub fn decode_table_values<'a>(values: impl IntoIterator<Item = &'a [u8]>, schema: &SchemaRef) -> Result<RecordBatch> {
-    let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
-    let vals = values.into_iter().map(strip_version).collect::<Result<Vec<_>>>()?;
+pub fn decode_table_values<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+    schema: &SchemaRef,
+) -> Result<RecordBatch> {
+    let types: Vec<DataType> = schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
+    let vals = values
+        .into_iter()
+        .map(strip_version)
+        .collect::<Result<Vec<_>>>()?;
     let n = vals.len();
     let cols = decode_rows(vals, &types)?;
-    Ok(RecordBatch::try_new_with_options(schema.clone(), cols, &RecordBatchOptions::new().with_row_count(Some(n)))?)
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        cols,
+        &RecordBatchOptions::new().with_row_count(Some(n)),
+    )?)
 }
 
 /// Decodes `(key, value)` table entries into a batch with the `_rowkey` column.
-pub fn decode_table_with_rowkey(entries: &[(Vec<u8>, Vec<u8>)], def: &TableDef) -> Result<RecordBatch> {
+pub fn decode_table_with_rowkey(
+    entries: &[(Vec<u8>, Vec<u8>)],
+    def: &TableDef,
+) -> Result<RecordBatch> {
     let base = decode_table_values(entries.iter().map(|(_, v)| v.as_slice()), &def.schema)?;
     let keys = BinaryArray::from_iter_values(entries.iter().map(|(k, _)| pk_of(k)));
     let mut cols = base.columns().to_vec();
@@ -135,13 +161,19 @@ pub fn read_committed(store: &Store, targets: &[ReadTarget]) -> Result<Vec<Recor
         })
         .collect();
     let scans = store.snapshot_scan(&prefixes)?;
-    targets.iter().zip(scans).map(|(t, entries)| decode_target(t, &entries)).collect()
+    targets
+        .iter()
+        .zip(scans)
+        .map(|(t, entries)| decode_target(t, &entries))
+        .collect()
 }
 
 /// Decodes committed entries of one target.
 pub fn decode_target(t: &ReadTarget, entries: &[Entry]) -> Result<RecordBatch> {
     match t {
-        ReadTarget::Table { schema, .. } => decode_table_values(entries.iter().map(|(_, v)| v.as_ref()), schema),
+        ReadTarget::Table { schema, .. } => {
+            decode_table_values(entries.iter().map(|(_, v)| v.as_ref()), schema)
+        }
         ReadTarget::View { schema, .. } => decode_view_rows(entries, schema),
     }
 }

@@ -52,7 +52,11 @@ impl StoredEntry {
             RelKind::Table => "table",
             RelKind::View => "view",
         };
-        format!("v1\n{kind}\n{}\n{}\n{}", self.id.0, self.fingerprint, self.ddl).into_bytes()
+        format!(
+            "v1\n{kind}\n{}\n{}\n{}",
+            self.id.0, self.fingerprint, self.ddl
+        )
+        .into_bytes()
     }
 
     pub fn decode(bytes: &[u8]) -> Option<StoredEntry> {
@@ -69,7 +73,12 @@ impl StoredEntry {
         let id = TableId(parts.next()?.parse().ok()?);
         let fingerprint = parts.next()?.parse().ok()?;
         let ddl = parts.next()?.to_string();
-        Some(StoredEntry { kind, id, fingerprint, ddl })
+        Some(StoredEntry {
+            kind,
+            id,
+            fingerprint,
+            ddl,
+        })
     }
 }
 
@@ -102,7 +111,14 @@ impl Catalog {
 
     /// The first id not used by any object (0 is reserved for metadata).
     pub fn next_id(&self) -> TableId {
-        TableId(self.by_name.values().map(|e| e.rel.id.0 + e.width).max().unwrap_or(1).max(1))
+        TableId(
+            self.by_name
+                .values()
+                .map(|e| e.rel.id.0 + e.width)
+                .max()
+                .unwrap_or(1)
+                .max(1),
+        )
     }
 
     /// Every object that reads `id`, directly or through other views, newest first.

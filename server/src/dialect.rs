@@ -58,7 +58,11 @@ pub fn split_statements(sql: &str) -> Vec<String> {
                 // Dollar quote: $tag$ ... $tag$
                 if let Some(end) = sql[i + 1..].find('$') {
                     let tag = &sql[i..i + end + 2];
-                    if tag[1..tag.len() - 1].chars().all(|c| c.is_alphanumeric() || c == '_') && !tag[1..tag.len() - 1].starts_with(|c: char| c.is_ascii_digit()) {
+                    if tag[1..tag.len() - 1]
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || c == '_')
+                        && !tag[1..tag.len() - 1].starts_with(|c: char| c.is_ascii_digit())
+                    {
                         if let Some(close) = sql[i + tag.len()..].find(tag) {
                             i += tag.len() + close + tag.len() - 1;
                         }
@@ -95,7 +99,10 @@ pub fn is_blank(s: &str) -> bool {
 }
 
 fn words(sql: &str) -> Vec<String> {
-    sql.split_whitespace().map(|w| w.trim_end_matches(';').to_ascii_lowercase()).filter(|w| !w.is_empty()).collect()
+    sql.split_whitespace()
+        .map(|w| w.trim_end_matches(';').to_ascii_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect()
 }
 
 /// Parses one statement.
@@ -110,18 +117,27 @@ pub fn parse_one(sql: &str) -> ExecResult<Parsed> {
     }
     let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| {
         let msg = e.to_string();
-        let msg = msg.strip_prefix("sql parser error: ").unwrap_or(&msg).to_string();
+        let msg = msg
+            .strip_prefix("sql parser error: ")
+            .unwrap_or(&msg)
+            .to_string();
         ExecError::new(code::SYNTAX, format!("syntax error: {msg}"))
     })?;
     match stmts.len() {
         1 => Ok(Parsed::Sql(Box::new(stmts.remove(0)))),
         0 => Err(ExecError::new(code::SYNTAX, "empty statement")),
-        _ => Err(ExecError::new(code::SYNTAX, "cannot insert multiple commands into a prepared statement")),
+        _ => Err(ExecError::new(
+            code::SYNTAX,
+            "cannot insert multiple commands into a prepared statement",
+        )),
     }
 }
 
 fn strip_comments(sql: &str) -> String {
-    sql.lines().map(|l| l.split("--").next().unwrap_or("")).collect::<Vec<_>>().join(" ")
+    sql.lines()
+        .map(|l| l.split("--").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]

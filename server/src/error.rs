@@ -54,7 +54,10 @@ pub type ExecResult<T> = Result<T, ExecError>;
 
 impl ExecError {
     pub fn new(code: &'static str, msg: impl Into<String>) -> Self {
-        ExecError::Sql { code, msg: msg.into() }
+        ExecError::Sql {
+            code,
+            msg: msg.into(),
+        }
     }
 
     pub fn not_supported(what: impl Into<String>) -> Self {
@@ -89,12 +92,16 @@ fn arrow_state(e: &ArrowError) -> (&'static str, String) {
     let msg = e.to_string();
     let code = match e {
         ArrowError::DivideByZero => code::DIVISION_BY_ZERO,
-        ArrowError::CastError(m) | ArrowError::ParseError(m) if m.contains("Overflow") || m.contains("overflow") => {
+        ArrowError::CastError(m) | ArrowError::ParseError(m)
+            if m.contains("Overflow") || m.contains("overflow") =>
+        {
             code::OUT_OF_RANGE
         }
         ArrowError::CastError(_) | ArrowError::ParseError(_) => code::INVALID_TEXT,
         ArrowError::ArithmeticOverflow(_) => code::OUT_OF_RANGE,
-        ArrowError::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => code::OUT_OF_RANGE,
+        ArrowError::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => {
+            code::OUT_OF_RANGE
+        }
         _ => code::INTERNAL,
     };
     (code, clean(&msg))
@@ -103,7 +110,19 @@ fn arrow_state(e: &ArrowError) -> (&'static str, String) {
 /// Strips DataFusion's internal prefixes from a message.
 fn clean(msg: &str) -> String {
     let mut m = msg.trim();
-    for p in ["Error during planning: ", "Schema error: ", "Arrow error: ", "Execution error: ", "Optimizer rule ", "SQL error: ", "External error: ", "This feature is not implemented: ", "Invalid argument error: ", "Cast error: ", "Parser error: "] {
+    for p in [
+        "Error during planning: ",
+        "Schema error: ",
+        "Arrow error: ",
+        "Execution error: ",
+        "Optimizer rule ",
+        "SQL error: ",
+        "External error: ",
+        "This feature is not implemented: ",
+        "Invalid argument error: ",
+        "Cast error: ",
+        "Parser error: ",
+    ] {
         while let Some(rest) = m.strip_prefix(p) {
             m = rest.trim();
         }
@@ -111,9 +130,30 @@ fn clean(msg: &str) -> String {
     m.to_string()
 }
 
+/// Rewrites DataFusion's messages for the common cases into PostgreSQL's wording.
+fn pg_message(msg: String) -> String {
+    if let Some(rest) = msg.strip_prefix("table '") {
+        if let Some((name, _)) = rest.split_once("' not found") {
+            let short = name.rsplit('.').next().unwrap_or(name);
+            return format!("relation \"{short}\" does not exist");
+        }
+    }
+    if let Some(rest) = msg.strip_prefix("No field named ") {
+        let end = [rest.find(". "), rest.find(".\n")]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(rest.len());
+        let name = rest[..end].trim_end_matches('.');
+        let name = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
+        return format!("column \"{name}\" does not exist");
+    }
+    msg
+}
+
 fn datafusion_state(e: &DataFusionError) -> (&'static str, String) {
     let root = e.find_root();
-    let msg = clean(&root.to_string());
+    let msg = pg_message(clean(&root.to_string()));
     let lower = msg.to_lowercase();
     let code = match root {
         DataFusionError::SQL(_, _) => code::SYNTAX,
@@ -121,19 +161,31 @@ fn datafusion_state(e: &DataFusionError) -> (&'static str, String) {
         DataFusionError::SchemaError(s, _) => match s.as_ref() {
             SchemaError::FieldNotFound { .. } => code::UNDEFINED_COLUMN,
             SchemaError::AmbiguousReference { .. } => code::AMBIGUOUS_COLUMN,
-            SchemaError::DuplicateQualifiedField { .. } | SchemaError::DuplicateUnqualifiedField { .. } => {
-                code::DUPLICATE_COLUMN
-            }
+            SchemaError::DuplicateQualifiedField { .. }
+            | SchemaError::DuplicateUnqualifiedField { .. } => code::DUPLICATE_COLUMN,
         },
         DataFusionError::NotImplemented(_) => code::NOT_SUPPORTED,
-        _ if lower.contains("divide by zero") || lower.contains("division by zero") => code::DIVISION_BY_ZERO,
+        _ if lower.contains("divide by zero") || lower.contains("division by zero") => {
+            code::DIVISION_BY_ZERO
+        }
+        _ if lower.starts_with("relation") && lower.contains("does not exist") => {
+            code::UNDEFINED_TABLE
+        }
+        _ if lower.starts_with("column") && lower.contains("does not exist") => {
+            code::UNDEFINED_COLUMN
+        }
         _ if lower.contains("table") && lower.contains("not found") => code::UNDEFINED_TABLE,
         _ if lower.contains("no field named") => code::UNDEFINED_COLUMN,
-        _ if lower.contains("invalid function") || lower.contains("function") && lower.contains("not found") => {
+        _ if lower.contains("invalid function")
+            || lower.contains("function") && lower.contains("not found") =>
+        {
             code::UNDEFINED_FUNCTION
         }
         _ if lower.contains("overflow") => code::OUT_OF_RANGE,
-        _ if lower.contains("cannot cast") || lower.contains("cannot parse") || lower.contains("invalid input syntax") => {
+        _ if lower.contains("cannot cast")
+            || lower.contains("cannot parse")
+            || lower.contains("invalid input syntax") =>
+        {
             code::INVALID_TEXT
         }
         _ if lower.contains("coerc")

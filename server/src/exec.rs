@@ -38,8 +38,14 @@ pub const PG_VERSION: &str = "16.6";
 
 /// What a statement returns.
 pub enum Output {
-    Rows { schema: SchemaRef, batches: Vec<RecordBatch> },
-    Command { tag: &'static str, rows: Option<usize> },
+    Rows {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
+    Command {
+        tag: &'static str,
+        rows: Option<usize>,
+    },
     Begin,
     Commit,
 }
@@ -74,7 +80,10 @@ impl Default for Session {
         ] {
             settings.insert(k.to_string(), v.to_string());
         }
-        Session { settings, implicit_flush: false }
+        Session {
+            settings,
+            implicit_flush: false,
+        }
     }
 }
 
@@ -93,7 +102,12 @@ fn lower_name(name: &str) -> String {
 impl Server {
     /// Opens the server over a started engine, recovering every catalog object.
     pub async fn open(store: Store, engine: Engine) -> ExecResult<Server> {
-        let server = Server { store, engine, catalog: RwLock::new(Catalog::default()), write_lock: Default::default() };
+        let server = Server {
+            store,
+            engine,
+            catalog: RwLock::new(Catalog::default()),
+            write_lock: Default::default(),
+        };
         server.recover().await?;
         Ok(server)
     }
@@ -107,20 +121,25 @@ impl Server {
     }
 
     fn with_catalog<T>(&self, f: impl FnOnce(&mut Catalog) -> T) -> ExecResult<T> {
-        let mut c = self.catalog.write().map_err(|_| ExecError::new(code::INTERNAL, "catalog lock poisoned"))?;
+        let mut c = self
+            .catalog
+            .write()
+            .map_err(|_| ExecError::new(code::INTERNAL, "catalog lock poisoned"))?;
         Ok(f(&mut c))
     }
 
     async fn recover(&self) -> ExecResult<()> {
         let store = self.store.clone();
-        let entries = tokio::task::spawn_blocking(move || store.scan_prefix(&StoredEntry::prefix()))
-            .await
-            .map_err(|e| ExecError::new(code::INTERNAL, e.to_string()))?
-            .map_err(freshet_runtime::RuntimeError::from)?;
+        let entries =
+            tokio::task::spawn_blocking(move || store.scan_prefix(&StoredEntry::prefix()))
+                .await
+                .map_err(|e| ExecError::new(code::INTERNAL, e.to_string()))?
+                .map_err(freshet_runtime::RuntimeError::from)?;
         let mut stored: Vec<StoredEntry> = Vec::new();
         for (_, v) in entries {
             stored.push(
-                StoredEntry::decode(&v).ok_or_else(|| ExecError::new(code::INTERNAL, "corrupt catalog entry"))?,
+                StoredEntry::decode(&v)
+                    .ok_or_else(|| ExecError::new(code::INTERNAL, "corrupt catalog entry"))?,
             );
         }
         stored.sort_by_key(|e| e.id);
@@ -132,7 +151,9 @@ impl Server {
             match e.kind {
                 RelKind::Table => {
                     let entry = self.plan_table(&stmt, Some(e.id)).await?;
-                    self.engine.create_table(entry.rel.table_def(), vec![]).await?;
+                    self.engine
+                        .create_table(entry.rel.table_def(), vec![])
+                        .await?;
                     self.with_catalog(|c| c.insert(entry))?;
                 }
                 RelKind::View => {
@@ -146,7 +167,11 @@ impl Server {
                             ),
                         ));
                     }
-                    let def = ViewDef { id: entry.rel.id, name: entry.rel.name.clone(), plan };
+                    let def = ViewDef {
+                        id: entry.rel.id,
+                        name: entry.rel.name.clone(),
+                        plan,
+                    };
                     self.engine.create_view(def, vec![], false).await?;
                     self.with_catalog(|c| c.insert(entry))?;
                 }
@@ -189,14 +214,21 @@ impl Server {
     /// Loads current table contents (with pending writes) and committed views.
     async fn load_current(&self, plan: &LogicalPlan, data: &Arc<QueryData>) -> ExecResult<()> {
         let rels = referenced_relations(plan);
-        let tables: Vec<TableId> = rels.iter().filter(|r| r.kind == RelKind::Table).map(|r| r.id).collect();
+        let tables: Vec<TableId> = rels
+            .iter()
+            .filter(|r| r.kind == RelKind::Table)
+            .map(|r| r.id)
+            .collect();
         if !tables.is_empty() {
             let batches = self.engine.read_tables(tables.clone()).await?;
             for (id, b) in tables.into_iter().zip(batches) {
                 data.insert(id, b);
             }
         }
-        let views: Vec<Arc<Relation>> = rels.into_iter().filter(|r| r.kind == RelKind::View).collect();
+        let views: Vec<Arc<Relation>> = rels
+            .into_iter()
+            .filter(|r| r.kind == RelKind::View)
+            .collect();
         if !views.is_empty() {
             let targets: Vec<ReadTarget> = views.iter().map(|r| target(r)).collect();
             let store = self.store.clone();
@@ -211,23 +243,37 @@ impl Server {
     }
 
     /// Parameter types and result schema of a statement, without running it.
-    pub async fn describe(&self, parsed: &Parsed) -> ExecResult<(Vec<Option<DataType>>, Option<SchemaRef>)> {
+    pub async fn describe(
+        &self,
+        parsed: &Parsed,
+    ) -> ExecResult<(Vec<Option<DataType>>, Option<SchemaRef>)> {
         let Parsed::Sql(stmt) = parsed else {
             return Ok((vec![], self.static_schema(parsed)));
         };
         match stmt.as_ref() {
-            Statement::Query(_) | Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
-                let with_rowkey = matches!(stmt.as_ref(), Statement::Update(_) | Statement::Delete(_));
+            Statement::Query(_)
+            | Statement::Insert(_)
+            | Statement::Update(_)
+            | Statement::Delete(_) => {
+                let with_rowkey =
+                    matches!(stmt.as_ref(), Statement::Update(_) | Statement::Delete(_));
                 let (ctx, _, _) = self.context(with_rowkey)?;
-                let plan = ctx.state().statement_to_plan(DFStatement::Statement(stmt.clone())).await?;
+                let plan = ctx
+                    .state()
+                    .statement_to_plan(DFStatement::Statement(stmt.clone()))
+                    .await?;
                 let types = param_types(&plan)?;
                 let schema = match stmt.as_ref() {
-                    Statement::Query(_) => Some(Arc::new(plan.schema().as_arrow().clone())),
+                    Statement::Query(q) => {
+                        Some(rename(&Arc::new(plan.schema().as_arrow().clone()), q))
+                    }
                     _ => None,
                 };
                 Ok((types, schema))
             }
-            Statement::ShowVariable { variable } => Ok((vec![], Some(show_schema(&ident_name(variable))))),
+            Statement::ShowVariable { variable } => {
+                Ok((vec![], Some(show_schema(&ident_name(variable)))))
+            }
             Statement::Explain { .. } => Ok((vec![], Some(explain_schema()))),
             _ => Ok((vec![], None)),
         }
@@ -241,11 +287,19 @@ impl Server {
     }
 
     /// Runs one statement.
-    pub async fn execute(&self, session: &mut Session, parsed: &Parsed, params: Option<ParamValues>) -> ExecResult<Output> {
+    pub async fn execute(
+        &self,
+        session: &mut Session,
+        parsed: &Parsed,
+        params: Option<ParamValues>,
+    ) -> ExecResult<Output> {
         match parsed {
             Parsed::Flush => {
                 self.engine.flush().await?;
-                Ok(Output::Command { tag: "FLUSH", rows: None })
+                Ok(Output::Command {
+                    tag: "FLUSH",
+                    rows: None,
+                })
             }
             Parsed::ShowTables => Ok(self.show_names(RelKind::Table)),
             Parsed::ShowMaterializedViews => Ok(self.show_names(RelKind::View)),
@@ -254,16 +308,32 @@ impl Server {
     }
 
     fn show_names(&self, kind: RelKind) -> Output {
-        let names: Vec<String> = self.catalog().entries().filter(|e| e.rel.kind == kind).map(|e| e.rel.name.clone()).collect();
+        let names: Vec<String> = self
+            .catalog()
+            .entries()
+            .filter(|e| e.rel.kind == kind)
+            .map(|e| e.rel.name.clone())
+            .collect();
         let schema = name_schema();
         let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(names))]);
         match batch {
-            Ok(b) => Output::Rows { schema, batches: vec![b] },
-            Err(_) => Output::Rows { schema, batches: vec![] },
+            Ok(b) => Output::Rows {
+                schema,
+                batches: vec![b],
+            },
+            Err(_) => Output::Rows {
+                schema,
+                batches: vec![],
+            },
         }
     }
 
-    async fn execute_sql(&self, session: &mut Session, stmt: &Statement, params: Option<ParamValues>) -> ExecResult<Output> {
+    async fn execute_sql(
+        &self,
+        session: &mut Session,
+        stmt: &Statement,
+        params: Option<ParamValues>,
+    ) -> ExecResult<Output> {
         match stmt {
             Statement::Query(_) => self.query(stmt, params).await,
             Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
@@ -318,7 +388,9 @@ impl Server {
 
     fn set(&self, session: &mut Session, set: &Set) -> ExecResult<()> {
         match set {
-            Set::SingleAssignment { variable, values, .. } => {
+            Set::SingleAssignment {
+                variable, values, ..
+            } => {
                 let name = variable.to_string().to_ascii_lowercase();
                 let value = values
                     .iter()
@@ -328,9 +400,15 @@ impl Server {
                 match name.as_str() {
                     "implicit_flush" | "rw_implicit_flush" => {
                         session.implicit_flush = parse_bool(&value).ok_or_else(|| {
-                            ExecError::new(code::INVALID_PARAMETER, format!("parameter \"{name}\" requires a Boolean value"))
+                            ExecError::new(
+                                code::INVALID_PARAMETER,
+                                format!("parameter \"{name}\" requires a Boolean value"),
+                            )
                         })?;
-                        session.settings.insert("implicit_flush".into(), if session.implicit_flush { "on" } else { "off" }.into());
+                        session.settings.insert(
+                            "implicit_flush".into(),
+                            if session.implicit_flush { "on" } else { "off" }.into(),
+                        );
                     }
                     _ => {
                         session.settings.insert(name, value);
@@ -339,7 +417,10 @@ impl Server {
                 Ok(())
             }
             Set::SetTimeZone { value, .. } => {
-                session.settings.insert("timezone".into(), value.to_string().trim_matches('\'').to_string());
+                session.settings.insert(
+                    "timezone".into(),
+                    value.to_string().trim_matches('\'').to_string(),
+                );
                 Ok(())
             }
             _ => Ok(()),
@@ -348,14 +429,23 @@ impl Server {
 
     async fn query(&self, stmt: &Statement, params: Option<ParamValues>) -> ExecResult<Output> {
         let (ctx, data, _) = self.context(false)?;
-        let plan = ctx.state().statement_to_plan(DFStatement::Statement(Box::new(stmt.clone()))).await?;
+        let plan = ctx
+            .state()
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
+            .await?;
         if let LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Statement(_) = plan {
-            return Err(ExecError::not_supported(format!("statement not supported: {}", first_words(&stmt.to_string()))));
+            return Err(ExecError::not_supported(format!(
+                "statement not supported: {}",
+                first_words(&stmt.to_string())
+            )));
         }
         let plan = bind(plan, params)?;
         self.load_committed(&plan, &data).await?;
         let df = ctx.execute_logical_plan(plan).await?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let mut schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        if let Statement::Query(q) = stmt {
+            schema = rename(&schema, q);
+        }
         let batches = df.collect().await?;
         Ok(Output::Rows { schema, batches })
     }
@@ -364,15 +454,21 @@ impl Server {
         let _g = self.write_lock.lock().await;
         let with_rowkey = matches!(stmt, Statement::Update(_) | Statement::Delete(_));
         let (ctx, data, cat) = self.context(with_rowkey)?;
-        let plan = ctx.state().statement_to_plan(DFStatement::Statement(Box::new(stmt.clone()))).await?;
+        let plan = ctx
+            .state()
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
+            .await?;
         let plan = bind(plan, params)?;
         let LogicalPlan::Dml(dml) = plan else {
             return Err(ExecError::new(code::INTERNAL, "expected a DML plan"));
         };
         let name = dml.table_name.table().to_string();
-        let entry = cat
-            .get(&name)
-            .ok_or_else(|| ExecError::new(code::UNDEFINED_TABLE, format!("relation \"{name}\" does not exist")))?;
+        let entry = cat.get(&name).ok_or_else(|| {
+            ExecError::new(
+                code::UNDEFINED_TABLE,
+                format!("relation \"{name}\" does not exist"),
+            )
+        })?;
         if entry.rel.kind != RelKind::Table {
             return Err(ExecError::new(
                 code::WRONG_OBJECT_TYPE,
@@ -391,20 +487,28 @@ impl Server {
                 let keys = rowkeys(&batches)?;
                 let rows = batches
                     .iter()
-                    .map(|b| RecordBatch::try_new(nullable(&rel.schema), b.columns()[..ncols].to_vec()))
+                    .map(|b| {
+                        RecordBatch::try_new(nullable(&rel.schema), b.columns()[..ncols].to_vec())
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 (DmlOp::Update { keys, rows }, "UPDATE")
             }
             other => return Err(ExecError::not_supported(format!("{other}"))),
         };
         let n = self.engine.dml(rel.id, op).await?;
-        Ok(Output::Command { tag, rows: Some(n as usize) })
+        Ok(Output::Command {
+            tag,
+            rows: Some(n as usize),
+        })
     }
 
     /// Plans `CREATE TABLE` into a catalog entry (with `id`, or a new one).
     async fn plan_table(&self, stmt: &Statement, id: Option<TableId>) -> ExecResult<CatalogEntry> {
         let (ctx, _, cat) = self.context(false)?;
-        let plan = ctx.state().statement_to_plan(DFStatement::Statement(Box::new(stmt.clone()))).await?;
+        let plan = ctx
+            .state()
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
+            .await?;
         let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(c)) = plan else {
             return Err(ExecError::not_supported("this form of CREATE TABLE"));
         };
@@ -418,19 +522,39 @@ impl Server {
         let schema = Arc::new(c.input.schema().as_arrow().clone());
         for f in schema.fields() {
             if !is_supported(f.data_type()) {
-                return Err(ExecError::not_supported(format!("column \"{}\" has type {}, which tables cannot store yet", f.name(), f.data_type())));
+                return Err(ExecError::not_supported(format!(
+                    "column \"{}\" has type {}, which tables cannot store yet",
+                    f.name(),
+                    f.data_type()
+                )));
             }
         }
         let mut pk = None;
         for con in c.constraints.iter() {
             match con {
                 Constraint::PrimaryKey(cols) => pk = Some(cols.clone()),
-                Constraint::Unique(_) => return Err(ExecError::not_supported("UNIQUE constraints other than PRIMARY KEY")),
+                Constraint::Unique(_) => {
+                    return Err(ExecError::not_supported(
+                        "UNIQUE constraints other than PRIMARY KEY",
+                    ))
+                }
             }
         }
         let id = id.unwrap_or_else(|| cat.next_id());
-        let rel = Relation { kind: RelKind::Table, id, name, schema, pk };
-        let entry = CatalogEntry { rel: Arc::new(rel), ddl: stmt.to_string(), deps: vec![], fingerprint: 0, width: 1 };
+        let rel = Relation {
+            kind: RelKind::Table,
+            id,
+            name,
+            schema,
+            pk,
+        };
+        let entry = CatalogEntry {
+            rel: Arc::new(rel),
+            ddl: stmt.to_string(),
+            deps: vec![],
+            fingerprint: 0,
+            width: 1,
+        };
         Ok(entry)
     }
 
@@ -439,35 +563,91 @@ impl Server {
         let entry = self.plan_table(stmt, None).await?;
         if self.catalog().get(&entry.rel.name).is_some() {
             if if_not_exists {
-                return Ok(Output::Command { tag: "CREATE TABLE", rows: None });
+                return Ok(Output::Command {
+                    tag: "CREATE TABLE",
+                    rows: None,
+                });
             }
-            return Err(ExecError::new(code::DUPLICATE_TABLE, format!("relation \"{}\" already exists", entry.rel.name)));
+            return Err(ExecError::new(
+                code::DUPLICATE_TABLE,
+                format!("relation \"{}\" already exists", entry.rel.name),
+            ));
         }
-        let stored = StoredEntry { kind: RelKind::Table, id: entry.rel.id, fingerprint: 0, ddl: entry.ddl.clone() };
-        self.engine.create_table(entry.rel.table_def(), vec![(StoredEntry::key(entry.rel.id), Some(stored.encode()))]).await?;
+        let stored = StoredEntry {
+            kind: RelKind::Table,
+            id: entry.rel.id,
+            fingerprint: 0,
+            ddl: entry.ddl.clone(),
+        };
+        self.engine
+            .create_table(
+                entry.rel.table_def(),
+                vec![(StoredEntry::key(entry.rel.id), Some(stored.encode()))],
+            )
+            .await?;
         self.with_catalog(|c| c.insert(entry))?;
-        Ok(Output::Command { tag: "CREATE TABLE", rows: None })
+        Ok(Output::Command {
+            tag: "CREATE TABLE",
+            rows: None,
+        })
     }
 
     /// Plans `CREATE MATERIALIZED VIEW` into a catalog entry and a stream plan.
-    async fn plan_mv(&self, stmt: &Statement, id: Option<TableId>) -> ExecResult<(CatalogEntry, StreamPlan)> {
+    async fn plan_mv(
+        &self,
+        stmt: &Statement,
+        id: Option<TableId>,
+    ) -> ExecResult<(CatalogEntry, StreamPlan)> {
         let Statement::CreateView(cv) = stmt else {
-            return Err(ExecError::new(code::INTERNAL, "expected CREATE MATERIALIZED VIEW"));
+            return Err(ExecError::new(
+                code::INTERNAL,
+                "expected CREATE MATERIALIZED VIEW",
+            ));
         };
         let name = cv.name.0.last().map(|p| p.to_string()).unwrap_or_default();
         let name = normalize_ident(&name);
         let (ctx, _, cat) = self.context(false)?;
-        let plan = ctx.state().statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(cv.query.clone())))).await?;
+        let plan = ctx
+            .state()
+            .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(
+                cv.query.clone(),
+            ))))
+            .await?;
         let deps: Vec<TableId> = referenced_relations(&plan).iter().map(|r| r.id).collect();
         if deps.is_empty() {
-            return Err(ExecError::not_supported("a materialized view that reads no table"));
+            return Err(ExecError::not_supported(
+                "a materialized view that reads no table",
+            ));
         }
         let optimized = ctx.state().optimize(&plan)?;
-        let columns: Vec<String> = cv.columns.iter().map(|c| normalize_ident(&c.name.to_string())).collect();
+        let mut columns: Vec<String> = cv
+            .columns
+            .iter()
+            .map(|c| normalize_ident(&c.name.to_string()))
+            .collect();
+        if columns.is_empty() {
+            if let Some(names) = crate::colnames::pg_column_names(&cv.query) {
+                let schema = plan.schema();
+                if names.len() == schema.fields().len() && names.iter().any(Option::is_some) {
+                    columns = names
+                        .into_iter()
+                        .zip(schema.fields())
+                        .map(|(n, f)| n.unwrap_or_else(|| f.name().clone()))
+                        .collect();
+                }
+            }
+        }
+        reject_nondeterministic(&plan)?;
         let splan = plan_view(&optimized, &columns)?;
         let id = id.unwrap_or_else(|| cat.next_id());
         let schema = splan.nodes[splan.root()].schema.clone();
-        let rel = Relation { kind: RelKind::View, id, name, schema, pk: None };
+        let rel = Relation {
+            kind: RelKind::View,
+            id,
+            name,
+            schema,
+            pk: None,
+        };
         let entry = CatalogEntry {
             rel: Arc::new(rel),
             ddl: stmt.to_string(),
@@ -480,31 +660,72 @@ impl Server {
 
     async fn create_mv(&self, stmt: &Statement) -> ExecResult<Output> {
         let Statement::CreateView(cv) = stmt else {
-            return Err(ExecError::new(code::INTERNAL, "expected CREATE MATERIALIZED VIEW"));
+            return Err(ExecError::new(
+                code::INTERNAL,
+                "expected CREATE MATERIALIZED VIEW",
+            ));
         };
         let name = normalize_ident(&cv.name.0.last().map(|p| p.to_string()).unwrap_or_default());
         if self.catalog().get(&name).is_some() {
             if cv.if_not_exists {
-                return Ok(Output::Command { tag: "CREATE MATERIALIZED VIEW", rows: None });
+                return Ok(Output::Command {
+                    tag: "CREATE MATERIALIZED VIEW",
+                    rows: None,
+                });
             }
-            return Err(ExecError::new(code::DUPLICATE_TABLE, format!("relation \"{name}\" already exists")));
+            return Err(ExecError::new(
+                code::DUPLICATE_TABLE,
+                format!("relation \"{name}\" already exists"),
+            ));
         }
         if cv.or_replace {
-            return Err(ExecError::not_supported("CREATE OR REPLACE MATERIALIZED VIEW"));
+            return Err(ExecError::not_supported(
+                "CREATE OR REPLACE MATERIALIZED VIEW",
+            ));
         }
         let (entry, plan) = self.plan_mv(stmt, None).await?;
-        let stored = StoredEntry { kind: RelKind::View, id: entry.rel.id, fingerprint: entry.fingerprint, ddl: entry.ddl.clone() };
-        let def = ViewDef { id: entry.rel.id, name: entry.rel.name.clone(), plan };
-        self.engine.create_view(def, vec![(StoredEntry::key(entry.rel.id), Some(stored.encode()))], true).await?;
+        let stored = StoredEntry {
+            kind: RelKind::View,
+            id: entry.rel.id,
+            fingerprint: entry.fingerprint,
+            ddl: entry.ddl.clone(),
+        };
+        let def = ViewDef {
+            id: entry.rel.id,
+            name: entry.rel.name.clone(),
+            plan,
+        };
+        self.engine
+            .create_view(
+                def,
+                vec![(StoredEntry::key(entry.rel.id), Some(stored.encode()))],
+                true,
+            )
+            .await?;
         self.with_catalog(|c| c.insert(entry))?;
-        Ok(Output::Command { tag: "CREATE MATERIALIZED VIEW", rows: None })
+        Ok(Output::Command {
+            tag: "CREATE MATERIALIZED VIEW",
+            rows: None,
+        })
     }
 
-    async fn drop(&self, kind: ObjectType, if_exists: bool, names: &[datafusion::sql::sqlparser::ast::ObjectName], cascade: bool) -> ExecResult<Output> {
+    async fn drop(
+        &self,
+        kind: ObjectType,
+        if_exists: bool,
+        names: &[datafusion::sql::sqlparser::ast::ObjectName],
+        cascade: bool,
+    ) -> ExecResult<Output> {
         let (want, tag, what) = match kind {
             ObjectType::Table => (RelKind::Table, "DROP TABLE", "table"),
-            ObjectType::MaterializedView => (RelKind::View, "DROP MATERIALIZED VIEW", "materialized view"),
-            ObjectType::View => return Err(ExecError::not_supported("DROP VIEW (non-materialized views do not exist yet)")),
+            ObjectType::MaterializedView => {
+                (RelKind::View, "DROP MATERIALIZED VIEW", "materialized view")
+            }
+            ObjectType::View => {
+                return Err(ExecError::not_supported(
+                    "DROP VIEW (non-materialized views do not exist yet)",
+                ))
+            }
             other => return Err(ExecError::not_supported(format!("DROP {other}"))),
         };
         for n in names {
@@ -514,21 +735,32 @@ impl Server {
                 if if_exists {
                     continue;
                 }
-                return Err(ExecError::new(code::UNDEFINED_TABLE, format!("{what} \"{name}\" does not exist")));
+                return Err(ExecError::new(
+                    code::UNDEFINED_TABLE,
+                    format!("{what} \"{name}\" does not exist"),
+                ));
             };
             if entry.rel.kind != want {
-                return Err(ExecError::new(code::WRONG_OBJECT_TYPE, format!("\"{name}\" is not a {what}")));
+                return Err(ExecError::new(
+                    code::WRONG_OBJECT_TYPE,
+                    format!("\"{name}\" is not a {what}"),
+                ));
             }
             let deps = cat.dependents(entry.rel.id);
             if !deps.is_empty() && !cascade {
-                let list: Vec<String> = deps.iter().map(|d| format!("materialized view {} depends on {what} {name}", d.rel.name)).collect();
+                let list: Vec<String> = deps
+                    .iter()
+                    .map(|d| format!("materialized view {} depends on {what} {name}", d.rel.name))
+                    .collect();
                 return Err(ExecError::new(
                     code::DEPENDENT_OBJECTS,
                     format!("cannot drop {what} {name} because other objects depend on it ({}); use DROP ... CASCADE to drop them too", list.join("; ")),
                 ));
             }
             for d in deps.iter().chain(std::iter::once(entry)) {
-                self.engine.drop_object(d.rel.id, vec![(StoredEntry::key(d.rel.id), None)]).await?;
+                self.engine
+                    .drop_object(d.rel.id, vec![(StoredEntry::key(d.rel.id), None)])
+                    .await?;
                 self.with_catalog(|c| c.remove(&d.rel.name))?;
             }
         }
@@ -536,10 +768,64 @@ impl Server {
     }
 }
 
+/// Applies PostgreSQL's names for unnamed output columns.
+fn rename(schema: &SchemaRef, q: &datafusion::sql::sqlparser::ast::Query) -> SchemaRef {
+    match crate::colnames::pg_column_names(q) {
+        Some(names)
+            if names.len() == schema.fields().len() && names.iter().any(Option::is_some) =>
+        {
+            Arc::new(Schema::new(
+                schema
+                    .fields()
+                    .iter()
+                    .zip(names)
+                    .map(|(f, n)| match n {
+                        Some(n) => f.as_ref().clone().with_name(n),
+                        None => f.as_ref().clone(),
+                    })
+                    .collect::<Vec<_>>(),
+            ))
+        }
+        _ => schema.clone(),
+    }
+}
+
+/// Refuses functions whose value depends on when they run (`now()`,
+/// `random()`): the optimizer would freeze them at CREATE time.
+fn reject_nondeterministic(plan: &LogicalPlan) -> ExecResult<()> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut bad: Option<String> = None;
+    plan.apply_with_subqueries(|p| {
+        p.apply_expressions(|e| {
+            e.apply(|x| {
+                if let datafusion::logical_expr::Expr::ScalarFunction(f) = x {
+                    if f.func.signature().volatility != Volatility::Immutable {
+                        bad = Some(format!("{}()", f.func.name()));
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    match bad {
+        Some(f) => Err(ExecError::not_supported(format!(
+            "the time- or randomness-dependent function {f} is not supported in materialized views yet"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn target(r: &Relation) -> ReadTarget {
     match r.kind {
-        RelKind::Table => ReadTarget::Table { id: r.id, schema: nullable(&r.schema) },
-        RelKind::View => ReadTarget::View { id: r.id, schema: r.schema.clone() },
+        RelKind::Table => ReadTarget::Table {
+            id: r.id,
+            schema: nullable(&r.schema),
+        },
+        RelKind::View => ReadTarget::View {
+            id: r.id,
+            schema: r.schema.clone(),
+        },
     }
 }
 
@@ -569,7 +855,12 @@ fn param_types(plan: &LogicalPlan) -> ExecResult<Vec<Option<DataType>>> {
     let types = plan.get_parameter_types()?;
     let mut out: Vec<(usize, Option<DataType>)> = types
         .into_iter()
-        .filter_map(|(k, v)| k.trim_start_matches('$').parse::<usize>().ok().map(|i| (i, v)))
+        .filter_map(|(k, v)| {
+            k.trim_start_matches('$')
+                .parse::<usize>()
+                .ok()
+                .map(|i| (i, v))
+        })
         .collect();
     out.sort_by_key(|(i, _)| *i);
     let n = out.last().map(|(i, _)| *i).unwrap_or(0);
@@ -591,7 +882,10 @@ fn normalize_ident(s: &str) -> String {
 }
 
 fn ident_name(v: &[datafusion::sql::sqlparser::ast::Ident]) -> String {
-    v.iter().map(|i| i.value.clone()).collect::<Vec<_>>().join(" ")
+    v.iter()
+        .map(|i| i.value.clone())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -611,7 +905,11 @@ fn name_schema() -> SchemaRef {
 }
 
 fn explain_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![Field::new("QUERY PLAN", DataType::Utf8, false)]))
+    Arc::new(Schema::new(vec![Field::new(
+        "QUERY PLAN",
+        DataType::Utf8,
+        false,
+    )]))
 }
 
 fn show_schema(name: &str) -> SchemaRef {
@@ -620,8 +918,14 @@ fn show_schema(name: &str) -> SchemaRef {
 
 fn text_rows(schema: SchemaRef, rows: Vec<String>) -> Output {
     match RecordBatch::try_new(schema.clone(), vec![Arc::new(StringArray::from(rows))]) {
-        Ok(b) => Output::Rows { schema, batches: vec![b] },
-        Err(_) => Output::Rows { schema, batches: vec![] },
+        Ok(b) => Output::Rows {
+            schema,
+            batches: vec![b],
+        },
+        Err(_) => Output::Rows {
+            schema,
+            batches: vec![],
+        },
     }
 }
 
@@ -634,12 +938,17 @@ fn register_functions(ctx: &SessionContext) {
             vec![],
             DataType::Utf8,
             Volatility::Stable,
-            Arc::new(move |_args: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(v.clone()))))),
+            Arc::new(move |_args: &[ColumnarValue]| {
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(v.clone()))))
+            }),
         )
     };
     ctx.register_udf(constant(
         "version",
-        format!("PostgreSQL {PG_VERSION} (Freshet {}) on x86_64-pc-linux-gnu, a streaming SQL database", env!("CARGO_PKG_VERSION")),
+        format!(
+            "PostgreSQL {PG_VERSION} (Freshet {}) on x86_64-pc-linux-gnu, a streaming SQL database",
+            env!("CARGO_PKG_VERSION")
+        ),
     ));
     ctx.register_udf(constant("current_database", "freshet".into()));
     ctx.register_udf(constant("current_schema", "public".into()));

@@ -15,7 +15,8 @@ use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
-    DescribePortalResponse, DescribeResponse, DescribeStatementResponse, FieldInfo, QueryResponse, Response, Tag,
+    DescribePortalResponse, DescribeResponse, DescribeStatementResponse, FieldInfo, QueryResponse,
+    Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
@@ -39,7 +40,11 @@ pub struct ConnHandlers(Arc<Conn>);
 
 impl ConnHandlers {
     pub fn new(server: Arc<Server>) -> Self {
-        ConnHandlers(Arc::new(Conn { server, session: Default::default(), parser: Arc::new(StmtParser) }))
+        ConnHandlers(Arc::new(Conn {
+            server,
+            session: Default::default(),
+            parser: Arc::new(StmtParser),
+        }))
     }
 }
 
@@ -71,15 +76,26 @@ pub struct StmtParser;
 impl QueryParser for StmtParser {
     type Statement = Prepared;
 
-    async fn parse_sql<C>(&self, _client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
         let stmts = split_statements(sql);
         match stmts.len() {
             0 => Ok(None),
-            1 => Ok(Some(Prepared { parsed: parse_one(&stmts[0]).map_err(ExecError::into_pgwire)? })),
-            _ => Err(ExecError::new(code::SYNTAX, "cannot insert multiple commands into a prepared statement").into_pgwire()),
+            1 => Ok(Some(Prepared {
+                parsed: parse_one(&stmts[0]).map_err(ExecError::into_pgwire)?,
+            })),
+            _ => Err(ExecError::new(
+                code::SYNTAX,
+                "cannot insert multiple commands into a prepared statement",
+            )
+            .into_pgwire()),
         }
     }
 
@@ -87,7 +103,11 @@ impl QueryParser for StmtParser {
         Ok(vec![])
     }
 
-    fn get_result_schema(&self, _stmt: &Prepared, _format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+    fn get_result_schema(
+        &self,
+        _stmt: &Prepared,
+        _format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
         Ok(vec![])
     }
 }
@@ -101,7 +121,10 @@ fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
         Output::Rows { schema, batches } => {
             let fields = Arc::new(pg_fields(&schema, format)?);
             let f2 = fields.clone();
-            let text: Vec<bool> = fields.iter().map(|f| f.format() == pgwire::api::results::FieldFormat::Text).collect();
+            let text: Vec<bool> = fields
+                .iter()
+                .map(|f| f.format() == pgwire::api::results::FieldFormat::Text)
+                .collect();
             let rows = stream::iter(batches).flat_map(move |b| {
                 let b = crate::pgtext::pg_text_batch(b, |i| text.get(i).copied().unwrap_or(true));
                 stream::iter(arrow_pg::encode_recordbatch(f2.clone(), b))
@@ -163,42 +186,63 @@ impl SimpleQueryHandler for Conn {
 }
 
 /// Decodes bound parameters into values of the types the plan expects.
-fn decode_params(portal: &Portal<Prepared>, inferred: &[Option<DataType>]) -> PgWireResult<ParamValues> {
+fn decode_params(
+    portal: &Portal<Prepared>,
+    inferred: &[Option<DataType>],
+) -> PgWireResult<ParamValues> {
     let mut values = Vec::with_capacity(portal.parameter_len());
     for i in 0..portal.parameter_len() {
         let target = inferred.get(i).cloned().flatten();
         let client_type = portal.statement.parameter_types.get(i).cloned().flatten();
         let raw = portal.parameters.get(i).cloned().flatten();
         let v = match raw {
-            None => ScalarValue::try_from(target.clone().unwrap_or(DataType::Utf8)).map_err(df_err)?,
+            None => {
+                ScalarValue::try_from(target.clone().unwrap_or(DataType::Utf8)).map_err(df_err)?
+            }
             Some(bytes) if portal.parameter_format.is_binary(i) => {
                 let ty = client_type
-                    .or_else(|| target.as_ref().and_then(|t| arrow_pg::datatypes::into_pg_type(t).ok()))
+                    .or_else(|| {
+                        target
+                            .as_ref()
+                            .and_then(|t| arrow_pg::datatypes::into_pg_type(t).ok())
+                    })
                     .unwrap_or(Type::TEXT);
                 decode_binary(portal, i, &ty, &bytes)?
             }
-            Some(bytes) => ScalarValue::Utf8(Some(
-                String::from_utf8(bytes.to_vec())
-                    .map_err(|_| ExecError::new(code::INVALID_TEXT, "parameter is not valid UTF-8").into_pgwire())?,
-            )),
+            Some(bytes) => {
+                ScalarValue::Utf8(Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
+                    ExecError::new(code::INVALID_TEXT, "parameter is not valid UTF-8").into_pgwire()
+                })?))
+            }
         };
         let v = match &target {
             Some(t) if &v.data_type() != t && !v.is_null() => v.cast_to(t).map_err(|e| {
-                ExecError::new(code::INVALID_TEXT, format!("invalid input for parameter ${}: {e}", i + 1)).into_pgwire()
+                ExecError::new(
+                    code::INVALID_TEXT,
+                    format!("invalid input for parameter ${}: {e}", i + 1),
+                )
+                .into_pgwire()
             })?,
             Some(t) if v.is_null() => ScalarValue::try_from(t).map_err(df_err)?,
             _ => v,
         };
         values.push(v);
     }
-    Ok(ParamValues::List(values.into_iter().map(Into::into).collect()))
+    Ok(ParamValues::List(
+        values.into_iter().map(Into::into).collect(),
+    ))
 }
 
 fn df_err(e: datafusion::error::DataFusionError) -> PgWireError {
     ExecError::from(e).into_pgwire()
 }
 
-fn decode_binary(portal: &Portal<Prepared>, i: usize, ty: &Type, _bytes: &[u8]) -> PgWireResult<ScalarValue> {
+fn decode_binary(
+    portal: &Portal<Prepared>,
+    i: usize,
+    ty: &Type,
+    _bytes: &[u8],
+) -> PgWireResult<ScalarValue> {
     use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
     Ok(match *ty {
         Type::BOOL => ScalarValue::Boolean(portal.parameter::<bool>(i, ty)?),
@@ -208,10 +252,24 @@ fn decode_binary(portal: &Portal<Prepared>, i: usize, ty: &Type, _bytes: &[u8]) 
         Type::FLOAT4 => ScalarValue::Float32(portal.parameter::<f32>(i, ty)?),
         Type::FLOAT8 => ScalarValue::Float64(portal.parameter::<f64>(i, ty)?),
         Type::BYTEA => ScalarValue::Binary(portal.parameter::<Vec<u8>>(i, ty)?),
-        Type::NUMERIC => ScalarValue::Utf8(portal.parameter::<rust_decimal::Decimal>(i, ty)?.map(|d| d.to_string())),
-        Type::DATE => ScalarValue::Utf8(portal.parameter::<NaiveDate>(i, ty)?.map(|d| d.to_string())),
-        Type::TIMESTAMP => ScalarValue::Utf8(portal.parameter::<NaiveDateTime>(i, ty)?.map(|d| d.to_string())),
-        Type::TIMESTAMPTZ => ScalarValue::Utf8(portal.parameter::<DateTime<FixedOffset>>(i, ty)?.map(|d| d.to_rfc3339())),
+        Type::NUMERIC => ScalarValue::Utf8(
+            portal
+                .parameter::<rust_decimal::Decimal>(i, ty)?
+                .map(|d| d.to_string()),
+        ),
+        Type::DATE => {
+            ScalarValue::Utf8(portal.parameter::<NaiveDate>(i, ty)?.map(|d| d.to_string()))
+        }
+        Type::TIMESTAMP => ScalarValue::Utf8(
+            portal
+                .parameter::<NaiveDateTime>(i, ty)?
+                .map(|d| d.to_string()),
+        ),
+        Type::TIMESTAMPTZ => ScalarValue::Utf8(
+            portal
+                .parameter::<DateTime<FixedOffset>>(i, ty)?
+                .map(|d| d.to_rfc3339()),
+        ),
         _ => ScalarValue::Utf8(portal.parameter::<String>(i, ty)?),
     })
 }
@@ -236,7 +294,11 @@ impl ExtendedQueryHandler for Conn {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (types, schema) = self.server.describe(&target.statement.parsed).await.map_err(ExecError::into_pgwire)?;
+        let (types, schema) = self
+            .server
+            .describe(&target.statement.parsed)
+            .await
+            .map_err(ExecError::into_pgwire)?;
         let n = types.len().max(target.parameter_types.len());
         let params: Vec<Type> = (0..n)
             .map(|i| {
@@ -245,7 +307,13 @@ impl ExtendedQueryHandler for Conn {
                     .get(i)
                     .cloned()
                     .flatten()
-                    .or_else(|| types.get(i).cloned().flatten().and_then(|t| arrow_pg::datatypes::into_pg_type(&t).ok()))
+                    .or_else(|| {
+                        types
+                            .get(i)
+                            .cloned()
+                            .flatten()
+                            .and_then(|t| arrow_pg::datatypes::into_pg_type(&t).ok())
+                    })
                     .unwrap_or(Type::UNKNOWN)
             })
             .collect();
@@ -259,21 +327,37 @@ impl ExtendedQueryHandler for Conn {
         Ok(DescribeStatementResponse::new(params, fields))
     }
 
-    async fn do_describe_portal<C>(&self, _client: &mut C, portal: &Portal<Self::Statement>) -> PgWireResult<DescribePortalResponse>
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Self::Statement>,
+    ) -> PgWireResult<DescribePortalResponse>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let (_, schema) = self.server.describe(&portal.statement.statement.parsed).await.map_err(ExecError::into_pgwire)?;
+        let (_, schema) = self
+            .server
+            .describe(&portal.statement.statement.parsed)
+            .await
+            .map_err(ExecError::into_pgwire)?;
         match schema {
-            Some(s) => Ok(DescribePortalResponse::new(pg_fields(&s, &portal.result_column_format)?)),
+            Some(s) => Ok(DescribePortalResponse::new(pg_fields(
+                &s,
+                &portal.result_column_format,
+            )?)),
             None => Ok(DescribePortalResponse::no_data()),
         }
     }
 
-    async fn do_query<C>(&self, _client: &mut C, portal: &Portal<Self::Statement>, _max_rows: usize) -> PgWireResult<Response>
+    async fn do_query<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore<Statement = Self::Statement>,
@@ -282,7 +366,11 @@ impl ExtendedQueryHandler for Conn {
     {
         let parsed = &portal.statement.statement.parsed;
         let params = if portal.parameter_len() > 0 {
-            let (types, _) = self.server.describe(parsed).await.map_err(ExecError::into_pgwire)?;
+            let (types, _) = self
+                .server
+                .describe(parsed)
+                .await
+                .map_err(ExecError::into_pgwire)?;
             Some(decode_params(portal, &types)?)
         } else {
             None

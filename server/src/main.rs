@@ -5,6 +5,7 @@
 //! catalog) -> `planner` -> `runtime` -> `storage`. See `docs/architecture.md`.
 
 mod catalog;
+mod colnames;
 mod dialect;
 mod error;
 mod exec;
@@ -40,7 +41,10 @@ struct Args {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
     let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
     let secs = match unit.trim() {
         "" | "s" => n,
@@ -63,18 +67,26 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run(args))
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let db = args.data_dir.join("db");
-    let store = Store::open(&db).with_context(|| format!("opening the store at {}", db.display()))?;
+    let store =
+        Store::open(&db).with_context(|| format!("opening the store at {}", db.display()))?;
     let epoch = store.committed_epoch()?;
     tracing::info!(data_dir = %args.data_dir.display(), epoch = epoch.0, "opened store");
     let (engine, engine_thread) = Engine::start(store.clone())?;
-    let server = Arc::new(exec::Server::open(store, engine.clone()).await.map_err(|e| anyhow::anyhow!("recovery failed: {}", e.sqlstate().1))?);
+    let server = Arc::new(
+        exec::Server::open(store, engine.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("recovery failed: {}", e.sqlstate().1))?,
+    );
 
     let ticker = engine.clone();
     let interval = args.checkpoint_interval;
@@ -87,8 +99,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     });
 
-    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
-    tracing::info!("freshet listening on {} (psql -h {} -p {} -U freshet -d freshet)", args.listen, args.listen.ip(), args.listen.port());
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    tracing::info!(
+        "freshet listening on {} (psql -h {} -p {} -U freshet -d freshet)",
+        args.listen,
+        args.listen.ip(),
+        args.listen.port()
+    );
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {

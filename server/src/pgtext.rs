@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{
-    DataType, Field, Float32Type, Float64Type, Schema, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
-    TimestampNanosecondType, TimestampSecondType,
+    DataType, Field, Float32Type, Float64Type, Schema, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
 
 /// Formats a float the way PostgreSQL does with `extra_float_digits = 1`.
@@ -20,10 +20,18 @@ pub fn format_float(v: f64, decimal: String, shortest: String) -> String {
         return "NaN".into();
     }
     if v.is_infinite() {
-        return if v > 0.0 { "Infinity".into() } else { "-Infinity".into() };
+        return if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
     }
     if v == 0.0 {
-        return if v.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let exp = v.abs().log10().floor() as i32;
     if !(-4..15).contains(&exp) {
@@ -61,9 +69,11 @@ fn ts_string(secs: i64, nanos: u32, tz: bool) -> Option<String> {
 
 fn convert(col: &ArrayRef) -> Option<ArrayRef> {
     let out: StringArray = match col.data_type() {
-        DataType::Float64 => {
-            col.as_primitive::<Float64Type>().iter().map(|v| v.map(|v| format_float(v, format!("{v}"), format!("{v:e}")))).collect()
-        }
+        DataType::Float64 => col
+            .as_primitive::<Float64Type>()
+            .iter()
+            .map(|v| v.map(|v| format_float(v, format!("{v}"), format!("{v:e}"))))
+            .collect(),
         DataType::Float32 => col
             .as_primitive::<Float32Type>()
             .iter()
@@ -71,25 +81,64 @@ fn convert(col: &ArrayRef) -> Option<ArrayRef> {
             .collect(),
         DataType::Timestamp(unit, tz) => {
             let tz = tz.is_some();
-            let split = |v: i64, per_sec: i64| (v.div_euclid(per_sec), (v.rem_euclid(per_sec) * (1_000_000_000 / per_sec)) as u32);
+            let split = |v: i64, per_sec: i64| {
+                (
+                    v.div_euclid(per_sec),
+                    (v.rem_euclid(per_sec) * (1_000_000_000 / per_sec)) as u32,
+                )
+            };
             match unit {
-                TimeUnit::Second => col.as_primitive::<TimestampSecondType>().iter().map(|v| v.and_then(|v| ts_string(v, 0, tz))).collect(),
+                TimeUnit::Second => col
+                    .as_primitive::<TimestampSecondType>()
+                    .iter()
+                    .map(|v| v.and_then(|v| ts_string(v, 0, tz)))
+                    .collect(),
                 TimeUnit::Millisecond => col
                     .as_primitive::<TimestampMillisecondType>()
                     .iter()
-                    .map(|v| v.and_then(|v| { let (s, n) = split(v, 1_000); ts_string(s, n, tz) }))
+                    .map(|v| {
+                        v.and_then(|v| {
+                            let (s, n) = split(v, 1_000);
+                            ts_string(s, n, tz)
+                        })
+                    })
                     .collect(),
                 TimeUnit::Microsecond => col
                     .as_primitive::<TimestampMicrosecondType>()
                     .iter()
-                    .map(|v| v.and_then(|v| { let (s, n) = split(v, 1_000_000); ts_string(s, n, tz) }))
+                    .map(|v| {
+                        v.and_then(|v| {
+                            let (s, n) = split(v, 1_000_000);
+                            ts_string(s, n, tz)
+                        })
+                    })
                     .collect(),
                 TimeUnit::Nanosecond => col
                     .as_primitive::<TimestampNanosecondType>()
                     .iter()
-                    .map(|v| v.and_then(|v| { let (s, n) = split(v, 1_000_000_000); ts_string(s, n, tz) }))
+                    .map(|v| {
+                        v.and_then(|v| {
+                            let (s, n) = split(v, 1_000_000_000);
+                            ts_string(s, n, tz)
+                        })
+                    })
                     .collect(),
             }
+        }
+        DataType::Time64(_) | DataType::Time32(_) => {
+            let strs = datafusion::arrow::compute::cast(col, &DataType::Utf8).ok()?;
+            strs.as_string::<i32>()
+                .iter()
+                .map(|v| {
+                    v.map(|v| {
+                        if v.contains('.') {
+                            v.trim_end_matches('0').trim_end_matches('.').to_string()
+                        } else {
+                            v.to_string()
+                        }
+                    })
+                })
+                .collect()
         }
         _ => return None,
     };
@@ -143,7 +192,13 @@ mod tests {
 
     #[test]
     fn timestamps_like_postgres() {
-        assert_eq!(ts_string(1_709_210_096, 0, false).unwrap(), "2024-02-29 12:34:56");
-        assert_eq!(ts_string(1_709_210_096, 500_000_000, true).unwrap(), "2024-02-29 12:34:56.5+00");
+        assert_eq!(
+            ts_string(1_709_210_096, 0, false).unwrap(),
+            "2024-02-29 12:34:56"
+        );
+        assert_eq!(
+            ts_string(1_709_210_096, 500_000_000, true).unwrap(),
+            "2024-02-29 12:34:56.5+00"
+        );
     }
 }

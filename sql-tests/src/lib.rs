@@ -24,7 +24,10 @@ pub fn freshet_bin() -> Result<PathBuf> {
         return Ok(PathBuf::from(p));
     }
     let exe = std::env::current_exe()?;
-    let mut dir = exe.parent().context("test binary has no directory")?.to_path_buf();
+    let mut dir = exe
+        .parent()
+        .context("test binary has no directory")?
+        .to_path_buf();
     if dir.ends_with("deps") {
         dir.pop();
     }
@@ -55,8 +58,11 @@ impl TestServer {
 
     pub async fn start_with(extra_args: &[&str]) -> Result<TestServer> {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.subsec_nanos();
-        let data_dir = std::env::temp_dir().join(format!("freshet-test-{}-{n}-{nanos}", std::process::id()));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .subsec_nanos();
+        let data_dir =
+            std::env::temp_dir().join(format!("freshet-test-{}-{n}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&data_dir)?;
         let mut s = TestServer {
             port: free_port()?,
@@ -69,7 +75,10 @@ impl TestServer {
     }
 
     async fn spawn(&mut self) -> Result<()> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.data_dir.join("server.log"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.join("server.log"))?;
         let child = Command::new(freshet_bin()?)
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
@@ -89,11 +98,17 @@ impl TestServer {
             }
             if let Some(c) = self.child.as_mut() {
                 if let Some(status) = c.try_wait()? {
-                    bail!("freshet exited during start ({status}); log:\n{}", self.log());
+                    bail!(
+                        "freshet exited during start ({status}); log:\n{}",
+                        self.log()
+                    );
                 }
             }
             if Instant::now() > deadline {
-                bail!("freshet did not accept connections within 60 s; log:\n{}", self.log());
+                bail!(
+                    "freshet did not accept connections within 60 s; log:\n{}",
+                    self.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -106,7 +121,10 @@ impl TestServer {
 
     /// Opens a new client connection.
     pub async fn connect(&self) -> Result<Client> {
-        let conf = format!("host=127.0.0.1 port={} user=freshet dbname=freshet connect_timeout=5", self.port);
+        let conf = format!(
+            "host=127.0.0.1 port={} user=freshet dbname=freshet connect_timeout=5",
+            self.port
+        );
         let (client, conn) = tokio_postgres::connect(&conf, NoTls).await?;
         tokio::spawn(async move {
             let _ = conn.await;
@@ -132,7 +150,10 @@ impl TestServer {
     /// `SIGTERM` and wait.
     pub fn stop(&mut self) -> Result<()> {
         if let Some(mut c) = self.child.take() {
-            Command::new("kill").arg("-TERM").arg(c.id().to_string()).status()?;
+            Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status()?;
             let deadline = Instant::now() + Duration::from_secs(30);
             while c.try_wait()?.is_none() {
                 if Instant::now() > deadline {
@@ -172,7 +193,15 @@ pub async fn query_rows(client: &Client, sql: &str) -> Result<Vec<Vec<String>>> 
     let mut rows = Vec::new();
     for m in client.simple_query(sql).await? {
         if let SimpleQueryMessage::Row(r) = m {
-            rows.push((0..r.len()).map(|i| r.get(i).map(str::to_string).unwrap_or_else(|| "NULL".into())).collect());
+            rows.push(
+                (0..r.len())
+                    .map(|i| {
+                        r.get(i)
+                            .map(str::to_string)
+                            .unwrap_or_else(|| "NULL".into())
+                    })
+                    .collect(),
+            );
         }
     }
     Ok(rows)
@@ -196,15 +225,24 @@ impl std::error::Error for DbError {}
 impl From<tokio_postgres::Error> for DbError {
     fn from(e: tokio_postgres::Error) -> Self {
         match e.as_db_error() {
-            Some(db) => DbError { msg: db.message().to_string(), sqlstate: Some(db.code().code().to_string()) },
-            None => DbError { msg: e.to_string(), sqlstate: None },
+            Some(db) => DbError {
+                msg: db.message().to_string(),
+                sqlstate: Some(db.code().code().to_string()),
+            },
+            None => DbError {
+                msg: e.to_string(),
+                sqlstate: None,
+            },
         }
     }
 }
 
 impl From<anyhow::Error> for DbError {
     fn from(e: anyhow::Error) -> Self {
-        DbError { msg: format!("{e:#}"), sqlstate: None }
+        DbError {
+            msg: format!("{e:#}"),
+            sqlstate: None,
+        }
     }
 }
 
@@ -264,7 +302,10 @@ impl sqllogictest::AsyncDB for FreshetDb {
             }
         }
         if is_query || !rows.is_empty() {
-            Ok(DBOutput::Rows { types: vec![DefaultColumnType::Any; width], rows })
+            Ok(DBOutput::Rows {
+                types: vec![DefaultColumnType::Any; width],
+                rows,
+            })
         } else {
             Ok(DBOutput::StatementComplete(affected))
         }

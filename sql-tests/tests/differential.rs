@@ -57,26 +57,56 @@ fn random_op(rng: &mut StdRng) -> String {
             let n = rng.random_range(1..4);
             let rows: Vec<String> = (0..n)
                 .map(|_| {
-                    format!("({}, {}, {}, '{}')", rng.random_range(0..400), rng.random_range(0..8), opt_int(rng, -20, 100), rand_text(rng))
+                    format!(
+                        "({}, {}, {}, '{}')",
+                        rng.random_range(0..400),
+                        rng.random_range(0..8),
+                        opt_int(rng, -20, 100),
+                        rand_text(rng)
+                    )
                 })
                 .collect();
             // Duplicate keys make the statement fail as a whole; that is part of the test.
             format!("INSERT INTO t1 VALUES {}", rows.join(", "))
         }
-        30..=41 => format!("UPDATE t1 SET v = v + {} WHERE id = {}", rng.random_range(-30..30), rng.random_range(0..400)),
-        42..=47 => format!("UPDATE t1 SET k = {} WHERE k = {} AND id % 2 = 0", rng.random_range(0..8), rng.random_range(0..8)),
-        48..=51 => format!("UPDATE t1 SET s = '{}', v = NULL WHERE id BETWEEN {} AND {}", rand_text(rng), rng.random_range(0..400), rng.random_range(0..400)),
+        30..=41 => format!(
+            "UPDATE t1 SET v = v + {} WHERE id = {}",
+            rng.random_range(-30..30),
+            rng.random_range(0..400)
+        ),
+        42..=47 => format!(
+            "UPDATE t1 SET k = {} WHERE k = {} AND id % 2 = 0",
+            rng.random_range(0..8),
+            rng.random_range(0..8)
+        ),
+        48..=51 => format!(
+            "UPDATE t1 SET s = '{}', v = NULL WHERE id BETWEEN {} AND {}",
+            rand_text(rng),
+            rng.random_range(0..400),
+            rng.random_range(0..400)
+        ),
         52..=61 => format!("DELETE FROM t1 WHERE id = {}", rng.random_range(0..400)),
         62..=64 => format!("DELETE FROM t1 WHERE v < {}", rng.random_range(-20..10)),
         65..=84 => {
             let n = rng.random_range(1..5);
             let rows: Vec<String> = (0..n)
-                .map(|_| format!("({}, {}, '{}')", rng.random_range(0..40), opt_int(rng, 0, 100), rand_text(rng)))
+                .map(|_| {
+                    format!(
+                        "({}, {}, '{}')",
+                        rng.random_range(0..40),
+                        opt_int(rng, 0, 100),
+                        rand_text(rng)
+                    )
+                })
                 .collect();
             format!("INSERT INTO t2 VALUES {}", rows.join(", "))
         }
         85..=92 => format!("DELETE FROM t2 WHERE a = {}", rng.random_range(0..40)),
-        _ => format!("UPDATE t2 SET b = b + 1, c = '{}' WHERE a = {}", rand_text(rng), rng.random_range(0..40)),
+        _ => format!(
+            "UPDATE t2 SET b = b + 1, c = '{}' WHERE a = {}",
+            rand_text(rng),
+            rng.random_range(0..40)
+        ),
     }
 }
 
@@ -96,22 +126,36 @@ async fn check_views(client: &tokio_postgres::Client, step: usize) -> Result<()>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn views_equal_batch_recompute() -> Result<()> {
-    let seed: u64 = std::env::var("FRESHET_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(20261124);
-    let ops: usize = std::env::var("FRESHET_DIFF_OPS").ok().and_then(|s| s.parse().ok()).unwrap_or(6000);
+    let seed: u64 = std::env::var("FRESHET_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20261124);
+    let ops: usize = std::env::var("FRESHET_DIFF_OPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6000);
     let mut rng = StdRng::seed_from_u64(seed);
     let server = TestServer::start().await?;
     let client = server.connect().await?;
-    client.batch_execute("CREATE TABLE t1 (id INT PRIMARY KEY, k INT, v INT, s TEXT)").await?;
-    client.batch_execute("CREATE TABLE t2 (a INT, b INT, c TEXT)").await?;
+    client
+        .batch_execute("CREATE TABLE t1 (id INT PRIMARY KEY, k INT, v INT, s TEXT)")
+        .await?;
+    client
+        .batch_execute("CREATE TABLE t2 (a INT, b INT, c TEXT)")
+        .await?;
     // Some rows before the views exist, to exercise backfill.
     for _ in 0..50 {
         let _ = client.batch_execute(&random_op(&mut rng)).await;
     }
     client.batch_execute("FLUSH").await?;
     for (name, query, _) in VIEWS {
-        client.batch_execute(&format!("CREATE MATERIALIZED VIEW {name} AS {query}")).await?;
+        client
+            .batch_execute(&format!("CREATE MATERIALIZED VIEW {name} AS {query}"))
+            .await?;
     }
-    check_views(&client, 0).await.map_err(|e| anyhow::anyhow!("seed {seed}: {e}"))?;
+    check_views(&client, 0)
+        .await
+        .map_err(|e| anyhow::anyhow!("seed {seed}: {e}"))?;
     let mut failed = 0usize;
     for i in 1..=ops {
         let sql = random_op(&mut rng);
@@ -124,7 +168,9 @@ async fn views_equal_batch_recompute() -> Result<()> {
         }
         if i % 300 == 0 || i == ops {
             client.batch_execute("FLUSH").await?;
-            check_views(&client, i).await.map_err(|e| anyhow::anyhow!("seed {seed}: {e}"))?;
+            check_views(&client, i)
+                .await
+                .map_err(|e| anyhow::anyhow!("seed {seed}: {e}"))?;
         }
     }
     eprintln!("differential: seed {seed}, {ops} operations ({failed} refused as duplicate keys), {} views equal to batch recompute", VIEWS.len());

@@ -8,7 +8,10 @@ use anyhow::{bail, Result};
 use freshet_sql_tests::{query_rows, TestServer};
 
 const VIEWS: &[(&str, &str)] = &[
-    ("g", "SELECT k, count(*) AS n, sum(v) AS s, min(v) AS lo, max(v) AS hi FROM t GROUP BY k"),
+    (
+        "g",
+        "SELECT k, count(*) AS n, sum(v) AS s, min(v) AS lo, max(v) AS hi FROM t GROUP BY k",
+    ),
     ("f", "SELECT id, v * 10 AS v10 FROM t WHERE v % 2 = 0"),
     ("tot", "SELECT count(*) AS n, sum(v) AS s FROM t"),
 ];
@@ -30,25 +33,45 @@ async fn consistent(client: &tokio_postgres::Client) -> Result<()> {
 async fn kill_dash_nine_keeps_committed_state_consistent() -> Result<()> {
     let mut server = TestServer::start_with(&["--checkpoint-interval", "50ms"]).await?;
     let client = server.connect().await?;
-    client.batch_execute("CREATE TABLE t (id INT PRIMARY KEY, k INT, v INT)").await?;
+    client
+        .batch_execute("CREATE TABLE t (id INT PRIMARY KEY, k INT, v INT)")
+        .await?;
     for (name, q) in VIEWS {
-        client.batch_execute(&format!("CREATE MATERIALIZED VIEW {name} AS {q}")).await?;
+        client
+            .batch_execute(&format!("CREATE MATERIALIZED VIEW {name} AS {q}"))
+            .await?;
     }
     let mut next = 0;
     for round in 0..5 {
         let client = server.connect().await?;
         // Flushed rows: must all survive.
         for _ in 0..20 {
-            client.batch_execute(&format!("INSERT INTO t VALUES ({next}, {}, {})", next % 7, next * 3 % 11)).await?;
+            client
+                .batch_execute(&format!(
+                    "INSERT INTO t VALUES ({next}, {}, {})",
+                    next % 7,
+                    next * 3 % 11
+                ))
+                .await?;
             next += 1;
         }
-        client.batch_execute("UPDATE t SET v = v + 1 WHERE id % 5 = 0").await?;
-        client.batch_execute(&format!("DELETE FROM t WHERE id = {}", next - 3)).await?;
+        client
+            .batch_execute("UPDATE t SET v = v + 1 WHERE id % 5 = 0")
+            .await?;
+        client
+            .batch_execute(&format!("DELETE FROM t WHERE id = {}", next - 3))
+            .await?;
         client.batch_execute("FLUSH").await?;
         let flushed = query_rows(&client, "SELECT count(*) FROM t").await?;
         // Unflushed rows, racing with the 50 ms checkpoints: may or may not survive.
         for _ in 0..30 {
-            client.batch_execute(&format!("INSERT INTO t VALUES ({next}, {}, {})", next % 7, next % 5)).await?;
+            client
+                .batch_execute(&format!(
+                    "INSERT INTO t VALUES ({next}, {}, {})",
+                    next % 7,
+                    next % 5
+                ))
+                .await?;
             next += 1;
         }
         server.kill_and_restart().await?;
@@ -62,7 +85,9 @@ async fn kill_dash_nine_keeps_committed_state_consistent() -> Result<()> {
     }
     // A clean stop commits everything.
     let client = server.connect().await?;
-    client.batch_execute("INSERT INTO t VALUES (100000, 1, 1)").await?;
+    client
+        .batch_execute("INSERT INTO t VALUES (100000, 1, 1)")
+        .await?;
     server.stop_and_restart().await?;
     let client = server.connect().await?;
     let n = query_rows(&client, "SELECT count(*) FROM t WHERE id = 100000").await?;

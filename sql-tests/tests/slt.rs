@@ -14,10 +14,18 @@ async fn sqllogictest_files() {
         .expect("slt dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "slt"))
-        .filter(|p| filter.as_ref().is_none_or(|f| p.to_string_lossy().contains(f.as_str())))
+        .filter(|p| {
+            filter
+                .as_ref()
+                .is_none_or(|f| p.to_string_lossy().contains(f.as_str()))
+        })
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no .slt files found in {}", dir.display());
+    assert!(
+        !files.is_empty(),
+        "no .slt files found in {}",
+        dir.display()
+    );
     let mut failures = Vec::new();
     for file in &files {
         let started = std::time::Instant::now();
@@ -26,7 +34,11 @@ async fn sqllogictest_files() {
             FreshetDb::new(server).await.map_err(DbError::from)
         });
         match runner.run_file_async(file).await {
-            Ok(()) => eprintln!("ok   {} ({:.1}s)", file.display(), started.elapsed().as_secs_f64()),
+            Ok(()) => eprintln!(
+                "ok   {} ({:.1}s)",
+                file.display(),
+                started.elapsed().as_secs_f64()
+            ),
             Err(e) => {
                 eprintln!("FAIL {}\n{}", file.display(), e.display(false));
                 failures.push(file.display().to_string());

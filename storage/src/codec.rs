@@ -27,8 +27,8 @@
 
 use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::datatypes::{DataType, IntervalUnit, TimeUnit};
-use datafusion::common::ScalarValue;
 use datafusion::arrow::datatypes::{IntervalDayTime, IntervalMonthDayNano};
+use datafusion::common::ScalarValue;
 
 use crate::error::{Result, StorageError};
 
@@ -46,16 +46,36 @@ fn put_str(out: &mut Vec<u8>, b: &[u8]) {
 }
 
 fn put_f64(out: &mut Vec<u8>, v: f64) {
-    let v = if v.is_nan() { f64::NAN } else if v == 0.0 { 0.0 } else { v };
+    let v = if v.is_nan() {
+        f64::NAN
+    } else if v == 0.0 {
+        0.0
+    } else {
+        v
+    };
     let bits = v.to_bits();
-    let enc = if bits >> 63 == 1 { !bits } else { bits ^ (1 << 63) };
+    let enc = if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits ^ (1 << 63)
+    };
     out.extend_from_slice(&enc.to_be_bytes());
 }
 
 fn put_f32(out: &mut Vec<u8>, v: f32) {
-    let v = if v.is_nan() { f32::NAN } else if v == 0.0 { 0.0 } else { v };
+    let v = if v.is_nan() {
+        f32::NAN
+    } else if v == 0.0 {
+        0.0
+    } else {
+        v
+    };
     let bits = v.to_bits();
-    let enc = if bits >> 31 == 1 { !bits } else { bits ^ (1 << 31) };
+    let enc = if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits ^ (1 << 31)
+    };
     out.extend_from_slice(&enc.to_be_bytes());
 }
 
@@ -78,7 +98,10 @@ pub fn encode_datum(out: &mut Vec<u8>, v: &ScalarValue) -> Result<()> {
         S::Boolean(Some(b)) => out.push(u8::from(*b)),
         S::Int8(Some(x)) => put_signed!(out, *x, i8, u8),
         S::Int16(Some(x)) => put_signed!(out, *x, i16, u16),
-        S::Int32(Some(x)) | S::Date32(Some(x)) | S::Time32Second(Some(x)) | S::Time32Millisecond(Some(x)) => {
+        S::Int32(Some(x))
+        | S::Date32(Some(x))
+        | S::Time32Second(Some(x))
+        | S::Time32Millisecond(Some(x)) => {
             put_signed!(out, *x, i32, u32)
         }
         S::IntervalYearMonth(Some(x)) => put_signed!(out, *x, i32, u32),
@@ -101,7 +124,9 @@ pub fn encode_datum(out: &mut Vec<u8>, v: &ScalarValue) -> Result<()> {
         S::Float32(Some(x)) => put_f32(out, *x),
         S::Float64(Some(x)) => put_f64(out, *x),
         S::Decimal128(Some(x), _, _) => put_signed!(out, *x, i128, u128),
-        S::Utf8(Some(s)) | S::LargeUtf8(Some(s)) | S::Utf8View(Some(s)) => put_str(out, s.as_bytes()),
+        S::Utf8(Some(s)) | S::LargeUtf8(Some(s)) | S::Utf8View(Some(s)) => {
+            put_str(out, s.as_bytes())
+        }
         S::Binary(Some(b)) | S::LargeBinary(Some(b)) | S::BinaryView(Some(b)) => put_str(out, b),
         S::IntervalDayTime(Some(x)) => {
             put_signed!(out, x.days, i32, u32);
@@ -158,13 +183,21 @@ macro_rules! get_signed {
 
 fn get_f64(buf: &mut &[u8]) -> Result<f64> {
     let enc = u64::from_be_bytes(arr::<8>(buf)?);
-    let bits = if enc >> 63 == 1 { enc ^ (1 << 63) } else { !enc };
+    let bits = if enc >> 63 == 1 {
+        enc ^ (1 << 63)
+    } else {
+        !enc
+    };
     Ok(f64::from_bits(bits))
 }
 
 fn get_f32(buf: &mut &[u8]) -> Result<f32> {
     let enc = u32::from_be_bytes(arr::<4>(buf)?);
-    let bits = if enc >> 31 == 1 { enc ^ (1 << 31) } else { !enc };
+    let bits = if enc >> 31 == 1 {
+        enc ^ (1 << 31)
+    } else {
+        !enc
+    };
     Ok(f32::from_bits(bits))
 }
 
@@ -186,10 +219,14 @@ pub fn decode_datum(buf: &mut &[u8], ty: &DataType) -> Result<ScalarValue> {
         DataType::Date32 => S::Date32(Some(get_signed!(buf, i32, u32, 4))),
         DataType::Time32(TimeUnit::Second) => S::Time32Second(Some(get_signed!(buf, i32, u32, 4))),
         DataType::Time32(_) => S::Time32Millisecond(Some(get_signed!(buf, i32, u32, 4))),
-        DataType::Interval(IntervalUnit::YearMonth) => S::IntervalYearMonth(Some(get_signed!(buf, i32, u32, 4))),
+        DataType::Interval(IntervalUnit::YearMonth) => {
+            S::IntervalYearMonth(Some(get_signed!(buf, i32, u32, 4)))
+        }
         DataType::Int64 => S::Int64(Some(get_signed!(buf, i64, u64, 8))),
         DataType::Date64 => S::Date64(Some(get_signed!(buf, i64, u64, 8))),
-        DataType::Time64(TimeUnit::Microsecond) => S::Time64Microsecond(Some(get_signed!(buf, i64, u64, 8))),
+        DataType::Time64(TimeUnit::Microsecond) => {
+            S::Time64Microsecond(Some(get_signed!(buf, i64, u64, 8)))
+        }
         DataType::Time64(_) => S::Time64Nanosecond(Some(get_signed!(buf, i64, u64, 8))),
         DataType::Timestamp(unit, tz) => {
             let v = Some(get_signed!(buf, i64, u64, 8));
@@ -237,7 +274,11 @@ pub fn decode_datum(buf: &mut &[u8], ty: &DataType) -> Result<ScalarValue> {
             let months = get_signed!(buf, i32, u32, 4);
             let days = get_signed!(buf, i32, u32, 4);
             let nanoseconds = get_signed!(buf, i64, u64, 8);
-            S::IntervalMonthDayNano(Some(IntervalMonthDayNano { months, days, nanoseconds }))
+            S::IntervalMonthDayNano(Some(IntervalMonthDayNano {
+                months,
+                days,
+                nanoseconds,
+            }))
         }
         other => return Err(StorageError::UnsupportedType(other.to_string())),
     })
@@ -252,10 +293,18 @@ pub fn is_supported(ty: &DataType) -> bool {
             encode_datum(&mut v, &null).is_ok()
                 && !matches!(
                     ty,
-                    DataType::List(_) | DataType::Struct(_) | DataType::Map(_, _) | DataType::Dictionary(_, _)
-                        | DataType::FixedSizeBinary(_) | DataType::Float16 | DataType::Decimal256(_, _)
-                        | DataType::LargeList(_) | DataType::FixedSizeList(_, _) | DataType::Union(_, _)
-                        | DataType::Decimal32(_, _) | DataType::Decimal64(_, _)
+                    DataType::List(_)
+                        | DataType::Struct(_)
+                        | DataType::Map(_, _)
+                        | DataType::Dictionary(_, _)
+                        | DataType::FixedSizeBinary(_)
+                        | DataType::Float16
+                        | DataType::Decimal256(_, _)
+                        | DataType::LargeList(_)
+                        | DataType::FixedSizeList(_, _)
+                        | DataType::Union(_, _)
+                        | DataType::Decimal32(_, _)
+                        | DataType::Decimal64(_, _)
                 )
         }
         Err(_) => false,
@@ -283,7 +332,10 @@ pub fn encode_rows(columns: &[ArrayRef], num_rows: usize) -> Result<Vec<Vec<u8>>
 
 /// Decodes one encoded row into its datums.
 pub fn decode_row(mut buf: &[u8], types: &[DataType]) -> Result<Vec<ScalarValue>> {
-    let row = types.iter().map(|t| decode_datum(&mut buf, t)).collect::<Result<Vec<_>>>()?;
+    let row = types
+        .iter()
+        .map(|t| decode_datum(&mut buf, t))
+        .collect::<Result<Vec<_>>>()?;
     if !buf.is_empty() {
         return Err(StorageError::Corrupt("trailing bytes after row".into()));
     }
@@ -291,7 +343,10 @@ pub fn decode_row(mut buf: &[u8], types: &[DataType]) -> Result<Vec<ScalarValue>
 }
 
 /// Decodes encoded rows into Arrow columns of `types`.
-pub fn decode_rows<'a>(rows: impl IntoIterator<Item = &'a [u8]>, types: &[DataType]) -> Result<Vec<ArrayRef>> {
+pub fn decode_rows<'a>(
+    rows: impl IntoIterator<Item = &'a [u8]>,
+    types: &[DataType],
+) -> Result<Vec<ArrayRef>> {
     let mut cols: Vec<Vec<ScalarValue>> = vec![Vec::new(); types.len()];
     for r in rows {
         for (i, v) in decode_row(r, types)?.into_iter().enumerate() {
@@ -318,7 +373,11 @@ pub fn scalars_to_columns(rows: &[Vec<ScalarValue>], types: &[DataType]) -> Resu
             out.push(datafusion::arrow::array::new_empty_array(ty));
         } else {
             let arr = ScalarValue::iter_to_array(rows.iter().map(|r| r[i].clone()))?;
-            let arr = if arr.data_type() != ty { datafusion::arrow::compute::cast(&arr, ty)? } else { arr };
+            let arr = if arr.data_type() != ty {
+                datafusion::arrow::compute::cast(&arr, ty)?
+            } else {
+                arr
+            };
             out.push(arr);
         }
     }
@@ -347,7 +406,11 @@ mod tests {
         }
         let strs = ["", "a", "a\0", "a\0b", "ab", "b"];
         for w in strs.windows(2) {
-            assert!(enc(ScalarValue::from(w[0])) < enc(ScalarValue::from(w[1])), "{:?}", w);
+            assert!(
+                enc(ScalarValue::from(w[0])) < enc(ScalarValue::from(w[1])),
+                "{:?}",
+                w
+            );
         }
         assert!(enc(ScalarValue::Int64(None)) < enc(ScalarValue::Int64(Some(i64::MIN))));
     }

@@ -72,7 +72,10 @@ impl Store {
     /// Every committed entry whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
-        for item in self.db.iterator(IteratorMode::From(prefix, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator(IteratorMode::From(prefix, Direction::Forward))
+        {
             let (k, v) = item?;
             if !k.starts_with(prefix) {
                 break;
@@ -90,7 +93,10 @@ impl Store {
             let mut ro = ReadOptions::default();
             ro.set_snapshot(&snap);
             let mut out = Vec::new();
-            for item in self.db.iterator_opt(IteratorMode::From(prefix, Direction::Forward), ro) {
+            for item in self
+                .db
+                .iterator_opt(IteratorMode::From(prefix, Direction::Forward), ro)
+            {
                 let (k, v) = item?;
                 if !k.starts_with(prefix) {
                     break;
@@ -143,7 +149,10 @@ impl WriteSet {
     }
 
     /// Pending writes under `prefix`, in key order.
-    pub fn pending_prefix<'a>(&'a self, prefix: &'a [u8]) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> {
+    pub fn pending_prefix<'a>(
+        &'a self,
+        prefix: &'a [u8],
+    ) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> {
         self.puts
             .range(prefix.to_vec()..)
             .take_while(move |(k, _)| k.starts_with(prefix))
@@ -152,7 +161,12 @@ impl WriteSet {
 
     /// Deletes every key starting with `prefix` (pending and committed).
     pub fn delete_prefix(&mut self, prefix: &[u8]) {
-        let doomed: Vec<Vec<u8>> = self.puts.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)).map(|(k, _)| k.clone()).collect();
+        let doomed: Vec<Vec<u8>> = self
+            .puts
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in doomed {
             self.puts.remove(&k);
         }
@@ -177,8 +191,15 @@ impl WriteSet {
 }
 
 /// Merges committed entries with pending writes: the current state of a prefix.
-pub fn merge_pending(committed: Vec<Entry>, writes: &WriteSet, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let mut map: BTreeMap<Vec<u8>, Vec<u8>> = committed.into_iter().map(|(k, v)| (k.into_vec(), v.into_vec())).collect();
+pub fn merge_pending(
+    committed: Vec<Entry>,
+    writes: &WriteSet,
+    prefix: &[u8],
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut map: BTreeMap<Vec<u8>, Vec<u8>> = committed
+        .into_iter()
+        .map(|(k, v)| (k.into_vec(), v.into_vec()))
+        .collect();
     for (k, v) in writes.pending_prefix(prefix) {
         match v {
             Some(v) => {
@@ -207,14 +228,26 @@ mod tests {
         ws.put(row_key(TableId(5), b"a"), b"1".to_vec());
         ws.put(row_key(TableId(5), b"b"), b"2".to_vec());
         ws.put(row_key(TableId(6), b"a"), b"3".to_vec());
-        assert!(store.scan_prefix(&table_prefix(TableId(5))).unwrap().is_empty());
+        assert!(store
+            .scan_prefix(&table_prefix(TableId(5)))
+            .unwrap()
+            .is_empty());
         store.commit(ws, Epoch(1)).unwrap();
-        assert_eq!(store.scan_prefix(&table_prefix(TableId(5))).unwrap().len(), 2);
+        assert_eq!(
+            store.scan_prefix(&table_prefix(TableId(5))).unwrap().len(),
+            2
+        );
         let mut ws = WriteSet::default();
         ws.delete_prefix(&table_prefix(TableId(5)));
         store.commit(ws, Epoch(2)).unwrap();
-        assert!(store.scan_prefix(&table_prefix(TableId(5))).unwrap().is_empty());
-        assert_eq!(store.scan_prefix(&table_prefix(TableId(6))).unwrap().len(), 1);
+        assert!(store
+            .scan_prefix(&table_prefix(TableId(5)))
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            store.scan_prefix(&table_prefix(TableId(6))).unwrap().len(),
+            1
+        );
         assert_eq!(store.committed_epoch().unwrap(), Epoch(2));
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -27,7 +27,9 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
-use freshet_storage::codec::{decode_datum, decode_row, encode_datum, encode_rows, scalars_to_columns, FORMAT_VERSION};
+use freshet_storage::codec::{
+    decode_datum, decode_row, encode_datum, encode_rows, scalars_to_columns, FORMAT_VERSION,
+};
 use freshet_storage::keys::{pk_of, row_key, table_prefix};
 use freshet_storage::TableId;
 
@@ -88,9 +90,27 @@ enum Input {
 }
 
 impl AggregateOperator {
-    pub fn new(group_exprs: Vec<Arc<dyn PhysicalExpr>>, aggs: Vec<AggCall>, schema: SchemaRef, table: TableId) -> Self {
-        let group_types = schema.fields().iter().take(group_exprs.len()).map(|f| f.data_type().clone()).collect();
-        AggregateOperator { group_exprs, aggs, schema, group_types, table, groups: HashMap::new(), dirty: HashSet::new() }
+    pub fn new(
+        group_exprs: Vec<Arc<dyn PhysicalExpr>>,
+        aggs: Vec<AggCall>,
+        schema: SchemaRef,
+        table: TableId,
+    ) -> Self {
+        let group_types = schema
+            .fields()
+            .iter()
+            .take(group_exprs.len())
+            .map(|f| f.data_type().clone())
+            .collect();
+        AggregateOperator {
+            group_exprs,
+            aggs,
+            schema,
+            group_types,
+            table,
+            groups: HashMap::new(),
+            dirty: HashSet::new(),
+        }
     }
 
     fn is_global(&self) -> bool {
@@ -102,14 +122,20 @@ impl AggregateOperator {
             .iter()
             .map(|a| match a.kind {
                 AggKind::CountStar | AggKind::Count => AggState::Count(0),
-                AggKind::Sum | AggKind::Avg => AggState::Sum { int: 0, float: 0.0, n: 0 },
+                AggKind::Sum | AggKind::Avg => AggState::Sum {
+                    int: 0,
+                    float: 0.0,
+                    n: 0,
+                },
                 AggKind::Min | AggKind::Max => AggState::MinMax(BTreeMap::new()),
             })
             .collect()
     }
 
     fn prepare_input(&self, a: &AggCall, batch: &RecordBatch) -> Result<Input> {
-        let Some(arg) = &a.arg else { return Ok(Input::None) };
+        let Some(arg) = &a.arg else {
+            return Ok(Input::None);
+        };
         let arr = eval(arg, batch)?;
         Ok(match a.kind {
             AggKind::CountStar => Input::None,
@@ -128,15 +154,27 @@ impl AggregateOperator {
         if n == 0 {
             return Ok(());
         }
-        let key_cols = self.group_exprs.iter().map(|e| eval(e, &batch.data)).collect::<Result<Vec<_>>>()?;
+        let key_cols = self
+            .group_exprs
+            .iter()
+            .map(|e| eval(e, &batch.data))
+            .collect::<Result<Vec<_>>>()?;
         let keys = encode_rows(&key_cols, n)?;
-        let inputs = self.aggs.iter().map(|a| self.prepare_input(a, &batch.data)).collect::<Result<Vec<_>>>()?;
+        let inputs = self
+            .aggs
+            .iter()
+            .map(|a| self.prepare_input(a, &batch.data))
+            .collect::<Result<Vec<_>>>()?;
         let filters: Vec<Option<BooleanArray>> = self
             .aggs
             .iter()
             .map(|a| match &a.filter {
                 None => Ok(None),
-                Some(f) => Ok(Some(cast(&eval(f, &batch.data)?, &DataType::Boolean)?.as_boolean().clone())),
+                Some(f) => Ok(Some(
+                    cast(&eval(f, &batch.data)?, &DataType::Boolean)?
+                        .as_boolean()
+                        .clone(),
+                )),
             })
             .collect::<Result<_>>()?;
         let empty = self.empty_states();
@@ -146,10 +184,24 @@ impl AggregateOperator {
                 continue;
             }
             if !self.groups.contains_key(&key) {
-                let vals = key_cols.iter().map(|c| ScalarValue::try_from_array(c.as_ref(), row)).collect::<Result<Vec<_>, _>>()?;
-                self.groups.insert(key.clone(), Group { key: vals, rows: 0, states: empty.clone(), emitted: None });
+                let vals = key_cols
+                    .iter()
+                    .map(|c| ScalarValue::try_from_array(c.as_ref(), row))
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.groups.insert(
+                    key.clone(),
+                    Group {
+                        key: vals,
+                        rows: 0,
+                        states: empty.clone(),
+                        emitted: None,
+                    },
+                );
             }
-            let group = self.groups.get_mut(&key).ok_or_else(|| RuntimeError::Internal("group vanished".into()))?;
+            let group = self
+                .groups
+                .get_mut(&key)
+                .ok_or_else(|| RuntimeError::Internal("group vanished".into()))?;
             group.rows += w;
             for (i, state) in group.states.iter_mut().enumerate() {
                 if let Some(f) = &filters[i] {
@@ -214,7 +266,9 @@ impl AggregateOperator {
             Ok(a)
         }
         if take(&mut v, 1)?[0] != FORMAT_VERSION {
-            return Err(RuntimeError::Internal("unknown aggregate state version".into()));
+            return Err(RuntimeError::Internal(
+                "unknown aggregate state version".into(),
+            ));
         }
         let rows = i64::from_be_bytes(int::<8>(&mut v)?);
         let mut states = self.empty_states();
@@ -238,14 +292,25 @@ impl AggregateOperator {
             }
         }
         let key_vals = decode_row(key, &self.group_types)?;
-        Ok(Group { key: key_vals, rows, states, emitted: None })
+        Ok(Group {
+            key: key_vals,
+            rows,
+            states,
+            emitted: None,
+        })
     }
 
     fn rows_to_batch(&self, rows: Vec<(Vec<ScalarValue>, i64)>) -> Result<ChangeBatch> {
-        let types: Vec<DataType> = self.schema.fields().iter().map(|f| f.data_type().clone()).collect();
+        let types: Vec<DataType> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
         let (vals, weights): (Vec<Vec<ScalarValue>>, Vec<i64>) = rows.into_iter().unzip();
         let cols = scalars_to_columns(&vals, &types)?;
-        let opts = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(weights.len()));
+        let opts =
+            datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(weights.len()));
         let data = RecordBatch::try_new_with_options(self.schema.clone(), cols, &opts)?;
         Ok(ChangeBatch::with_weights(data, weights))
     }
@@ -258,7 +323,9 @@ impl AggregateOperator {
         let mut dirty: Vec<Vec<u8>> = self.dirty.drain().collect();
         dirty.sort();
         for key in dirty {
-            let Some(g) = self.groups.get(&key) else { continue };
+            let Some(g) = self.groups.get(&key) else {
+                continue;
+            };
             let new = self.output_row(g)?;
             if g.emitted != new {
                 if let Some(old) = &g.emitted {
@@ -279,7 +346,11 @@ impl AggregateOperator {
                 writes.push((key, Some(enc)));
             }
         }
-        let batch = if out.is_empty() { None } else { Some(self.rows_to_batch(out)?) };
+        let batch = if out.is_empty() {
+            None
+        } else {
+            Some(self.rows_to_batch(out)?)
+        };
         Ok((batch, writes))
     }
 }
@@ -325,7 +396,11 @@ fn update(state: &mut AggState, input: &Input, row: usize, w: i64) -> Result<()>
                 }
             }
         }
-        _ => return Err(RuntimeError::Internal("aggregate input does not match its state".into())),
+        _ => {
+            return Err(RuntimeError::Internal(
+                "aggregate input does not match its state".into(),
+            ))
+        }
     }
     Ok(())
 }
@@ -340,13 +415,21 @@ fn finish(a: &AggCall, s: &AggState, rows: i64) -> Result<ScalarValue> {
                 ScalarValue::try_from(out)?
             } else {
                 match num_kind(&a.input_type) {
-                    NumKind::Int => ScalarValue::Int64(Some(i64::try_from(*int).map_err(|_| {
-                        RuntimeError::DataFusion(datafusion::error::DataFusionError::Execution("bigint out of range".into()))
-                    })?)),
+                    NumKind::Int => {
+                        ScalarValue::Int64(Some(i64::try_from(*int).map_err(|_| {
+                            RuntimeError::DataFusion(datafusion::error::DataFusionError::Execution(
+                                "bigint out of range".into(),
+                            ))
+                        })?))
+                    }
                     NumKind::Float => ScalarValue::Float64(Some(*float)),
                     NumKind::Decimal => match out {
                         DataType::Decimal128(p, s) => ScalarValue::Decimal128(Some(*int), *p, *s),
-                        _ => return Err(RuntimeError::Internal("sum of decimal is not decimal".into())),
+                        _ => {
+                            return Err(RuntimeError::Internal(
+                                "sum of decimal is not decimal".into(),
+                            ))
+                        }
                     },
                 }
             }
@@ -366,18 +449,30 @@ fn finish(a: &AggCall, s: &AggState, rows: i64) -> Result<ScalarValue> {
                         let shift = 10i128.pow((*s2 - s1).max(0) as u32);
                         ScalarValue::Decimal128(Some(int * shift / i128::from(*n)), *p, *s2)
                     }
-                    _ => return Err(RuntimeError::Internal("avg of decimal is not decimal".into())),
+                    _ => {
+                        return Err(RuntimeError::Internal(
+                            "avg of decimal is not decimal".into(),
+                        ))
+                    }
                 }
             }
         }
         (AggKind::Min, AggState::MinMax(m)) | (AggKind::Max, AggState::MinMax(m)) => {
-            let entry = if a.kind == AggKind::Min { m.keys().next() } else { m.keys().next_back() };
+            let entry = if a.kind == AggKind::Min {
+                m.keys().next()
+            } else {
+                m.keys().next_back()
+            };
             match entry {
                 None => ScalarValue::try_from(out)?,
                 Some(k) => decode_datum(&mut k.as_slice(), &a.input_type)?,
             }
         }
-        _ => return Err(RuntimeError::Internal("aggregate state does not match its call".into())),
+        _ => {
+            return Err(RuntimeError::Internal(
+                "aggregate state does not match its call".into(),
+            ))
+        }
     };
     if &v.data_type() != out {
         Ok(v.cast_to(out)?)
@@ -397,14 +492,24 @@ impl Operator for AggregateOperator {
             }
         }
         if self.is_global() && self.groups.is_empty() {
-            let g = Group { key: vec![], rows: 0, states: self.empty_states(), emitted: None };
+            let g = Group {
+                key: vec![],
+                rows: 0,
+                states: self.empty_states(),
+                emitted: None,
+            };
             self.groups.insert(Vec::new(), g);
             self.dirty.insert(Vec::new());
         }
         Ok(())
     }
 
-    fn process(&mut self, _input: usize, batch: ChangeBatch, _ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
+    fn process(
+        &mut self,
+        _input: usize,
+        batch: ChangeBatch,
+        _ctx: &mut EpochCtx<'_>,
+    ) -> Result<Vec<ChangeBatch>> {
         self.apply(&batch)?;
         Ok(vec![])
     }
@@ -429,7 +534,14 @@ mod tests {
     use datafusion::physical_expr::expressions::col;
 
     fn call(kind: AggKind, arg: Option<Arc<dyn PhysicalExpr>>) -> AggCall {
-        AggCall { kind, arg, filter: None, input_type: DataType::Int64, output_type: DataType::Int64, display: format!("{kind:?}") }
+        AggCall {
+            kind,
+            arg,
+            filter: None,
+            input_type: DataType::Int64,
+            output_type: DataType::Int64,
+            display: format!("{kind:?}"),
+        }
     }
 
     #[test]
@@ -457,11 +569,22 @@ mod tests {
         );
         op.apply(&input).unwrap();
         let (b, _) = op.flush().unwrap();
-        assert_eq!(b.unwrap().to_pretty_lines(), vec!["+1 a 3 17 3 9", "+1 b 1 1 1 1"]);
-        op.apply(&ChangeBatch::from_pretty("T I\n- a 3\n- b 1")).unwrap();
+        assert_eq!(
+            b.unwrap().to_pretty_lines(),
+            vec!["+1 a 3 17 3 9", "+1 b 1 1 1 1"]
+        );
+        op.apply(&ChangeBatch::from_pretty("T I\n- a 3\n- b 1"))
+            .unwrap();
         let (b, writes) = op.flush().unwrap();
-        assert_eq!(b.unwrap().to_pretty_lines(), vec!["+1 a 2 14 5 9", "-1 a 3 17 3 9", "-1 b 1 1 1 1"]);
-        assert_eq!(writes.iter().filter(|(_, v)| v.is_none()).count(), 1, "group b is deleted");
+        assert_eq!(
+            b.unwrap().to_pretty_lines(),
+            vec!["+1 a 2 14 5 9", "-1 a 3 17 3 9", "-1 b 1 1 1 1"]
+        );
+        assert_eq!(
+            writes.iter().filter(|(_, v)| v.is_none()).count(),
+            1,
+            "group b is deleted"
+        );
         // State survives encoding.
         let g = op.groups.values().next().unwrap().clone();
         let enc = op.encode_group(&g).unwrap();

@@ -37,7 +37,8 @@ pub fn eval(expr: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> Result<ArrayRe
             if parts.is_empty() {
                 return Ok(new_null_array(&ty, 0));
             }
-            let refs: Vec<&dyn datafusion::arrow::array::Array> = parts.iter().map(|a| a.as_ref()).collect();
+            let refs: Vec<&dyn datafusion::arrow::array::Array> =
+                parts.iter().map(|a| a.as_ref()).collect();
             Ok(concat(&refs)?)
         }
     }

@@ -24,7 +24,11 @@ impl FilterOperator {
     /// The pure part: filter one batch.
     pub fn filter(&self, batch: &ChangeBatch) -> Result<ChangeBatch> {
         let mask = eval(&self.predicate, &batch.data)?;
-        let mask = if mask.data_type() != &DataType::Boolean { cast(&mask, &DataType::Boolean)? } else { mask };
+        let mask = if mask.data_type() != &DataType::Boolean {
+            cast(&mask, &DataType::Boolean)?
+        } else {
+            mask
+        };
         let mask = mask
             .as_any()
             .downcast_ref::<BooleanArray>()
@@ -34,7 +38,12 @@ impl FilterOperator {
 }
 
 impl Operator for FilterOperator {
-    fn process(&mut self, _input: usize, batch: ChangeBatch, _ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
+    fn process(
+        &mut self,
+        _input: usize,
+        batch: ChangeBatch,
+        _ctx: &mut EpochCtx<'_>,
+    ) -> Result<Vec<ChangeBatch>> {
         let out = self.filter(&batch)?;
         Ok(if out.is_empty() { vec![] } else { vec![out] })
     }

@@ -28,7 +28,11 @@ pub struct MaterializeOperator {
 
 impl MaterializeOperator {
     pub fn new(name: String, table: TableId, _schema: SchemaRef) -> Self {
-        MaterializeOperator { name, table, pending: HashMap::new() }
+        MaterializeOperator {
+            name,
+            table,
+            pending: HashMap::new(),
+        }
     }
 }
 
@@ -51,7 +55,12 @@ fn decode_count(v: &[u8]) -> Result<i64> {
 }
 
 impl Operator for MaterializeOperator {
-    fn process(&mut self, _input: usize, batch: ChangeBatch, _ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
+    fn process(
+        &mut self,
+        _input: usize,
+        batch: ChangeBatch,
+        _ctx: &mut EpochCtx<'_>,
+    ) -> Result<Vec<ChangeBatch>> {
         let rows = encode_rows(batch.columns(), batch.num_rows())?;
         for (row, w) in rows.into_iter().zip(batch.weights.values().iter()) {
             if *w != 0 {
@@ -62,7 +71,12 @@ impl Operator for MaterializeOperator {
     }
 
     fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
-        let deltas: Vec<(Vec<u8>, i64)> = self.pending.drain().filter(|(_, d)| *d != 0).map(|(r, d)| (row_key(self.table, &r), d)).collect();
+        let deltas: Vec<(Vec<u8>, i64)> = self
+            .pending
+            .drain()
+            .filter(|(_, d)| *d != 0)
+            .map(|(r, d)| (row_key(self.table, &r), d))
+            .collect();
         if deltas.is_empty() {
             return Ok(vec![]);
         }
@@ -90,7 +104,11 @@ impl Operator for MaterializeOperator {
 
 /// Decodes stored view entries into a batch, one row per copy.
 pub fn decode_view_rows(entries: &[Entry], schema: &SchemaRef) -> Result<RecordBatch> {
-    let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+    let types: Vec<DataType> = schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
     let mut rows: Vec<&[u8]> = Vec::with_capacity(entries.len());
     for (k, v) in entries {
         let n = decode_count(v)?;
@@ -100,5 +118,9 @@ pub fn decode_view_rows(entries: &[Entry], schema: &SchemaRef) -> Result<RecordB
     }
     let cols = decode_rows(rows.iter().copied(), &types)?;
     let opts = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.len()));
-    Ok(RecordBatch::try_new_with_options(schema.clone(), cols, &opts)?)
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        cols,
+        &opts,
+    )?)
 }

@@ -47,7 +47,12 @@ pub trait Operator: Send {
         Ok(())
     }
 
-    fn process(&mut self, input: usize, batch: ChangeBatch, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>>;
+    fn process(
+        &mut self,
+        input: usize,
+        batch: ChangeBatch,
+        ctx: &mut EpochCtx<'_>,
+    ) -> Result<Vec<ChangeBatch>>;
 
     fn on_barrier(&mut self, _ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
         Ok(Vec::new())
@@ -58,7 +63,12 @@ pub trait Operator: Send {
 pub struct ScanOperator;
 
 impl Operator for ScanOperator {
-    fn process(&mut self, _input: usize, batch: ChangeBatch, _ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
+    fn process(
+        &mut self,
+        _input: usize,
+        batch: ChangeBatch,
+        _ctx: &mut EpochCtx<'_>,
+    ) -> Result<Vec<ChangeBatch>> {
         Ok(vec![batch])
     }
 }
@@ -73,14 +83,24 @@ pub fn build_operator(
 ) -> Box<dyn Operator> {
     match &node.kind {
         NodeKind::TableScan { .. } | NodeKind::ViewScan { .. } => Box::new(ScanOperator),
-        NodeKind::Project { exprs } => Box::new(ProjectOperator::new(exprs.clone(), node.schema.clone())),
+        NodeKind::Project { exprs } => {
+            Box::new(ProjectOperator::new(exprs.clone(), node.schema.clone()))
+        }
         NodeKind::Filter { predicate } => Box::new(FilterOperator::new(predicate.clone())),
-        NodeKind::Aggregate { group_exprs, aggs, state_slot } => Box::new(AggregateOperator::new(
+        NodeKind::Aggregate {
+            group_exprs,
+            aggs,
+            state_slot,
+        } => Box::new(AggregateOperator::new(
             group_exprs.clone(),
             aggs.clone(),
             node.schema.clone(),
             state_table(*state_slot),
         )),
-        NodeKind::Materialize => Box::new(MaterializeOperator::new(view_name.to_string(), view_table, node.schema.clone())),
+        NodeKind::Materialize => Box::new(MaterializeOperator::new(
+            view_name.to_string(),
+            view_table,
+            node.schema.clone(),
+        )),
     }
 }

@@ -30,17 +30,27 @@ impl ProjectOperator {
             .zip(self.schema.fields())
             .map(|(e, f)| {
                 let a = eval(e, &batch.data)?;
-                Ok(if a.data_type() != f.data_type() { cast(&a, f.data_type())? } else { a })
+                Ok(if a.data_type() != f.data_type() {
+                    cast(&a, f.data_type())?
+                } else {
+                    a
+                })
             })
             .collect::<Result<Vec<_>>>()?;
-        let opts = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        let opts = datafusion::arrow::array::RecordBatchOptions::new()
+            .with_row_count(Some(batch.num_rows()));
         let data = RecordBatch::try_new_with_options(self.schema.clone(), cols, &opts)?;
         Ok(ChangeBatch::new(data, batch.weights.clone()))
     }
 }
 
 impl Operator for ProjectOperator {
-    fn process(&mut self, _input: usize, batch: ChangeBatch, _ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
+    fn process(
+        &mut self,
+        _input: usize,
+        batch: ChangeBatch,
+        _ctx: &mut EpochCtx<'_>,
+    ) -> Result<Vec<ChangeBatch>> {
         Ok(vec![self.project(&batch)?])
     }
 }

@@ -21,14 +21,20 @@ const CHUNK: u64 = 100_000;
 fn vm_hwm(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        })
         .unwrap_or_else(|| "n/a".into())
 }
 
 async fn scenario(name: &str, views: &[&str], rows: u64) -> Result<()> {
     let server = TestServer::start().await?;
     let client = server.connect().await?;
-    client.batch_execute("CREATE TABLE events (id BIGINT, user_id BIGINT, amount BIGINT, kind TEXT)").await?;
+    client
+        .batch_execute("CREATE TABLE events (id BIGINT, user_id BIGINT, amount BIGINT, kind TEXT)")
+        .await?;
     for v in views {
         client.batch_execute(v).await?;
     }
@@ -41,7 +47,9 @@ async fn scenario(name: &str, views: &[&str], rows: u64) -> Result<()> {
             loaded + 1,
             loaded + n
         );
-        client.batch_execute(&sql.replace("{groups}", &groups_for(name).to_string())).await?;
+        client
+            .batch_execute(&sql.replace("{groups}", &groups_for(name).to_string()))
+            .await?;
         loaded += n;
     }
     client.batch_execute("FLUSH").await?;
@@ -49,7 +57,12 @@ async fn scenario(name: &str, views: &[&str], rows: u64) -> Result<()> {
     let mut lat = Vec::new();
     for i in 0..20 {
         let t = Instant::now();
-        client.batch_execute(&format!("INSERT INTO events VALUES ({}, 1, 1, 'buy'); FLUSH", rows + 1 + i)).await?;
+        client
+            .batch_execute(&format!(
+                "INSERT INTO events VALUES ({}, 1, 1, 'buy'); FLUSH",
+                rows + 1 + i
+            ))
+            .await?;
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     lat.sort_by(|a, b| a.total_cmp(b));
@@ -75,7 +88,10 @@ fn groups_for(name: &str) -> u64 {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let rows: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let rows: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     println!("freshet-bench: {rows} rows per scenario, chunks of {CHUNK}");
     scenario("table only (no views)", &[], rows).await?;
     scenario(

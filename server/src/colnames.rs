@@ -1,0 +1,49 @@
+//! PostgreSQL's names for unnamed output columns.
+//!
+//! DataFusion names `count(*)` "count(*)" and `1 + 2` "Int64(1) + Int64(2)";
+//! PostgreSQL names them `count` and `?column?`, and clients and BI tools key
+//! off those names. For a plain `SELECT` list (no `*`), each unaliased item
+//! gets PostgreSQL's name: a column keeps its name, a function call takes the
+//! function's name, `CASE` is `case`, anything else is `?column?`.
+
+use datafusion::sql::sqlparser::ast::{Expr, Query, SelectItem, SetExpr};
+
+fn expr_name(e: &Expr) -> Option<String> {
+    match e {
+        // Column references: DataFusion's name is already PostgreSQL's.
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => None,
+        Expr::Function(f) => f
+            .name
+            .0
+            .last()
+            .map(|p| p.to_string().trim_matches('"').to_lowercase()),
+        Expr::Cast { expr, .. } | Expr::Nested(expr) => match expr.as_ref() {
+            Expr::Identifier(_)
+            | Expr::CompoundIdentifier(_)
+            | Expr::Function(_)
+            | Expr::Nested(_)
+            | Expr::Cast { .. } => expr_name(expr),
+            _ => Some("?column?".into()),
+        },
+        Expr::Case { .. } => Some("case".into()),
+        _ => Some("?column?".into()),
+    }
+}
+
+/// PostgreSQL names for the output columns of `query`, position by position
+/// (`None` keeps DataFusion's name). `None` when the select list cannot be
+/// mapped one to one (wildcards, set operations).
+pub fn pg_column_names(query: &Query) -> Option<Vec<Option<String>>> {
+    let SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let mut out = Vec::with_capacity(select.projection.len());
+    for item in &select.projection {
+        match item {
+            SelectItem::UnnamedExpr(e) => out.push(expr_name(e)),
+            SelectItem::ExprWithAlias { .. } => out.push(None),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
