@@ -17,7 +17,8 @@ use datafusion::catalog::Session;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
+use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator, TableProviderFilterPushDown, TableScan};
+use datafusion::common::ScalarValue;
 use datafusion::physical_plan::ExecutionPlan;
 use freshet_runtime::engine::nullable;
 use freshet_runtime::table::ROWKEY_COLUMN;
@@ -122,6 +123,12 @@ impl TableProvider for RelationProvider {
         }
     }
 
+    /// Filters reach `scan` so reads can use primary-key lookups
+    /// ([`scan_keys`]); DataFusion still applies every filter above the scan.
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
     async fn scan(
         &self,
         _state: &dyn Session,
@@ -148,6 +155,94 @@ impl TableProvider for RelationProvider {
             projection.cloned(),
         )?)
     }
+}
+
+/// What a query needs to read of each relation: everything (`None`), or only
+/// the rows with these encoded primary keys.
+pub type ReadPlan = Vec<(Arc<Relation>, Option<Vec<Vec<u8>>>)>;
+
+/// Every relation an (optimized) plan reads, with the primary keys its
+/// filters pin down where they do: `WHERE pk = 1` or `pk IN (1, 2)` (all
+/// key columns constrained) becomes point lookups instead of a full read.
+pub fn read_plan(plan: &LogicalPlan) -> ReadPlan {
+    let mut out: ReadPlan = Vec::new();
+    let _ = plan.apply_with_subqueries(|p| {
+        if let LogicalPlan::TableScan(scan) = p {
+            if let Some(rel) = relation_of(scan.source.as_ref()) {
+                let keys = scan_keys(scan, &rel);
+                match out.iter_mut().find(|(r, _)| r.id == rel.id) {
+                    Some((_, existing)) => match (existing.as_mut(), keys) {
+                        (Some(e), Some(k)) => {
+                            e.extend(k);
+                            e.sort();
+                            e.dedup();
+                        }
+                        _ => *existing = None,
+                    },
+                    None => out.push((rel, keys)),
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    out
+}
+
+/// The encoded primary keys a scan's filters allow, if they pin every key column.
+pub fn scan_keys(scan: &TableScan, rel: &Relation) -> Option<Vec<Vec<u8>>> {
+    let pk = rel.pk.as_ref()?;
+    if rel.kind != RelKind::Table || pk.is_empty() {
+        return None;
+    }
+    // Candidate values per key column, from `col = lit` and `col IN (lits)`.
+    let mut per_col: Vec<Option<Vec<ScalarValue>>> = vec![None; pk.len()];
+    for f in &scan.filters {
+        let (col, vals) = match f {
+            Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => match (left.as_ref(), right.as_ref()) {
+                (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => (c, vec![v.clone()]),
+                _ => continue,
+            },
+            Expr::InList(l) if !l.negated => match l.expr.as_ref() {
+                Expr::Column(c) => {
+                    let vals: Option<Vec<ScalarValue>> =
+                        l.list.iter().map(|e| if let Expr::Literal(v, _) = e { Some(v.clone()) } else { None }).collect();
+                    match vals {
+                        Some(v) => (c, v),
+                        None => continue,
+                    }
+                }
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let Some(i) = rel.schema.fields().iter().position(|f| f.name() == &col.name) else { continue };
+        let Some(slot) = pk.iter().position(|&p| p == i) else { continue };
+        let ty = rel.schema.field(i).data_type();
+        let vals: Option<Vec<ScalarValue>> = vals.into_iter().map(|v| v.cast_to(ty).ok()).collect();
+        per_col[slot] = Some(vals?);
+    }
+    let mut keys: Vec<Vec<u8>> = vec![Vec::new()];
+    for vals in per_col {
+        let vals = vals?;
+        let mut next = Vec::with_capacity(keys.len() * vals.len());
+        for k in &keys {
+            for v in &vals {
+                if v.is_null() {
+                    continue; // `pk = NULL` matches nothing
+                }
+                let mut nk = k.clone();
+                freshet_storage::codec::encode_datum(&mut nk, v).ok()?;
+                next.push(nk);
+            }
+        }
+        if next.len() > 10_000 {
+            return None;
+        }
+        keys = next;
+    }
+    keys.sort();
+    keys.dedup();
+    Some(keys)
 }
 
 /// Every relation a plan reads, subqueries included, each once.

@@ -17,7 +17,6 @@ use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::utils::conjunction;
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use freshet_runtime::plan::{AggCall, AggKind, NodeIdx, NodeKind, PlanNode, StreamPlan};
@@ -153,16 +152,8 @@ impl Builder {
                 let full =
                     DFSchema::try_from_qualified_schema(scan.table_name.clone(), &rel.schema)?;
                 let mut idx = self.push(kind, vec![], nullable_schema(&full));
-                if !scan.filters.is_empty() {
-                    let pred = conjunction(scan.filters.iter().cloned())
-                        .ok_or_else(|| unsupported("an empty filter"))?;
-                    let p = self.physical(&pred, &full)?;
-                    idx = self.push(
-                        NodeKind::Filter { predicate: p },
-                        vec![idx],
-                        nullable_schema(&full),
-                    );
-                }
+                // Filters pushed into the scan are only hints for point reads
+                // (`Inexact`): DataFusion keeps them in a Filter above.
                 if let Some(proj) = &scan.projection {
                     let exprs = proj
                         .iter()

@@ -108,7 +108,7 @@ enum Command {
         reply: Reply<u64>,
     },
     ReadTables {
-        tables: Vec<TableId>,
+        tables: Vec<(TableId, Option<Vec<Vec<u8>>>)>,
         reply: Reply<Vec<RecordBatch>>,
     },
     Barrier {
@@ -236,8 +236,9 @@ impl Engine {
     }
 
     /// Current contents (committed plus this epoch's writes) of tables, each
-    /// with the hidden `_rowkey` column; what DML statements read.
-    pub async fn read_tables(&self, tables: Vec<TableId>) -> Result<Vec<RecordBatch>> {
+    /// with the hidden `_rowkey` column; what DML statements read. A table
+    /// given with keys is read only at those encoded primary keys.
+    pub async fn read_tables(&self, tables: Vec<(TableId, Option<Vec<Vec<u8>>>)>) -> Result<Vec<RecordBatch>> {
         self.call(|reply| Command::ReadTables { tables, reply })
             .await
     }
@@ -375,7 +376,7 @@ impl Worker {
             Command::ReadTables { tables, reply } => {
                 let r = self
                     .guard()
-                    .and_then(|_| tables.iter().map(|t| self.read_table_current(*t)).collect());
+                    .and_then(|_| tables.iter().map(|(t, k)| self.read_table_current(*t, k.as_deref())).collect());
                 let _ = reply.send(r);
             }
             Command::Barrier { reply } => {
@@ -458,11 +459,25 @@ impl Worker {
         }
     }
 
-    fn read_table_current(&self, id: TableId) -> Result<RecordBatch> {
+    fn read_table_current(&self, id: TableId, keys: Option<&[Vec<u8>]>) -> Result<RecordBatch> {
         let t = self.table(id)?;
-        let prefix = table_prefix(id);
-        let committed = self.store.scan_prefix(&prefix)?;
-        let entries = merge_pending(committed, &self.writes, &prefix);
+        let entries = match keys {
+            Some(keys) => {
+                let mut out = Vec::with_capacity(keys.len());
+                for k in keys {
+                    let key = row_key(id, k);
+                    if let Some(v) = self.current_value(&key)? {
+                        out.push((key, v));
+                    }
+                }
+                out
+            }
+            None => {
+                let prefix = table_prefix(id);
+                let committed = self.store.scan_prefix(&prefix)?;
+                merge_pending(committed, &self.writes, &prefix)
+            }
+        };
         decode_table_with_rowkey(&entries, &t.def)
     }
 
@@ -644,6 +659,7 @@ impl Worker {
                         crate::table::ReadTarget::Table {
                             id: *table,
                             schema: t.def.schema.clone(),
+                            keys: None,
                         },
                     ));
                 }

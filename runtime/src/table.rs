@@ -11,9 +11,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, BinaryArray, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use freshet_storage::codec::{decode_rows, encode_rows, FORMAT_VERSION};
-use freshet_storage::keys::{pk_of, table_prefix};
+use freshet_storage::keys::{pk_of, row_key, table_prefix};
 use freshet_storage::store::Entry;
-use freshet_storage::{Store, TableId};
+use freshet_storage::{Read, Store, TableId};
 
 use crate::error::{Result, RuntimeError};
 use crate::operators::decode_view_rows;
@@ -147,20 +147,22 @@ pub fn decode_table_with_rowkey(
 /// What a committed read should return.
 #[derive(Debug, Clone)]
 pub enum ReadTarget {
-    Table { id: TableId, schema: SchemaRef },
+    /// A table; `keys` limits the read to these encoded primary keys.
+    Table { id: TableId, schema: SchemaRef, keys: Option<Vec<Vec<u8>>> },
     View { id: TableId, schema: SchemaRef },
 }
 
 /// Reads the committed contents of several tables and views from one
 /// snapshot, so they all come from the same epoch.
 pub fn read_committed(store: &Store, targets: &[ReadTarget]) -> Result<Vec<RecordBatch>> {
-    let prefixes: Vec<Vec<u8>> = targets
+    let reads: Vec<Read> = targets
         .iter()
         .map(|t| match t {
-            ReadTarget::Table { id, .. } | ReadTarget::View { id, .. } => table_prefix(*id),
+            ReadTarget::Table { id, keys: Some(keys), .. } => Read::Keys(keys.iter().map(|k| row_key(*id, k)).collect()),
+            ReadTarget::Table { id, .. } | ReadTarget::View { id, .. } => Read::Prefix(table_prefix(*id)),
         })
         .collect();
-    let scans = store.snapshot_scan(&prefixes)?;
+    let scans = store.snapshot_read(&reads)?;
     targets
         .iter()
         .zip(scans)

@@ -20,7 +20,7 @@ use datafusion::logical_expr::{ColumnarValue, DdlStatement, LogicalPlan, Volatil
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{ObjectType, Set, Statement};
-use freshet_planner::relation::referenced_relations;
+use freshet_planner::relation::{read_plan, referenced_relations};
 use freshet_planner::session::{new_context, register};
 use freshet_planner::{plan_view, QueryData, RelKind, Relation};
 use freshet_runtime::engine::nullable;
@@ -196,11 +196,12 @@ impl Server {
 
     /// Loads the committed contents of every relation `plan` reads, from one snapshot.
     async fn load_committed(&self, plan: &LogicalPlan, data: &Arc<QueryData>) -> ExecResult<()> {
-        let rels = referenced_relations(plan);
-        if rels.is_empty() {
+        let reads = read_plan(plan);
+        if reads.is_empty() {
             return Ok(());
         }
-        let targets: Vec<ReadTarget> = rels.iter().map(|r| target(r)).collect();
+        let rels: Vec<Arc<Relation>> = reads.iter().map(|(r, _)| r.clone()).collect();
+        let targets: Vec<ReadTarget> = reads.into_iter().map(|(r, keys)| target(&r, keys)).collect();
         let store = self.store.clone();
         let batches = tokio::task::spawn_blocking(move || read_committed(&store, &targets))
             .await
@@ -213,24 +214,26 @@ impl Server {
 
     /// Loads current table contents (with pending writes) and committed views.
     async fn load_current(&self, plan: &LogicalPlan, data: &Arc<QueryData>) -> ExecResult<()> {
-        let rels = referenced_relations(plan);
-        let tables: Vec<TableId> = rels
+        let reads = read_plan(plan);
+        let tables: Vec<(TableId, Option<Vec<Vec<u8>>>)> = reads
             .iter()
-            .filter(|r| r.kind == RelKind::Table)
-            .map(|r| r.id)
+            .filter(|(r, _)| r.kind == RelKind::Table)
+            .map(|(r, k)| (r.id, k.clone()))
             .collect();
         if !tables.is_empty() {
-            let batches = self.engine.read_tables(tables.clone()).await?;
-            for (id, b) in tables.into_iter().zip(batches) {
+            let ids: Vec<TableId> = tables.iter().map(|(id, _)| *id).collect();
+            let batches = self.engine.read_tables(tables).await?;
+            for (id, b) in ids.into_iter().zip(batches) {
                 data.insert(id, b);
             }
         }
-        let views: Vec<Arc<Relation>> = rels
+        let views: Vec<Arc<Relation>> = reads
             .into_iter()
-            .filter(|r| r.kind == RelKind::View)
+            .filter(|(r, _)| r.kind == RelKind::View)
+            .map(|(r, _)| r)
             .collect();
         if !views.is_empty() {
-            let targets: Vec<ReadTarget> = views.iter().map(|r| target(r)).collect();
+            let targets: Vec<ReadTarget> = views.iter().map(|r| target(r, None)).collect();
             let store = self.store.clone();
             let batches = tokio::task::spawn_blocking(move || read_committed(&store, &targets))
                 .await
@@ -439,7 +442,7 @@ impl Server {
                 first_words(&stmt.to_string())
             )));
         }
-        let plan = bind(plan, params)?;
+        let plan = ctx.state().optimize(&bind(plan, params)?)?;
         self.load_committed(&plan, &data).await?;
         let df = ctx.execute_logical_plan(plan).await?;
         let mut schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
@@ -476,7 +479,7 @@ impl Server {
             ));
         }
         let rel = entry.rel.clone();
-        let input = dml.input.as_ref().clone();
+        let input = ctx.state().optimize(dml.input.as_ref())?;
         self.load_current(&input, &data).await?;
         let batches = ctx.execute_logical_plan(input).await?.collect().await?;
         let ncols = rel.schema.fields().len();
@@ -816,11 +819,12 @@ fn reject_nondeterministic(plan: &LogicalPlan) -> ExecResult<()> {
     }
 }
 
-fn target(r: &Relation) -> ReadTarget {
+fn target(r: &Relation, keys: Option<Vec<Vec<u8>>>) -> ReadTarget {
     match r.kind {
         RelKind::Table => ReadTarget::Table {
             id: r.id,
             schema: nullable(&r.schema),
+            keys,
         },
         RelKind::View => ReadTarget::View {
             id: r.id,

@@ -17,4 +17,4 @@ pub mod store;
 
 pub use error::{Result, StorageError};
 pub use keys::{Epoch, TableId};
-pub use store::{Store, WriteSet};
+pub use store::{Read, Store, WriteSet};

@@ -85,11 +85,25 @@ impl Store {
         Ok(out)
     }
 
-    /// Scans several prefixes from one consistent snapshot.
-    pub fn snapshot_scan(&self, prefixes: &[Vec<u8>]) -> Result<Vec<Vec<Entry>>> {
+    /// Performs several reads (whole prefixes or point lookups) from one
+    /// consistent snapshot.
+    pub fn snapshot_read(&self, reads: &[Read]) -> Result<Vec<Vec<Entry>>> {
         let snap = self.db.snapshot();
-        let mut all = Vec::with_capacity(prefixes.len());
-        for prefix in prefixes {
+        let mut all = Vec::with_capacity(reads.len());
+        for read in reads {
+            let prefix = match read {
+                Read::Prefix(p) => p,
+                Read::Keys(keys) => {
+                    let mut out = Vec::new();
+                    for k in keys {
+                        if let Some(v) = snap.get(k)? {
+                            out.push((k.clone().into_boxed_slice(), v.into_boxed_slice()));
+                        }
+                    }
+                    all.push(out);
+                    continue;
+                }
+            };
             let mut ro = ReadOptions::default();
             ro.set_snapshot(&snap);
             let mut out = Vec::new();
@@ -124,6 +138,15 @@ impl Store {
         self.db.write(batch)?;
         Ok(())
     }
+}
+
+/// One read of [`Store::snapshot_read`].
+#[derive(Debug, Clone)]
+pub enum Read {
+    /// Every entry under a prefix.
+    Prefix(Vec<u8>),
+    /// The entries of these full keys (missing keys are skipped).
+    Keys(Vec<Vec<u8>>),
 }
 
 /// Writes buffered for the running epoch: an ordered overlay over the store.
