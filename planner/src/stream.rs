@@ -64,6 +64,15 @@ pub fn plan_view(plan: &LogicalPlan, columns: &[String]) -> Result<StreamPlan> {
             ));
         }
     }
+    for f in schema.fields() {
+        if !freshet_storage::codec::is_supported(f.data_type()) {
+            return Err(unsupported(format!(
+                "a view column of type {} (\"{}\")",
+                f.data_type(),
+                f.name()
+            )));
+        }
+    }
     b.nodes.push(PlanNode {
         kind: NodeKind::Materialize,
         inputs: vec![top],
@@ -204,6 +213,12 @@ impl Builder {
                     .any(|e| matches!(e, Expr::GroupingSet(_)))
                 {
                     return Err(unsupported("GROUPING SETS, CUBE and ROLLUP"));
+                }
+                for e in &a.group_expr {
+                    let t = e.get_type(in_schema)?;
+                    if !freshet_storage::codec::is_supported(&t) {
+                        return Err(unsupported(format!("GROUP BY on a value of type {t}")));
+                    }
                 }
                 let group_exprs = a
                     .group_expr

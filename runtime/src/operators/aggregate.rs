@@ -416,11 +416,11 @@ fn finish(a: &AggCall, s: &AggState, rows: i64) -> Result<ScalarValue> {
             } else {
                 match num_kind(&a.input_type) {
                     NumKind::Int => {
-                        ScalarValue::Int64(Some(i64::try_from(*int).map_err(|_| {
-                            RuntimeError::DataFusion(datafusion::error::DataFusionError::Execution(
-                                "bigint out of range".into(),
-                            ))
-                        })?))
+                        // Out of bigint range: NULL (and a warning), never a stopped view.
+                        ScalarValue::Int64(i64::try_from(*int).ok().or_else(|| {
+                            tracing::warn!(agg = %a.display, "sum out of bigint range; the view shows NULL");
+                            None
+                        }))
                     }
                     NumKind::Float => ScalarValue::Float64(Some(*float)),
                     NumKind::Decimal => match out {
