@@ -577,16 +577,29 @@ impl Worker {
                 None => self.new_row_keys(b.num_rows())?,
             };
             let vals = encode_values(&b)?;
-            for (k, v) in keys.into_iter().zip(vals) {
-                let exists =
-                    !removed.contains(&k) && self.current_value(&row_key(table, &k))?.is_some();
-                if exists || !seen.insert(k.clone()) {
-                    return Err(RuntimeError::UniqueViolation {
-                        table: def.name.clone(),
-                    });
+            let full: Vec<Vec<u8>> = keys.iter().map(|k| row_key(table, k)).collect();
+            if def.pk.is_some() {
+                // Unique check: within the statement, then against current rows
+                // (pending writes first, one batched read for the rest).
+                let mut to_read = Vec::new();
+                for (k, fk) in keys.iter().zip(&full) {
+                    if !seen.insert(k.clone()) {
+                        return Err(RuntimeError::UniqueViolation { table: def.name.clone() });
+                    }
+                    if removed.contains(k) {
+                        continue;
+                    }
+                    match self.writes.pending(fk) {
+                        Some(Some(_)) => return Err(RuntimeError::UniqueViolation { table: def.name.clone() }),
+                        Some(None) => {}
+                        None => to_read.push(fk.clone()),
+                    }
                 }
-                puts.push((row_key(table, &k), v));
+                if self.store.multi_get(&to_read)?.iter().any(Option::is_some) {
+                    return Err(RuntimeError::UniqueViolation { table: def.name.clone() });
+                }
             }
+            puts.extend(full.into_iter().zip(vals));
             count += b.num_rows() as u64;
             if b.num_rows() > 0 {
                 changes.push(ChangeBatch::inserts(b));
