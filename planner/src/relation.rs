@@ -15,10 +15,12 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::memory::MemorySourceConfig;
 use datafusion::catalog::Session;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::ScalarValue;
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator, TableProviderFilterPushDown, TableScan};
-use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{
+    BinaryExpr, Expr, LogicalPlan, Operator, TableProviderFilterPushDown, TableScan,
+};
 use datafusion::physical_plan::ExecutionPlan;
 use freshet_runtime::engine::nullable;
 use freshet_runtime::table::ROWKEY_COLUMN;
@@ -125,7 +127,10 @@ impl TableProvider for RelationProvider {
 
     /// Filters reach `scan` so reads can use primary-key lookups
     /// ([`scan_keys`]); DataFusion still applies every filter above the scan.
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> Result<Vec<TableProviderFilterPushDown>> {
         Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
     }
 
@@ -198,14 +203,29 @@ pub fn scan_keys(scan: &TableScan, rel: &Relation) -> Option<Vec<Vec<u8>>> {
     let mut per_col: Vec<Option<Vec<ScalarValue>>> = vec![None; pk.len()];
     for f in &scan.filters {
         let (col, vals) = match f {
-            Expr::BinaryExpr(BinaryExpr { left, op: Operator::Eq, right }) => match (left.as_ref(), right.as_ref()) {
-                (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => (c, vec![v.clone()]),
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Eq,
+                right,
+            }) => match (left.as_ref(), right.as_ref()) {
+                (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => {
+                    (c, vec![v.clone()])
+                }
                 _ => continue,
             },
             Expr::InList(l) if !l.negated => match l.expr.as_ref() {
                 Expr::Column(c) => {
-                    let vals: Option<Vec<ScalarValue>> =
-                        l.list.iter().map(|e| if let Expr::Literal(v, _) = e { Some(v.clone()) } else { None }).collect();
+                    let vals: Option<Vec<ScalarValue>> = l
+                        .list
+                        .iter()
+                        .map(|e| {
+                            if let Expr::Literal(v, _) = e {
+                                Some(v.clone())
+                            } else {
+                                None
+                            }
+                        })
+                        .collect();
                     match vals {
                         Some(v) => (c, v),
                         None => continue,
@@ -215,8 +235,17 @@ pub fn scan_keys(scan: &TableScan, rel: &Relation) -> Option<Vec<Vec<u8>>> {
             },
             _ => continue,
         };
-        let Some(i) = rel.schema.fields().iter().position(|f| f.name() == &col.name) else { continue };
-        let Some(slot) = pk.iter().position(|&p| p == i) else { continue };
+        let Some(i) = rel
+            .schema
+            .fields()
+            .iter()
+            .position(|f| f.name() == &col.name)
+        else {
+            continue;
+        };
+        let Some(slot) = pk.iter().position(|&p| p == i) else {
+            continue;
+        };
         let ty = rel.schema.field(i).data_type();
         let vals: Option<Vec<ScalarValue>> = vals.into_iter().map(|v| v.cast_to(ty).ok()).collect();
         per_col[slot] = Some(vals?);

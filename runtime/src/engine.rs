@@ -238,7 +238,10 @@ impl Engine {
     /// Current contents (committed plus this epoch's writes) of tables, each
     /// with the hidden `_rowkey` column; what DML statements read. A table
     /// given with keys is read only at those encoded primary keys.
-    pub async fn read_tables(&self, tables: Vec<(TableId, Option<Vec<Vec<u8>>>)>) -> Result<Vec<RecordBatch>> {
+    pub async fn read_tables(
+        &self,
+        tables: Vec<(TableId, Option<Vec<Vec<u8>>>)>,
+    ) -> Result<Vec<RecordBatch>> {
         self.call(|reply| Command::ReadTables { tables, reply })
             .await
     }
@@ -374,9 +377,12 @@ impl Worker {
                 let _ = reply.send(r);
             }
             Command::ReadTables { tables, reply } => {
-                let r = self
-                    .guard()
-                    .and_then(|_| tables.iter().map(|(t, k)| self.read_table_current(*t, k.as_deref())).collect());
+                let r = self.guard().and_then(|_| {
+                    tables
+                        .iter()
+                        .map(|(t, k)| self.read_table_current(*t, k.as_deref()))
+                        .collect()
+                });
                 let _ = reply.send(r);
             }
             Command::Barrier { reply } => {
@@ -584,19 +590,27 @@ impl Worker {
                 let mut to_read = Vec::new();
                 for (k, fk) in keys.iter().zip(&full) {
                     if !seen.insert(k.clone()) {
-                        return Err(RuntimeError::UniqueViolation { table: def.name.clone() });
+                        return Err(RuntimeError::UniqueViolation {
+                            table: def.name.clone(),
+                        });
                     }
                     if removed.contains(k) {
                         continue;
                     }
                     match self.writes.pending(fk) {
-                        Some(Some(_)) => return Err(RuntimeError::UniqueViolation { table: def.name.clone() }),
+                        Some(Some(_)) => {
+                            return Err(RuntimeError::UniqueViolation {
+                                table: def.name.clone(),
+                            })
+                        }
                         Some(None) => {}
                         None => to_read.push(fk.clone()),
                     }
                 }
                 if self.store.multi_get(&to_read)?.iter().any(Option::is_some) {
-                    return Err(RuntimeError::UniqueViolation { table: def.name.clone() });
+                    return Err(RuntimeError::UniqueViolation {
+                        table: def.name.clone(),
+                    });
                 }
             }
             puts.extend(full.into_iter().zip(vals));

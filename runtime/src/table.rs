@@ -148,8 +148,15 @@ pub fn decode_table_with_rowkey(
 #[derive(Debug, Clone)]
 pub enum ReadTarget {
     /// A table; `keys` limits the read to these encoded primary keys.
-    Table { id: TableId, schema: SchemaRef, keys: Option<Vec<Vec<u8>>> },
-    View { id: TableId, schema: SchemaRef },
+    Table {
+        id: TableId,
+        schema: SchemaRef,
+        keys: Option<Vec<Vec<u8>>>,
+    },
+    View {
+        id: TableId,
+        schema: SchemaRef,
+    },
 }
 
 /// Reads the committed contents of several tables and views from one
@@ -158,8 +165,14 @@ pub fn read_committed(store: &Store, targets: &[ReadTarget]) -> Result<Vec<Recor
     let reads: Vec<Read> = targets
         .iter()
         .map(|t| match t {
-            ReadTarget::Table { id, keys: Some(keys), .. } => Read::Keys(keys.iter().map(|k| row_key(*id, k)).collect()),
-            ReadTarget::Table { id, .. } | ReadTarget::View { id, .. } => Read::Prefix(table_prefix(*id)),
+            ReadTarget::Table {
+                id,
+                keys: Some(keys),
+                ..
+            } => Read::Keys(keys.iter().map(|k| row_key(*id, k)).collect()),
+            ReadTarget::Table { id, .. } | ReadTarget::View { id, .. } => {
+                Read::Prefix(table_prefix(*id))
+            }
         })
         .collect();
     let scans = store.snapshot_read(&reads)?;

@@ -201,7 +201,10 @@ impl Server {
             return Ok(());
         }
         let rels: Vec<Arc<Relation>> = reads.iter().map(|(r, _)| r.clone()).collect();
-        let targets: Vec<ReadTarget> = reads.into_iter().map(|(r, keys)| target(&r, keys)).collect();
+        let targets: Vec<ReadTarget> = reads
+            .into_iter()
+            .map(|(r, keys)| target(&r, keys))
+            .collect();
         let store = self.store.clone();
         let batches = tokio::task::spawn_blocking(move || read_committed(&store, &targets))
             .await

@@ -12,6 +12,7 @@
 
 pub mod codec;
 pub mod error;
+mod fast;
 pub mod keys;
 pub mod store;
 
