@@ -35,7 +35,7 @@ use crate::error::{Result, StorageError};
 /// Version byte written at the head of every stored value.
 pub const FORMAT_VERSION: u8 = 1;
 
-fn put_str(out: &mut Vec<u8>, b: &[u8]) {
+pub(crate) fn put_str(out: &mut Vec<u8>, b: &[u8]) {
     for &c in b {
         out.push(c);
         if c == 0 {
@@ -142,7 +142,7 @@ pub fn encode_datum(out: &mut Vec<u8>, v: &ScalarValue) -> Result<()> {
     Ok(())
 }
 
-fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
+pub(crate) fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
     if buf.len() < n {
         return Err(StorageError::Corrupt("truncated datum".into()));
     }

@@ -19,18 +19,8 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::common::ScalarValue;
 
-use crate::codec::{decode_datum, encode_datum};
+use crate::codec::{decode_datum, encode_datum, put_str, take};
 use crate::error::{Result, StorageError};
-
-fn put_str(out: &mut Vec<u8>, b: &[u8]) {
-    for &c in b {
-        out.push(c);
-        if c == 0 {
-            out.push(0xFF);
-        }
-    }
-    out.extend_from_slice(&[0, 0]);
-}
 
 macro_rules! enc_prim {
     ($rows:expr, $col:expr, $t:ty, |$v:ident, $out:ident| $body:expr) => {{
@@ -151,15 +141,6 @@ pub fn encode_column(rows: &mut [Vec<u8>], col: &ArrayRef) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn take<'a>(buf: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
-    if buf.len() < n {
-        return Err(StorageError::Corrupt("truncated datum".into()));
-    }
-    let (h, t) = buf.split_at(n);
-    *buf = t;
-    Ok(h)
 }
 
 /// Reads an escaped string: `Some(bytes)` borrowed from `buf` when it holds no
