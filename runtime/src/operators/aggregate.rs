@@ -19,7 +19,7 @@
 //! per-call state`. Every group is also kept in memory; a bounded cache over
 //! the state table is future work.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
@@ -59,15 +59,95 @@ fn num_kind(t: &DataType) -> NumKind {
 enum AggState {
     Count(i64),
     Sum { int: i128, float: f64, n: i64 },
-    MinMax(BTreeMap<Vec<u8>, i64>),
+    MinMax(MultiSet),
 }
 
+/// A multiset of encoded values, ordered by their memcomparable bytes.
+///
+/// Most groups hold few distinct values, so it starts as a sorted `Vec`
+/// (one small allocation) and turns into a `BTreeMap` past
+/// [`MultiSet::SMALL`] entries, keeping inserts logarithmic for big groups.
+#[derive(Debug, Clone, PartialEq)]
+enum MultiSet {
+    Small(Vec<(Vec<u8>, i64)>),
+    Large(BTreeMap<Vec<u8>, i64>),
+}
+
+impl Default for MultiSet {
+    fn default() -> Self {
+        MultiSet::Small(Vec::new())
+    }
+}
+
+impl MultiSet {
+    const SMALL: usize = 32;
+
+    /// Adds `w` copies (negative: removes), dropping values whose count is 0.
+    fn add(&mut self, v: Vec<u8>, w: i64) {
+        match self {
+            MultiSet::Small(vec) => match vec.binary_search_by(|(k, _)| k.as_slice().cmp(&v)) {
+                Ok(i) => {
+                    vec[i].1 += w;
+                    if vec[i].1 == 0 {
+                        vec.remove(i);
+                    }
+                }
+                Err(i) => {
+                    vec.insert(i, (v, w));
+                    if vec.len() > Self::SMALL {
+                        *self = MultiSet::Large(std::mem::take(vec).into_iter().collect());
+                    }
+                }
+            },
+            MultiSet::Large(m) => match m.get_mut(&v) {
+                Some(c) => {
+                    *c += w;
+                    if *c == 0 {
+                        m.remove(&v);
+                    }
+                }
+                None => {
+                    m.insert(v, w);
+                }
+            },
+        }
+    }
+
+    fn first(&self) -> Option<&Vec<u8>> {
+        match self {
+            MultiSet::Small(v) => v.first().map(|(k, _)| k),
+            MultiSet::Large(m) => m.keys().next(),
+        }
+    }
+
+    fn last(&self) -> Option<&Vec<u8>> {
+        match self {
+            MultiSet::Small(v) => v.last().map(|(k, _)| k),
+            MultiSet::Large(m) => m.keys().next_back(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            MultiSet::Small(v) => v.len(),
+            MultiSet::Large(m) => m.len(),
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = (&Vec<u8>, &i64)> + '_> {
+        match self {
+            MultiSet::Small(v) => Box::new(v.iter().map(|(k, c)| (k, c))),
+            MultiSet::Large(m) => Box::new(m.iter()),
+        }
+    }
+}
+
+/// One group's state. The group's key values are not kept: they are decoded
+/// from its (memcomparable) key when a row is emitted.
 #[derive(Debug, Clone)]
 struct Group {
-    key: Vec<ScalarValue>,
     rows: i64,
     states: Vec<AggState>,
-    emitted: Option<Vec<ScalarValue>>,
 }
 
 pub struct AggregateOperator {
@@ -77,7 +157,8 @@ pub struct AggregateOperator {
     group_types: Vec<DataType>,
     table: TableId,
     groups: HashMap<Vec<u8>, Group>,
-    dirty: HashSet<Vec<u8>>,
+    /// Groups touched this epoch, with the row they had emitted before it.
+    dirty: HashMap<Vec<u8>, Option<Vec<ScalarValue>>>,
 }
 
 /// One aggregate's input column, pre-cast once per batch.
@@ -109,7 +190,7 @@ impl AggregateOperator {
             group_types,
             table,
             groups: HashMap::new(),
-            dirty: HashSet::new(),
+            dirty: HashMap::new(),
         }
     }
 
@@ -127,7 +208,7 @@ impl AggregateOperator {
                     float: 0.0,
                     n: 0,
                 },
-                AggKind::Min | AggKind::Max => AggState::MinMax(BTreeMap::new()),
+                AggKind::Min | AggKind::Max => AggState::MinMax(MultiSet::default()),
             })
             .collect()
     }
@@ -183,18 +264,19 @@ impl AggregateOperator {
             if w == 0 {
                 continue;
             }
+            if !self.dirty.contains_key(&key) {
+                let before = match self.groups.get(&key) {
+                    Some(g) => self.output_row(&key, g)?,
+                    None => None,
+                };
+                self.dirty.insert(key.clone(), before);
+            }
             if !self.groups.contains_key(&key) {
-                let vals = key_cols
-                    .iter()
-                    .map(|c| ScalarValue::try_from_array(c.as_ref(), row))
-                    .collect::<Result<Vec<_>, _>>()?;
                 self.groups.insert(
                     key.clone(),
                     Group {
-                        key: vals,
                         rows: 0,
                         states: empty.clone(),
-                        emitted: None,
                     },
                 );
             }
@@ -211,16 +293,15 @@ impl AggregateOperator {
                 }
                 update(state, &inputs[i], row, w)?;
             }
-            self.dirty.insert(key);
         }
         Ok(())
     }
 
-    fn output_row(&self, g: &Group) -> Result<Option<Vec<ScalarValue>>> {
+    fn output_row(&self, key: &[u8], g: &Group) -> Result<Option<Vec<ScalarValue>>> {
         if g.rows <= 0 && !self.is_global() {
             return Ok(None);
         }
-        let mut row = g.key.clone();
+        let mut row = decode_row(key, &self.group_types)?;
         for (a, s) in self.aggs.iter().zip(&g.states) {
             row.push(finish(a, s, g.rows)?);
         }
@@ -240,7 +321,7 @@ impl AggregateOperator {
                 }
                 AggState::MinMax(m) => {
                     v.extend_from_slice(&(m.len() as u32).to_be_bytes());
-                    for (val, c) in m {
+                    for (val, c) in m.iter() {
                         v.extend_from_slice(&(val.len() as u32).to_be_bytes());
                         v.extend_from_slice(val);
                         v.extend_from_slice(&c.to_be_bytes());
@@ -286,18 +367,13 @@ impl AggregateOperator {
                         let l = u32::from_be_bytes(int::<4>(&mut v)?) as usize;
                         let val = take(&mut v, l)?.to_vec();
                         let c = i64::from_be_bytes(int::<8>(&mut v)?);
-                        m.insert(val, c);
+                        m.add(val, c);
                     }
                 }
             }
         }
-        let key_vals = decode_row(key, &self.group_types)?;
-        Ok(Group {
-            key: key_vals,
-            rows,
-            states,
-            emitted: None,
-        })
+        let _ = key;
+        Ok(Group { rows, states })
     }
 
     fn rows_to_batch(&self, rows: Vec<(Vec<ScalarValue>, i64)>) -> Result<ChangeBatch> {
@@ -320,30 +396,26 @@ impl AggregateOperator {
     pub fn flush(&mut self) -> Result<(Option<ChangeBatch>, Vec<(Vec<u8>, Option<Vec<u8>>)>)> {
         let mut out = Vec::new();
         let mut writes = Vec::new();
-        let mut dirty: Vec<Vec<u8>> = self.dirty.drain().collect();
-        dirty.sort();
-        for key in dirty {
+        let mut dirty: Vec<(Vec<u8>, Option<Vec<ScalarValue>>)> = self.dirty.drain().collect();
+        dirty.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, before) in dirty {
             let Some(g) = self.groups.get(&key) else {
                 continue;
             };
-            let new = self.output_row(g)?;
-            if g.emitted != new {
-                if let Some(old) = &g.emitted {
-                    out.push((old.clone(), -1));
+            let new = self.output_row(&key, g)?;
+            if before != new {
+                if let Some(old) = before {
+                    out.push((old, -1));
                 }
-                if let Some(new) = &new {
-                    out.push((new.clone(), 1));
+                if let Some(new) = new {
+                    out.push((new, 1));
                 }
             }
             if g.rows == 0 && !self.is_global() {
                 self.groups.remove(&key);
                 writes.push((key, None));
             } else {
-                let enc = self.encode_group(g)?;
-                if let Some(g) = self.groups.get_mut(&key) {
-                    g.emitted = new;
-                }
-                writes.push((key, Some(enc)));
+                writes.push((key.clone(), Some(self.encode_group(g)?)));
             }
         }
         let batch = if out.is_empty() {
@@ -389,11 +461,7 @@ fn update(state: &mut AggState, input: &Input, row: usize, w: i64) -> Result<()>
             if a.is_valid(row) {
                 let mut k = Vec::new();
                 encode_datum(&mut k, &ScalarValue::try_from_array(a.as_ref(), row)?)?;
-                let c = m.entry(k.clone()).or_insert(0);
-                *c += w;
-                if *c == 0 {
-                    m.remove(&k);
-                }
+                m.add(k, w);
             }
         }
         _ => {
@@ -459,9 +527,9 @@ fn finish(a: &AggCall, s: &AggState, rows: i64) -> Result<ScalarValue> {
         }
         (AggKind::Min, AggState::MinMax(m)) | (AggKind::Max, AggState::MinMax(m)) => {
             let entry = if a.kind == AggKind::Min {
-                m.keys().next()
+                m.first()
             } else {
-                m.keys().next_back()
+                m.last()
             };
             match entry {
                 None => ScalarValue::try_from(out)?,
@@ -486,20 +554,18 @@ impl Operator for AggregateOperator {
         if !fresh {
             for (k, v) in ctx.store.scan_prefix(&table_prefix(self.table))? {
                 let key = pk_of(&k).to_vec();
-                let mut g = self.decode_group(&key, &v)?;
-                g.emitted = self.output_row(&g)?;
+                let g = self.decode_group(&key, &v)?;
                 self.groups.insert(key, g);
             }
         }
         if self.is_global() && self.groups.is_empty() {
             let g = Group {
-                key: vec![],
                 rows: 0,
                 states: self.empty_states(),
-                emitted: None,
             };
             self.groups.insert(Vec::new(), g);
-            self.dirty.insert(Vec::new());
+            // Never emitted: the barrier emits the initial row.
+            self.dirty.insert(Vec::new(), None);
         }
         Ok(())
     }
@@ -542,6 +608,27 @@ mod tests {
             output_type: DataType::Int64,
             display: format!("{kind:?}"),
         }
+    }
+
+    #[test]
+    fn multiset_grows_and_shrinks() {
+        let mut m = MultiSet::default();
+        for i in (0..100u8).rev() {
+            m.add(vec![i], 2);
+        }
+        assert!(matches!(m, MultiSet::Large(_)));
+        assert_eq!(m.first(), Some(&vec![0]));
+        assert_eq!(m.last(), Some(&vec![99]));
+        m.add(vec![0], -2);
+        m.add(vec![99], -1);
+        assert_eq!(m.first(), Some(&vec![1]));
+        assert_eq!(m.last(), Some(&vec![99]));
+        assert_eq!(m.len(), 99);
+        let mut s = MultiSet::default();
+        s.add(vec![5], 1);
+        s.add(vec![3], 1);
+        s.add(vec![5], -1);
+        assert_eq!(s, MultiSet::Small(vec![(vec![3], 1)]));
     }
 
     #[test]
