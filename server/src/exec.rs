@@ -277,9 +277,15 @@ impl Server {
                 };
                 Ok((types, schema))
             }
-            Statement::ShowVariable { variable } => {
-                Ok((vec![], Some(show_schema(&ident_name(variable)))))
+            Statement::ShowVariable { variable }
+                if ident_name(variable).eq_ignore_ascii_case("all") =>
+            {
+                Ok((vec![], Some(show_all_schema())))
             }
+            Statement::ShowVariable { variable } => Ok((
+                vec![],
+                Some(show_schema(&ident_name(variable).to_ascii_lowercase())),
+            )),
             Statement::Explain { .. } => Ok((vec![], Some(explain_schema()))),
             _ => Ok((vec![], None)),
         }
@@ -373,6 +379,16 @@ impl Server {
             Statement::Set(set) => {
                 self.set(session, set)?;
                 Ok(Output::Command { tag: "SET", rows: None })
+            }
+            Statement::ShowVariable { variable } if ident_name(variable).eq_ignore_ascii_case("all") => {
+                let schema = show_all_schema();
+                let (names, values): (Vec<String>, Vec<String>) =
+                    session.settings.iter().map(|(k, v)| (k.clone(), v.clone())).unzip();
+                let batch = RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(StringArray::from(names)), Arc::new(StringArray::from(values))],
+                )?;
+                Ok(Output::Rows { schema, batches: vec![batch] })
             }
             Statement::ShowVariable { variable } => {
                 let name = ident_name(variable);
@@ -909,6 +925,13 @@ fn first_words(s: &str) -> String {
 
 fn name_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new("Name", DataType::Utf8, false)]))
+}
+
+fn show_all_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        Field::new("setting", DataType::Utf8, false),
+    ]))
 }
 
 fn explain_schema() -> SchemaRef {
