@@ -327,6 +327,45 @@ impl ExtendedQueryHandler for Conn {
         Ok(DescribeStatementResponse::new(params, fields))
     }
 
+    /// Like pgwire's default, except that a statement with parameters but no
+    /// result columns (an `INSERT ... VALUES ($1)`) answers ParameterDescription
+    /// then NoData, as PostgreSQL does; drivers such as pgjdbc rely on it.
+    async fn on_describe<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Describe,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        use pgwire::messages::data::{NoData, ParameterDescription};
+        if message.target_type == b'S' {
+            let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
+            if let Some(pgwire::api::store::Entry::Value(stmt)) =
+                client.portal_store().get_statement(name)
+            {
+                let resp = self.do_describe_statement(client, &stmt).await?;
+                if resp.fields.is_empty() && !resp.parameters.is_empty() {
+                    let oids = resp.parameters.iter().map(|t| t.oid()).collect();
+                    client
+                        .send(PgWireBackendMessage::ParameterDescription(
+                            ParameterDescription::new(oids),
+                        ))
+                        .await?;
+                    client
+                        .send(PgWireBackendMessage::NoData(NoData::new()))
+                        .await?;
+                    return Ok(());
+                }
+            }
+        }
+        self._on_describe(client, message).await
+    }
+
     async fn do_describe_portal<C>(
         &self,
         _client: &mut C,
