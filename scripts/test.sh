@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 . scripts/common.sh
 
 echo "== building freshet (target dir: $CARGO_TARGET_DIR)"
-cargo build --locked -p freshet-server --bin freshet
+cargo build --locked --workspace --bins
 
 echo "== running tests"
 FRESHET_BIN="$CARGO_TARGET_DIR/debug/freshet" cargo test --locked --workspace -- --nocapture
