@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
-exec cargo run --locked -q -p freshet-server --bin freshet -- "$@"
+exec cargo run --locked -q --bin freshet -- "$@"
