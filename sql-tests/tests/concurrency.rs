@@ -21,10 +21,16 @@ async fn concurrent_writers_and_readers() -> Result<()> {
         tasks.push(tokio::spawn(async move {
             for i in 0..150i32 {
                 let id = w * 1000 + i;
-                client.batch_execute(&format!("INSERT INTO c VALUES ({id}, {w}, {i})")).await?;
+                client
+                    .batch_execute(&format!("INSERT INTO c VALUES ({id}, {w}, {i})"))
+                    .await?;
                 if i % 10 == 9 {
-                    client.batch_execute(&format!("DELETE FROM c WHERE id = {}", id - 5)).await?;
-                    client.batch_execute(&format!("UPDATE c SET v = v + 100 WHERE id = {}", id - 3)).await?;
+                    client
+                        .batch_execute(&format!("DELETE FROM c WHERE id = {}", id - 5))
+                        .await?;
+                    client
+                        .batch_execute(&format!("UPDATE c SET v = v + 100 WHERE id = {}", id - 3))
+                        .await?;
                 }
             }
             anyhow::Ok(())
@@ -33,15 +39,26 @@ async fn concurrent_writers_and_readers() -> Result<()> {
     // Readers see consistent snapshots meanwhile: a view never disagrees with the view over it.
     let reader = server.connect().await?;
     for _ in 0..30 {
-        let rows = query_rows(&reader, "SELECT (SELECT count(*) FROM per_writer), (SELECT n FROM total)").await?;
-        assert_eq!(rows[0][0], rows[0][1], "views from one query come from one epoch");
+        let rows = query_rows(
+            &reader,
+            "SELECT (SELECT count(*) FROM per_writer), (SELECT n FROM total)",
+        )
+        .await?;
+        assert_eq!(
+            rows[0][0], rows[0][1],
+            "views from one query come from one epoch"
+        );
     }
     for t in tasks {
         t.await??;
     }
     setup.batch_execute("FLUSH").await?;
     let mut got = query_rows(&setup, "SELECT * FROM per_writer").await?;
-    let mut want = query_rows(&setup, "SELECT w, count(*), sum(v), max(v) FROM c GROUP BY w").await?;
+    let mut want = query_rows(
+        &setup,
+        "SELECT w, count(*), sum(v), max(v) FROM c GROUP BY w",
+    )
+    .await?;
     got.sort();
     want.sort();
     assert_eq!(got, want);

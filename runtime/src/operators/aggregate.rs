@@ -142,6 +142,9 @@ impl MultiSet {
     }
 }
 
+/// A state-table write: group key and its encoded state (`None` deletes).
+pub type StateWrite = (Vec<u8>, Option<Vec<u8>>);
+
 /// One group's state. The group's key values are not kept: they are decoded
 /// from its (memcomparable) key when a row is emitted.
 #[derive(Debug, Clone)]
@@ -393,7 +396,7 @@ impl AggregateOperator {
 
     /// Emits retractions and new rows for every touched group (the pure part
     /// of the barrier), returning the state writes to make.
-    pub fn flush(&mut self) -> Result<(Option<ChangeBatch>, Vec<(Vec<u8>, Option<Vec<u8>>)>)> {
+    pub fn flush(&mut self) -> Result<(Option<ChangeBatch>, Vec<StateWrite>)> {
         let mut out = Vec::new();
         let mut writes = Vec::new();
         let mut dirty: Vec<(Vec<u8>, Option<Vec<ScalarValue>>)> = self.dirty.drain().collect();
