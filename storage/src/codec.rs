@@ -159,19 +159,11 @@ fn arr<const N: usize>(buf: &mut &[u8]) -> Result<[u8; N]> {
 }
 
 fn get_str(buf: &mut &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let c = take(buf, 1)?[0];
-        if c == 0 {
-            match take(buf, 1)?[0] {
-                0 => return Ok(out),
-                0xFF => out.push(0),
-                _ => return Err(StorageError::Corrupt("bad string escape".into())),
-            }
-        } else {
-            out.push(c);
-        }
-    }
+    let mut scratch = Vec::new();
+    Ok(match crate::fast::get_str(buf, &mut scratch)? {
+        Some(s) => s.to_vec(),
+        None => scratch,
+    })
 }
 
 macro_rules! get_signed {

@@ -145,7 +145,7 @@ pub fn encode_column(rows: &mut [Vec<u8>], col: &ArrayRef) -> Result<()> {
 
 /// Reads an escaped string: `Some(bytes)` borrowed from `buf` when it holds no
 /// escapes, else `None` with the bytes unescaped into `scratch`.
-fn get_str<'a>(buf: &mut &'a [u8], scratch: &mut Vec<u8>) -> Result<Option<&'a [u8]>> {
+pub(crate) fn get_str<'a>(buf: &mut &'a [u8], scratch: &mut Vec<u8>) -> Result<Option<&'a [u8]>> {
     // Fast path: no escaped zero before the terminator.
     let b: &'a [u8] = buf;
     let mut i = 0;
