@@ -23,6 +23,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::physical_plan::ExecutionPlan;
 use freshet_runtime::engine::nullable;
+use freshet_runtime::source::SourceSpec;
 use freshet_runtime::table::ROWKEY_COLUMN;
 use freshet_runtime::TableDef;
 use freshet_storage::TableId;
@@ -32,6 +33,8 @@ use freshet_storage::TableId;
 pub enum RelKind {
     Table,
     View,
+    /// A `CREATE SOURCE`: no rows of its own; views read it.
+    Source,
 }
 
 /// A table or materialized view from the catalog.
@@ -44,6 +47,8 @@ pub struct Relation {
     pub schema: SchemaRef,
     /// Primary key column indices (tables only).
     pub pk: Option<Vec<usize>>,
+    /// The connector of a source or connector table.
+    pub source: Option<Arc<SourceSpec>>,
 }
 
 impl Relation {
@@ -67,6 +72,7 @@ impl Relation {
             schema: nullable(&self.schema),
             pk: self.pk.clone(),
             not_null,
+            connector: self.source.clone(),
         }
     }
 }
@@ -121,7 +127,7 @@ impl TableProvider for RelationProvider {
     fn table_type(&self) -> TableType {
         match self.rel.kind {
             RelKind::Table => TableType::Base,
-            RelKind::View => TableType::View,
+            RelKind::View | RelKind::Source => TableType::View,
         }
     }
 

@@ -157,6 +157,14 @@ impl Builder {
                         view: rel.id,
                         name: rel.name.clone(),
                     },
+                    RelKind::Source => NodeKind::SourceScan {
+                        source: rel.id,
+                        name: rel.name.clone(),
+                        spec: rel
+                            .source
+                            .clone()
+                            .ok_or_else(|| unsupported("a source without a connector"))?,
+                    },
                 };
                 let full =
                     DFSchema::try_from_qualified_schema(scan.table_name.clone(), &rel.schema)?;

@@ -41,6 +41,10 @@ use crate::change::ChangeBatch;
 use crate::error::{Result, RuntimeError};
 use crate::operators::{build_operator, decode_view_rows, EpochCtx, Operator};
 use crate::plan::{NodeKind, StreamPlan};
+use crate::source::{
+    spawn_reader, Ingest, IngestSink, ReaderCtx, ReaderKey, RowOp, SourceChunk, SourceSpec,
+    SourceStats, SplitState, StatsRegistry, StopFlag,
+};
 use crate::table::{decode_table_values, decode_table_with_rowkey, encode_values, TableDef};
 
 const NEXT_ROW_ID: &str = "next_row_id";
@@ -118,12 +122,38 @@ enum Command {
         writes: Vec<CatalogWrite>,
         reply: Reply<()>,
     },
+    Ingest(Ingest),
 }
 
 /// Cheap, cloneable handle to the engine thread.
 #[derive(Clone)]
 pub struct Engine {
     tx: mpsc::Sender<Command>,
+    stats: StatsRegistry,
+}
+
+/// A reader's handle into the engine's command channel.
+struct EngineSink(mpsc::Sender<Command>);
+
+impl IngestSink for EngineSink {
+    fn send(&self, msg: Ingest) -> bool {
+        self.0.blocking_send(Command::Ingest(msg)).is_ok()
+    }
+}
+
+/// Where a reader's rows go.
+#[derive(Debug, Clone, Copy)]
+enum ReaderTarget {
+    /// The `SourceScan` node of a view.
+    Node(u64),
+    /// A connector table.
+    Table(TableId),
+}
+
+struct ReaderRt {
+    target: ReaderTarget,
+    stop: StopFlag,
+    stats: Arc<SourceStats>,
 }
 
 struct Node {
@@ -153,6 +183,9 @@ struct Worker {
     next_row_id: i64,
     row_id_dirty: bool,
     poisoned: Option<String>,
+    readers: HashMap<ReaderKey, ReaderRt>,
+    stats: StatsRegistry,
+    tx: mpsc::WeakSender<Command>,
 }
 
 impl Engine {
@@ -168,7 +201,11 @@ impl Engine {
             _ => 1,
         };
         let (tx, rx) = mpsc::channel(256);
+        let stats = StatsRegistry::default();
         let worker = Worker {
+            readers: HashMap::new(),
+            stats: stats.clone(),
+            tx: tx.downgrade(),
             store,
             epoch,
             writes: WriteSet::default(),
@@ -184,7 +221,7 @@ impl Engine {
             .name("freshet-engine".into())
             .spawn(move || worker.run(rx))
             .map_err(|e| RuntimeError::Internal(format!("cannot start engine thread: {e}")))?;
-        Ok((Engine { tx }, handle))
+        Ok((Engine { tx, stats }, handle))
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
@@ -256,6 +293,11 @@ impl Engine {
     pub async fn write_meta(&self, writes: Vec<CatalogWrite>) -> Result<()> {
         self.call(|reply| Command::WriteMeta { writes, reply })
             .await
+    }
+
+    /// Counters and recent errors of every running source reader.
+    pub fn source_stats(&self) -> Vec<(ReaderKey, Arc<SourceStats>)> {
+        self.stats.all()
     }
 
     /// Asks for a barrier without waiting (the checkpoint timer).
@@ -344,6 +386,7 @@ impl Worker {
             } => {
                 let r = self.mutate(|w| {
                     let fresh = !catalog.is_empty();
+                    let (id, name, connector) = (def.id, def.name.clone(), def.connector.clone());
                     w.tables.insert(
                         def.id,
                         TableRt {
@@ -354,6 +397,10 @@ impl Worker {
                     if fresh {
                         w.apply_catalog(catalog);
                         w.barrier(true)?;
+                    }
+                    if let Some(spec) = connector {
+                        let key = ReaderKey { owner: id, slot: 0 };
+                        w.start_reader(key, spec, &name, ReaderTarget::Table(id))?;
                     }
                     Ok(())
                 });
@@ -395,6 +442,9 @@ impl Worker {
             Command::WriteMeta { writes, reply } => {
                 let r = self.guard().map(|_| self.apply_catalog(writes));
                 let _ = reply.send(r);
+            }
+            Command::Ingest(msg) => {
+                let _ = self.mutate(|w| w.ingest(msg));
             }
         }
     }
@@ -656,6 +706,7 @@ impl Worker {
         let epoch = Epoch(self.epoch.0 + 1);
         let mut gids = Vec::with_capacity(def.plan.nodes.len());
         let mut scans: Vec<(u64, crate::table::ReadTarget)> = Vec::new();
+        let mut sources = Vec::new();
         for (idx, node) in def.plan.nodes.iter().enumerate() {
             let gid = self.next_node;
             self.next_node += 1;
@@ -701,9 +752,15 @@ impl Worker {
                     }
                     scans.push((gid, crate::table::ReadTarget::View { id: *view, schema }));
                 }
+                NodeKind::SourceScan { spec, .. } => {
+                    let key = ReaderKey {
+                        owner: def.id,
+                        slot: idx as u32,
+                    };
+                    sources.push((key, spec.clone(), gid));
+                }
                 _ => {}
             }
-            let _ = idx;
         }
         for gid in &gids {
             if let Some(n) = self.nodes.get_mut(gid) {
@@ -718,6 +775,7 @@ impl Worker {
         let root = *gids
             .last()
             .ok_or_else(|| RuntimeError::Internal("empty plan".into()))?;
+        let view_id = def.id;
         self.views.insert(
             def.id,
             ViewRt {
@@ -757,10 +815,28 @@ impl Worker {
             self.apply_catalog(catalog);
             self.barrier(true)?;
         }
+        let name = self
+            .views
+            .get(&view_id)
+            .map(|v| v.def.name.clone())
+            .unwrap_or_default();
+        for (key, spec, gid) in sources {
+            self.start_reader(key, spec, &name, ReaderTarget::Node(gid))?;
+        }
         Ok(())
     }
 
     fn drop_object(&mut self, id: TableId, catalog: Vec<CatalogWrite>) -> Result<()> {
+        self.readers.retain(|k, r| {
+            if k.owner == id {
+                r.stop.stop();
+                false
+            } else {
+                true
+            }
+        });
+        self.stats.remove_owner(id);
+        self.writes.delete_prefix(&ReaderKey::owner_prefix(id));
         if self.tables.remove(&id).is_some() {
             self.writes.delete_prefix(&table_prefix(id));
         } else if let Some(v) = self.views.remove(&id) {
@@ -782,6 +858,231 @@ impl Worker {
         }
         self.apply_catalog(catalog);
         self.barrier(true)?;
+        Ok(())
+    }
+}
+
+impl Worker {
+    /// Starts the reader `key` at its committed split state.
+    fn start_reader(
+        &mut self,
+        key: ReaderKey,
+        spec: Arc<SourceSpec>,
+        owner: &str,
+        target: ReaderTarget,
+    ) -> Result<()> {
+        let prefix = key.state_prefix();
+        let mut state = SplitState::new();
+        for (k, v) in self.store.scan_prefix(&prefix)? {
+            if v.len() == 8 {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&v);
+                let split = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                state.insert(split, i64::from_be_bytes(b));
+            }
+        }
+        let Some(tx) = self.tx.upgrade() else {
+            return Err(RuntimeError::EngineStopped);
+        };
+        let stop = StopFlag::default();
+        let stats = Arc::new(SourceStats::new(&spec.name, owner));
+        self.stats.insert(key, stats.clone());
+        if let Some(old) = self.readers.insert(
+            key,
+            ReaderRt {
+                target,
+                stop: stop.clone(),
+                stats: stats.clone(),
+            },
+        ) {
+            old.stop.stop();
+        }
+        spawn_reader(ReaderCtx {
+            key,
+            spec,
+            state,
+            sink: Box::new(EngineSink(tx)),
+            stop,
+            stats,
+        })
+        .map_err(|e| RuntimeError::Internal(format!("cannot start source reader: {e}")))
+    }
+
+    /// Applies one reader chunk and its split positions to the running epoch.
+    fn ingest(&mut self, msg: Ingest) -> Result<()> {
+        let Some(r) = self.readers.get(&msg.key) else {
+            return Ok(()); // a reader of a dropped object
+        };
+        let (target, stats) = (r.target, r.stats.clone());
+        if let Some(chunk) = msg.chunk {
+            match target {
+                ReaderTarget::Node(gid) => {
+                    let cb = ChangeBatch::inserts(chunk.rows);
+                    push(
+                        &mut self.nodes,
+                        &self.store,
+                        &mut self.writes,
+                        Epoch(self.epoch.0 + 1),
+                        gid,
+                        &cb,
+                    )?;
+                }
+                ReaderTarget::Table(t) => self.apply_table_chunk(t, chunk, &stats)?,
+            }
+        }
+        for (split, off) in msg.state {
+            self.writes
+                .put(msg.key.state_key(&split), off.to_be_bytes().to_vec());
+        }
+        Ok(())
+    }
+
+    /// Upserts and deletes rows of a connector table by primary key (or
+    /// appends them, for a table without one), then pushes the net change.
+    fn apply_table_chunk(
+        &mut self,
+        table: TableId,
+        chunk: SourceChunk,
+        stats: &SourceStats,
+    ) -> Result<()> {
+        let def = self.table(table)?.def.clone();
+        let rows = Self::conform(&def, &chunk.rows)?;
+        let n = rows.num_rows();
+        let ops = chunk.ops.unwrap_or_else(|| vec![RowOp::Upsert; n]);
+        // Rows that break NOT NULL are skipped, not applied (deletes need only the key).
+        let mut keep = vec![true; n];
+        for &c in &def.not_null {
+            let col = rows.column(c);
+            let is_key = def.pk.as_ref().is_some_and(|pk| pk.contains(&c));
+            if col.null_count() == 0 {
+                continue;
+            }
+            for i in 0..n {
+                if keep[i] && col.is_null(i) && (is_key || ops[i] == RowOp::Upsert) {
+                    keep[i] = false;
+                    stats.skip(
+                        -1,
+                        -1,
+                        format!(
+                            "null value in column \"{}\" of relation \"{}\" violates not-null constraint",
+                            def.schema.field(c).name(),
+                            def.name
+                        ),
+                    );
+                }
+            }
+        }
+        let (rows, ops) = if keep.iter().all(|k| *k) {
+            (rows, ops)
+        } else {
+            let mask = datafusion::arrow::array::BooleanArray::from(keep.clone());
+            let rows = datafusion::arrow::compute::filter_record_batch(&rows, &mask)?;
+            let ops = ops
+                .into_iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(o, _)| o)
+                .collect();
+            (rows, ops)
+        };
+        let n = rows.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let vals = encode_values(&rows)?;
+        let mut deletes: Vec<Vec<u8>> = Vec::new();
+        let mut inserts: Vec<u32> = Vec::new();
+        match def.pk_keys(&rows)? {
+            None => {
+                let keys = self.new_row_keys(n)?;
+                for (i, (k, v)) in keys.into_iter().zip(vals).enumerate() {
+                    self.writes.put(row_key(table, &k), v);
+                    inserts.push(i as u32);
+                }
+            }
+            Some(keys) => {
+                // Net effect per key: its value before the chunk and after it.
+                let mut last: HashMap<&[u8], Option<usize>> = HashMap::new();
+                let mut order: Vec<&[u8]> = Vec::new();
+                for (i, k) in keys.iter().enumerate() {
+                    if last
+                        .insert(
+                            k.as_slice(),
+                            (ops[i] == RowOp::Upsert).then_some(i),
+                        )
+                        .is_none()
+                    {
+                        order.push(k.as_slice());
+                    }
+                }
+                let full: Vec<Vec<u8>> = order.iter().map(|k| row_key(table, k)).collect();
+                let mut before: Vec<Option<Vec<u8>>> = Vec::with_capacity(full.len());
+                let mut to_read = Vec::new();
+                for fk in &full {
+                    match self.writes.pending(fk) {
+                        Some(v) => before.push(v.map(|v| v.to_vec())),
+                        None => {
+                            to_read.push(fk.clone());
+                            before.push(None);
+                        }
+                    }
+                }
+                let mut read = self.store.multi_get(&to_read)?.into_iter();
+                for (fk, b) in full.iter().zip(before.iter_mut()) {
+                    if self.writes.pending(fk).is_none() {
+                        *b = read.next().flatten();
+                    }
+                }
+                for ((k, fk), old) in order.iter().zip(full).zip(before) {
+                    let new = last.get(k).copied().flatten();
+                    if let (Some(o), Some(i)) = (&old, new) {
+                        if o == &vals[i] {
+                            continue;
+                        }
+                    }
+                    if let Some(o) = old {
+                        deletes.push(o);
+                        if new.is_none() {
+                            self.writes.delete(fk.clone());
+                        }
+                    }
+                    if let Some(i) = new {
+                        self.writes.put(fk, vals[i].clone());
+                        inserts.push(i as u32);
+                    }
+                }
+            }
+        }
+        let mut changes = Vec::new();
+        if !deletes.is_empty() {
+            let old = decode_table_values(deletes.iter().map(|v| v.as_slice()), &def.schema)?;
+            changes.push(ChangeBatch::deletes(old));
+        }
+        if !inserts.is_empty() {
+            let idx = datafusion::arrow::array::UInt32Array::from(inserts);
+            let cols = rows
+                .columns()
+                .iter()
+                .map(|c| datafusion::arrow::compute::take(c.as_ref(), &idx, None))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let b = RecordBatch::try_new_with_options(
+                def.schema.clone(),
+                cols,
+                &RecordBatchOptions::new().with_row_count(Some(idx.len())),
+            )?;
+            changes.push(ChangeBatch::inserts(b));
+        }
+        let subs = self
+            .tables
+            .get(&table)
+            .map(|t| t.subscribers.clone())
+            .unwrap_or_default();
+        let epoch = Epoch(self.epoch.0 + 1);
+        for c in &changes {
+            for s in &subs {
+                push(&mut self.nodes, &self.store, &mut self.writes, epoch, *s, c)?;
+            }
+        }
         Ok(())
     }
 }

@@ -21,6 +21,8 @@ pub enum RuntimeError {
         "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
     )]
     NotNullViolation { table: String, column: String },
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
     #[error("unknown object {0}")]
     UnknownObject(String),
     #[error("incompatible stored state for \"{0}\": {1}")]

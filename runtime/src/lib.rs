@@ -32,6 +32,7 @@ pub mod engine;
 pub mod error;
 pub mod operators;
 pub mod plan;
+pub mod source;
 pub mod table;
 
 pub use change::ChangeBatch;

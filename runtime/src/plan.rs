@@ -68,6 +68,12 @@ pub enum NodeKind {
         table: TableId,
         name: String,
     },
+    /// Rows read from a source by this view's own reader (append-only).
+    SourceScan {
+        source: TableId,
+        name: String,
+        spec: Arc<crate::source::SourceSpec>,
+    },
     /// Changes of another materialized view.
     ViewScan {
         view: TableId,
@@ -141,6 +147,7 @@ impl fmt::Display for NodeKind {
         match self {
             NodeKind::TableScan { name, .. } => write!(f, "StreamTableScan table={name}"),
             NodeKind::ViewScan { name, .. } => write!(f, "StreamViewScan view={name}"),
+            NodeKind::SourceScan { name, .. } => write!(f, "StreamSourceScan source={name}"),
             NodeKind::Project { exprs } => write!(f, "StreamProject exprs=[{}]", join_exprs(exprs)),
             NodeKind::Filter { predicate } => write!(f, "StreamFilter predicate={predicate}"),
             NodeKind::Aggregate {

@@ -32,6 +32,8 @@ pub struct TableDef {
     pub pk: Option<Vec<usize>>,
     /// Column indices declared `NOT NULL` (primary key columns included).
     pub not_null: Vec<usize>,
+    /// The connector feeding the table, for `CREATE TABLE ... WITH (connector = ...)`.
+    pub connector: Option<std::sync::Arc<crate::source::SourceSpec>>,
 }
 
 impl TableDef {

@@ -51,6 +51,7 @@ impl StoredEntry {
         let kind = match self.kind {
             RelKind::Table => "table",
             RelKind::View => "view",
+            RelKind::Source => "source",
         };
         format!(
             "v1\n{kind}\n{}\n{}\n{}",
@@ -68,6 +69,7 @@ impl StoredEntry {
         let kind = match parts.next()? {
             "table" => RelKind::Table,
             "view" => RelKind::View,
+            "source" => RelKind::Source,
             _ => return None,
         };
         let id = TableId(parts.next()?.parse().ok()?);

@@ -2,11 +2,15 @@
 //!
 //! Standard SQL goes to sqlparser's PostgreSQL dialect. Only the streaming
 //! statements sqlparser does not know (`FLUSH`, `SHOW MATERIALIZED VIEWS`,
-//! ...) are recognized here, by their leading keywords.
+//! ...) are recognized here, by their leading keywords. Connector DDL
+//! (`CREATE SOURCE`, `CREATE TABLE ... WITH (connector = ...) FORMAT ...
+//! ENCODE ...`) is split here into a plain `CREATE TABLE` that sqlparser
+//! parses and the options, which it cannot parse (dotted option names).
 
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::error::{code, ExecError, ExecResult};
 
@@ -16,7 +20,32 @@ pub enum Parsed {
     Flush,
     ShowTables,
     ShowMaterializedViews,
+    ShowSources,
+    ShowSourceErrors,
+    DropSource {
+        names: Vec<String>,
+        if_exists: bool,
+        cascade: bool,
+    },
+    CreateConnector(Box<ConnectorDdl>),
     Sql(Box<Statement>),
+}
+
+/// A `CREATE SOURCE` or `CREATE TABLE ... WITH (connector = ...)`.
+#[derive(Debug, Clone)]
+pub struct ConnectorDdl {
+    /// True for `CREATE SOURCE`.
+    pub is_source: bool,
+    pub if_not_exists: bool,
+    pub name: String,
+    /// `CREATE TABLE name (columns...)`, or `None` when no columns are given.
+    pub table_sql: Option<String>,
+    pub with: Vec<(String, String)>,
+    pub format: Option<String>,
+    pub encode: Option<String>,
+    pub encode_opts: Vec<(String, String)>,
+    /// The statement as written (stored in the catalog).
+    pub text: String,
 }
 
 /// Splits a query string into statements at top-level semicolons, honouring
@@ -113,6 +142,14 @@ pub fn parse_one(sql: &str) -> ExecResult<Parsed> {
         ["flush"] => return Ok(Parsed::Flush),
         ["show", "tables"] => return Ok(Parsed::ShowTables),
         ["show", "materialized", "views"] => return Ok(Parsed::ShowMaterializedViews),
+        ["show", "sources"] => return Ok(Parsed::ShowSources),
+        ["show", "source", "errors"] => return Ok(Parsed::ShowSourceErrors),
+        ["drop", "source", ..] => return parse_drop_source(sql),
+        ["create", "source", ..] | ["create", "table", ..] => {
+            if let Some(ddl) = parse_connector_ddl(sql)? {
+                return Ok(Parsed::CreateConnector(Box::new(ddl)));
+            }
+        }
         _ => {}
     }
     let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| {
@@ -133,6 +170,206 @@ pub fn parse_one(sql: &str) -> ExecResult<Parsed> {
     }
 }
 
+fn syntax(msg: impl Into<String>) -> ExecError {
+    ExecError::new(code::SYNTAX, format!("syntax error: {}", msg.into()))
+}
+
+/// Significant tokens of `sql` (no whitespace or comments).
+fn tokens(sql: &str) -> ExecResult<Vec<Token>> {
+    let toks = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .map_err(|e| syntax(e.to_string()))?;
+    Ok(toks
+        .into_iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_) | Token::SemiColon))
+        .collect())
+}
+
+fn is_kw(t: Option<&Token>, kw: &str) -> bool {
+    matches!(t, Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(kw))
+}
+
+fn ident(t: Option<&Token>) -> Option<String> {
+    match t {
+        Some(Token::Word(w)) if w.quote_style.is_some() => Some(w.value.clone()),
+        Some(Token::Word(w)) => Some(w.value.to_lowercase()),
+        _ => None,
+    }
+}
+
+fn parse_drop_source(sql: &str) -> ExecResult<Parsed> {
+    let t = tokens(sql)?;
+    let mut i = 2;
+    let mut if_exists = false;
+    if is_kw(t.get(i), "if") && is_kw(t.get(i + 1), "exists") {
+        if_exists = true;
+        i += 2;
+    }
+    let mut names = Vec::new();
+    let mut cascade = false;
+    while i < t.len() {
+        if is_kw(t.get(i), "cascade") {
+            cascade = true;
+        } else if is_kw(t.get(i), "restrict") {
+        } else if matches!(t.get(i), Some(Token::Comma) | Some(Token::Period)) {
+        } else {
+            let n = ident(t.get(i)).ok_or_else(|| syntax(format!("unexpected {} in DROP SOURCE", t[i])))?;
+            // `schema.name`: keep the last part.
+            if matches!(t.get(i.wrapping_sub(1)), Some(Token::Period)) {
+                names.pop();
+            }
+            names.push(n);
+        }
+        i += 1;
+    }
+    if names.is_empty() {
+        return Err(syntax("DROP SOURCE needs a name"));
+    }
+    Ok(Parsed::DropSource {
+        names,
+        if_exists,
+        cascade,
+    })
+}
+
+/// Index just past the parenthesised group that opens at `start`.
+fn group_end(t: &[Token], start: usize) -> ExecResult<usize> {
+    let mut depth = 0i32;
+    for (j, tok) in t.iter().enumerate().skip(start) {
+        match tok {
+            Token::LParen => depth += 1,
+            Token::RParen => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(j + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    Err(syntax("unbalanced parentheses"))
+}
+
+/// `key = value, ...` inside a group (tokens between the parentheses).
+fn parse_options(t: &[Token]) -> ExecResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for item in t.split(|x| matches!(x, Token::Comma)) {
+        if item.is_empty() {
+            continue;
+        }
+        let eq = item
+            .iter()
+            .position(|x| matches!(x, Token::Eq))
+            .ok_or_else(|| syntax("expected key = 'value' in WITH options"))?;
+        let mut key = String::new();
+        for k in &item[..eq] {
+            match k {
+                Token::Word(w) => key.push_str(&w.value),
+                Token::Period => key.push('.'),
+                Token::Number(n, _) => key.push_str(n),
+                Token::SingleQuotedString(s) => key.push_str(s),
+                other => return Err(syntax(format!("unexpected {other} in option name"))),
+            }
+        }
+        let value = match &item[eq + 1..] {
+            [Token::SingleQuotedString(s)] => s.clone(),
+            [Token::Number(n, _)] => n.clone(),
+            [Token::Minus, Token::Number(n, _)] => format!("-{n}"),
+            [Token::Word(w)] => w.value.clone(),
+            _ => return Err(syntax(format!("invalid value for option \"{key}\""))),
+        };
+        out.push((key.to_ascii_lowercase(), value));
+    }
+    Ok(out)
+}
+
+/// Splits connector DDL; `None` for a `CREATE TABLE` without a connector.
+fn parse_connector_ddl(sql: &str) -> ExecResult<Option<ConnectorDdl>> {
+    let t = tokens(sql)?;
+    let is_source = is_kw(t.get(1), "source");
+    let mut i = 2;
+    let mut if_not_exists = false;
+    if is_kw(t.get(i), "if") && is_kw(t.get(i + 1), "not") && is_kw(t.get(i + 2), "exists") {
+        if_not_exists = true;
+        i += 3;
+    }
+    let name_at = i;
+    let mut name = ident(t.get(i)).ok_or_else(|| syntax("expected a name after CREATE"))?;
+    i += 1;
+    while matches!(t.get(i), Some(Token::Period)) {
+        name = ident(t.get(i + 1)).ok_or_else(|| syntax("expected a name"))?;
+        i += 2;
+    }
+    let mut columns: Option<(usize, usize)> = None;
+    if matches!(t.get(i), Some(Token::LParen)) {
+        let end = group_end(&t, i)?;
+        columns = Some((i, end));
+        i = end;
+    }
+    // Clauses after the column list: WITH (...), FORMAT x ENCODE y (...).
+    let mut with = Vec::new();
+    let mut has_with = false;
+    let (mut format, mut encode, mut encode_opts) = (None, None, Vec::new());
+    let mut append_only = false;
+    while i < t.len() {
+        if is_kw(t.get(i), "with") && matches!(t.get(i + 1), Some(Token::LParen)) {
+            let end = group_end(&t, i + 1)?;
+            with = parse_options(&t[i + 2..end - 1])?;
+            has_with = true;
+            i = end;
+        } else if is_kw(t.get(i), "format") {
+            format = ident(t.get(i + 1));
+            i += 2;
+        } else if is_kw(t.get(i), "encode") {
+            encode = ident(t.get(i + 1));
+            i += 2;
+            if matches!(t.get(i), Some(Token::LParen)) {
+                let end = group_end(&t, i)?;
+                encode_opts = parse_options(&t[i + 1..end - 1])?;
+                i = end;
+            }
+        } else if is_kw(t.get(i), "append") && is_kw(t.get(i + 1), "only") {
+            append_only = true;
+            i += 2;
+        } else if !is_source {
+            return Ok(None);
+        } else {
+            return Err(syntax(format!("unexpected {} in CREATE SOURCE", t[i])));
+        }
+    }
+    let _ = append_only;
+    if !is_source && !with.iter().any(|(k, _)| k == "connector") {
+        return Ok(None);
+    }
+    if !has_with {
+        return Err(syntax("CREATE SOURCE needs WITH (connector = ...)"));
+    }
+    let table_sql = columns.map(|(s, e)| {
+        let mut out = String::from("CREATE TABLE ");
+        out.push_str(&t[name_at..s].iter().map(|x| x.to_string()).collect::<String>());
+        out.push(' ');
+        out.push_str(
+            &t[s..e]
+                .iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        out
+    });
+    Ok(Some(ConnectorDdl {
+        is_source,
+        if_not_exists,
+        name,
+        table_sql,
+        with,
+        format,
+        encode,
+        encode_opts,
+        text: sql.trim().trim_end_matches(';').trim().to_string(),
+    }))
+}
+
 fn strip_comments(sql: &str) -> String {
     sql.lines()
         .map(|l| l.split("--").next().unwrap_or(""))
@@ -150,5 +387,22 @@ mod tests {
         assert_eq!(s.len(), 3, "{s:?}");
         assert!(matches!(parse_one(&s[2]).unwrap(), Parsed::Flush));
         assert!(split_statements(" ; -- only a comment").is_empty());
+    }
+
+    #[test]
+    fn connector_ddl() {
+        let p = parse_one("CREATE SOURCE IF NOT EXISTS s (id INT, v VARCHAR) WITH (connector = 'kafka', topic = 't', properties.bootstrap.server = 'h:1', scan.startup.mode='earliest') FORMAT PLAIN ENCODE CSV (without_header = 'true', delimiter = ';');").unwrap();
+        let Parsed::CreateConnector(d) = p else { panic!("{p:?}") };
+        assert!(d.is_source && d.if_not_exists);
+        assert_eq!(d.name, "s");
+        assert_eq!(d.with[2], ("properties.bootstrap.server".into(), "h:1".into()));
+        assert_eq!(d.encode.as_deref(), Some("csv"));
+        assert_eq!(d.encode_opts[1], ("delimiter".into(), ";".into()));
+        assert!(d.table_sql.unwrap().starts_with("CREATE TABLE s ("));
+        assert!(matches!(parse_one("CREATE TABLE t (a INT) WITH (x = 1)").unwrap(), Parsed::Sql(_)));
+        assert!(matches!(parse_one("create table t (a int, primary key (a)) with (connector='datagen')").unwrap(), Parsed::CreateConnector(_)));
+        let Parsed::DropSource { names, if_exists, cascade } = parse_one("DROP SOURCE IF EXISTS a, public.b CASCADE").unwrap() else { panic!() };
+        assert_eq!(names, vec!["a".to_string(), "b".to_string()]);
+        assert!(if_exists && cascade);
     }
 }

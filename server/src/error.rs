@@ -8,6 +8,7 @@ use datafusion::arrow::error::ArrowError;
 use datafusion::common::SchemaError;
 use datafusion::error::DataFusionError;
 use freshet_planner::PlanError;
+use freshet_runtime::source::SourceError;
 use freshet_runtime::RuntimeError;
 use pgwire::error::{ErrorInfo, PgWireError};
 
@@ -32,6 +33,7 @@ pub mod code {
     pub const DUPLICATE_COLUMN: &str = "42701";
     pub const UNDEFINED_OBJECT: &str = "42704";
     pub const INTERNAL: &str = "XX000";
+    pub const CONNECTION_FAILURE: &str = "08001";
 }
 
 /// An error while executing a statement.
@@ -77,6 +79,7 @@ impl ExecError {
                 RuntimeError::NotNullViolation { .. } => (code::NOT_NULL, e.to_string()),
                 RuntimeError::DataFusion(d) => datafusion_state(d),
                 RuntimeError::Arrow(a) => arrow_state(a),
+                RuntimeError::Source(s) => (source_state(s), s.to_string()),
                 _ => (code::INTERNAL, e.to_string()),
             },
         }
@@ -85,6 +88,15 @@ impl ExecError {
     pub fn into_pgwire(self) -> PgWireError {
         let (code, msg) = self.sqlstate();
         PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), msg)))
+    }
+}
+
+fn source_state(e: &SourceError) -> &'static str {
+    match e {
+        SourceError::Option(_) => code::INVALID_PARAMETER,
+        SourceError::Unsupported(_) => code::NOT_SUPPORTED,
+        SourceError::Connect(_) => code::CONNECTION_FAILURE,
+        SourceError::Missing(_) => code::UNDEFINED_OBJECT,
     }
 }
 

@@ -30,7 +30,10 @@ use freshet_storage::codec::is_supported;
 use freshet_storage::{Store, TableId};
 
 use crate::catalog::{Catalog, CatalogEntry, StoredEntry};
-use crate::dialect::Parsed;
+use crate::dialect::{ConnectorDdl, Parsed};
+use freshet_runtime::plan::NodeKind;
+use freshet_runtime::source::nexmark::default_columns as nexmark_columns;
+use freshet_runtime::source::{NexmarkTable, ReaderKey, SourceError, SourceSpec};
 use crate::error::{code, ExecError, ExecResult};
 
 /// The PostgreSQL version Freshet reports; clients parse it.
@@ -145,10 +148,23 @@ impl Server {
         stored.sort_by_key(|e| e.id);
         for e in stored {
             let parsed = crate::dialect::parse_one(&e.ddl)?;
+            if let Parsed::CreateConnector(ddl) = parsed {
+                let entry = self.plan_connector(&ddl, Some(e.id)).await?;
+                if entry.rel.kind == RelKind::Table {
+                    self.engine
+                        .create_table(entry.rel.table_def(), vec![])
+                        .await?;
+                }
+                self.with_catalog(|c| c.insert(entry))?;
+                continue;
+            }
             let Parsed::Sql(stmt) = parsed else {
                 return Err(ExecError::new(code::INTERNAL, "bad stored DDL"));
             };
             match e.kind {
+                RelKind::Source => {
+                    return Err(ExecError::new(code::INTERNAL, "bad stored source DDL"))
+                }
                 RelKind::Table => {
                     let entry = self.plan_table(&stmt, Some(e.id)).await?;
                     self.engine
@@ -293,7 +309,10 @@ impl Server {
 
     fn static_schema(&self, parsed: &Parsed) -> Option<SchemaRef> {
         match parsed {
-            Parsed::ShowTables | Parsed::ShowMaterializedViews => Some(name_schema()),
+            Parsed::ShowTables | Parsed::ShowMaterializedViews | Parsed::ShowSources => {
+                Some(name_schema())
+            }
+            Parsed::ShowSourceErrors => Some(source_errors_schema()),
             _ => None,
         }
     }
@@ -315,6 +334,21 @@ impl Server {
             }
             Parsed::ShowTables => Ok(self.show_names(RelKind::Table)),
             Parsed::ShowMaterializedViews => Ok(self.show_names(RelKind::View)),
+            Parsed::ShowSources => Ok(self.show_names(RelKind::Source)),
+            Parsed::ShowSourceErrors => Ok(self.source_errors()),
+            Parsed::DropSource {
+                names,
+                if_exists,
+                cascade,
+            } => {
+                let _g = self.write_lock.lock().await;
+                self.drop_names(RelKind::Source, *if_exists, names, *cascade)
+                    .await
+            }
+            Parsed::CreateConnector(ddl) => {
+                let _g = self.write_lock.lock().await;
+                self.create_connector(ddl).await
+            }
             Parsed::Sql(stmt) => self.execute_sql(session, stmt, params).await,
         }
     }
@@ -461,6 +495,7 @@ impl Server {
                 first_words(&stmt.to_string())
             )));
         }
+        refuse_sources(&plan)?;
         let plan = ctx.state().optimize(&bind(plan, params)?)?;
         self.load_committed(&plan, &data).await?;
         let df = ctx.execute_logical_plan(plan).await?;
@@ -491,6 +526,12 @@ impl Server {
                 format!("relation \"{name}\" does not exist"),
             )
         })?;
+        if entry.rel.kind == RelKind::Source {
+            return Err(ExecError::new(
+                code::WRONG_OBJECT_TYPE,
+                format!("cannot change source \"{name}\"; its rows come from its connector"),
+            ));
+        }
         if entry.rel.kind != RelKind::Table {
             return Err(ExecError::new(
                 code::WRONG_OBJECT_TYPE,
@@ -569,6 +610,7 @@ impl Server {
             name,
             schema,
             pk,
+            source: None,
         };
         let entry = CatalogEntry {
             rel: Arc::new(rel),
@@ -669,6 +711,7 @@ impl Server {
             name,
             schema,
             pk: None,
+            source: None,
         };
         let entry = CatalogEntry {
             rel: Arc::new(rel),
@@ -712,18 +755,22 @@ impl Server {
             fingerprint: entry.fingerprint,
             ddl: entry.ddl.clone(),
         };
+        let mut catalog = vec![(StoredEntry::key(entry.rel.id), Some(stored.encode()))];
+        for (idx, node) in plan.nodes.iter().enumerate() {
+            if let NodeKind::SourceScan { spec, .. } = &node.kind {
+                let key = ReaderKey {
+                    owner: entry.rel.id,
+                    slot: idx as u32,
+                };
+                catalog.extend(initial_state_writes(spec.clone(), key).await?);
+            }
+        }
         let def = ViewDef {
             id: entry.rel.id,
             name: entry.rel.name.clone(),
             plan,
         };
-        self.engine
-            .create_view(
-                def,
-                vec![(StoredEntry::key(entry.rel.id), Some(stored.encode()))],
-                true,
-            )
-            .await?;
+        self.engine.create_view(def, catalog, true).await?;
         self.with_catalog(|c| c.insert(entry))?;
         Ok(Output::Command {
             tag: "CREATE MATERIALIZED VIEW",
@@ -738,11 +785,9 @@ impl Server {
         names: &[datafusion::sql::sqlparser::ast::ObjectName],
         cascade: bool,
     ) -> ExecResult<Output> {
-        let (want, tag, what) = match kind {
-            ObjectType::Table => (RelKind::Table, "DROP TABLE", "table"),
-            ObjectType::MaterializedView => {
-                (RelKind::View, "DROP MATERIALIZED VIEW", "materialized view")
-            }
+        let want = match kind {
+            ObjectType::Table => RelKind::Table,
+            ObjectType::MaterializedView => RelKind::View,
             ObjectType::View => {
                 return Err(ExecError::not_supported(
                     "DROP VIEW (non-materialized views do not exist yet)",
@@ -750,8 +795,28 @@ impl Server {
             }
             other => return Err(ExecError::not_supported(format!("DROP {other}"))),
         };
-        for n in names {
-            let name = normalize_ident(&n.0.last().map(|p| p.to_string()).unwrap_or_default());
+        let names: Vec<String> = names
+            .iter()
+            .map(|n| normalize_ident(&n.0.last().map(|p| p.to_string()).unwrap_or_default()))
+            .collect();
+        self.drop_names(want, if_exists, &names, cascade).await
+    }
+
+    /// Drops objects of kind `want` by name, with their dependents when `cascade`.
+    async fn drop_names(
+        &self,
+        want: RelKind,
+        if_exists: bool,
+        names: &[String],
+        cascade: bool,
+    ) -> ExecResult<Output> {
+        let (tag, what) = match want {
+            RelKind::Table => ("DROP TABLE", "table"),
+            RelKind::View => ("DROP MATERIALIZED VIEW", "materialized view"),
+            RelKind::Source => ("DROP SOURCE", "source"),
+        };
+        for name in names {
+            let name = name.clone();
             let cat = self.catalog();
             let Some(entry) = cat.get(&name) else {
                 if if_exists {
@@ -779,6 +844,8 @@ impl Server {
                     format!("cannot drop {what} {name} because other objects depend on it ({}); use DROP ... CASCADE to drop them too", list.join("; ")),
                 ));
             }
+            let mut deps = deps;
+            deps.sort_by_key(|d| std::cmp::Reverse(d.rel.id));
             for d in deps.iter().chain(std::iter::once(entry)) {
                 self.engine
                     .drop_object(d.rel.id, vec![(StoredEntry::key(d.rel.id), None)])
@@ -788,6 +855,216 @@ impl Server {
         }
         Ok(Output::Command { tag, rows: None })
     }
+}
+
+impl Server {
+    /// Plans connector DDL into a catalog entry (a source, or a table fed by
+    /// a connector), checking its options.
+    async fn plan_connector(
+        &self,
+        ddl: &ConnectorDdl,
+        id: Option<TableId>,
+    ) -> ExecResult<CatalogEntry> {
+        let spec_err = |e: SourceError| ExecError::from(freshet_runtime::RuntimeError::from(e));
+        let connector = ddl
+            .with
+            .iter()
+            .find(|(k, _)| k == "connector")
+            .map(|(_, v)| v.to_ascii_lowercase())
+            .unwrap_or_default();
+        let table_sql = match &ddl.table_sql {
+            Some(s) => s.clone(),
+            None if connector == "nexmark" => {
+                let table = ddl
+                    .with
+                    .iter()
+                    .find(|(k, _)| k == "nexmark.table.type")
+                    .map(|(_, v)| v.to_ascii_lowercase());
+                let t = match table.as_deref() {
+                    Some("person") => NexmarkTable::Person,
+                    Some("auction") => NexmarkTable::Auction,
+                    _ => NexmarkTable::Bid,
+                };
+                format!(
+                    "CREATE TABLE \"{}\" ({})",
+                    ddl.name.replace('"', "\"\""),
+                    nexmark_columns(t)
+                )
+            }
+            None => {
+                return Err(ExecError::new(
+                    code::SYNTAX,
+                    format!("\"{}\" needs a column list", ddl.name),
+                ))
+            }
+        };
+        let Parsed::Sql(stmt) = crate::dialect::parse_one(&table_sql)? else {
+            return Err(ExecError::new(code::SYNTAX, "expected a column list"));
+        };
+        let base = self.plan_table(&stmt, id).await?;
+        let rel = base.rel.as_ref();
+        if ddl.is_source && rel.pk.is_some() {
+            return Err(ExecError::not_supported(
+                "a source has no PRIMARY KEY; use CREATE TABLE ... WITH (connector = ...) to keep rows by key",
+            ));
+        }
+        let spec = SourceSpec::parse(
+            &rel.name,
+            nullable(&rel.schema),
+            rel.pk.clone(),
+            !ddl.is_source,
+            &ddl.with,
+            ddl.format.as_deref(),
+            ddl.encode.as_deref(),
+            &ddl.encode_opts,
+        )
+        .map_err(spec_err)?;
+        let rel = Relation {
+            kind: if ddl.is_source {
+                RelKind::Source
+            } else {
+                RelKind::Table
+            },
+            source: Some(Arc::new(spec)),
+            ..rel.clone()
+        };
+        Ok(CatalogEntry {
+            rel: Arc::new(rel),
+            ddl: ddl.text.clone(),
+            deps: vec![],
+            fingerprint: 0,
+            width: 1,
+        })
+    }
+
+    async fn create_connector(&self, ddl: &ConnectorDdl) -> ExecResult<Output> {
+        let tag = if ddl.is_source {
+            "CREATE SOURCE"
+        } else {
+            "CREATE TABLE"
+        };
+        if self.catalog().get(&ddl.name).is_some() {
+            if ddl.if_not_exists {
+                return Ok(Output::Command { tag, rows: None });
+            }
+            return Err(ExecError::new(
+                code::DUPLICATE_TABLE,
+                format!("relation \"{}\" already exists", ddl.name),
+            ));
+        }
+        let entry = self.plan_connector(ddl, None).await?;
+        let spec = entry
+            .rel
+            .source
+            .clone()
+            .ok_or_else(|| ExecError::new(code::INTERNAL, "connector without a spec"))?;
+        let check = spec.clone();
+        tokio::task::spawn_blocking(move || freshet_runtime::source::validate(&check))
+            .await
+            .map_err(|e| ExecError::new(code::INTERNAL, e.to_string()))?
+            .map_err(|e| ExecError::from(freshet_runtime::RuntimeError::from(e)))?;
+        let stored = StoredEntry {
+            kind: entry.rel.kind,
+            id: entry.rel.id,
+            fingerprint: 0,
+            ddl: entry.ddl.clone(),
+        };
+        let mut catalog = vec![(StoredEntry::key(entry.rel.id), Some(stored.encode()))];
+        if entry.rel.kind == RelKind::Table {
+            let key = ReaderKey {
+                owner: entry.rel.id,
+                slot: 0,
+            };
+            catalog.extend(initial_state_writes(spec, key).await?);
+            self.engine
+                .create_table(entry.rel.table_def(), catalog)
+                .await?;
+        } else {
+            self.engine.write_meta(catalog).await?;
+            self.engine.flush().await?;
+        }
+        self.with_catalog(|c| c.insert(entry))?;
+        Ok(Output::Command { tag, rows: None })
+    }
+
+    /// `SHOW SOURCE ERRORS`: the last records each reader skipped, and why.
+    fn source_errors(&self) -> Output {
+        let schema = source_errors_schema();
+        let (mut src, mut owner, mut part, mut off, mut reason, mut at) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        let (mut skipped, mut rows) = (vec![], vec![]);
+        for (_, st) in self.engine.source_stats() {
+            let total = st.skipped.load(std::sync::atomic::Ordering::Relaxed) as i64;
+            let read = st.rows.load(std::sync::atomic::Ordering::Relaxed) as i64;
+            for e in st.errors() {
+                src.push(st.source.clone());
+                owner.push(st.owner.clone());
+                skipped.push(total);
+                rows.push(read);
+                part.push(e.partition);
+                off.push(e.offset);
+                reason.push(e.reason);
+                let t: chrono::DateTime<chrono::Utc> = e.at.into();
+                at.push(t.format("%Y-%m-%d %H:%M:%S%.3f+00").to_string());
+            }
+        }
+        let cols: Vec<datafusion::arrow::array::ArrayRef> = vec![
+            Arc::new(StringArray::from(src)),
+            Arc::new(StringArray::from(owner)),
+            Arc::new(datafusion::arrow::array::Int64Array::from(skipped)),
+            Arc::new(datafusion::arrow::array::Int64Array::from(rows)),
+            Arc::new(datafusion::arrow::array::Int32Array::from(part)),
+            Arc::new(datafusion::arrow::array::Int64Array::from(off)),
+            Arc::new(StringArray::from(reason)),
+            Arc::new(StringArray::from(at)),
+        ];
+        let batches = RecordBatch::try_new(schema.clone(), cols)
+            .map(|b| vec![b])
+            .unwrap_or_default();
+        Output::Rows { schema, batches }
+    }
+}
+
+fn source_errors_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, true),
+        Field::new("consumer", DataType::Utf8, true),
+        Field::new("skipped_total", DataType::Int64, true),
+        Field::new("rows_total", DataType::Int64, true),
+        Field::new("partition", DataType::Int32, true),
+        Field::new("offset", DataType::Int64, true),
+        Field::new("reason", DataType::Utf8, true),
+        Field::new("at", DataType::Utf8, true),
+    ]))
+}
+
+/// Resolves a new reader's start positions as catalog writes.
+async fn initial_state_writes(
+    spec: Arc<SourceSpec>,
+    key: ReaderKey,
+) -> ExecResult<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+    let state = tokio::task::spawn_blocking(move || freshet_runtime::source::initial_state(&spec))
+        .await
+        .map_err(|e| ExecError::new(code::INTERNAL, e.to_string()))?
+        .map_err(|e| ExecError::from(freshet_runtime::RuntimeError::from(e)))?;
+    Ok(state
+        .into_iter()
+        .map(|(split, v)| (key.state_key(&split), Some(v.to_be_bytes().to_vec())))
+        .collect())
+}
+
+/// Sources hold no rows: a query must read them through a materialized view.
+fn refuse_sources(plan: &LogicalPlan) -> ExecResult<()> {
+    if let Some(r) = referenced_relations(plan)
+        .iter()
+        .find(|r| r.kind == RelKind::Source)
+    {
+        return Err(ExecError::not_supported(format!(
+            "cannot query source \"{0}\" directly: a source stores no rows; create a materialized view over it (CREATE MATERIALIZED VIEW ... AS SELECT ... FROM {0})",
+            r.name
+        )));
+    }
+    Ok(())
 }
 
 /// Applies PostgreSQL's names for unnamed output columns.
@@ -845,7 +1122,9 @@ fn target(r: &Relation, keys: Option<Vec<Vec<u8>>>) -> ReadTarget {
             schema: nullable(&r.schema),
             keys,
         },
-        RelKind::View => ReadTarget::View {
+        // Sources never reach here (refused before loading); an empty view
+        // read keeps this total.
+        RelKind::View | RelKind::Source => ReadTarget::View {
             id: r.id,
             schema: r.schema.clone(),
         },

@@ -6,6 +6,8 @@
 //! understands one directive, `__restart kill` / `__restart clean`, which
 //! restarts the server in the middle of a file and reconnects.
 
+pub mod kafka;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -323,5 +325,35 @@ impl sqllogictest::AsyncDB for FreshetDb {
 
     fn error_sql_state(err: &DbError) -> Option<String> {
         err.sqlstate.clone()
+    }
+}
+
+/// Polls `sql` until it returns `want` (sorted), or fails after `secs`.
+pub async fn wait_rows(client: &Client, sql: &str, want: &[&str], secs: u64) -> Result<()> {
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut last = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(rows) = query_rows(client, sql).await {
+            let mut got: Vec<String> = rows.into_iter().map(|r| r.join(",")).collect();
+            got.sort();
+            if got == want {
+                return Ok(());
+            }
+            last = got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("`{sql}` did not reach {want:?} within {secs}s; last: {last:?}")
+}
+
+pub async fn sqlstate_of(client: &Client, sql: &str) -> String {
+    match client.simple_query(sql).await {
+        Ok(_) => "ok".into(),
+        Err(e) => e
+            .code()
+            .map(|c| c.code().to_string())
+            .unwrap_or_else(|| e.to_string()),
     }
 }

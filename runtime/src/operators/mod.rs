@@ -82,7 +82,9 @@ pub fn build_operator(
     state_table: impl Fn(u32) -> TableId,
 ) -> Box<dyn Operator> {
     match &node.kind {
-        NodeKind::TableScan { .. } | NodeKind::ViewScan { .. } => Box::new(ScanOperator),
+        NodeKind::TableScan { .. } | NodeKind::ViewScan { .. } | NodeKind::SourceScan { .. } => {
+            Box::new(ScanOperator)
+        }
         NodeKind::Project { exprs } => {
             Box::new(ProjectOperator::new(exprs.clone(), node.schema.clone()))
         }

@@ -1,0 +1,176 @@
+//! Source connectors: what a `CREATE SOURCE` / connector table reads from
+//! (Kafka, datagen, nexmark), how records become Arrow rows, and the reader
+//! threads that feed the engine.
+//!
+//! # Exactly once
+//!
+//! A reader owns a *split state*: for Kafka the next offset of each
+//! partition, for the generators the number of rows produced. Every chunk a
+//! reader sends carries the split state *after* that chunk, and the engine
+//! applies the rows and writes the state into the same epoch's write set, so
+//! both commit in one RocksDB write. On restart a reader starts from the
+//! committed state, so nothing is lost and nothing is read twice.
+//!
+//! Readers are threads that block on the engine's bounded command channel:
+//! a slow engine slows the readers and nothing buffers without bound.
+
+pub mod datagen;
+pub mod decode;
+pub mod kafka;
+pub mod nexmark;
+mod options;
+mod stats;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use freshet_storage::keys::meta_key;
+use freshet_storage::TableId;
+
+pub use options::{
+    Connector, DatagenOptions, Encode, Format, KafkaOptions, NexmarkOptions, NexmarkTable, Options,
+    SourceSpec, StartupMode,
+};
+pub use stats::{SourceErrorRecord, SourceStats, StatsRegistry};
+
+/// Errors of source definitions and connectors.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A bad or missing option value (SQLSTATE 22023).
+    #[error("{0}")]
+    Option(String),
+    /// A connector, format or combination Freshet does not support (0A000).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The external system cannot be reached (08001).
+    #[error("{0}")]
+    Connect(String),
+    /// The named topic (or similar object) does not exist (42704).
+    #[error("{0}")]
+    Missing(String),
+}
+
+/// Split state: split name (`p0`, `offset`, ...) -> position.
+pub type SplitState = BTreeMap<String, i64>;
+
+/// Identifies one reader: the view (or connector table) that owns it and
+/// the scan slot within that view's plan (0 for a table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReaderKey {
+    pub owner: TableId,
+    pub slot: u32,
+}
+
+impl ReaderKey {
+    /// Meta key prefix under which this reader's split state is stored.
+    pub fn state_prefix(&self) -> Vec<u8> {
+        meta_key(&format!("src/{}/{}/", self.owner.0, self.slot))
+    }
+
+    /// Meta key prefix of every reader of `owner`.
+    pub fn owner_prefix(owner: TableId) -> Vec<u8> {
+        meta_key(&format!("src/{}/", owner.0))
+    }
+
+    pub fn state_key(&self, split: &str) -> Vec<u8> {
+        let mut k = self.state_prefix();
+        k.extend_from_slice(split.as_bytes());
+        k
+    }
+}
+
+/// What to do with one decoded row of a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowOp {
+    /// Insert (append-only sources) or insert-or-replace by primary key.
+    Upsert,
+    /// Delete by primary key; only the key columns are meaningful.
+    Delete,
+}
+
+/// Rows decoded from a run of records, in the source's column order.
+#[derive(Debug)]
+pub struct SourceChunk {
+    pub rows: RecordBatch,
+    /// Per-row operations; `None` means every row is an `Upsert`.
+    pub ops: Option<Vec<RowOp>>,
+}
+
+/// One message from a reader to the engine.
+#[derive(Debug)]
+pub struct Ingest {
+    pub key: ReaderKey,
+    pub chunk: Option<SourceChunk>,
+    /// Split positions after this chunk.
+    pub state: Vec<(String, i64)>,
+}
+
+/// Where a reader sends its chunks; `send` blocks while the engine is busy
+/// and returns `false` once the engine is gone.
+pub trait IngestSink: Send + 'static {
+    fn send(&self, msg: Ingest) -> bool;
+}
+
+/// Stop flag shared by a reader and the engine.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Everything a reader thread needs.
+pub struct ReaderCtx {
+    pub key: ReaderKey,
+    pub spec: Arc<SourceSpec>,
+    pub state: SplitState,
+    pub sink: Box<dyn IngestSink>,
+    pub stop: StopFlag,
+    pub stats: Arc<SourceStats>,
+}
+
+/// Starts the reader thread for `ctx.spec`'s connector.
+pub fn spawn_reader(ctx: ReaderCtx) -> std::io::Result<()> {
+    let name = format!("src-{}-{}", ctx.key.owner.0, ctx.key.slot);
+    std::thread::Builder::new().name(name).spawn(move || {
+        let spec = ctx.spec.clone();
+        let r = match &spec.connector {
+            Connector::Kafka(k) => kafka::run(ctx, k),
+            Connector::Datagen(d) => datagen::run(ctx, d),
+            Connector::Nexmark(n) => nexmark::run(ctx, n),
+        };
+        if let Err(e) = r {
+            tracing::error!(source = %spec.name, "source reader stopped: {e}");
+        }
+    })?;
+    Ok(())
+}
+
+/// Split state a new reader starts from, resolved once when its view or
+/// table is created and committed with it (so `latest` and timestamps mean
+/// the moment of creation, also across restarts). Kafka is contacted here,
+/// so an unreachable broker or a missing topic fails the `CREATE`.
+pub fn initial_state(spec: &SourceSpec) -> Result<SplitState, SourceError> {
+    match &spec.connector {
+        Connector::Kafka(k) => kafka::initial_state(k),
+        Connector::Datagen(_) => Ok(SplitState::new()),
+        Connector::Nexmark(n) => Ok(nexmark::initial_state(n)),
+    }
+}
+
+/// Checks that a source can be read: for Kafka, the broker answers and the
+/// topic exists.
+pub fn validate(spec: &SourceSpec) -> Result<(), SourceError> {
+    match &spec.connector {
+        Connector::Kafka(k) => kafka::check_topic(k).map(|_| ()),
+        Connector::Datagen(d) => datagen::check(spec, d),
+        Connector::Nexmark(n) => nexmark::check(spec, n),
+    }
+}
