@@ -122,7 +122,8 @@ enum Command {
         writes: Vec<CatalogWrite>,
         reply: Reply<()>,
     },
-    Ingest(Ingest),
+    /// A reader's chunk, stamped with the reader's generation.
+    Ingest(Ingest, u64),
 }
 
 /// Cheap, cloneable handle to the engine thread.
@@ -132,12 +133,14 @@ pub struct Engine {
     stats: StatsRegistry,
 }
 
-/// A reader's handle into the engine's command channel.
-struct EngineSink(mpsc::Sender<Command>);
+/// A reader's handle into the engine's command channel. The generation
+/// tells a live reader from a stopped one whose last chunk was still in
+/// flight (its view may be gone and its id reused).
+struct EngineSink(mpsc::Sender<Command>, u64);
 
 impl IngestSink for EngineSink {
     fn send(&self, msg: Ingest) -> bool {
-        self.0.blocking_send(Command::Ingest(msg)).is_ok()
+        self.0.blocking_send(Command::Ingest(msg, self.1)).is_ok()
     }
 }
 
@@ -151,6 +154,7 @@ enum ReaderTarget {
 }
 
 struct ReaderRt {
+    generation: u64,
     target: ReaderTarget,
     stop: StopFlag,
     stats: Arc<SourceStats>,
@@ -184,6 +188,7 @@ struct Worker {
     row_id_dirty: bool,
     poisoned: Option<String>,
     readers: HashMap<ReaderKey, ReaderRt>,
+    next_generation: u64,
     stats: StatsRegistry,
     tx: mpsc::WeakSender<Command>,
 }
@@ -204,6 +209,7 @@ impl Engine {
         let stats = StatsRegistry::default();
         let worker = Worker {
             readers: HashMap::new(),
+            next_generation: 1,
             stats: stats.clone(),
             tx: tx.downgrade(),
             store,
@@ -443,8 +449,8 @@ impl Worker {
                 let r = self.guard().map(|_| self.apply_catalog(writes));
                 let _ = reply.send(r);
             }
-            Command::Ingest(msg) => {
-                let _ = self.mutate(|w| w.ingest(msg));
+            Command::Ingest(msg, generation) => {
+                let _ = self.mutate(|w| w.ingest(msg, generation));
             }
         }
     }
@@ -887,9 +893,12 @@ impl Worker {
         let stop = StopFlag::default();
         let stats = Arc::new(SourceStats::new(&spec.name, owner));
         self.stats.insert(key, stats.clone());
+        let generation = self.next_generation;
+        self.next_generation += 1;
         if let Some(old) = self.readers.insert(
             key,
             ReaderRt {
+                generation,
                 target,
                 stop: stop.clone(),
                 stats: stats.clone(),
@@ -901,7 +910,7 @@ impl Worker {
             key,
             spec,
             state,
-            sink: Box::new(EngineSink(tx)),
+            sink: Box::new(EngineSink(tx, generation)),
             stop,
             stats,
         })
@@ -909,9 +918,13 @@ impl Worker {
     }
 
     /// Applies one reader chunk and its split positions to the running epoch.
-    fn ingest(&mut self, msg: Ingest) -> Result<()> {
-        let Some(r) = self.readers.get(&msg.key) else {
-            return Ok(()); // a reader of a dropped object
+    fn ingest(&mut self, msg: Ingest, generation: u64) -> Result<()> {
+        let Some(r) = self
+            .readers
+            .get(&msg.key)
+            .filter(|r| r.generation == generation)
+        else {
+            return Ok(()); // a stopped reader (its object was dropped)
         };
         let (target, stats) = (r.target, r.stats.clone());
         if let Some(chunk) = msg.chunk {
@@ -1006,10 +1019,7 @@ impl Worker {
                 let mut order: Vec<&[u8]> = Vec::new();
                 for (i, k) in keys.iter().enumerate() {
                     if last
-                        .insert(
-                            k.as_slice(),
-                            (ops[i] == RowOp::Upsert).then_some(i),
-                        )
+                        .insert(k.as_slice(), (ops[i] == RowOp::Upsert).then_some(i))
                         .is_none()
                     {
                         order.push(k.as_slice());

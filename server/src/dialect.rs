@@ -208,12 +208,13 @@ fn parse_drop_source(sql: &str) -> ExecResult<Parsed> {
     let mut names = Vec::new();
     let mut cascade = false;
     while i < t.len() {
+        let skip = is_kw(t.get(i), "restrict")
+            || matches!(t.get(i), Some(Token::Comma) | Some(Token::Period));
         if is_kw(t.get(i), "cascade") {
             cascade = true;
-        } else if is_kw(t.get(i), "restrict") {
-        } else if matches!(t.get(i), Some(Token::Comma) | Some(Token::Period)) {
-        } else {
-            let n = ident(t.get(i)).ok_or_else(|| syntax(format!("unexpected {} in DROP SOURCE", t[i])))?;
+        } else if !skip {
+            let n = ident(t.get(i))
+                .ok_or_else(|| syntax(format!("unexpected {} in DROP SOURCE", t[i])))?;
             // `schema.name`: keep the last part.
             if matches!(t.get(i.wrapping_sub(1)), Some(Token::Period)) {
                 names.pop();
@@ -346,7 +347,12 @@ fn parse_connector_ddl(sql: &str) -> ExecResult<Option<ConnectorDdl>> {
     }
     let table_sql = columns.map(|(s, e)| {
         let mut out = String::from("CREATE TABLE ");
-        out.push_str(&t[name_at..s].iter().map(|x| x.to_string()).collect::<String>());
+        out.push_str(
+            &t[name_at..s]
+                .iter()
+                .map(|x| x.to_string())
+                .collect::<String>(),
+        );
         out.push(' ');
         out.push_str(
             &t[s..e]
@@ -392,16 +398,35 @@ mod tests {
     #[test]
     fn connector_ddl() {
         let p = parse_one("CREATE SOURCE IF NOT EXISTS s (id INT, v VARCHAR) WITH (connector = 'kafka', topic = 't', properties.bootstrap.server = 'h:1', scan.startup.mode='earliest') FORMAT PLAIN ENCODE CSV (without_header = 'true', delimiter = ';');").unwrap();
-        let Parsed::CreateConnector(d) = p else { panic!("{p:?}") };
+        let Parsed::CreateConnector(d) = p else {
+            panic!("{p:?}")
+        };
         assert!(d.is_source && d.if_not_exists);
         assert_eq!(d.name, "s");
-        assert_eq!(d.with[2], ("properties.bootstrap.server".into(), "h:1".into()));
+        assert_eq!(
+            d.with[2],
+            ("properties.bootstrap.server".into(), "h:1".into())
+        );
         assert_eq!(d.encode.as_deref(), Some("csv"));
         assert_eq!(d.encode_opts[1], ("delimiter".into(), ";".into()));
         assert!(d.table_sql.unwrap().starts_with("CREATE TABLE s ("));
-        assert!(matches!(parse_one("CREATE TABLE t (a INT) WITH (x = 1)").unwrap(), Parsed::Sql(_)));
-        assert!(matches!(parse_one("create table t (a int, primary key (a)) with (connector='datagen')").unwrap(), Parsed::CreateConnector(_)));
-        let Parsed::DropSource { names, if_exists, cascade } = parse_one("DROP SOURCE IF EXISTS a, public.b CASCADE").unwrap() else { panic!() };
+        assert!(matches!(
+            parse_one("CREATE TABLE t (a INT) WITH (x = 1)").unwrap(),
+            Parsed::Sql(_)
+        ));
+        assert!(matches!(
+            parse_one("create table t (a int, primary key (a)) with (connector='datagen')")
+                .unwrap(),
+            Parsed::CreateConnector(_)
+        ));
+        let Parsed::DropSource {
+            names,
+            if_exists,
+            cascade,
+        } = parse_one("DROP SOURCE IF EXISTS a, public.b CASCADE").unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(names, vec!["a".to_string(), "b".to_string()]);
         assert!(if_exists && cascade);
     }

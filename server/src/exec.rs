@@ -31,10 +31,10 @@ use freshet_storage::{Store, TableId};
 
 use crate::catalog::{Catalog, CatalogEntry, StoredEntry};
 use crate::dialect::{ConnectorDdl, Parsed};
+use crate::error::{code, ExecError, ExecResult};
 use freshet_runtime::plan::NodeKind;
 use freshet_runtime::source::nexmark::default_columns as nexmark_columns;
 use freshet_runtime::source::{NexmarkTable, ReaderKey, SourceError, SourceSpec};
-use crate::error::{code, ExecError, ExecResult};
 
 /// The PostgreSQL version Freshet reports; clients parse it.
 pub const PG_VERSION: &str = "16.6";

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
+use rdkafka::client::ClientContext;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::client::ClientContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use std::sync::atomic::{AtomicU64, Ordering};
 use rdkafka::util::Timeout;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where the `tansu` binary is: `$TANSU_BIN`, the tools cache the test
 /// command installs into, or `PATH`.
@@ -162,7 +162,10 @@ impl Broker {
         let admin = self.admin()?;
         let t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
         let r = admin
-            .create_topics([&t], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))))
+            .create_topics(
+                [&t],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            )
             .await?;
         for x in r {
             if let Err((topic, e)) = x {

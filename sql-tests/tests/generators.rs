@@ -32,9 +32,12 @@ async fn datagen_is_deterministic_and_resumes_exactly() -> Result<()> {
     .await?;
     wait_rows(&c, "SELECT * FROM d", &["50000"], 30).await?;
     // Same definition, same rows: a second source gives the same groups.
-    c.batch_execute(&format!("CREATE SOURCE gen2 {def}")).await?;
-    c.batch_execute("CREATE MATERIALIZED VIEW per_k2 AS SELECT k, count(*) AS n FROM gen2 GROUP BY k")
+    c.batch_execute(&format!("CREATE SOURCE gen2 {def}"))
         .await?;
+    c.batch_execute(
+        "CREATE MATERIALIZED VIEW per_k2 AS SELECT k, count(*) AS n FROM gen2 GROUP BY k",
+    )
+    .await?;
     let want: Vec<String> = query_rows(&c, "SELECT k, n FROM per_k")
         .await?
         .into_iter()
@@ -44,11 +47,19 @@ async fn datagen_is_deterministic_and_resumes_exactly() -> Result<()> {
     assert_eq!(want.len(), 4);
     wait_rows(&c, "SELECT k, n FROM per_k2", &want, 60).await?;
     assert_eq!(
-        sqlstate_of(&c, "CREATE SOURCE bad (a INT) WITH (connector = 'datagen', fields.b.kind = 'sequence')").await,
+        sqlstate_of(
+            &c,
+            "CREATE SOURCE bad (a INT) WITH (connector = 'datagen', fields.b.kind = 'sequence')"
+        )
+        .await,
         "22023"
     );
     assert_eq!(
-        sqlstate_of(&c, "CREATE SOURCE bad (a INT) WITH (connector = 'datagen', no.such.option = '1')").await,
+        sqlstate_of(
+            &c,
+            "CREATE SOURCE bad (a INT) WITH (connector = 'datagen', no.such.option = '1')"
+        )
+        .await,
         "22023"
     );
     assert_eq!(
@@ -76,7 +87,11 @@ async fn nexmark_bids_resume_exactly_after_kill() -> Result<()> {
     wait_rows(&c, "SELECT * FROM p", &["100,100"], 30).await?;
     // Columns of a nexmark source must be nexmark columns.
     assert_eq!(
-        sqlstate_of(&c, "CREATE SOURCE x (nope INT) WITH (connector = 'nexmark')").await,
+        sqlstate_of(
+            &c,
+            "CREATE SOURCE x (nope INT) WITH (connector = 'nexmark')"
+        )
+        .await,
         "22023"
     );
     Ok(())

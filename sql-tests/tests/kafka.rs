@@ -60,18 +60,44 @@ async fn json_source_with_filter_and_group_by_views() -> Result<()> {
         30,
     )
     .await?;
-    assert_eq!(query_rows(&c, "SHOW SOURCES").await?, vec![vec!["orders".to_string()]]);
+    assert_eq!(
+        query_rows(&c, "SHOW SOURCES").await?,
+        vec![vec!["orders".to_string()]]
+    );
     assert_eq!(sqlstate_of(&c, "SELECT * FROM orders").await, "0A000");
-    assert_eq!(sqlstate_of(&c, "INSERT INTO orders VALUES (1, 'x', 1, now())").await, "42809");
+    assert_eq!(
+        sqlstate_of(&c, "INSERT INTO orders VALUES (1, 'x', 1, now())").await,
+        "42809"
+    );
     // Live: new events show up; a clean restart neither loses nor repeats.
-    p.send_str("orders", None, r#"{"id": 100, "customer": "c0", "amount": 1000}"#)?;
+    p.send_str(
+        "orders",
+        None,
+        r#"{"id": 100, "customer": "c0", "amount": 1000}"#,
+    )?;
     p.flush()?;
-    wait_rows(&c, "SELECT n, total FROM per_customer WHERE customer = 'c0'", &["35,2683"], 30).await?;
+    wait_rows(
+        &c,
+        "SELECT n, total FROM per_customer WHERE customer = 'c0'",
+        &["35,2683"],
+        30,
+    )
+    .await?;
     server.stop_and_restart().await?;
     let c = server.connect().await?;
-    p.send_str("orders", None, r#"{"id": 101, "customer": "c0", "amount": 1}"#)?;
+    p.send_str(
+        "orders",
+        None,
+        r#"{"id": 101, "customer": "c0", "amount": 1}"#,
+    )?;
     p.flush()?;
-    wait_rows(&c, "SELECT n, total FROM per_customer WHERE customer = 'c0'", &["36,2684"], 30).await?;
+    wait_rows(
+        &c,
+        "SELECT n, total FROM per_customer WHERE customer = 'c0'",
+        &["36,2684"],
+        30,
+    )
+    .await?;
     wait_rows(&c, "SELECT count(*) FROM big", &["6"], 30).await?;
     // Dropping the source needs CASCADE while views read it.
     assert_eq!(sqlstate_of(&c, "DROP SOURCE orders").await, "2BP01");
@@ -85,7 +111,13 @@ async fn csv_source() -> Result<()> {
     let broker = Broker::start()?;
     broker.create_topic("csv", 1).await?;
     let p = broker.producer()?;
-    for line in ["1;apple;1.5", "2;pear;2.25", "3;\"fig; dried\";4", "oops;x;y", "4;kiwi;"] {
+    for line in [
+        "1;apple;1.5",
+        "2;pear;2.25",
+        "3;\"fig; dried\";4",
+        "oops;x;y",
+        "4;kiwi;",
+    ] {
         p.send_str("csv", None, line)?;
     }
     p.flush()?;
@@ -123,16 +155,30 @@ async fn upsert_table_with_updates_and_tombstones() -> Result<()> {
         kafka_with(&broker, "users")
     ))
     .await?;
-    let send = |k: &str, v: Option<&str>| p.send("users", None, Some(k.as_bytes()), v.map(|v| v.as_bytes()));
+    let send = |k: &str, v: Option<&str>| {
+        p.send("users", None, Some(k.as_bytes()), v.map(|v| v.as_bytes()))
+    };
     send("1", Some(r#"{"id": 1, "name": "ann", "score": 10}"#))?;
     send("2", Some(r#"{"id": 2, "name": "bob", "score": 20}"#))?;
-    send(r#"{"id": 3}"#, Some(r#"{"id": 3, "name": "cy", "score": 30}"#))?;
+    send(
+        r#"{"id": 3}"#,
+        Some(r#"{"id": 3, "name": "cy", "score": 30}"#),
+    )?;
     send("1", Some(r#"{"id": 1, "name": "ann", "score": 11}"#))?;
     send("2", None)?;
-    send(r#"{"id": 3}"#, Some(r#"{"id": 3, "name": "cyd", "score": 33}"#))?;
+    send(
+        r#"{"id": 3}"#,
+        Some(r#"{"id": 3, "name": "cyd", "score": 33}"#),
+    )?;
     send("4", None)?; // deleting a key that never existed is a no-op
     p.flush()?;
-    wait_rows(&c, "SELECT id, name, score FROM users", &["1,ann,11", "3,cyd,33"], 30).await?;
+    wait_rows(
+        &c,
+        "SELECT id, name, score FROM users",
+        &["1,ann,11", "3,cyd,33"],
+        30,
+    )
+    .await?;
     wait_rows(&c, "SELECT n, s FROM totals", &["2,44"], 30).await?;
     // A point read by key, and an update after a restart.
     server_kill_restart_check(server, &p).await
@@ -147,9 +193,20 @@ async fn server_kill_restart_check(
     server.kill_and_restart().await?;
     let c2 = server.connect().await?;
     p.send("users", None, Some(b"3"), None)?;
-    p.send("users", None, Some(b"5"), Some(br#"{"id": 5, "name": "eve", "score": 5}"#))?;
+    p.send(
+        "users",
+        None,
+        Some(b"5"),
+        Some(br#"{"id": 5, "name": "eve", "score": 5}"#),
+    )?;
     p.flush()?;
-    wait_rows(&c2, "SELECT id, name, score FROM users", &["1,ann,11", "5,eve,5"], 30).await?;
+    wait_rows(
+        &c2,
+        "SELECT id, name, score FROM users",
+        &["1,ann,11", "5,eve,5"],
+        30,
+    )
+    .await?;
     wait_rows(&c2, "SELECT n, s FROM totals", &["2,16"], 30).await?;
     drop(c);
     Ok(())
@@ -192,7 +249,11 @@ async fn three_partitions_and_a_partition_added_while_running() -> Result<()> {
     broker.create_topic("events", 3).await?;
     let p = broker.producer()?;
     for i in 0..300 {
-        p.send_str("events", Some(i % 3), &format!(r#"{{"k": {}, "v": {i}}}"#, i % 3))?;
+        p.send_str(
+            "events",
+            Some(i % 3),
+            &format!(r#"{{"k": {}, "v": {i}}}"#, i % 3),
+        )?;
     }
     p.flush()?;
     let server = TestServer::start().await?;
@@ -244,7 +305,11 @@ async fn bad_records_are_skipped_counted_and_visible() -> Result<()> {
     p.send("dirty", None, None, None)?; // null value
     p.send_str("dirty", None, &big)?; // 10 MB, valid
     p.send_str("dirty", None, r#"[1, 2, 3]"#)?; // not an object
-    p.send_str("dirty", None, r#"{"id": 6, "n": 60, "extra": {"deep": [1]}}"#)?; // unknown field
+    p.send_str(
+        "dirty",
+        None,
+        r#"{"id": 6, "n": 60, "extra": {"deep": [1]}}"#,
+    )?; // unknown field
     p.flush()?;
     let server = TestServer::start().await?;
     let c = server.connect().await?;
@@ -263,12 +328,19 @@ async fn bad_records_are_skipped_counted_and_visible() -> Result<()> {
     .await?;
     let errs = query_rows(&c, "SHOW SOURCE ERRORS").await?;
     assert_eq!(errs.len(), 6, "{errs:?}");
-    assert!(errs.iter().all(|r| r[0] == "dirty" && r[1] == "clean" && r[2] == "6"), "{errs:?}");
+    assert!(
+        errs.iter()
+            .all(|r| r[0] == "dirty" && r[1] == "clean" && r[2] == "6"),
+        "{errs:?}"
+    );
     let mut offsets: Vec<&str> = errs.iter().map(|r| r[5].as_str()).collect();
     offsets.sort();
     assert_eq!(offsets, vec!["1", "3", "5", "6", "7", "9"], "{errs:?}");
     // The server is still up and serving.
-    assert_eq!(query_rows(&c, "SELECT 1").await?, vec![vec!["1".to_string()]]);
+    assert_eq!(
+        query_rows(&c, "SELECT 1").await?,
+        vec![vec!["1".to_string()]]
+    );
     Ok(())
 }
 
@@ -292,9 +364,20 @@ async fn create_fails_clearly_without_broker_or_topic() -> Result<()> {
     )
     .await;
     assert_eq!(unreachable, "08001");
-    let bad = sqlstate_of(&c, "CREATE SOURCE s (a INT) WITH (connector = 'kafka', topic = 't') FORMAT PLAIN ENCODE JSON").await;
+    let bad = sqlstate_of(
+        &c,
+        "CREATE SOURCE s (a INT) WITH (connector = 'kafka', topic = 't') FORMAT PLAIN ENCODE JSON",
+    )
+    .await;
     assert_eq!(bad, "22023");
-    let upsert_source = sqlstate_of(&c, &format!("CREATE SOURCE s (a INT) WITH ({}) FORMAT UPSERT ENCODE JSON", kafka_with(&broker, "t"))).await;
+    let upsert_source = sqlstate_of(
+        &c,
+        &format!(
+            "CREATE SOURCE s (a INT) WITH ({}) FORMAT UPSERT ENCODE JSON",
+            kafka_with(&broker, "t")
+        ),
+    )
+    .await;
     assert_eq!(upsert_source, "0A000");
     assert!(query_rows(&c, "SHOW SOURCES").await?.is_empty());
     Ok(())
@@ -379,11 +462,17 @@ async fn exactly_once_across_repeated_kill_dash_nine() -> Result<()> {
             break;
         }
     }
-    producer.join().map_err(|_| anyhow::anyhow!("producer panicked"))??;
+    producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("producer panicked"))??;
     let c = server.connect().await?;
     let total: i64 = (0..N).map(|i| i * 3 + 1).sum();
     if let Err(e) = wait_rows(&c, "SELECT n, s FROM tot", &[&format!("{N},{total}")], 120).await {
-        let per_p = query_rows(&c, "SELECT id % 3 AS p, count(*), sum(c), max(id), min(id) FROM ids GROUP BY 1 ORDER BY 1").await?;
+        let per_p = query_rows(
+            &c,
+            "SELECT id % 3 AS p, count(*), sum(c), max(id), min(id) FROM ids GROUP BY 1 ORDER BY 1",
+        )
+        .await?;
         let log = server.log();
         let tail: String = log.lines().rev().take(40).collect::<Vec<_>>().join("\n");
         bail!("{e}\nper partition (p, distinct ids, rows, max id, min id): {per_p:?}\nserver log (last lines, newest first):\n{tail}");
@@ -399,5 +488,45 @@ async fn exactly_once_across_repeated_kill_dash_nine() -> Result<()> {
     let want: Vec<&str> = want.iter().map(String::as_str).collect();
     wait_rows(&c, "SELECT g, n, s FROM per_g", &want, 30).await?;
     eprintln!("exactly-once: {N} events, {kills} SIGKILL restarts, views exact");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_modes_latest_and_timestamp() -> Result<()> {
+    let broker = Broker::start()?;
+    broker.create_topic("modes", 1).await?;
+    let p = broker.producer()?;
+    for i in 0..5 {
+        p.send_str("modes", None, &format!(r#"{{"id": {i}}}"#))?;
+    }
+    p.flush()?;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 5..10 {
+        p.send_str("modes", None, &format!(r#"{{"id": {i}}}"#))?;
+    }
+    p.flush()?;
+    let server = TestServer::start().await?;
+    let c = server.connect().await?;
+    let base = format!(
+        "connector = 'kafka', topic = 'modes', properties.bootstrap.server = '{}'",
+        broker.addr()
+    );
+    c.batch_execute(&format!(
+        "CREATE SOURCE l (id INT) WITH ({base}, scan.startup.mode = 'latest') FORMAT PLAIN ENCODE JSON;
+         CREATE MATERIALIZED VIEW lv AS SELECT count(*) AS n, min(id) AS lo FROM l;
+         CREATE SOURCE ts (id INT) WITH ({base}, scan.startup.mode = 'timestamp', scan.startup.timestamp.millis = '{t}') FORMAT PLAIN ENCODE JSON;
+         CREATE MATERIALIZED VIEW tv AS SELECT count(*) AS n, min(id) AS lo FROM ts;"
+    ))
+    .await?;
+    for i in 10..12 {
+        p.send_str("modes", None, &format!(r#"{{"id": {i}}}"#))?;
+    }
+    p.flush()?;
+    wait_rows(&c, "SELECT * FROM lv", &["2,10"], 30).await?;
+    wait_rows(&c, "SELECT * FROM tv", &["7,5"], 30).await?;
     Ok(())
 }

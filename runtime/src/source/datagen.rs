@@ -178,7 +178,8 @@ fn column(g: &Gen, ty: &DataType, rows: std::ops::Range<u64>) -> ArrayRef {
                 .map(|n| match g {
                     Gen::Random { length, seed, .. } => (0..*length)
                         .map(|i| {
-                            let r = mix(seed ^ mix(n) ^ (i as u64).wrapping_mul(0x51_7CC1_B727_220A));
+                            let r =
+                                mix(seed ^ mix(n) ^ (i as u64).wrapping_mul(0x51_7CC1_B727_220A));
                             ALPHA[(r % ALPHA.len() as u64) as usize] as char
                         })
                         .collect(),
@@ -188,7 +189,9 @@ fn column(g: &Gen, ty: &DataType, rows: std::ops::Range<u64>) -> ArrayRef {
             Arc::new(StringArray::from(vals))
         }
         DataType::Date32 => Arc::new(Date32Array::from_iter_values(
-            ints(rows).into_iter().map(|ms| ms.div_euclid(86_400_000) as i32),
+            ints(rows)
+                .into_iter()
+                .map(|ms| ms.div_euclid(86_400_000) as i32),
         )),
         DataType::Timestamp(unit_, tz) => {
             let ms = ints(rows);
@@ -197,9 +200,9 @@ fn column(g: &Gen, ty: &DataType, rows: std::ops::Range<u64>) -> ArrayRef {
                     TimestampSecondArray::from_iter_values(ms.into_iter().map(|v| v / 1000))
                         .with_timezone_opt(tz.clone()),
                 ),
-                TimeUnit::Millisecond => Arc::new(
-                    TimestampMillisecondArray::from(ms).with_timezone_opt(tz.clone()),
-                ),
+                TimeUnit::Millisecond => {
+                    Arc::new(TimestampMillisecondArray::from(ms).with_timezone_opt(tz.clone()))
+                }
                 TimeUnit::Microsecond => Arc::new(
                     TimestampMicrosecondArray::from_iter_values(ms.into_iter().map(|v| v * 1000))
                         .with_timezone_opt(tz.clone()),
@@ -255,9 +258,8 @@ pub fn run(ctx: ReaderCtx, d: &DatagenOptions) -> Result<(), SourceError> {
         }
         let mut n = CHUNK;
         if d.rows_per_second > 0 {
-            let allowed = base
-                + (started.elapsed().as_secs_f64() * d.rows_per_second as f64) as u64
-                + 1;
+            let allowed =
+                base + (started.elapsed().as_secs_f64() * d.rows_per_second as f64) as u64 + 1;
             n = n.min(allowed.saturating_sub(done));
         }
         if let Some(t) = total {

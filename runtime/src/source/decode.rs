@@ -288,7 +288,10 @@ impl RecordDecoder {
                     *k = false;
                     bad += 1;
                     let name = self.spec.schema.field(c).name();
-                    let (p, o) = recs.first().map(|r| (r.partition, r.offset)).unwrap_or((-1, -1));
+                    let (p, o) = recs
+                        .first()
+                        .map(|r| (r.partition, r.offset))
+                        .unwrap_or((-1, -1));
                     stats.skip(
                         p,
                         o,
@@ -323,9 +326,9 @@ impl RecordDecoder {
     ) -> Option<(RecordBatch, Vec<bool>)> {
         match self.spec.encode {
             Encode::Json => self.decode_json(recs, schema, stats),
-            Encode::Csv { delimiter, .. } => decode_with(recs, schema, stats, |ps| {
-                csv_batch(schema, delimiter, ps)
-            }),
+            Encode::Csv { delimiter, .. } => {
+                decode_with(recs, schema, stats, |ps| csv_batch(schema, delimiter, ps))
+            }
         }
     }
 
@@ -606,9 +609,17 @@ mod tests {
         let c = d.decode(&recs, &stats).expect("rows");
         assert_eq!(
             c.ops,
-            Some(vec![RowOp::Upsert, RowOp::Delete, RowOp::Upsert, RowOp::Delete])
+            Some(vec![
+                RowOp::Upsert,
+                RowOp::Delete,
+                RowOp::Upsert,
+                RowOp::Delete
+            ])
         );
-        let ids = c.rows.column(0).as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let ids = c
+            .rows
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
         assert_eq!(ids.values().to_vec(), vec![1, 1, 2, 2]);
     }
 
@@ -617,15 +628,34 @@ mod tests {
         let d = RecordDecoder::new(spec(Format::Debezium, Encode::Json, Some(vec![0])));
         let stats = SourceStats::new("s", "v");
         let recs = vec![
-            rec(0, None, Some(r#"{"before": null, "after": {"id": 1, "name": "a"}, "op": "c"}"#)),
-            rec(1, None, Some(r#"{"schema": {}, "payload": {"before": {"id": 1, "name": "a"}, "after": {"id": 1, "name": "b"}, "op": "u"}}"#)),
-            rec(2, None, Some(r#"{"before": {"id": 1, "name": "b"}, "after": null, "op": "d"}"#)),
+            rec(
+                0,
+                None,
+                Some(r#"{"before": null, "after": {"id": 1, "name": "a"}, "op": "c"}"#),
+            ),
+            rec(
+                1,
+                None,
+                Some(
+                    r#"{"schema": {}, "payload": {"before": {"id": 1, "name": "a"}, "after": {"id": 1, "name": "b"}, "op": "u"}}"#,
+                ),
+            ),
+            rec(
+                2,
+                None,
+                Some(r#"{"before": {"id": 1, "name": "b"}, "after": null, "op": "d"}"#),
+            ),
             rec(3, None, None),
         ];
         let c = d.decode(&recs, &stats).expect("rows");
         assert_eq!(
             c.ops,
-            Some(vec![RowOp::Upsert, RowOp::Delete, RowOp::Upsert, RowOp::Delete])
+            Some(vec![
+                RowOp::Upsert,
+                RowOp::Delete,
+                RowOp::Upsert,
+                RowOp::Delete
+            ])
         );
         let names = c.rows.column(1).as_string::<i32>();
         assert_eq!(names.value(2), "b");

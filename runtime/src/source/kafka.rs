@@ -86,9 +86,11 @@ pub fn initial_state(k: &KafkaOptions) -> Result<SplitState, SourceError> {
         StartupMode::Earliest => {}
         StartupMode::Latest => {
             for p in ps {
-                let (_, high) = c
-                    .fetch_watermarks(&k.topic, p, t)
-                    .map_err(|e| SourceError::Connect(format!("cannot read the end offset of partition {p}: {e}")))?;
+                let (_, high) = c.fetch_watermarks(&k.topic, p, t).map_err(|e| {
+                    SourceError::Connect(format!(
+                        "cannot read the end offset of partition {p}: {e}"
+                    ))
+                })?;
                 state.insert(split_name(p), high);
             }
         }
@@ -98,9 +100,9 @@ pub fn initial_state(k: &KafkaOptions) -> Result<SplitState, SourceError> {
                 tpl.add_partition_offset(&k.topic, p, Offset::Offset(ms))
                     .map_err(|e| SourceError::Connect(e.to_string()))?;
             }
-            let out = c
-                .offsets_for_times(tpl, t)
-                .map_err(|e| SourceError::Connect(format!("cannot look up offsets by time: {e}")))?;
+            let out = c.offsets_for_times(tpl, t).map_err(|e| {
+                SourceError::Connect(format!("cannot look up offsets by time: {e}"))
+            })?;
             for e in out.elements() {
                 let off = match e.offset() {
                     Offset::Offset(o) => o,
@@ -163,7 +165,9 @@ pub fn run(ctx: ReaderCtx, k: &KafkaOptions) -> Result<(), SourceError> {
                                 tracing::info!(source = %ctx.spec.name, partitions = ?new, "assigned Kafka partitions");
                                 assigned.extend(new);
                             }
-                            Err(e) => tracing::warn!(source = %ctx.spec.name, "cannot assign partitions: {e}"),
+                            Err(e) => {
+                                tracing::warn!(source = %ctx.spec.name, "cannot assign partitions: {e}")
+                            }
                         }
                     }
                 }

@@ -6,7 +6,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray};
+use datafusion::arrow::array::{
+    ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use nexmark::config::NexmarkConfig;
@@ -122,7 +124,9 @@ fn rows(events: &[Event], t: NexmarkTable) -> Vec<ArrayRef> {
         Arc::new(StringArray::from_iter_values(events.iter().map(f)))
     };
     let time = |f: &dyn Fn(&Event) -> i64| -> ArrayRef {
-        Arc::new(TimestampMillisecondArray::from_iter_values(events.iter().map(f)))
+        Arc::new(TimestampMillisecondArray::from_iter_values(
+            events.iter().map(f),
+        ))
     };
     macro_rules! get {
         ($variant:ident, $e:ident => $body:expr) => {
@@ -167,7 +171,11 @@ fn rows(events: &[Event], t: NexmarkTable) -> Vec<ArrayRef> {
     }
 }
 
-fn to_batch(spec: &SourceSpec, t: NexmarkTable, events: &[Event]) -> Result<RecordBatch, SourceError> {
+fn to_batch(
+    spec: &SourceSpec,
+    t: NexmarkTable,
+    events: &[Event],
+) -> Result<RecordBatch, SourceError> {
     let native = native_schema(t);
     let cols = rows(events, t);
     let out = spec
@@ -226,7 +234,8 @@ pub fn run(ctx: ReaderCtx, n: &NexmarkOptions) -> Result<(), SourceError> {
         let mut events = Vec::new();
         let elapsed = wall0.elapsed().as_millis() as u64;
         while events.len() < n.max_chunk_size
-            && n.event_num.is_none_or(|max| done + (events.len() as u64) < max)
+            && n.event_num
+                .is_none_or(|max| done + (events.len() as u64) < max)
             && gen.timestamp().saturating_sub(ts0) <= elapsed
         {
             match gen.next() {

@@ -289,20 +289,19 @@ fn parse_kafka(o: &mut Opts) -> Result<KafkaOptions, SourceError> {
             })?),
             other => {
                 return Err(bad(format!(
-                "invalid scan.startup.mode \"{other}\" (use earliest, latest or timestamp)"
-            )))
+                    "invalid scan.startup.mode \"{other}\" (use earliest, latest or timestamp)"
+                )))
             }
         },
     };
     let connect_timeout_ms = o.take_num("connect.timeout.ms")?.unwrap_or(10_000);
     let max_chunk_rows = o.take_num("source.max.chunk.rows")?.unwrap_or(4096).max(1);
     let linger_ms = o.take_num("source.linger.ms")?.unwrap_or(20);
-    let keys: Vec<String> = o
-        .0
-        .keys()
-        .filter(|k| k.starts_with("properties."))
-        .cloned()
-        .collect();
+    let keys: Vec<String> =
+        o.0.keys()
+            .filter(|k| k.starts_with("properties."))
+            .cloned()
+            .collect();
     let mut properties = Vec::new();
     for k in keys {
         if let Some(v) = o.take(&k) {
@@ -325,12 +324,11 @@ fn parse_datagen(o: &mut Opts, schema: &SchemaRef) -> Result<DatagenOptions, Sou
     let seed = o.take_num("datagen.seed")?.unwrap_or(0);
     let _ = o.take("datagen.split.num");
     let mut fields: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let keys: Vec<String> = o
-        .0
-        .keys()
-        .filter(|k| k.starts_with("fields."))
-        .cloned()
-        .collect();
+    let keys: Vec<String> =
+        o.0.keys()
+            .filter(|k| k.starts_with("fields."))
+            .cloned()
+            .collect();
     for k in keys {
         let rest = &k["fields.".len()..];
         let Some((col, opt)) = rest.rsplit_once('.') else {

@@ -31,7 +31,10 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let events: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let events: u64 = args
+        .get(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let checkpoint = args.get(2).cloned().unwrap_or_else(|| "1s".into());
     let broker = Broker::start()?;
     broker.create_topic("bench", 3).await?;
