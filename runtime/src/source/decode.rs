@@ -546,6 +546,9 @@ mod tests {
         })
     }
 
+    const UPSERT_DELETE_TWICE: [RowOp; 4] =
+        [RowOp::Upsert, RowOp::Delete, RowOp::Upsert, RowOp::Delete];
+
     fn rec(off: i64, key: Option<&str>, v: Option<&str>) -> Record {
         Record {
             partition: 0,
@@ -607,15 +610,7 @@ mod tests {
             rec(3, Some(r#"{"id": 2}"#), None),
         ];
         let c = d.decode(&recs, &stats).expect("rows");
-        assert_eq!(
-            c.ops,
-            Some(vec![
-                RowOp::Upsert,
-                RowOp::Delete,
-                RowOp::Upsert,
-                RowOp::Delete
-            ])
-        );
+        assert_eq!(c.ops.as_deref(), Some(&UPSERT_DELETE_TWICE[..]));
         let ids = c
             .rows
             .column(0)
@@ -648,15 +643,7 @@ mod tests {
             rec(3, None, None),
         ];
         let c = d.decode(&recs, &stats).expect("rows");
-        assert_eq!(
-            c.ops,
-            Some(vec![
-                RowOp::Upsert,
-                RowOp::Delete,
-                RowOp::Upsert,
-                RowOp::Delete
-            ])
-        );
+        assert_eq!(c.ops.as_deref(), Some(&UPSERT_DELETE_TWICE[..]));
         let names = c.rows.column(1).as_string::<i32>();
         assert_eq!(names.value(2), "b");
         assert_eq!(stats.skipped.load(std::sync::atomic::Ordering::Relaxed), 0);
