@@ -6,7 +6,8 @@
 //! projections with any deterministic scalar expression, filters, and
 //! retractable aggregates (count, sum, avg, min, max, with `FILTER`) with or
 //! without `GROUP BY` — which also covers `HAVING` and `SELECT DISTINCT`
-//! (DataFusion rewrites both into these). Everything else is refused with
+//! (DataFusion rewrites both into these) — and inner equi-joins (any number
+//! of them, with extra conditions in `ON`). Everything else is refused with
 //! [`PlanError::NotSupported`] naming the construct.
 
 use std::sync::Arc;
@@ -17,7 +18,8 @@ use datafusion::common::DFSchema;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
+use datafusion::common::NullEquality;
+use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, LogicalPlan};
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use freshet_runtime::plan::{AggCall, AggKind, NodeIdx, NodeKind, PlanNode, StreamPlan};
 
@@ -257,8 +259,67 @@ impl Builder {
             LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => {
                 Err(unsupported("ORDER BY ... LIMIT (top-N) and LIMIT/OFFSET"))
             }
-            LogicalPlan::Join(_) => {
-                Err(unsupported("JOIN (and subqueries decorrelated into joins)"))
+            LogicalPlan::Join(j) => {
+                match j.join_type {
+                    JoinType::Inner => {}
+                    JoinType::Left | JoinType::Right | JoinType::Full => {
+                        return Err(unsupported(format!(
+                            "{} OUTER JOIN",
+                            j.join_type.to_string().to_uppercase()
+                        )))
+                    }
+                    _ => {
+                        return Err(unsupported(format!(
+                            "{} join (from EXISTS, IN or NOT IN subqueries)",
+                            j.join_type
+                        )))
+                    }
+                }
+                let left = self.visit(&j.left)?;
+                let right = self.visit(&j.right)?;
+                let mut left_keys = Vec::with_capacity(j.on.len());
+                let mut right_keys = Vec::with_capacity(j.on.len());
+                for (l, r) in &j.on {
+                    let (lt, rt) = (l.get_type(j.left.schema())?, r.get_type(j.right.schema())?);
+                    for t in [&lt, &rt] {
+                        if !freshet_storage::codec::is_supported(t) {
+                            return Err(unsupported(format!("a join key of type {t}")));
+                        }
+                    }
+                    // Keys are compared by their encoding: both sides must
+                    // have one type (DataFusion's coercion makes it so).
+                    let (l, r) = if lt == rt {
+                        (l.clone(), r.clone())
+                    } else {
+                        let common = datafusion::logical_expr::type_coercion::binary::comparison_coercion(&lt, &rt)
+                            .ok_or_else(|| unsupported(format!("a join of {lt} with {rt}")))?;
+                        (l.clone().cast_to(&common, j.left.schema())?, r.clone().cast_to(&common, j.right.schema())?)
+                    };
+                    left_keys.push(self.physical(&l, j.left.schema())?);
+                    right_keys.push(self.physical(&r, j.right.schema())?);
+                }
+                let slots = [self.slots, self.slots + 1];
+                self.slots += 2;
+                let nulls_match = j.null_equality == NullEquality::NullEqualsNull;
+                let mut idx = self.push(
+                    NodeKind::HashJoin {
+                        left_keys,
+                        right_keys,
+                        nulls_match,
+                        state_slots: slots,
+                    },
+                    vec![left, right],
+                    nullable_schema(&j.schema),
+                );
+                if let Some(f) = &j.filter {
+                    let predicate = self.physical(f, &j.schema)?;
+                    idx = self.push(
+                        NodeKind::Filter { predicate },
+                        vec![idx],
+                        nullable_schema(&j.schema),
+                    );
+                }
+                Ok(idx)
             }
             LogicalPlan::Union(_) => Err(unsupported("UNION")),
             LogicalPlan::Window(_) => Err(unsupported("window functions (OVER)")),

@@ -717,7 +717,21 @@ impl Worker {
             let gid = self.next_node;
             self.next_node += 1;
             gids.push(gid);
-            let op = build_operator(node, &def.name, def.id, |slot| def.state_table(slot));
+            let input_types: Vec<Vec<datafusion::arrow::datatypes::DataType>> = node
+                .inputs
+                .iter()
+                .map(|&i| {
+                    def.plan.nodes[i]
+                        .schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.data_type().clone())
+                        .collect()
+                })
+                .collect();
+            let op = build_operator(node, &input_types, &def.name, def.id, |slot| {
+                def.state_table(slot)
+            });
             self.nodes.insert(
                 gid,
                 Node {

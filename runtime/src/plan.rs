@@ -91,6 +91,15 @@ pub enum NodeKind {
         aggs: Vec<AggCall>,
         state_slot: u32,
     },
+    /// Inner equi-join of inputs 0 (left) and 1 (right); output columns are
+    /// the left's then the right's. Each side's rows live in its state slot.
+    HashJoin {
+        left_keys: Vec<Arc<dyn PhysicalExpr>>,
+        right_keys: Vec<Arc<dyn PhysicalExpr>>,
+        /// `IS NOT DISTINCT FROM` keys: NULL matches NULL.
+        nulls_match: bool,
+        state_slots: [u32; 2],
+    },
     /// Writes the view's rows (a multiset keyed by the whole row).
     Materialize,
 }
@@ -162,6 +171,27 @@ impl fmt::Display for NodeKind {
                     join_exprs(group_exprs),
                     a.join(", "),
                     state_slot
+                )
+            }
+            NodeKind::HashJoin {
+                left_keys,
+                right_keys,
+                nulls_match,
+                state_slots,
+            } => {
+                let on: Vec<String> = left_keys
+                    .iter()
+                    .zip(right_keys)
+                    .map(|(l, r)| {
+                        format!("{l} {} {r}", if *nulls_match { "IS NOT DISTINCT FROM" } else { "=" })
+                    })
+                    .collect();
+                write!(
+                    f,
+                    "StreamHashJoin type=inner on=[{}] state=slot{} (left), slot{} (right)",
+                    on.join(", "),
+                    state_slots[0],
+                    state_slots[1]
                 )
             }
             NodeKind::Materialize => write!(f, "StreamMaterialize key=all columns (multiset)"),

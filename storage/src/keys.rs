@@ -45,6 +45,25 @@ pub fn row_key(table: TableId, pk: &[u8]) -> Vec<u8> {
     k
 }
 
+/// A key placed by a *group* (e.g. a join key) rather than by the whole key:
+/// `table | vnode(group) | group | rest`, so every entry of one group is
+/// found by one prefix scan ([`group_prefix`]). `group` must be
+/// self-delimiting (memcomparable) for the prefix to be exact.
+pub fn grouped_key(table: TableId, group: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut k = group_prefix(table, group);
+    k.extend_from_slice(rest);
+    k
+}
+
+/// The prefix of every [`grouped_key`] of `group` in `table`.
+pub fn group_prefix(table: TableId, group: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(6 + group.len());
+    k.extend_from_slice(&table.0.to_be_bytes());
+    k.extend_from_slice(&vnode_of(group).to_be_bytes());
+    k.extend_from_slice(group);
+    k
+}
+
 /// The prefix shared by every key of `table`.
 pub fn table_prefix(table: TableId) -> Vec<u8> {
     table.0.to_be_bytes().to_vec()

@@ -36,14 +36,14 @@ impl MaterializeOperator {
     }
 }
 
-fn encode_count(c: i64) -> Vec<u8> {
+pub(crate) fn encode_count(c: i64) -> Vec<u8> {
     let mut v = Vec::with_capacity(9);
     v.push(FORMAT_VERSION);
     v.extend_from_slice(&c.to_be_bytes());
     v
 }
 
-fn decode_count(v: &[u8]) -> Result<i64> {
+pub(crate) fn decode_count(v: &[u8]) -> Result<i64> {
     match v {
         [FORMAT_VERSION, rest @ ..] if rest.len() == 8 => {
             let mut b = [0u8; 8];

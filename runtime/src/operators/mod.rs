@@ -8,11 +8,13 @@
 mod aggregate;
 mod expr;
 mod filter;
+mod join;
 mod materialize;
 mod project;
 
 pub use aggregate::AggregateOperator;
 pub use filter::FilterOperator;
+pub use join::JoinOperator;
 pub use materialize::{decode_view_rows, MaterializeOperator};
 pub use project::ProjectOperator;
 
@@ -73,10 +75,12 @@ impl Operator for ScanOperator {
     }
 }
 
-/// Builds the operator for `node`. `state_table` maps a plan state slot to
+/// Builds the operator for `node`, whose inputs have the column types
+/// `input_types`. `state_table` maps a plan state slot to
 /// its table id; `view_table` is where the view's rows live.
 pub fn build_operator(
     node: &PlanNode,
+    input_types: &[Vec<datafusion::arrow::datatypes::DataType>],
     view_name: &str,
     view_table: TableId,
     state_table: impl Fn(u32) -> TableId,
@@ -98,6 +102,18 @@ pub fn build_operator(
             aggs.clone(),
             node.schema.clone(),
             state_table(*state_slot),
+        )),
+        NodeKind::HashJoin {
+            left_keys,
+            right_keys,
+            nulls_match,
+            state_slots,
+        } => Box::new(JoinOperator::new(
+            [left_keys.clone(), right_keys.clone()],
+            [input_types[0].clone(), input_types[1].clone()],
+            [state_table(state_slots[0]), state_table(state_slots[1])],
+            node.schema.clone(),
+            *nulls_match,
         )),
         NodeKind::Materialize => Box::new(MaterializeOperator::new(
             view_name.to_string(),
