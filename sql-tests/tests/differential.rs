@@ -36,6 +36,33 @@ const VIEWS: &[(&str, &str, &str)] = &[
         "SELECT g, cb FROM v_expr_group WHERE cb >= 2",
         "SELECT a % 5 AS g, count(b) AS cb FROM t2 GROUP BY a % 5 HAVING count(b) >= 2",
     ),
+    ("v_join", "SELECT t1.id, t1.k, t2.b, t2.c FROM t1 JOIN t2 ON t1.k = t2.a", ""),
+    (
+        "v_join_filter",
+        "SELECT t1.id, t2.c, t1.v + t2.b AS x FROM t1 JOIN t2 ON t1.s = t2.c AND t1.v > t2.b WHERE t1.k < 2",
+        "",
+    ),
+    (
+        "v_join_agg",
+        "SELECT t2.c, count(*) AS n, sum(t1.v) AS sv, max(t2.b) AS mb FROM t1 JOIN t2 ON t1.k = t2.a GROUP BY t2.c",
+        "",
+    ),
+    (
+        "v_self_join",
+        "SELECT a.id AS x, b.id AS y FROM t1 a JOIN t1 b ON a.k = b.k AND a.v = b.v WHERE a.id < b.id",
+        "",
+    ),
+    ("v_null_keys", "SELECT t1.id, t2.c FROM t1 JOIN t2 ON t1.v = t2.b", ""),
+    (
+        "v_join_view",
+        "SELECT g.k, g.n, t2.c FROM v_group g JOIN t2 ON g.k = t2.a",
+        "SELECT g.k, g.n, t2.c FROM (SELECT k, count(*) AS n FROM t1 GROUP BY k) g JOIN t2 ON g.k = t2.a",
+    ),
+    (
+        "v_three_way",
+        "SELECT t1.id, x.c, y.c AS c2 FROM t1 JOIN t2 x ON t1.k = x.a JOIN t2 y ON x.b = y.a WHERE t1.id < 100",
+        "",
+    ),
 ];
 
 fn rand_text(rng: &mut StdRng) -> String {
