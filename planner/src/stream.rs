@@ -15,10 +15,10 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNode;
 use datafusion::common::DFSchema;
+use datafusion::common::NullEquality;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::common::NullEquality;
 use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, LogicalPlan};
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use freshet_runtime::plan::{AggCall, AggKind, NodeIdx, NodeKind, PlanNode, StreamPlan};
@@ -260,20 +260,22 @@ impl Builder {
                 Err(unsupported("ORDER BY ... LIMIT (top-N) and LIMIT/OFFSET"))
             }
             LogicalPlan::Join(j) => {
-                match j.join_type {
-                    JoinType::Inner => {}
-                    JoinType::Left | JoinType::Right | JoinType::Full => {
-                        return Err(unsupported(format!(
-                            "{} OUTER JOIN",
-                            j.join_type.to_string().to_uppercase()
-                        )))
-                    }
+                let outer = match j.join_type {
+                    JoinType::Inner => [false, false],
+                    JoinType::Left => [true, false],
+                    JoinType::Right => [false, true],
+                    JoinType::Full => [true, true],
                     _ => {
                         return Err(unsupported(format!(
                             "{} join (from EXISTS, IN or NOT IN subqueries)",
                             j.join_type
                         )))
                     }
+                };
+                if j.filter.is_some() && outer != [false, false] {
+                    return Err(unsupported(
+                        "an outer join with conditions other than key equalities in ON",
+                    ));
                 }
                 let left = self.visit(&j.left)?;
                 let right = self.visit(&j.right)?;
@@ -291,9 +293,15 @@ impl Builder {
                     let (l, r) = if lt == rt {
                         (l.clone(), r.clone())
                     } else {
-                        let common = datafusion::logical_expr::type_coercion::binary::comparison_coercion(&lt, &rt)
+                        let common =
+                            datafusion::logical_expr::type_coercion::binary::comparison_coercion(
+                                &lt, &rt,
+                            )
                             .ok_or_else(|| unsupported(format!("a join of {lt} with {rt}")))?;
-                        (l.clone().cast_to(&common, j.left.schema())?, r.clone().cast_to(&common, j.right.schema())?)
+                        (
+                            l.clone().cast_to(&common, j.left.schema())?,
+                            r.clone().cast_to(&common, j.right.schema())?,
+                        )
                     };
                     left_keys.push(self.physical(&l, j.left.schema())?);
                     right_keys.push(self.physical(&r, j.right.schema())?);
@@ -303,6 +311,7 @@ impl Builder {
                 let nulls_match = j.null_equality == NullEquality::NullEqualsNull;
                 let mut idx = self.push(
                     NodeKind::HashJoin {
+                        outer,
                         left_keys,
                         right_keys,
                         nulls_match,

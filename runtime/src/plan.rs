@@ -91,9 +91,11 @@ pub enum NodeKind {
         aggs: Vec<AggCall>,
         state_slot: u32,
     },
-    /// Inner equi-join of inputs 0 (left) and 1 (right); output columns are
-    /// the left's then the right's. Each side's rows live in its state slot.
+    /// Equi-join of inputs 0 (left) and 1 (right); output columns are the
+    /// left's then the right's. Each side's rows live in its state slot.
     HashJoin {
+        /// Keep unmatched rows of [left, right] (padded with NULLs).
+        outer: [bool; 2],
         left_keys: Vec<Arc<dyn PhysicalExpr>>,
         right_keys: Vec<Arc<dyn PhysicalExpr>>,
         /// `IS NOT DISTINCT FROM` keys: NULL matches NULL.
@@ -174,21 +176,35 @@ impl fmt::Display for NodeKind {
                 )
             }
             NodeKind::HashJoin {
+                outer,
                 left_keys,
                 right_keys,
                 nulls_match,
                 state_slots,
             } => {
+                let ty = match outer {
+                    [false, false] => "inner",
+                    [true, false] => "left outer",
+                    [false, true] => "right outer",
+                    [true, true] => "full outer",
+                };
                 let on: Vec<String> = left_keys
                     .iter()
                     .zip(right_keys)
                     .map(|(l, r)| {
-                        format!("{l} {} {r}", if *nulls_match { "IS NOT DISTINCT FROM" } else { "=" })
+                        format!(
+                            "{l} {} {r}",
+                            if *nulls_match {
+                                "IS NOT DISTINCT FROM"
+                            } else {
+                                "="
+                            }
+                        )
                     })
                     .collect();
                 write!(
                     f,
-                    "StreamHashJoin type=inner on=[{}] state=slot{} (left), slot{} (right)",
+                    "StreamHashJoin type={ty} on=[{}] state=slot{} (left), slot{} (right)",
                     on.join(", "),
                     state_slots[0],
                     state_slots[1]

@@ -58,6 +58,19 @@ const VIEWS: &[(&str, &str, &str)] = &[
         "SELECT g.k, g.n, t2.c FROM v_group g JOIN t2 ON g.k = t2.a",
         "SELECT g.k, g.n, t2.c FROM (SELECT k, count(*) AS n FROM t1 GROUP BY k) g JOIN t2 ON g.k = t2.a",
     ),
+    ("v_left_join", "SELECT t1.id, t1.k, t2.b FROM t1 LEFT JOIN t2 ON t1.k = t2.a WHERE t1.id % 4 = 0", ""),
+    ("v_right_join", "SELECT t1.id, t2.a, t2.c FROM t1 RIGHT JOIN t2 ON t1.v = t2.b", ""),
+    ("v_full_join", "SELECT t1.id, t1.s, t2.a, t2.c FROM t1 FULL JOIN t2 ON t1.k = t2.a AND t1.s = t2.c", ""),
+    (
+        "v_outer_over_agg",
+        "SELECT g.k, g.n, t2.c, t2.b FROM v_group g FULL JOIN t2 ON g.k = t2.a",
+        "SELECT g.k, g.n, t2.c, t2.b FROM (SELECT k, count(*) AS n FROM t1 GROUP BY k) g FULL JOIN t2 ON g.k = t2.a",
+    ),
+    (
+        "v_left_join_agg",
+        "SELECT t2.a, count(t1.id) AS n, sum(t1.v) AS sv FROM t2 LEFT JOIN t1 ON t2.a = t1.k GROUP BY t2.a",
+        "",
+    ),
     (
         "v_three_way",
         "SELECT t1.id, x.c, y.c AS c2 FROM t1 JOIN t2 x ON t1.k = x.a JOIN t2 y ON x.b = y.a WHERE t1.id < 100",

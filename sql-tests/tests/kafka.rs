@@ -210,7 +210,12 @@ async fn server_kill_restart_check(
     wait_rows(&c2, "SELECT n, s FROM totals", &["2,16"], 30).await?;
     // Dropping a connector table stops its reader; the server carries on.
     c2.batch_execute("DROP TABLE users CASCADE").await?;
-    p.send("users", None, Some(b"6"), Some(br#"{"id": 6, "name": "fay", "score": 6}"#))?;
+    p.send(
+        "users",
+        None,
+        Some(b"6"),
+        Some(br#"{"id": 6, "name": "fay", "score": 6}"#),
+    )?;
     p.flush()?;
     c2.batch_execute("FLUSH").await?;
     assert!(query_rows(&c2, "SHOW TABLES").await?.is_empty());

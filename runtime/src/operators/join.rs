@@ -1,4 +1,5 @@
-//! Inner equi-join: a symmetric hash join whose two sides live in state.
+//! Equi-joins (inner, left, right, full outer): a symmetric hash join whose
+//! two sides live in state.
 //!
 //! Each side is a multiset of rows stored by join key:
 //! `side table | vnode(key) | memcomparable(key) | memcomparable(row) ->
@@ -12,6 +13,12 @@
 //!
 //! Rows with a NULL in the key never match (SQL `=`), unless the join
 //! compares keys with `IS NOT DISTINCT FROM`; they are not stored.
+//!
+//! Outer joins: a preserved side's row is emitted padded with NULLs while its
+//! key has no match on the other side. When the other side's count for a key
+//! goes from zero to non-zero the padded rows are retracted, and emitted again
+//! when it drops back to zero; both are decided per key from the counts read
+//! for the join itself, so no extra state is kept.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -35,6 +42,8 @@ pub struct JoinOperator {
     state: [TableId; 2],
     schema: SchemaRef,
     nulls_match: bool,
+    /// Per side: whether its unmatched rows are kept (padded with NULLs).
+    outer: [bool; 2],
     /// Per side: full state key -> count delta of this epoch.
     pending: [BTreeMap<Vec<u8>, i64>; 2],
 }
@@ -46,6 +55,7 @@ impl JoinOperator {
         state: [TableId; 2],
         schema: SchemaRef,
         nulls_match: bool,
+        outer: [bool; 2],
     ) -> Self {
         JoinOperator {
             keys,
@@ -53,6 +63,7 @@ impl JoinOperator {
             state,
             schema,
             nulls_match,
+            outer,
             pending: [BTreeMap::new(), BTreeMap::new()],
         }
     }
@@ -101,10 +112,17 @@ impl Operator for JoinOperator {
         // Group the batch's rows by key, in first-seen order.
         let mut order: Vec<&[u8]> = Vec::new();
         let mut groups: HashMap<&[u8], Vec<usize>> = HashMap::new();
+        // Output rows: (row of this batch, row of the other side), either
+        // may be NULL padding, with a weight.
+        let mut out: Vec<(Option<u32>, Option<Vec<u8>>, i64)> = Vec::new();
         for i in 0..n {
-            if weights[i] == 0
-                || (!self.nulls_match && key_cols.iter().any(|c| c.is_null(i)))
-            {
+            if weights[i] == 0 {
+                continue;
+            }
+            if !self.nulls_match && key_cols.iter().any(|c| c.is_null(i)) {
+                if self.outer[side] {
+                    out.push((Some(i as u32), None, weights[i]));
+                }
                 continue;
             }
             groups
@@ -115,19 +133,33 @@ impl Operator for JoinOperator {
                 })
                 .push(i);
         }
-        let mut this_idx: Vec<u32> = Vec::new();
-        let mut other_rows: Vec<Vec<u8>> = Vec::new();
-        let mut out_w: Vec<i64> = Vec::new();
         for key in &order {
+            let rows_here = &groups[key];
             let matches = self.lookup(other, key, ctx)?;
-            if matches.is_empty() {
-                continue;
-            }
-            for &i in &groups[key] {
+            let matched: i64 = matches.iter().map(|(_, c)| c).sum();
+            for &i in rows_here {
                 for (r, c) in &matches {
-                    this_idx.push(i as u32);
-                    other_rows.push(r.clone());
-                    out_w.push(weights[i] * c);
+                    out.push((Some(i as u32), Some(r.clone()), weights[i] * c));
+                }
+                if self.outer[side] && matched == 0 {
+                    out.push((Some(i as u32), None, weights[i]));
+                }
+            }
+            if self.outer[other] && !matches.is_empty() {
+                // The other side's rows of this key lose or regain their
+                // NULL-padded partner when this side's count leaves or
+                // reaches zero.
+                let before: i64 = self.lookup(side, key, ctx)?.iter().map(|(_, c)| c).sum();
+                let after = before + rows_here.iter().map(|&i| weights[i]).sum::<i64>();
+                let sign = match (before == 0, after == 0) {
+                    (true, false) => -1,
+                    (false, true) => 1,
+                    _ => 0,
+                };
+                if sign != 0 {
+                    for (r, c) in &matches {
+                        out.push((None, Some(r.clone()), sign * c));
+                    }
                 }
             }
         }
@@ -138,27 +170,44 @@ impl Operator for JoinOperator {
                 *self.pending[side].entry(k).or_insert(0) += weights[i];
             }
         }
-        if this_idx.is_empty() {
+        out.retain(|(_, _, w)| *w != 0);
+        if out.is_empty() {
             return Ok(vec![]);
         }
-        let idx = UInt32Array::from(this_idx);
+        let idx: UInt32Array = out.iter().map(|(i, _, _)| *i).collect();
         let mine = batch
             .columns()
             .iter()
             .map(|c| take(c.as_ref(), &idx, None))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let theirs = decode_rows(other_rows.iter().map(|r| r.as_slice()), &self.types[other])?;
+        let present: Vec<&[u8]> = out.iter().filter_map(|(_, r, _)| r.as_deref()).collect();
+        let decoded = decode_rows(present.iter().copied(), &self.types[other])?;
+        let mut next = 0u32;
+        let pos: UInt32Array = out
+            .iter()
+            .map(|(_, r, _)| {
+                r.as_ref().map(|_| {
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect();
+        let theirs = decoded
+            .iter()
+            .map(|c| take(c.as_ref(), &pos, None))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let cols: Vec<ArrayRef> = if side == 0 {
             mine.into_iter().chain(theirs).collect()
         } else {
             theirs.into_iter().chain(mine).collect()
         };
+        let w: Vec<i64> = out.iter().map(|(_, _, w)| *w).collect();
         let data = RecordBatch::try_new_with_options(
             self.schema.clone(),
             cols,
-            &RecordBatchOptions::new().with_row_count(Some(out_w.len())),
+            &RecordBatchOptions::new().with_row_count(Some(w.len())),
         )?;
-        Ok(vec![ChangeBatch::with_weights(data, out_w)])
+        Ok(vec![ChangeBatch::with_weights(data, w)])
     }
 
     fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {

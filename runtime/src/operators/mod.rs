@@ -104,6 +104,7 @@ pub fn build_operator(
             state_table(*state_slot),
         )),
         NodeKind::HashJoin {
+            outer,
             left_keys,
             right_keys,
             nulls_match,
@@ -114,6 +115,7 @@ pub fn build_operator(
             [state_table(state_slots[0]), state_table(state_slots[1])],
             node.schema.clone(),
             *nulls_match,
+            *outer,
         )),
         NodeKind::Materialize => Box::new(MaterializeOperator::new(
             view_name.to_string(),
