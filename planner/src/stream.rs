@@ -260,11 +260,29 @@ impl Builder {
                 Err(unsupported("ORDER BY ... LIMIT (top-N) and LIMIT/OFFSET"))
             }
             LogicalPlan::Join(j) => {
+                let semi = match j.join_type {
+                    JoinType::LeftSemi => Some((0, false)),
+                    JoinType::LeftAnti => Some((0, true)),
+                    JoinType::RightSemi => Some((1, false)),
+                    JoinType::RightAnti => Some((1, true)),
+                    _ => None,
+                };
+                if semi.is_some() && j.null_aware {
+                    return Err(unsupported(
+                        "NOT IN over a subquery (NOT EXISTS is supported)",
+                    ));
+                }
+                if semi.is_some() && j.filter.is_some() {
+                    return Err(unsupported(
+                        "a correlated EXISTS / IN subquery with conditions other than equalities",
+                    ));
+                }
                 let outer = match j.join_type {
                     JoinType::Inner => [false, false],
                     JoinType::Left => [true, false],
                     JoinType::Right => [false, true],
                     JoinType::Full => [true, true],
+                    _ if semi.is_some() => [false, false],
                     _ => {
                         return Err(unsupported(format!(
                             "{} join (from EXISTS, IN or NOT IN subqueries)",
@@ -309,6 +327,20 @@ impl Builder {
                 let slots = [self.slots, self.slots + 1];
                 self.slots += 2;
                 let nulls_match = j.null_equality == NullEquality::NullEqualsNull;
+                if let Some((keep, anti)) = semi {
+                    return Ok(self.push(
+                        NodeKind::SemiJoin {
+                            keep,
+                            anti,
+                            left_keys,
+                            right_keys,
+                            nulls_match,
+                            state_slots: slots,
+                        },
+                        vec![left, right],
+                        nullable_schema(&j.schema),
+                    ));
+                }
                 let mut idx = self.push(
                     NodeKind::HashJoin {
                         outer,

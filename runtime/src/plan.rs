@@ -102,6 +102,16 @@ pub enum NodeKind {
         nulls_match: bool,
         state_slots: [u32; 2],
     },
+    /// Semi join (anti: anti join) of inputs 0 (left) and 1 (right): the
+    /// rows of side `keep` whose key has (anti: has no) match on the other.
+    SemiJoin {
+        keep: usize,
+        anti: bool,
+        left_keys: Vec<Arc<dyn PhysicalExpr>>,
+        right_keys: Vec<Arc<dyn PhysicalExpr>>,
+        nulls_match: bool,
+        state_slots: [u32; 2],
+    },
     /// Writes the view's rows (a multiset keyed by the whole row).
     Materialize,
 }
@@ -210,6 +220,27 @@ impl fmt::Display for NodeKind {
                     state_slots[1]
                 )
             }
+            NodeKind::SemiJoin {
+                keep,
+                anti,
+                left_keys,
+                right_keys,
+                state_slots,
+                ..
+            } => write!(
+                f,
+                "StreamHashJoin type={} {} on=[{}] state=slot{} (left), slot{} (right)",
+                if *keep == 0 { "left" } else { "right" },
+                if *anti { "anti" } else { "semi" },
+                left_keys
+                    .iter()
+                    .zip(right_keys)
+                    .map(|(l, r)| format!("{l} = {r}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                state_slots[0],
+                state_slots[1]
+            ),
             NodeKind::Materialize => write!(f, "StreamMaterialize key=all columns (multiset)"),
         }
     }

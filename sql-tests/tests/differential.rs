@@ -71,6 +71,14 @@ const VIEWS: &[(&str, &str, &str)] = &[
         "SELECT t2.a, count(t1.id) AS n, sum(t1.v) AS sv FROM t2 LEFT JOIN t1 ON t2.a = t1.k GROUP BY t2.a",
         "",
     ),
+    ("v_exists", "SELECT a, c FROM t2 WHERE EXISTS (SELECT 1 FROM t1 WHERE t1.k = t2.a AND t1.s = t2.c)", ""),
+    ("v_not_exists", "SELECT id, k FROM t1 WHERE NOT EXISTS (SELECT 1 FROM t2 WHERE t2.a = t1.k)", ""),
+    ("v_in", "SELECT id, v FROM t1 WHERE v IN (SELECT b FROM t2 WHERE c LIKE 'x%')", ""),
+    (
+        "v_scalar_sub",
+        "SELECT a, c, (SELECT count(*) FROM t1 WHERE t1.k = t2.a) AS n FROM t2 WHERE a < 10",
+        "",
+    ),
     (
         "v_three_way",
         "SELECT t1.id, x.c, y.c AS c2 FROM t1 JOIN t2 x ON t1.k = x.a JOIN t2 y ON x.b = y.a WHERE t1.id < 100",

@@ -44,6 +44,9 @@ pub struct JoinOperator {
     nulls_match: bool,
     /// Per side: whether its unmatched rows are kept (padded with NULLs).
     outer: [bool; 2],
+    /// Semi or anti join: `(kept side, anti)`; the output is the kept side's
+    /// rows whose key has (semi) or has no (anti) match on the other side.
+    semi: Option<(usize, bool)>,
     /// Per side: full state key -> count delta of this epoch.
     pending: [BTreeMap<Vec<u8>, i64>; 2],
 }
@@ -64,8 +67,120 @@ impl JoinOperator {
             schema,
             nulls_match,
             outer,
+            semi: None,
             pending: [BTreeMap::new(), BTreeMap::new()],
         }
+    }
+
+    /// Makes this a semi join (or anti join, `anti`) that keeps side `keep`.
+    pub fn semi(mut self, keep: usize, anti: bool) -> Self {
+        self.semi = Some((keep, anti));
+        self
+    }
+
+    /// Semi and anti joins: the kept side's rows pass while the other side's
+    /// count for their key is non-zero (semi) or zero (anti).
+    fn process_semi(
+        &mut self,
+        side: usize,
+        keep: usize,
+        anti: bool,
+        batch: &ChangeBatch,
+        keys: &[Vec<u8>],
+        key_cols: &[ArrayRef],
+        ctx: &mut EpochCtx<'_>,
+    ) -> Result<Vec<ChangeBatch>> {
+        let other = 1 - side;
+        let n = batch.num_rows();
+        let weights = batch.weights.values();
+        let rows = encode_rows(batch.columns(), n)?;
+        let mut idx: Vec<u32> = Vec::new();
+        let mut idx_w: Vec<i64> = Vec::new();
+        let mut from_state: Vec<(Vec<u8>, i64)> = Vec::new();
+        let mut seen: HashMap<&[u8], i64> = HashMap::new();
+        let mut order: Vec<&[u8]> = Vec::new();
+        for i in 0..n {
+            if weights[i] == 0 {
+                continue;
+            }
+            let null_key = !self.nulls_match && key_cols.iter().any(|c| c.is_null(i));
+            if null_key {
+                // Never matches: passes an anti join, never a semi join.
+                if side == keep && anti {
+                    idx.push(i as u32);
+                    idx_w.push(weights[i]);
+                }
+                continue;
+            }
+            let k = keys[i].as_slice();
+            if !seen.contains_key(k) {
+                order.push(k);
+            }
+            *seen.entry(k).or_insert(0) += weights[i];
+        }
+        for key in &order {
+            if side == keep {
+                let matched: i64 = self.lookup(other, key, ctx)?.iter().map(|(_, c)| c).sum();
+                if (matched != 0) != anti {
+                    for i in 0..n {
+                        if weights[i] != 0 && keys[i].as_slice() == *key {
+                            idx.push(i as u32);
+                            idx_w.push(weights[i]);
+                        }
+                    }
+                }
+            } else {
+                let before: i64 = self.lookup(side, key, ctx)?.iter().map(|(_, c)| c).sum();
+                let after = before + seen[key];
+                if (before == 0) != (after == 0) {
+                    // Matching started (+) or stopped (-) for this key.
+                    let started = before == 0;
+                    let sign = if started != anti { 1 } else { -1 };
+                    for (r, c) in self.lookup(keep, key, ctx)? {
+                        from_state.push((r, sign * c));
+                    }
+                }
+            }
+        }
+        for i in 0..n {
+            if weights[i] == 0 || (!self.nulls_match && key_cols.iter().any(|c| c.is_null(i))) {
+                continue;
+            }
+            let k = grouped_key(self.state[side], &keys[i], &rows[i]);
+            *self.pending[side].entry(k).or_insert(0) += weights[i];
+        }
+        let mut out = Vec::new();
+        if !idx.is_empty() {
+            let ix = UInt32Array::from(idx);
+            let cols = batch
+                .columns()
+                .iter()
+                .map(|c| take(c.as_ref(), &ix, None))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let data = RecordBatch::try_new_with_options(
+                self.schema.clone(),
+                cols,
+                &RecordBatchOptions::new().with_row_count(Some(idx_w.len())),
+            )?;
+            out.push(ChangeBatch::with_weights(data, idx_w));
+        }
+        from_state.retain(|(_, w)| *w != 0);
+        if !from_state.is_empty() {
+            let cols = decode_rows(
+                from_state.iter().map(|(r, _)| r.as_slice()),
+                &self.types[keep],
+            )?;
+            let data = RecordBatch::try_new_with_options(
+                self.schema.clone(),
+                cols,
+                &RecordBatchOptions::new().with_row_count(Some(from_state.len())),
+            )?;
+            out.push(ChangeBatch::with_weights(
+                data,
+                from_state.into_iter().map(|(_, w)| w).collect(),
+            ));
+        }
+        Ok(out)
     }
 
     /// Rows of `side` whose key is `key`, with their multiplicities.
@@ -107,6 +222,9 @@ impl Operator for JoinOperator {
             .map(|e| e.evaluate(&batch.data)?.into_array(n))
             .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
         let keys = encode_rows(&key_cols, n)?;
+        if let Some((keep, anti)) = self.semi {
+            return self.process_semi(side, keep, anti, &batch, &keys, &key_cols, ctx);
+        }
         let rows = encode_rows(batch.columns(), n)?;
         let weights = batch.weights.values();
         // Group the batch's rows by key, in first-seen order.

@@ -117,6 +117,24 @@ pub fn build_operator(
             *nulls_match,
             *outer,
         )),
+        NodeKind::SemiJoin {
+            keep,
+            anti,
+            left_keys,
+            right_keys,
+            nulls_match,
+            state_slots,
+        } => Box::new(
+            JoinOperator::new(
+                [left_keys.clone(), right_keys.clone()],
+                [input_types[0].clone(), input_types[1].clone()],
+                [state_table(state_slots[0]), state_table(state_slots[1])],
+                node.schema.clone(),
+                *nulls_match,
+                [false, false],
+            )
+            .semi(*keep, *anti),
+        ),
         NodeKind::Materialize => Box::new(MaterializeOperator::new(
             view_name.to_string(),
             view_table,
