@@ -267,10 +267,8 @@ impl Builder {
                     JoinType::RightAnti => Some((1, true)),
                     _ => None,
                 };
-                if semi.is_some() && j.null_aware {
-                    return Err(unsupported(
-                        "NOT IN over a subquery (NOT EXISTS is supported)",
-                    ));
+                if j.null_aware && (semi != Some((0, true)) || j.on.len() != 1) {
+                    return Err(unsupported("NOT IN over a subquery with several columns"));
                 }
                 if semi.is_some() && j.filter.is_some() {
                     return Err(unsupported(
@@ -332,6 +330,7 @@ impl Builder {
                         NodeKind::SemiJoin {
                             keep,
                             anti,
+                            null_aware: j.null_aware,
                             left_keys,
                             right_keys,
                             nulls_match,

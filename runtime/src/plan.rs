@@ -107,6 +107,8 @@ pub enum NodeKind {
     SemiJoin {
         keep: usize,
         anti: bool,
+        /// `NOT IN` NULL semantics (left anti join on one key column).
+        null_aware: bool,
         left_keys: Vec<Arc<dyn PhysicalExpr>>,
         right_keys: Vec<Arc<dyn PhysicalExpr>>,
         nulls_match: bool,
@@ -223,15 +225,17 @@ impl fmt::Display for NodeKind {
             NodeKind::SemiJoin {
                 keep,
                 anti,
+                null_aware,
                 left_keys,
                 right_keys,
                 state_slots,
                 ..
             } => write!(
                 f,
-                "StreamHashJoin type={} {} on=[{}] state=slot{} (left), slot{} (right)",
+                "StreamHashJoin type={} {}{} on=[{}] state=slot{} (left), slot{} (right)",
                 if *keep == 0 { "left" } else { "right" },
                 if *anti { "anti" } else { "semi" },
+                if *null_aware { " (NOT IN)" } else { "" },
                 left_keys
                     .iter()
                     .zip(right_keys)

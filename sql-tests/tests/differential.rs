@@ -74,6 +74,8 @@ const VIEWS: &[(&str, &str, &str)] = &[
     ("v_exists", "SELECT a, c FROM t2 WHERE EXISTS (SELECT 1 FROM t1 WHERE t1.k = t2.a AND t1.s = t2.c)", ""),
     ("v_not_exists", "SELECT id, k FROM t1 WHERE NOT EXISTS (SELECT 1 FROM t2 WHERE t2.a = t1.k)", ""),
     ("v_in", "SELECT id, v FROM t1 WHERE v IN (SELECT b FROM t2 WHERE c LIKE 'x%')", ""),
+    ("v_not_in", "SELECT id, v FROM t1 WHERE v NOT IN (SELECT b FROM t2 WHERE a < 6 AND b IS NOT NULL)", ""),
+    ("v_not_in_nulls", "SELECT id, k FROM t1 WHERE k NOT IN (SELECT b FROM t2 WHERE a < 3)", ""),
     (
         "v_scalar_sub",
         "SELECT a, c, (SELECT count(*) FROM t1 WHERE t1.k = t2.a) AS n FROM t2 WHERE a < 10",

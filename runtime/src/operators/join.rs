@@ -47,6 +47,10 @@ pub struct JoinOperator {
     /// Semi or anti join: `(kept side, anti)`; the output is the kept side's
     /// rows whose key has (semi) or has no (anti) match on the other side.
     semi: Option<(usize, bool)>,
+    /// `NOT IN` semantics for a left anti join on one key column: no row
+    /// passes once the right side holds a NULL key; every row passes while
+    /// the right side is empty.
+    null_aware: bool,
     /// Per side: full state key -> count delta of this epoch.
     pending: [BTreeMap<Vec<u8>, i64>; 2],
 }
@@ -68,6 +72,7 @@ impl JoinOperator {
             nulls_match,
             outer,
             semi: None,
+            null_aware: false,
             pending: [BTreeMap::new(), BTreeMap::new()],
         }
     }
@@ -76,6 +81,197 @@ impl JoinOperator {
     pub fn semi(mut self, keep: usize, anti: bool) -> Self {
         self.semi = Some((keep, anti));
         self
+    }
+
+    /// Makes a left anti join follow `NOT IN`'s NULL semantics.
+    pub fn null_aware(mut self) -> Self {
+        self.null_aware = true;
+        self
+    }
+
+    /// The committed-plus-pending count stored at `key` of `side`.
+    fn count_at(&self, side: usize, key: &[u8], ctx: &EpochCtx<'_>) -> Result<i64> {
+        let committed = match ctx.store.get(key)? {
+            Some(v) => decode_count(&v)?,
+            None => 0,
+        };
+        Ok(committed + self.pending[side].get(key).copied().unwrap_or(0))
+    }
+
+    /// Where the right side's total row count is kept (a group no real key has).
+    fn total_key(&self) -> Vec<u8> {
+        group_prefix(self.state[1], &[])
+    }
+
+    /// `x NOT IN (right)`: a left anti join whose outcome also depends on
+    /// whether the right side is empty or holds a NULL. Both sides' rows are
+    /// stored, NULL keys included (a NULL key encodes as the single byte 0).
+    fn process_not_in(
+        &mut self,
+        side: usize,
+        batch: &ChangeBatch,
+        keys: &[Vec<u8>],
+        key_cols: &[ArrayRef],
+        ctx: &mut EpochCtx<'_>,
+    ) -> Result<Vec<ChangeBatch>> {
+        const NULL_KEY: &[u8] = &[0];
+        let n = batch.num_rows();
+        let weights = batch.weights.values();
+        let rows = encode_rows(batch.columns(), n)?;
+        let is_null = |i: usize| key_cols.iter().any(|c| c.is_null(i));
+        let total = self.count_at(1, &self.total_key(), ctx)?;
+        let nulls: i64 = self.lookup(1, NULL_KEY, ctx)?.iter().map(|(_, c)| c).sum();
+        // 0: right empty (all pass), 1: right has a NULL (none pass), 2: normal.
+        let regime = |total: i64, nulls: i64| match (total == 0, nulls != 0) {
+            (true, _) => 0,
+            (false, true) => 1,
+            (false, false) => 2,
+        };
+        let pass = |regime: u8, null: bool, matched: i64| match regime {
+            0 => true,
+            1 => false,
+            _ => !null && matched == 0,
+        };
+        let mut out_rows: Vec<(Vec<u8>, i64)> = Vec::new();
+        let mut mine: Vec<(u32, i64)> = Vec::new();
+        if side == 0 {
+            let r = regime(total, nulls);
+            for i in 0..n {
+                if weights[i] == 0 {
+                    continue;
+                }
+                let null = is_null(i);
+                let matched = if null || r != 2 {
+                    0
+                } else {
+                    self.lookup(1, &keys[i], ctx)?.iter().map(|(_, c)| c).sum()
+                };
+                if pass(r, null, matched) {
+                    mine.push((i as u32, weights[i]));
+                }
+            }
+        } else {
+            let mut delta: BTreeMap<&[u8], i64> = BTreeMap::new();
+            for i in 0..n {
+                *delta.entry(keys[i].as_slice()).or_insert(0) += weights[i];
+            }
+            let d_total: i64 = weights.iter().sum();
+            let d_nulls = delta.get(NULL_KEY).copied().unwrap_or(0);
+            let (r0, r1) = (
+                regime(total, nulls),
+                regime(total + d_total, nulls + d_nulls),
+            );
+            let left_keys: Vec<Vec<u8>> = if r0 != r1 {
+                // Every left row may flip: walk the whole left side.
+                let prefix = freshet_storage::keys::table_prefix(self.state[0]);
+                let mut all: BTreeMap<Vec<u8>, ()> = BTreeMap::new();
+                for (k, _) in ctx.store.scan_prefix(&prefix)? {
+                    all.insert(k.to_vec(), ());
+                }
+                for k in self.pending[0].keys() {
+                    all.insert(k.clone(), ());
+                }
+                let key_type = self.key_type(0)?;
+                let mut ks: Vec<Vec<u8>> = Vec::new();
+                for k in all.keys() {
+                    let mut rest = &k[6..];
+                    freshet_storage::codec::decode_datum(&mut rest, &key_type)?;
+                    let key = k[6..k.len() - rest.len()].to_vec();
+                    if ks.last() != Some(&key) {
+                        ks.push(key);
+                    }
+                }
+                ks.sort();
+                ks.dedup();
+                ks
+            } else if r0 == 2 {
+                delta
+                    .keys()
+                    .filter(|k| **k != NULL_KEY)
+                    .map(|k| k.to_vec())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            for key in left_keys {
+                let null = key.as_slice() == NULL_KEY;
+                let before: i64 = if null {
+                    0
+                } else {
+                    self.lookup(1, &key, ctx)?.iter().map(|(_, c)| c).sum()
+                };
+                let after = before
+                    + if null {
+                        0
+                    } else {
+                        delta.get(key.as_slice()).copied().unwrap_or(0)
+                    };
+                let (p0, p1) = (pass(r0, null, before), pass(r1, null, after));
+                if p0 != p1 {
+                    let sign = if p1 { 1 } else { -1 };
+                    for (r, c) in self.lookup(0, &key, ctx)? {
+                        out_rows.push((r, sign * c));
+                    }
+                }
+            }
+            let tk = self.total_key();
+            *self.pending[1].entry(tk).or_insert(0) += d_total;
+        }
+        for i in 0..n {
+            if weights[i] != 0 {
+                let k = grouped_key(self.state[side], &keys[i], &rows[i]);
+                *self.pending[side].entry(k).or_insert(0) += weights[i];
+            }
+        }
+        let mut out = Vec::new();
+        if !mine.is_empty() {
+            let ix: UInt32Array = mine.iter().map(|(i, _)| Some(*i)).collect();
+            let cols = batch
+                .columns()
+                .iter()
+                .map(|c| take(c.as_ref(), &ix, None))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let data = RecordBatch::try_new_with_options(
+                self.schema.clone(),
+                cols,
+                &RecordBatchOptions::new().with_row_count(Some(mine.len())),
+            )?;
+            out.push(ChangeBatch::with_weights(
+                data,
+                mine.into_iter().map(|(_, w)| w).collect(),
+            ));
+        }
+        out_rows.retain(|(_, w)| *w != 0);
+        if !out_rows.is_empty() {
+            let cols = decode_rows(out_rows.iter().map(|(r, _)| r.as_slice()), &self.types[0])?;
+            let data = RecordBatch::try_new_with_options(
+                self.schema.clone(),
+                cols,
+                &RecordBatchOptions::new().with_row_count(Some(out_rows.len())),
+            )?;
+            out.push(ChangeBatch::with_weights(
+                data,
+                out_rows.into_iter().map(|(_, w)| w).collect(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The type of `side`'s single key column.
+    fn key_type(&self, side: usize) -> Result<DataType> {
+        let schema = datafusion::arrow::datatypes::Schema::new(
+            self.types[side]
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    datafusion::arrow::datatypes::Field::new(format!("c{i}"), t.clone(), true)
+                })
+                .collect::<Vec<_>>(),
+        );
+        let e = self.keys[side]
+            .first()
+            .ok_or_else(|| crate::error::RuntimeError::Internal("NOT IN without a key".into()))?;
+        Ok(e.data_type(&schema)?)
     }
 
     /// Semi and anti joins: the kept side's rows pass while the other side's
@@ -222,6 +418,9 @@ impl Operator for JoinOperator {
             .map(|e| e.evaluate(&batch.data)?.into_array(n))
             .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
         let keys = encode_rows(&key_cols, n)?;
+        if self.null_aware {
+            return self.process_not_in(side, &batch, &keys, &key_cols, ctx);
+        }
         if let Some((keep, anti)) = self.semi {
             return self.process_semi(side, keep, anti, &batch, &keys, &key_cols, ctx);
         }

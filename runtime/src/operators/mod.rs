@@ -120,12 +120,13 @@ pub fn build_operator(
         NodeKind::SemiJoin {
             keep,
             anti,
+            null_aware,
             left_keys,
             right_keys,
             nulls_match,
             state_slots,
-        } => Box::new(
-            JoinOperator::new(
+        } => {
+            let j = JoinOperator::new(
                 [left_keys.clone(), right_keys.clone()],
                 [input_types[0].clone(), input_types[1].clone()],
                 [state_table(state_slots[0]), state_table(state_slots[1])],
@@ -133,8 +134,9 @@ pub fn build_operator(
                 *nulls_match,
                 [false, false],
             )
-            .semi(*keep, *anti),
-        ),
+            .semi(*keep, *anti);
+            Box::new(if *null_aware { j.null_aware() } else { j })
+        }
         NodeKind::Materialize => Box::new(MaterializeOperator::new(
             view_name.to_string(),
             view_table,
