@@ -361,7 +361,14 @@ impl Builder {
                 }
                 Ok(idx)
             }
-            LogicalPlan::Union(_) => Err(unsupported("UNION")),
+            LogicalPlan::Union(u) => {
+                let inputs = u
+                    .inputs
+                    .iter()
+                    .map(|i| self.visit(i))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(self.push(NodeKind::Union, inputs, nullable_schema(&u.schema)))
+            }
             LogicalPlan::Window(_) => Err(unsupported("window functions (OVER)")),
             LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT ON")),
             LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Err(unsupported(

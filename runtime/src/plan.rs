@@ -114,6 +114,8 @@ pub enum NodeKind {
         nulls_match: bool,
         state_slots: [u32; 2],
     },
+    /// `UNION ALL` of any number of inputs with one schema.
+    Union,
     /// Writes the view's rows (a multiset keyed by the whole row).
     Materialize,
 }
@@ -245,6 +247,7 @@ impl fmt::Display for NodeKind {
                 state_slots[0],
                 state_slots[1]
             ),
+            NodeKind::Union => write!(f, "StreamUnion all"),
             NodeKind::Materialize => write!(f, "StreamMaterialize key=all columns (multiset)"),
         }
     }

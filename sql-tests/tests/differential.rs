@@ -76,6 +76,10 @@ const VIEWS: &[(&str, &str, &str)] = &[
     ("v_in", "SELECT id, v FROM t1 WHERE v IN (SELECT b FROM t2 WHERE c LIKE 'x%')", ""),
     ("v_not_in", "SELECT id, v FROM t1 WHERE v NOT IN (SELECT b FROM t2 WHERE a < 6 AND b IS NOT NULL)", ""),
     ("v_not_in_nulls", "SELECT id, k FROM t1 WHERE k NOT IN (SELECT b FROM t2 WHERE a < 3)", ""),
+    ("v_union_all", "SELECT k AS x, s FROM t1 WHERE v > 50 UNION ALL SELECT a, c FROM t2 WHERE b < 20", ""),
+    ("v_union", "SELECT k AS x, s FROM t1 UNION SELECT a, c FROM t2", ""),
+    ("v_intersect", "SELECT k AS x, s FROM t1 INTERSECT SELECT a, c FROM t2", ""),
+    ("v_except", "SELECT a AS x, c FROM t2 EXCEPT SELECT k, s FROM t1 WHERE v > 0", ""),
     (
         "v_scalar_sub",
         "SELECT a, c, (SELECT count(*) FROM t1 WHERE t1.k = t2.a) AS n FROM t2 WHERE a < 10",

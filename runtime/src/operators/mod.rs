@@ -75,6 +75,40 @@ impl Operator for ScanOperator {
     }
 }
 
+/// `UNION ALL`: forwards every input's changes under the union's schema.
+pub struct UnionOperator {
+    schema: datafusion::arrow::datatypes::SchemaRef,
+}
+
+impl Operator for UnionOperator {
+    fn process(
+        &mut self,
+        _input: usize,
+        batch: ChangeBatch,
+        _ctx: &mut EpochCtx<'_>,
+    ) -> Result<Vec<ChangeBatch>> {
+        let cols = batch
+            .columns()
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(c, f)| {
+                if c.data_type() == f.data_type() {
+                    Ok(c.clone())
+                } else {
+                    datafusion::arrow::compute::cast(c, f.data_type())
+                }
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let data = datafusion::arrow::array::RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            cols,
+            &datafusion::arrow::array::RecordBatchOptions::new()
+                .with_row_count(Some(batch.num_rows())),
+        )?;
+        Ok(vec![ChangeBatch::new(data, batch.weights)])
+    }
+}
+
 /// Builds the operator for `node`, whose inputs have the column types
 /// `input_types`. `state_table` maps a plan state slot to
 /// its table id; `view_table` is where the view's rows live.
@@ -137,6 +171,9 @@ pub fn build_operator(
             .semi(*keep, *anti);
             Box::new(if *null_aware { j.null_aware() } else { j })
         }
+        NodeKind::Union => Box::new(UnionOperator {
+            schema: node.schema.clone(),
+        }),
         NodeKind::Materialize => Box::new(MaterializeOperator::new(
             view_name.to_string(),
             view_table,
