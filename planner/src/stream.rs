@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNode;
 use datafusion::common::DFSchema;
@@ -19,7 +20,9 @@ use datafusion::common::NullEquality;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{Expr, ExprSchemable, JoinType, LogicalPlan};
+use datafusion::logical_expr::{
+    Expr, ExprSchemable, FetchType, JoinType, LogicalPlan, SkipType, SortExpr,
+};
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use freshet_runtime::plan::{AggCall, AggKind, NodeIdx, NodeKind, PlanNode, StreamPlan};
 
@@ -205,6 +208,9 @@ impl Builder {
                     nullable_schema(&p.schema),
                 ))
             }
+            LogicalPlan::Filter(f) if matches!(f.input.as_ref(), LogicalPlan::Window(_)) => {
+                self.row_number_filter(f)
+            }
             LogicalPlan::Filter(f) => {
                 let input = self.visit(&f.input)?;
                 let predicate = self.physical(&f.predicate, f.input.schema())?;
@@ -252,12 +258,25 @@ impl Builder {
                     nullable_schema(&a.schema),
                 ))
             }
-            LogicalPlan::Sort(s) if s.fetch.is_none() => {
-                // Row order is not part of a view's contents; ORDER BY applies when it is queried.
-                self.visit(&s.input)
+            LogicalPlan::Sort(s) => {
+                let limit = s.fetch;
+                self.top_n(&s.input, &s.expr, limit, 0)
             }
-            LogicalPlan::Sort(_) | LogicalPlan::Limit(_) => {
-                Err(unsupported("ORDER BY ... LIMIT (top-N) and LIMIT/OFFSET"))
+            LogicalPlan::Limit(l) => {
+                let skip = match l.get_skip_type()? {
+                    SkipType::Literal(n) => n,
+                    SkipType::UnsupportedExpr => return Err(unsupported("a non-constant OFFSET")),
+                };
+                let fetch = match l.get_fetch_type()? {
+                    FetchType::Literal(n) => n,
+                    FetchType::UnsupportedExpr => return Err(unsupported("a non-constant LIMIT")),
+                };
+                match l.input.as_ref() {
+                    LogicalPlan::Sort(s) => self.top_n(&s.input, &s.expr, fetch, skip),
+                    _ => Err(unsupported(
+                        "LIMIT or OFFSET without ORDER BY (which rows it keeps is not defined)",
+                    )),
+                }
             }
             LogicalPlan::Join(j) => {
                 let semi = match j.join_type {
@@ -378,6 +397,149 @@ impl Builder {
             LogicalPlan::RecursiveQuery(_) => Err(unsupported("WITH RECURSIVE")),
             other => Err(unsupported(format!("the plan node {}", other.display()))),
         }
+    }
+
+    /// `ORDER BY ... [LIMIT n] [OFFSET m]` over `input`.
+    fn top_n(
+        &mut self,
+        input: &LogicalPlan,
+        sort: &[SortExpr],
+        limit: Option<usize>,
+        offset: usize,
+    ) -> Result<NodeIdx> {
+        if limit.is_none() && offset == 0 {
+            // Row order is not part of a view's contents; ORDER BY applies when it is queried.
+            return self.visit(input);
+        }
+        let idx = self.visit(input)?;
+        let schema = input.schema();
+        let order = sort
+            .iter()
+            .map(|s| {
+                Ok((
+                    self.physical(&s.expr, schema)?,
+                    SortOptions {
+                        descending: !s.asc,
+                        nulls_first: s.nulls_first,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let slot = self.slots;
+        self.slots += 1;
+        Ok(self.push(
+            NodeKind::TopN {
+                partition: vec![],
+                order,
+                limit,
+                offset,
+                with_rank: false,
+                state_slot: slot,
+            },
+            vec![idx],
+            nullable_schema(schema),
+        ))
+    }
+
+    /// `WHERE rn <= n` over `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)`:
+    /// a per-partition top-N that also outputs the row number.
+    fn row_number_filter(&mut self, f: &datafusion::logical_expr::Filter) -> Result<NodeIdx> {
+        let LogicalPlan::Window(w) = f.input.as_ref() else {
+            return Err(unsupported("window functions (OVER)"));
+        };
+        let not_topn = || unsupported("window functions (OVER) other than ROW_NUMBER() <= n");
+        if w.window_expr.len() != 1 {
+            return Err(not_topn());
+        }
+        let inner = match &w.window_expr[0] {
+            Expr::Alias(a) => a.expr.as_ref(),
+            e => e,
+        };
+        let Expr::WindowFunction(wf) = inner else {
+            return Err(not_topn());
+        };
+        if wf.fun.name().to_ascii_lowercase() != "row_number" {
+            return Err(not_topn());
+        }
+        let rn_col = w.schema.field(w.schema.fields().len() - 1).name().clone();
+        // Split the predicate: one bound on the row number, the rest applied after.
+        let mut limit: Option<usize> = None;
+        let mut rest: Vec<Expr> = Vec::new();
+        for c in datafusion::logical_expr::utils::split_conjunction(&f.predicate) {
+            let bound = match c {
+                Expr::BinaryExpr(b) => match (b.left.as_ref(), b.right.as_ref()) {
+                    (Expr::Column(col), Expr::Literal(v, _)) if col.name == rn_col => {
+                        let n = v
+                            .cast_to(&datafusion::arrow::datatypes::DataType::Int64)
+                            .ok()
+                            .and_then(|v| match v {
+                                datafusion::common::ScalarValue::Int64(Some(n)) => Some(n),
+                                _ => None,
+                            });
+                        match (b.op, n) {
+                            (datafusion::logical_expr::Operator::LtEq, Some(n)) => Some(n),
+                            (datafusion::logical_expr::Operator::Lt, Some(n)) => Some(n - 1),
+                            (datafusion::logical_expr::Operator::Eq, Some(1)) => Some(1),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            match bound {
+                Some(n) if limit.is_none() => limit = Some(n.max(0) as usize),
+                _ => rest.push(c.clone()),
+            }
+        }
+        let Some(limit) = limit else {
+            return Err(not_topn());
+        };
+        let input = self.visit(&w.input)?;
+        let in_schema = w.input.schema();
+        let partition = wf
+            .params
+            .partition_by
+            .iter()
+            .map(|e| self.physical(e, in_schema))
+            .collect::<Result<Vec<_>>>()?;
+        let order = wf
+            .params
+            .order_by
+            .iter()
+            .map(|s| {
+                Ok((
+                    self.physical(&s.expr, in_schema)?,
+                    SortOptions {
+                        descending: !s.asc,
+                        nulls_first: s.nulls_first,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let slot = self.slots;
+        self.slots += 1;
+        let mut idx = self.push(
+            NodeKind::TopN {
+                partition,
+                order,
+                limit: Some(limit),
+                offset: 0,
+                with_rank: true,
+                state_slot: slot,
+            },
+            vec![input],
+            nullable_schema(&w.schema),
+        );
+        if let Some(pred) = datafusion::logical_expr::utils::conjunction(rest) {
+            let predicate = self.physical(&pred, &w.schema)?;
+            idx = self.push(
+                NodeKind::Filter { predicate },
+                vec![idx],
+                nullable_schema(&w.schema),
+            );
+        }
+        Ok(idx)
     }
 
     fn agg_call(

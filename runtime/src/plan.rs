@@ -116,6 +116,19 @@ pub enum NodeKind {
     },
     /// `UNION ALL` of any number of inputs with one schema.
     Union,
+    /// The first `limit` rows (after `offset`) of each partition in `order`;
+    /// with `with_rank`, a trailing `UInt64` column holds the row number.
+    TopN {
+        partition: Vec<Arc<dyn PhysicalExpr>>,
+        order: Vec<(
+            Arc<dyn PhysicalExpr>,
+            datafusion::arrow::compute::SortOptions,
+        )>,
+        limit: Option<usize>,
+        offset: usize,
+        with_rank: bool,
+        state_slot: u32,
+    },
     /// Writes the view's rows (a multiset keyed by the whole row).
     Materialize,
 }
@@ -248,6 +261,37 @@ impl fmt::Display for NodeKind {
                 state_slots[1]
             ),
             NodeKind::Union => write!(f, "StreamUnion all"),
+            NodeKind::TopN {
+                partition,
+                order,
+                limit,
+                offset,
+                with_rank,
+                state_slot,
+            } => {
+                let ord: Vec<String> = order
+                    .iter()
+                    .map(|(e, o)| {
+                        format!(
+                            "{e} {}{}",
+                            if o.descending { "DESC" } else { "ASC" },
+                            if o.nulls_first {
+                                " NULLS FIRST"
+                            } else {
+                                " NULLS LAST"
+                            }
+                        )
+                    })
+                    .collect();
+                write!(
+                    f,
+                    "StreamTopN partition_by=[{}] order_by=[{}] limit={} offset={offset}{} state=slot{state_slot}",
+                    join_exprs(partition),
+                    ord.join(", "),
+                    limit.map_or("all".to_string(), |l| l.to_string()),
+                    if *with_rank { " row_number" } else { "" }
+                )
+            }
             NodeKind::Materialize => write!(f, "StreamMaterialize key=all columns (multiset)"),
         }
     }

@@ -80,6 +80,23 @@ const VIEWS: &[(&str, &str, &str)] = &[
     ("v_union", "SELECT k AS x, s FROM t1 UNION SELECT a, c FROM t2", ""),
     ("v_intersect", "SELECT k AS x, s FROM t1 INTERSECT SELECT a, c FROM t2", ""),
     ("v_except", "SELECT a AS x, c FROM t2 EXCEPT SELECT k, s FROM t1 WHERE v > 0", ""),
+    ("v_top", "SELECT id, v FROM t1 ORDER BY v DESC NULLS LAST, id LIMIT 5", ""),
+    ("v_top_offset", "SELECT id, k, v FROM t1 ORDER BY k, id DESC LIMIT 7 OFFSET 3", ""),
+    (
+        "v_row_number",
+        "SELECT * FROM (SELECT k, id, v, row_number() OVER (PARTITION BY k ORDER BY v DESC, id) AS rn FROM t1) t WHERE rn <= 3",
+        "",
+    ),
+    (
+        "v_dedup",
+        "SELECT a, c, b FROM (SELECT a, c, b, row_number() OVER (PARTITION BY a ORDER BY c, b) AS rn FROM t2) t WHERE rn = 1",
+        "",
+    ),
+    (
+        "v_top_join",
+        "SELECT t1.id, t2.c FROM t1 JOIN t2 ON t1.k = t2.a ORDER BY t1.id DESC, t2.c, t2.b LIMIT 5",
+        "",
+    ),
     (
         "v_scalar_sub",
         "SELECT a, c, (SELECT count(*) FROM t1 WHERE t1.k = t2.a) AS n FROM t2 WHERE a < 10",

@@ -85,6 +85,25 @@ impl Store {
         Ok(out)
     }
 
+    /// Visits committed entries under `prefix` in key order until `f`
+    /// returns false (for reads that need only the first few).
+    pub fn scan_prefix_while(
+        &self,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        for item in self
+            .db
+            .iterator(IteratorMode::From(prefix, Direction::Forward))
+        {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) || !f(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Performs several reads (whole prefixes or point lookups) from one
     /// consistent snapshot.
     pub fn snapshot_read(&self, reads: &[Read]) -> Result<Vec<Vec<Entry>>> {

@@ -11,6 +11,7 @@ mod filter;
 mod join;
 mod materialize;
 mod project;
+mod topn;
 
 pub use aggregate::AggregateOperator;
 pub use filter::FilterOperator;
@@ -171,6 +172,23 @@ pub fn build_operator(
             .semi(*keep, *anti);
             Box::new(if *null_aware { j.null_aware() } else { j })
         }
+        NodeKind::TopN {
+            partition,
+            order,
+            limit,
+            offset,
+            with_rank,
+            state_slot,
+        } => Box::new(topn::TopNOperator::new(
+            partition.clone(),
+            order.clone(),
+            *limit,
+            *offset,
+            *with_rank,
+            input_types[0].clone(),
+            state_table(*state_slot),
+            node.schema.clone(),
+        )),
         NodeKind::Union => Box::new(UnionOperator {
             schema: node.schema.clone(),
         }),
