@@ -556,11 +556,6 @@ impl Builder {
             return Err(unsupported(format!("the aggregate expression {e}")));
         };
         let name = func.name().to_ascii_lowercase();
-        if params.distinct {
-            return Err(unsupported(format!(
-                "{name}(DISTINCT ...) together with other aggregates"
-            )));
-        }
         if !params.order_by.is_empty() {
             return Err(unsupported(format!("ORDER BY inside {name}(...)")));
         }
@@ -599,6 +594,7 @@ impl Builder {
             kind,
             arg,
             filter,
+            distinct: params.distinct && kind != AggKind::CountStar,
             input_type,
             output_type,
             display: e.schema_name().to_string(),

@@ -55,6 +55,8 @@ pub struct AggCall {
     pub arg: Option<Arc<dyn PhysicalExpr>>,
     /// `FILTER (WHERE ...)`, if any.
     pub filter: Option<Arc<dyn PhysicalExpr>>,
+    /// `agg(DISTINCT x)`: the group keeps the multiset of values.
+    pub distinct: bool,
     pub input_type: DataType,
     pub output_type: DataType,
     pub display: String,

@@ -98,6 +98,11 @@ const VIEWS: &[(&str, &str, &str)] = &[
         "",
     ),
     (
+        "v_distinct_aggs",
+        "SELECT k, count(*) AS n, count(DISTINCT v) AS dv, sum(DISTINCT v) AS sdv, avg(DISTINCT v) AS adv, count(DISTINCT s) AS ds FROM t1 GROUP BY k",
+        "",
+    ),
+    (
         "v_scalar_sub",
         "SELECT a, c, (SELECT count(*) FROM t1 WHERE t1.k = t2.a) AS n FROM t2 WHERE a < 10",
         "",

@@ -205,6 +205,7 @@ impl AggregateOperator {
         self.aggs
             .iter()
             .map(|a| match a.kind {
+                _ if a.distinct => AggState::MinMax(MultiSet::default()),
                 AggKind::CountStar | AggKind::Count => AggState::Count(0),
                 AggKind::Sum | AggKind::Avg => AggState::Sum {
                     int: 0,
@@ -222,6 +223,7 @@ impl AggregateOperator {
         };
         let arr = eval(arg, batch)?;
         Ok(match a.kind {
+            _ if a.distinct => Input::Any(arr),
             AggKind::CountStar => Input::None,
             AggKind::Count | AggKind::Min | AggKind::Max => Input::Any(arr),
             AggKind::Sum | AggKind::Avg => match num_kind(arr.data_type()) {
@@ -476,9 +478,46 @@ fn update(state: &mut AggState, input: &Input, row: usize, w: i64) -> Result<()>
     Ok(())
 }
 
+/// `count`, `sum` or `avg` over the distinct values of a group.
+fn distinct_value(a: &AggCall, m: &MultiSet) -> Result<ScalarValue> {
+    let n = m.len() as i64;
+    if a.kind == AggKind::Count {
+        return Ok(ScalarValue::Int64(Some(n)));
+    }
+    if n == 0 {
+        return Ok(ScalarValue::try_from(&a.output_type)?);
+    }
+    let mut int: i128 = 0;
+    let mut float: f64 = 0.0;
+    for (k, _) in m.iter() {
+        match decode_datum(&mut k.as_slice(), &a.input_type)? {
+            ScalarValue::Decimal128(Some(v), _, _) => int += v,
+            v if num_kind(&a.input_type) == NumKind::Float => {
+                if let ScalarValue::Float64(Some(f)) = v.cast_to(&DataType::Float64)? {
+                    float += f;
+                }
+            }
+            v => {
+                if let ScalarValue::Int64(Some(i)) = v.cast_to(&DataType::Int64)? {
+                    int += i128::from(i);
+                }
+            }
+        }
+    }
+    let sum_state = AggState::Sum { int, float, n };
+    let plain = AggCall {
+        distinct: false,
+        ..a.clone()
+    };
+    finish(&plain, &sum_state, n)
+}
+
 fn finish(a: &AggCall, s: &AggState, rows: i64) -> Result<ScalarValue> {
     let out = &a.output_type;
     let v = match (a.kind, s) {
+        (AggKind::Count | AggKind::Sum | AggKind::Avg, AggState::MinMax(m)) if a.distinct => {
+            distinct_value(a, m)?
+        }
         (AggKind::CountStar, _) => ScalarValue::Int64(Some(rows)),
         (AggKind::Count, AggState::Count(c)) => ScalarValue::Int64(Some(*c)),
         (AggKind::Sum, AggState::Sum { int, float, n }) => {
@@ -607,6 +646,7 @@ mod tests {
             kind,
             arg,
             filter: None,
+            distinct: false,
             input_type: DataType::Int64,
             output_type: DataType::Int64,
             display: format!("{kind:?}"),
