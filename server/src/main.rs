@@ -37,6 +37,10 @@ struct Args {
     /// How often an epoch commits, e.g. `1s`, `250ms`.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     checkpoint_interval: Duration,
+    /// Most groups each aggregate keeps in memory; the rest of its state
+    /// stays in RocksDB and is read back when touched.
+    #[arg(long, default_value_t = 1_000_000)]
+    state_cache_groups: usize,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -81,6 +85,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Store::open(&db).with_context(|| format!("opening the store at {}", db.display()))?;
     let epoch = store.committed_epoch()?;
     tracing::info!(data_dir = %args.data_dir.display(), epoch = epoch.0, "opened store");
+    freshet_runtime::operators::set_state_cache_groups(args.state_cache_groups);
     let (engine, engine_thread) = Engine::start(store.clone())?;
     let server = Arc::new(
         exec::Server::open(store, engine.clone())

@@ -30,7 +30,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use freshet_storage::codec::{
     decode_datum, decode_row, encode_datum, encode_rows, scalars_to_columns, FORMAT_VERSION,
 };
-use freshet_storage::keys::{pk_of, row_key, table_prefix};
+use freshet_storage::keys::row_key;
 use freshet_storage::TableId;
 
 use super::expr::eval;
@@ -147,6 +147,20 @@ pub type StateWrite = (Vec<u8>, Option<Vec<u8>>);
 
 /// One group's state. The group's key values are not kept: they are decoded
 /// from its (memcomparable) key when a row is emitted.
+/// Most groups an aggregate keeps in memory between epochs (the rest stay
+/// in RocksDB and are read back when touched). Set once at start-up.
+static STATE_CACHE_GROUPS: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(1_000_000);
+
+/// Sets the per-aggregate cache size (`--state-cache-groups`).
+pub fn set_state_cache_groups(n: usize) {
+    STATE_CACHE_GROUPS.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+fn state_cache_groups() -> usize {
+    STATE_CACHE_GROUPS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 #[derive(Debug, Clone)]
 struct Group {
     rows: i64,
@@ -234,18 +248,67 @@ impl AggregateOperator {
         })
     }
 
-    /// Applies one change batch to the groups (the pure state transition).
-    pub fn apply(&mut self, batch: &ChangeBatch) -> Result<()> {
+    /// The encoded group key of every row of `batch`.
+    fn keys_of(&self, batch: &ChangeBatch) -> Result<Vec<Vec<u8>>> {
         let n = batch.num_rows();
-        if n == 0 {
-            return Ok(());
-        }
         let key_cols = self
             .group_exprs
             .iter()
             .map(|e| eval(e, &batch.data))
             .collect::<Result<Vec<_>>>()?;
-        let keys = encode_rows(&key_cols, n)?;
+        Ok(encode_rows(&key_cols, n)?)
+    }
+
+    /// Applies one change batch to the groups (the pure state transition).
+    pub fn apply(&mut self, batch: &ChangeBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let keys = self.keys_of(batch)?;
+        self.apply_keyed(batch, keys)
+    }
+
+    /// Loads the groups of `keys` that are not cached from committed state.
+    fn load(&mut self, keys: &[Vec<u8>], ctx: &EpochCtx<'_>) -> Result<()> {
+        let mut missing: Vec<&Vec<u8>> = keys
+            .iter()
+            .filter(|k| !self.groups.contains_key(*k))
+            .collect();
+        missing.sort();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let full: Vec<Vec<u8>> = missing.iter().map(|k| row_key(self.table, k)).collect();
+        for (k, v) in missing.into_iter().zip(ctx.store.multi_get(&full)?) {
+            if let Some(v) = v {
+                let g = self.decode_group(k, &v)?;
+                self.groups.insert(k.clone(), g);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops clean groups beyond the cache limit (they stay in storage).
+    fn evict(&mut self) {
+        let limit = state_cache_groups();
+        if self.groups.len() <= limit {
+            return;
+        }
+        let excess = self.groups.len() - limit;
+        let victims: Vec<Vec<u8>> = self
+            .groups
+            .keys()
+            .filter(|k| !k.is_empty() && !self.dirty.contains_key(*k))
+            .take(excess)
+            .cloned()
+            .collect();
+        for k in victims {
+            self.groups.remove(&k);
+        }
+    }
+
+    fn apply_keyed(&mut self, batch: &ChangeBatch, keys: Vec<Vec<u8>>) -> Result<()> {
         let inputs = self
             .aggs
             .iter()
@@ -593,12 +656,10 @@ fn finish(a: &AggCall, s: &AggState, rows: i64) -> Result<ScalarValue> {
 
 impl Operator for AggregateOperator {
     fn on_start(&mut self, ctx: &mut EpochCtx<'_>, fresh: bool) -> Result<()> {
-        if !fresh {
-            for (k, v) in ctx.store.scan_prefix(&table_prefix(self.table))? {
-                let key = pk_of(&k).to_vec();
-                let g = self.decode_group(&key, &v)?;
-                self.groups.insert(key, g);
-            }
+        // Groups are loaded when first touched; a global aggregate's one
+        // group is loaded now.
+        if !fresh && self.is_global() {
+            self.load(&[Vec::new()], ctx)?;
         }
         if self.is_global() && self.groups.is_empty() {
             let g = Group {
@@ -616,9 +677,14 @@ impl Operator for AggregateOperator {
         &mut self,
         _input: usize,
         batch: ChangeBatch,
-        _ctx: &mut EpochCtx<'_>,
+        ctx: &mut EpochCtx<'_>,
     ) -> Result<Vec<ChangeBatch>> {
-        self.apply(&batch)?;
+        if batch.num_rows() == 0 {
+            return Ok(vec![]);
+        }
+        let keys = self.keys_of(&batch)?;
+        self.load(&keys, ctx)?;
+        self.apply_keyed(&batch, keys)?;
         Ok(vec![])
     }
 
@@ -631,6 +697,7 @@ impl Operator for AggregateOperator {
                 None => ctx.writes.delete(key),
             }
         }
+        self.evict();
         Ok(out.into_iter().collect())
     }
 }

@@ -13,7 +13,7 @@ mod materialize;
 mod project;
 mod topn;
 
-pub use aggregate::AggregateOperator;
+pub use aggregate::{set_state_cache_groups, AggregateOperator};
 pub use filter::FilterOperator;
 pub use join::JoinOperator;
 pub use materialize::{decode_view_rows, MaterializeOperator};
