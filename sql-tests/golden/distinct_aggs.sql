@@ -1,0 +1,1 @@
+SELECT cid, count(DISTINCT amount) AS d, sum(amount) AS s FROM o GROUP BY cid

@@ -1,0 +1,1 @@
+SELECT name FROM c WHERE EXISTS (SELECT 1 FROM o WHERE o.cid = c.id) AND id NOT IN (SELECT cid FROM o WHERE amount > 100)

@@ -1,0 +1,1 @@
+SELECT id, amount * 2 AS double FROM o WHERE amount > 10

@@ -1,0 +1,1 @@
+SELECT id, amount FROM o ORDER BY amount DESC, id LIMIT 10 OFFSET 5

@@ -1,0 +1,1 @@
+SELECT region AS r FROM c UNION SELECT name FROM c WHERE region IS NULL
