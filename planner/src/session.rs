@@ -8,7 +8,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::relation::{QueryData, Relation, RelationProvider};
 
 /// A fresh DataFusion context with Freshet's settings: PostgreSQL dialect,
-/// plain `Utf8` strings, the `public` schema as default.
+/// plain `Utf8` strings, the `public` schema as default, JSON functions.
 pub fn new_context() -> SessionContext {
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema("freshet", "public")
@@ -20,7 +20,12 @@ pub fn new_context() -> SessionContext {
         opts.sql_parser.map_string_types_to_utf8view = false;
         opts.execution.time_zone = Some("+00:00".to_string());
     }
-    SessionContext::new_with_config(config)
+    let mut ctx = SessionContext::new_with_config(config);
+    // JSON functions and the `->` / `->>` operators over JSON text.
+    if let Err(e) = datafusion_functions_json::register_all(&mut ctx) {
+        tracing::warn!("JSON functions unavailable: {e}");
+    }
+    ctx
 }
 
 /// Registers `rels` in `ctx`, backed by `data` when the query runs.
