@@ -458,7 +458,7 @@ impl Builder {
         let Expr::WindowFunction(wf) = inner else {
             return Err(not_topn());
         };
-        if wf.fun.name().to_ascii_lowercase() != "row_number" {
+        if !wf.fun.name().eq_ignore_ascii_case("row_number") {
             return Err(not_topn());
         }
         let rn_col = w.schema.field(w.schema.fields().len() - 1).name().clone();

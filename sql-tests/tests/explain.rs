@@ -54,6 +54,10 @@ async fn streaming_plans_match_golden_files() -> Result<()> {
             failed.join("\n")
         );
     }
-    assert!(names.len() >= 10, "expected the golden queries, found {}", names.len());
+    assert!(
+        names.len() >= 10,
+        "expected the golden queries, found {}",
+        names.len()
+    );
     Ok(())
 }

@@ -276,6 +276,7 @@ impl JoinOperator {
 
     /// Semi and anti joins: the kept side's rows pass while the other side's
     /// count for their key is non-zero (semi) or zero (anti).
+    #[allow(clippy::too_many_arguments)]
     fn process_semi(
         &mut self,
         side: usize,
