@@ -35,6 +35,13 @@ async fn scenario(name: &str, views: &[&str], rows: u64) -> Result<()> {
     client
         .batch_execute("CREATE TABLE events (id BIGINT, user_id BIGINT, amount BIGINT, kind TEXT)")
         .await?;
+    client
+        .batch_execute(
+            "CREATE TABLE users (id BIGINT PRIMARY KEY, name TEXT);
+             INSERT INTO users SELECT value, 'user' || value FROM generate_series(0, 999);
+             FLUSH;",
+        )
+        .await?;
     for v in views {
         client.batch_execute(v).await?;
     }
@@ -68,14 +75,32 @@ async fn scenario(name: &str, views: &[&str], rows: u64) -> Result<()> {
     lat.sort_by(|a, b| a.total_cmp(b));
     let check = query_rows(&client, "SELECT count(*) FROM events").await?;
     println!(
-        "{name:<28} rows={rows:<9} load+maintain={:>8.0} rows/s  ({secs:.2} s)  commit latency p50={:.1} ms p90={:.1} ms  peak RSS={}  table rows={}",
+        "{name:<28} rows={rows:<9} load+maintain={:>8.0} rows/s  ({secs:.2} s)  commit latency p50={:.1} ms p90={:.1} ms  peak RSS={}  store on disk={}  table rows={}",
         rows as f64 / secs,
         lat[lat.len() / 2],
         lat[lat.len() * 9 / 10],
         server.pid().map(vm_hwm).unwrap_or_default(),
+        dir_size(server.data_path()),
         check.first().and_then(|r| r.first()).cloned().unwrap_or_default(),
     );
     Ok(())
+}
+
+/// Bytes under `dir` (the RocksDB files), as MiB.
+fn dir_size(dir: &std::path::Path) -> String {
+    fn walk(p: &std::path::Path) -> u64 {
+        let Ok(rd) = std::fs::read_dir(p) else {
+            return 0;
+        };
+        rd.filter_map(|e| e.ok())
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => walk(&e.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    }
+    format!("{:.0} MiB", walk(dir) as f64 / (1024.0 * 1024.0))
 }
 
 fn groups_for(name: &str) -> u64 {
@@ -93,6 +118,15 @@ async fn main() -> Result<()> {
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     println!("freshet-bench: {rows} rows per scenario, chunks of {CHUNK}");
+    let only: Option<String> = std::env::args().nth(2);
+    if let Some(only) = only.as_deref() {
+        let (name, view) = match only {
+            "join" => ("join, 1k-row dimension", "CREATE MATERIALIZED VIEW j AS SELECT e.id, e.amount, u.name FROM events e JOIN users u ON e.user_id = u.id"),
+            "topn" => ("top-10", "CREATE MATERIALIZED VIEW t AS SELECT id, amount FROM events ORDER BY amount DESC, id LIMIT 10"),
+            other => anyhow::bail!("unknown scenario {other} (join, topn)"),
+        };
+        return scenario(name, &[view], rows).await;
+    }
     scenario("table only (no views)", &[], rows).await?;
     scenario(
         "filter/project",
@@ -109,6 +143,18 @@ async fn main() -> Result<()> {
     scenario(
         "group by, 1M groups",
         &["CREATE MATERIALIZED VIEW g AS SELECT user_id, count(*) AS n, sum(amount) AS s, max(amount) AS m FROM events GROUP BY user_id"],
+        rows,
+    )
+    .await?;
+    scenario(
+        "join, 1k-row dimension",
+        &["CREATE MATERIALIZED VIEW j AS SELECT e.id, e.amount, u.name FROM events e JOIN users u ON e.user_id = u.id"],
+        rows,
+    )
+    .await?;
+    scenario(
+        "top-10",
+        &["CREATE MATERIALIZED VIEW t AS SELECT id, amount FROM events ORDER BY amount DESC, id LIMIT 10"],
         rows,
     )
     .await?;
