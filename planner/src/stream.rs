@@ -399,6 +399,25 @@ impl Builder {
         }
     }
 
+    /// `ORDER BY` expressions bound to `schema`, with their sort options.
+    fn sort_keys(
+        &self,
+        sort: &[SortExpr],
+        schema: &DFSchema,
+    ) -> Result<Vec<(Arc<dyn PhysicalExpr>, SortOptions)>> {
+        sort.iter()
+            .map(|s| {
+                Ok((
+                    self.physical(&s.expr, schema)?,
+                    SortOptions {
+                        descending: !s.asc,
+                        nulls_first: s.nulls_first,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     /// `ORDER BY ... [LIMIT n] [OFFSET m]` over `input`.
     fn top_n(
         &mut self,
@@ -413,18 +432,7 @@ impl Builder {
         }
         let idx = self.visit(input)?;
         let schema = input.schema();
-        let order = sort
-            .iter()
-            .map(|s| {
-                Ok((
-                    self.physical(&s.expr, schema)?,
-                    SortOptions {
-                        descending: !s.asc,
-                        nulls_first: s.nulls_first,
-                    },
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let order = self.sort_keys(sort, schema)?;
         let slot = self.slots;
         self.slots += 1;
         Ok(self.push(
@@ -503,20 +511,7 @@ impl Builder {
             .iter()
             .map(|e| self.physical(e, in_schema))
             .collect::<Result<Vec<_>>>()?;
-        let order = wf
-            .params
-            .order_by
-            .iter()
-            .map(|s| {
-                Ok((
-                    self.physical(&s.expr, in_schema)?,
-                    SortOptions {
-                        descending: !s.asc,
-                        nulls_first: s.nulls_first,
-                    },
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let order = self.sort_keys(&wf.params.order_by, in_schema)?;
         let slot = self.slots;
         self.slots += 1;
         let mut idx = self.push(

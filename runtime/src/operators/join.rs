@@ -223,38 +223,51 @@ impl JoinOperator {
                 *self.pending[side].entry(k).or_insert(0) += weights[i];
             }
         }
-        let mut out = Vec::new();
-        if !mine.is_empty() {
-            let ix: UInt32Array = mine.iter().map(|(i, _)| Some(*i)).collect();
-            let cols = batch
-                .columns()
-                .iter()
-                .map(|c| take(c.as_ref(), &ix, None))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            let data = RecordBatch::try_new_with_options(
-                self.schema.clone(),
-                cols,
-                &RecordBatchOptions::new().with_row_count(Some(mine.len())),
-            )?;
-            out.push(ChangeBatch::with_weights(
-                data,
-                mine.into_iter().map(|(_, w)| w).collect(),
-            ));
+        Ok(self
+            .picked(batch, mine)?
+            .into_iter()
+            .chain(self.stored(0, out_rows)?)
+            .collect())
+    }
+
+    /// Rows of this batch picked by index, with weights.
+    fn picked(&self, batch: &ChangeBatch, picks: Vec<(u32, i64)>) -> Result<Option<ChangeBatch>> {
+        if picks.is_empty() {
+            return Ok(None);
         }
-        out_rows.retain(|(_, w)| *w != 0);
-        if !out_rows.is_empty() {
-            let cols = decode_rows(out_rows.iter().map(|(r, _)| r.as_slice()), &self.types[0])?;
-            let data = RecordBatch::try_new_with_options(
-                self.schema.clone(),
-                cols,
-                &RecordBatchOptions::new().with_row_count(Some(out_rows.len())),
-            )?;
-            out.push(ChangeBatch::with_weights(
-                data,
-                out_rows.into_iter().map(|(_, w)| w).collect(),
-            ));
+        let ix: UInt32Array = picks.iter().map(|(i, _)| Some(*i)).collect();
+        let cols = batch
+            .columns()
+            .iter()
+            .map(|c| take(c.as_ref(), &ix, None))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let data = RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(picks.len())),
+        )?;
+        Ok(Some(ChangeBatch::with_weights(
+            data,
+            picks.into_iter().map(|(_, w)| w).collect(),
+        )))
+    }
+
+    /// Stored rows of `side` (encoded), with weights; zero weights dropped.
+    fn stored(&self, side: usize, mut rows: Vec<(Vec<u8>, i64)>) -> Result<Option<ChangeBatch>> {
+        rows.retain(|(_, w)| *w != 0);
+        if rows.is_empty() {
+            return Ok(None);
         }
-        Ok(out)
+        let cols = decode_rows(rows.iter().map(|(r, _)| r.as_slice()), &self.types[side])?;
+        let data = RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(rows.len())),
+        )?;
+        Ok(Some(ChangeBatch::with_weights(
+            data,
+            rows.into_iter().map(|(_, w)| w).collect(),
+        )))
     }
 
     /// The type of `side`'s single key column.
@@ -346,38 +359,12 @@ impl JoinOperator {
             let k = grouped_key(self.state[side], &keys[i], &rows[i]);
             *self.pending[side].entry(k).or_insert(0) += weights[i];
         }
-        let mut out = Vec::new();
-        if !idx.is_empty() {
-            let ix = UInt32Array::from(idx);
-            let cols = batch
-                .columns()
-                .iter()
-                .map(|c| take(c.as_ref(), &ix, None))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            let data = RecordBatch::try_new_with_options(
-                self.schema.clone(),
-                cols,
-                &RecordBatchOptions::new().with_row_count(Some(idx_w.len())),
-            )?;
-            out.push(ChangeBatch::with_weights(data, idx_w));
-        }
-        from_state.retain(|(_, w)| *w != 0);
-        if !from_state.is_empty() {
-            let cols = decode_rows(
-                from_state.iter().map(|(r, _)| r.as_slice()),
-                &self.types[keep],
-            )?;
-            let data = RecordBatch::try_new_with_options(
-                self.schema.clone(),
-                cols,
-                &RecordBatchOptions::new().with_row_count(Some(from_state.len())),
-            )?;
-            out.push(ChangeBatch::with_weights(
-                data,
-                from_state.into_iter().map(|(_, w)| w).collect(),
-            ));
-        }
-        Ok(out)
+        let picks: Vec<(u32, i64)> = idx.into_iter().zip(idx_w).collect();
+        Ok(self
+            .picked(batch, picks)?
+            .into_iter()
+            .chain(self.stored(keep, from_state)?)
+            .collect())
     }
 
     /// Rows of `side` whose key is `key`, with their multiplicities.
