@@ -241,15 +241,8 @@ impl JoinOperator {
             .iter()
             .map(|c| take(c.as_ref(), &ix, None))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let data = RecordBatch::try_new_with_options(
-            self.schema.clone(),
-            cols,
-            &RecordBatchOptions::new().with_row_count(Some(picks.len())),
-        )?;
-        Ok(Some(ChangeBatch::with_weights(
-            data,
-            picks.into_iter().map(|(_, w)| w).collect(),
-        )))
+        self.output(cols, picks.into_iter().map(|(_, w)| w).collect())
+            .map(Some)
     }
 
     /// Stored rows of `side` (encoded), with weights; zero weights dropped.
@@ -259,15 +252,18 @@ impl JoinOperator {
             return Ok(None);
         }
         let cols = decode_rows(rows.iter().map(|(r, _)| r.as_slice()), &self.types[side])?;
+        self.output(cols, rows.into_iter().map(|(_, w)| w).collect())
+            .map(Some)
+    }
+
+    /// A change batch of the output schema from columns and weights.
+    fn output(&self, cols: Vec<ArrayRef>, weights: Vec<i64>) -> Result<ChangeBatch> {
         let data = RecordBatch::try_new_with_options(
             self.schema.clone(),
             cols,
-            &RecordBatchOptions::new().with_row_count(Some(rows.len())),
+            &RecordBatchOptions::new().with_row_count(Some(weights.len())),
         )?;
-        Ok(Some(ChangeBatch::with_weights(
-            data,
-            rows.into_iter().map(|(_, w)| w).collect(),
-        )))
+        Ok(ChangeBatch::with_weights(data, weights))
     }
 
     /// The type of `side`'s single key column.
@@ -507,12 +503,7 @@ impl Operator for JoinOperator {
             theirs.into_iter().chain(mine).collect()
         };
         let w: Vec<i64> = out.iter().map(|(_, _, w)| *w).collect();
-        let data = RecordBatch::try_new_with_options(
-            self.schema.clone(),
-            cols,
-            &RecordBatchOptions::new().with_row_count(Some(w.len())),
-        )?;
-        Ok(vec![ChangeBatch::with_weights(data, w)])
+        Ok(vec![self.output(cols, w)?])
     }
 
     fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
