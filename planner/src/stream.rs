@@ -196,11 +196,10 @@ impl Builder {
                 Ok(idx)
             }
             LogicalPlan::Projection(p) => {
-                let input = self.visit(&p.input)?;
-                let exprs = p
-                    .expr
+                let (input, schema, exprs) = self.with_scalar_subqueries(&p.input, &p.expr)?;
+                let exprs = exprs
                     .iter()
-                    .map(|e| self.physical(e, p.input.schema()))
+                    .map(|e| self.physical(e, &schema))
                     .collect::<Result<Vec<_>>>()?;
                 Ok(self.push(
                     NodeKind::Project { exprs },
@@ -212,16 +211,39 @@ impl Builder {
                 self.row_number_filter(f)
             }
             LogicalPlan::Filter(f) => {
-                let input = self.visit(&f.input)?;
-                let predicate = self.physical(&f.predicate, f.input.schema())?;
-                Ok(self.push(
+                let (input, schema, pred) =
+                    self.with_scalar_subqueries(&f.input, std::slice::from_ref(&f.predicate))?;
+                let predicate = self.physical(&pred[0], &schema)?;
+                let mut idx = self.push(
                     NodeKind::Filter { predicate },
                     vec![input],
-                    nullable_schema(f.input.schema()),
-                ))
+                    nullable_schema(&schema),
+                );
+                let width = f.input.schema().fields().len();
+                if schema.fields().len() != width {
+                    // Drop the subqueries' columns again.
+                    let exprs = (0..width)
+                        .map(|i| {
+                            let (q, fld) = schema.qualified_field(i);
+                            self.physical(
+                                &Expr::Column(datafusion::common::Column::from((q, fld))),
+                                &schema,
+                            )
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    idx = self.push(
+                        NodeKind::Project { exprs },
+                        vec![idx],
+                        nullable_schema(f.input.schema()),
+                    );
+                }
+                Ok(idx)
             }
             LogicalPlan::SubqueryAlias(a) => self.visit(&a.input),
             LogicalPlan::Aggregate(a) => {
+                if let Some(idx) = self.first_value_per_group(a)? {
+                    return Ok(idx);
+                }
                 let input = self.visit(&a.input)?;
                 let in_schema = a.input.schema();
                 if a.group_expr
@@ -388,7 +410,7 @@ impl Builder {
                     .collect::<Result<Vec<_>>>()?;
                 Ok(self.push(NodeKind::Union, inputs, nullable_schema(&u.schema)))
             }
-            LogicalPlan::Window(_) => Err(unsupported("window functions (OVER)")),
+            LogicalPlan::Window(w) => self.window(w),
             LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT ON")),
             LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Err(unsupported(
                 "a view that reads no table (constant rows or VALUES)",
@@ -446,6 +468,235 @@ impl Builder {
             },
             vec![idx],
             nullable_schema(schema),
+        ))
+    }
+
+    /// Plans `input` for expressions `exprs` that may hold uncorrelated
+    /// scalar subqueries: each subquery becomes a column joined onto every
+    /// input row (a keyless left join with its single row), and the
+    /// expressions are rewritten to read that column. Returns the node, its
+    /// schema and the rewritten expressions.
+    fn with_scalar_subqueries(
+        &mut self,
+        input: &LogicalPlan,
+        exprs: &[Expr],
+    ) -> Result<(NodeIdx, DFSchema, Vec<Expr>)> {
+        use datafusion::common::tree_node::Transformed;
+        let mut subs: Vec<datafusion::logical_expr::Subquery> = Vec::new();
+        let mut rewritten = Vec::with_capacity(exprs.len());
+        for e in exprs {
+            let t = e.clone().transform(|x| match x {
+                Expr::ScalarSubquery(sq) if sq.outer_ref_columns.is_empty() => {
+                    let name = format!("__scalar_subquery_{}", subs.len());
+                    subs.push(sq);
+                    Ok(Transformed::yes(Expr::Column(
+                        datafusion::common::Column::new_unqualified(name),
+                    )))
+                }
+                other => Ok(Transformed::no(other)),
+            })?;
+            rewritten.push(t.data);
+        }
+        let mut idx = self.visit(input)?;
+        let mut schema = input.schema().as_ref().clone();
+        for (i, sq) in subs.iter().enumerate() {
+            if !at_most_one_row(&sq.subquery) {
+                return Err(unsupported(
+                    "a scalar subquery that is not a single aggregate row (it may return several rows)",
+                ));
+            }
+            let sub_schema = sq.subquery.schema();
+            if sub_schema.fields().len() != 1 {
+                return Err(unsupported("a scalar subquery with several columns"));
+            }
+            let right = self.visit(&sq.subquery)?;
+            let field = Field::new(
+                format!("__scalar_subquery_{i}"),
+                sub_schema.field(0).data_type().clone(),
+                true,
+            );
+            let right_schema = DFSchema::from_unqualified_fields(
+                vec![field].into(),
+                Default::default(),
+            )?;
+            schema = schema.join(&right_schema)?;
+            let slots = [self.slots, self.slots + 1];
+            self.slots += 2;
+            idx = self.push(
+                NodeKind::HashJoin {
+                    outer: [true, false],
+                    left_keys: vec![],
+                    right_keys: vec![],
+                    nulls_match: false,
+                    state_slots: slots,
+                },
+                vec![idx, right],
+                nullable_schema(&schema),
+            );
+        }
+        Ok((idx, schema, rewritten))
+    }
+
+    /// `DISTINCT ON` (which DataFusion turns into `first_value(x ORDER BY
+    /// ...)` per group), and grouped `first_value` / `last_value` calls that
+    /// share one `ORDER BY`: the first row of each group in that order
+    /// (a per-group top-1), then its values.
+    fn first_value_per_group(
+        &mut self,
+        a: &datafusion::logical_expr::Aggregate,
+    ) -> Result<Option<NodeIdx>> {
+        let mut order: Option<Vec<SortExpr>> = None;
+        let mut args = Vec::with_capacity(a.aggr_expr.len());
+        for e in &a.aggr_expr {
+            let inner = match e {
+                Expr::Alias(al) => al.expr.as_ref(),
+                e => e,
+            };
+            let Expr::AggregateFunction(AggregateFunction { func, params }) = inner else {
+                return Ok(None);
+            };
+            let name = func.name().to_ascii_lowercase();
+            let last = match name.as_str() {
+                "first_value" => false,
+                "last_value" => true,
+                _ => return Ok(None),
+            };
+            if params.order_by.is_empty()
+                || params.distinct
+                || params.filter.is_some()
+                || params.null_treatment.is_some()
+                || params.args.len() != 1
+            {
+                return Ok(None);
+            }
+            let o: Vec<SortExpr> = params
+                .order_by
+                .iter()
+                .map(|s| {
+                    if last {
+                        s.reverse()
+                    } else {
+                        s.clone()
+                    }
+                })
+                .collect();
+            match &order {
+                None => order = Some(o),
+                Some(prev) if *prev == o => {}
+                Some(_) => return Ok(None),
+            }
+            args.push(params.args[0].clone());
+        }
+        let Some(order) = order else {
+            return Ok(None);
+        };
+        let input = self.visit(&a.input)?;
+        let in_schema = a.input.schema();
+        let partition = a
+            .group_expr
+            .iter()
+            .map(|e| self.physical(e, in_schema))
+            .collect::<Result<Vec<_>>>()?;
+        let order = self.sort_keys(&order, in_schema)?;
+        let slot = self.slots;
+        self.slots += 1;
+        let top = self.push(
+            NodeKind::TopN {
+                partition,
+                order,
+                limit: Some(1),
+                offset: 0,
+                with_rank: false,
+                state_slot: slot,
+            },
+            vec![input],
+            nullable_schema(in_schema),
+        );
+        let exprs = a
+            .group_expr
+            .iter()
+            .chain(&args)
+            .map(|e| self.physical(e, in_schema))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(self.push(
+            NodeKind::Project { exprs },
+            vec![top],
+            nullable_schema(&a.schema),
+        )))
+    }
+
+    /// OVER window functions of one `Window` node (DataFusion gives each
+    /// distinct `PARTITION BY` / `ORDER BY` its own node).
+    fn window(&mut self, w: &datafusion::logical_expr::Window) -> Result<NodeIdx> {
+        let in_schema = w.input.schema();
+        let mut keys: Option<(&Vec<Expr>, &Vec<SortExpr>)> = None;
+        let mut funcs = Vec::with_capacity(w.window_expr.len());
+        let mut reach = Some((0usize, 0usize));
+        for e in &w.window_expr {
+            let inner = match e {
+                Expr::Alias(a) => a.expr.as_ref(),
+                e => e,
+            };
+            let Expr::WindowFunction(wf) = inner else {
+                return Err(unsupported(format!("the window expression {e}")));
+            };
+            let p = &wf.params;
+            match keys {
+                None => keys = Some((&p.partition_by, &p.order_by)),
+                Some((part, order)) if part == &p.partition_by && order == &p.order_by => {}
+                Some(_) => {
+                    return Err(unsupported(
+                        "window functions with different PARTITION BY or ORDER BY in one node",
+                    ))
+                }
+            }
+            if e.is_volatile() {
+                return Err(unsupported(format!("the volatile expression {e}")));
+            }
+            for a in p.args.iter().chain(&p.partition_by) {
+                self.physical(a, in_schema)?;
+            }
+            reach = match (reach, window_reach(wf)) {
+                (Some(a), Some(b)) => Some((a.0.max(b.0), a.1.max(b.1))),
+                _ => None,
+            };
+            funcs.push(datafusion::physical_planner::create_window_expr(
+                e,
+                in_schema,
+                &self.props,
+                &PhysicalPlanningContext::default(),
+            )?);
+        }
+        let Some((part, order)) = keys else {
+            return Err(unsupported("an empty window node"));
+        };
+        for f in w.schema.fields().iter().skip(in_schema.fields().len()) {
+            if !freshet_storage::codec::is_supported(f.data_type()) {
+                return Err(unsupported(format!(
+                    "a window function result of type {} (\"{}\")",
+                    f.data_type(),
+                    f.name()
+                )));
+            }
+        }
+        let input = self.visit(&w.input)?;
+        let partition = part
+            .iter()
+            .map(|e| self.physical(e, in_schema))
+            .collect::<Result<Vec<_>>>()?;
+        let order = self.sort_keys(order, in_schema)?;
+        let slot = self.slots;
+        self.slots += 1;
+        Ok(self.push(
+            NodeKind::OverWindow {
+                partition,
+                order,
+                funcs,
+                reach: reach.and_then(|(p, f)| p.checked_add(f)),
+                state_slot: slot,
+            },
+            vec![input],
+            nullable_schema(&w.schema),
         ))
     }
 
@@ -594,5 +845,74 @@ impl Builder {
             output_type,
             display: e.schema_name().to_string(),
         })
+    }
+}
+
+/// How many rows before and after the current one a window function's value
+/// depends on; `None` when it can depend on the whole partition.
+fn window_reach(wf: &datafusion::logical_expr::expr::WindowFunction) -> Option<(usize, usize)> {
+    use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits};
+    let literal = |e: &Expr| -> Option<i64> {
+        match e {
+            Expr::Literal(v, _) => match v.cast_to(&datafusion::arrow::datatypes::DataType::Int64) {
+                Ok(datafusion::common::ScalarValue::Int64(Some(n))) => Some(n),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let name = wf.fun.name().to_ascii_lowercase();
+    match name.as_str() {
+        "lag" | "lead" => {
+            let k = match wf.params.args.get(1) {
+                Some(e) => literal(e)?,
+                None => 1,
+            };
+            let n = usize::try_from(k.unsigned_abs()).ok()?;
+            // LAG looks back and LEAD ahead; a negative offset turns them round.
+            if (name == "lag") == (k >= 0) {
+                Some((n, 0))
+            } else {
+                Some((0, n))
+            }
+        }
+        "row_number" | "rank" | "dense_rank" | "percent_rank" | "cume_dist" | "ntile" => None,
+        _ => {
+            // Frame-based: first_value, last_value, nth_value, aggregates.
+            let f = &wf.params.window_frame;
+            if f.units != WindowFrameUnits::Rows || wf.params.order_by.is_empty() {
+                return None;
+            }
+            let rows = |v: &datafusion::common::ScalarValue| -> Option<usize> {
+                if v.is_null() {
+                    return None;
+                }
+                match v.cast_to(&datafusion::arrow::datatypes::DataType::UInt64) {
+                    Ok(datafusion::common::ScalarValue::UInt64(Some(n))) => usize::try_from(n).ok(),
+                    _ => None,
+                }
+            };
+            let preceding = match &f.start_bound {
+                WindowFrameBound::Preceding(v) => rows(v)?,
+                WindowFrameBound::CurrentRow | WindowFrameBound::Following(_) => 0,
+            };
+            let following = match &f.end_bound {
+                WindowFrameBound::Following(v) => rows(v)?,
+                WindowFrameBound::CurrentRow | WindowFrameBound::Preceding(_) => 0,
+            };
+            Some((preceding, following))
+        }
+    }
+}
+
+/// Whether `plan` returns at most one row whatever its inputs hold.
+fn at_most_one_row(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::Aggregate(a) => a.group_expr.is_empty(),
+        LogicalPlan::Projection(p) => at_most_one_row(&p.input),
+        LogicalPlan::SubqueryAlias(s) => at_most_one_row(&s.input),
+        LogicalPlan::Filter(f) => at_most_one_row(&f.input),
+        LogicalPlan::Sort(s) => at_most_one_row(&s.input),
+        _ => false,
     }
 }

@@ -131,8 +131,73 @@ pub enum NodeKind {
         with_rank: bool,
         state_slot: u32,
     },
+    /// OVER window functions sharing one `PARTITION BY` and `ORDER BY`:
+    /// the input's columns followed by one column per function.
+    OverWindow {
+        partition: Vec<Arc<dyn PhysicalExpr>>,
+        order: Vec<(
+            Arc<dyn PhysicalExpr>,
+            datafusion::arrow::compute::SortOptions,
+        )>,
+        funcs: Vec<Arc<dyn datafusion::physical_expr::window::WindowExpr>>,
+        /// How many rows before plus after a row its values can depend on;
+        /// `None` when a function looks at the whole partition (ranks,
+        /// running or unbounded frames).
+        reach: Option<usize>,
+        state_slot: u32,
+    },
     /// Writes the view's rows (a multiset keyed by the whole row).
     Materialize,
+}
+
+/// A window function's display name without the `PARTITION BY [...]` and
+/// `ORDER BY [...]` parts its node already shows.
+fn short_window_name(name: &str) -> String {
+    let mut out = name.to_string();
+    for tag in [" PARTITION BY [", " ORDER BY ["] {
+        if let Some(start) = out.find(tag) {
+            let mut depth = 0usize;
+            let mut end = out.len();
+            for (i, ch) in out[start + tag.len() - 1..].char_indices() {
+                match ch {
+                    '[' => depth += 1,
+                    ']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = start + tag.len() - 1 + i + 1;
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            out.replace_range(start..end, "");
+        }
+    }
+    out
+}
+
+fn fmt_order(
+    order: &[(
+        Arc<dyn PhysicalExpr>,
+        datafusion::arrow::compute::SortOptions,
+    )],
+) -> String {
+    order
+        .iter()
+        .map(|(e, o)| {
+            format!(
+                "{e} {}{}",
+                if o.descending { "DESC" } else { "ASC" },
+                if o.nulls_first {
+                    " NULLS FIRST"
+                } else {
+                    " NULLS LAST"
+                }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl StreamPlan {
@@ -271,29 +336,36 @@ impl fmt::Display for NodeKind {
                 with_rank,
                 state_slot,
             } => {
-                let ord: Vec<String> = order
-                    .iter()
-                    .map(|(e, o)| {
-                        format!(
-                            "{e} {}{}",
-                            if o.descending { "DESC" } else { "ASC" },
-                            if o.nulls_first {
-                                " NULLS FIRST"
-                            } else {
-                                " NULLS LAST"
-                            }
-                        )
-                    })
-                    .collect();
                 write!(
                     f,
                     "StreamTopN partition_by=[{}] order_by=[{}] limit={} offset={offset}{} state=slot{state_slot}",
                     join_exprs(partition),
-                    ord.join(", "),
+                    fmt_order(order),
                     limit.map_or("all".to_string(), |l| l.to_string()),
                     if *with_rank { " row_number" } else { "" }
                 )
             }
+            NodeKind::OverWindow {
+                partition,
+                order,
+                funcs,
+                reach,
+                state_slot,
+            } => write!(
+                f,
+                "StreamOverWindow partition_by=[{}] order_by=[{}] funcs=[{}] recompute={} state=slot{state_slot}",
+                join_exprs(partition),
+                fmt_order(order),
+                funcs
+                    .iter()
+                    .map(|w| short_window_name(w.name()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                match reach {
+                    Some(r) => format!("changed rows +/- {r} rows"),
+                    None => "partition".to_string(),
+                }
+            ),
             NodeKind::Materialize => write!(f, "StreamMaterialize key=all columns (multiset)"),
         }
     }

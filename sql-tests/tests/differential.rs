@@ -108,6 +108,43 @@ const VIEWS: &[(&str, &str, &str)] = &[
         "",
     ),
     (
+        "v_win_rank",
+        "SELECT id, k, v, rank() OVER (PARTITION BY k ORDER BY v DESC NULLS LAST) AS r, dense_rank() OVER (PARTITION BY k ORDER BY v DESC NULLS LAST) AS dr FROM t1",
+        "",
+    ),
+    (
+        "v_win_lag",
+        "SELECT id, k, lag(v) OVER (PARTITION BY k ORDER BY id) AS pv, lead(v, 2) OVER (PARTITION BY k ORDER BY id) AS nv, lag(s, 1, 'none') OVER (PARTITION BY k ORDER BY id) AS ps FROM t1",
+        "",
+    ),
+    (
+        "v_win_rows",
+        "SELECT id, sum(v) OVER (PARTITION BY k ORDER BY id ROWS BETWEEN 2 PRECEDING AND 1 FOLLOWING) AS s4, count(v) OVER (PARTITION BY k ORDER BY id ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS c2, min(v) OVER (PARTITION BY k ORDER BY id ROWS BETWEEN CURRENT ROW AND 3 FOLLOWING) AS m3 FROM t1",
+        "",
+    ),
+    (
+        "v_win_running",
+        "SELECT id, k, sum(v) OVER (PARTITION BY k ORDER BY id) AS run, row_number() OVER (PARTITION BY k ORDER BY id) AS rn, first_value(v) OVER (PARTITION BY k ORDER BY id) AS fv, last_value(v) OVER (PARTITION BY k ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS lv FROM t1",
+        "",
+    ),
+    (
+        "v_win_range",
+        "SELECT a, b, c, sum(b) OVER (PARTITION BY c ORDER BY b RANGE BETWEEN 10 PRECEDING AND CURRENT ROW) AS rs, count(*) OVER (PARTITION BY c) AS cnt FROM t2",
+        "",
+    ),
+    (
+        "v_win_global",
+        "SELECT id, v, ntile(4) OVER (ORDER BY id) AS q, max(v) OVER () AS top FROM t1 WHERE k = 1",
+        "",
+    ),
+    (
+        "v_win_join",
+        "SELECT t2.a, t1.id, rank() OVER (PARTITION BY t2.a ORDER BY t1.v) AS r FROM t1 JOIN t2 ON t1.k = t2.a",
+        "",
+    ),
+    ("v_distinct_on", "SELECT DISTINCT ON (k) k, id, v FROM t1 ORDER BY k, v DESC NULLS LAST, id", ""),
+    ("v_scalar_where", "SELECT id, v FROM t1 WHERE v > (SELECT avg(b) FROM t2)", ""),
+    (
         "v_three_way",
         "SELECT t1.id, x.c, y.c AS c2 FROM t1 JOIN t2 x ON t1.k = x.a JOIN t2 y ON x.b = y.a WHERE t1.id < 100",
         "",

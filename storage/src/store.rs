@@ -104,6 +104,50 @@ impl Store {
         Ok(())
     }
 
+    /// Visits committed entries under `prefix` from `from` (inclusive) in
+    /// key order until `f` returns false.
+    pub fn scan_from_while(
+        &self,
+        prefix: &[u8],
+        from: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        let start = if from > prefix { from } else { prefix };
+        for item in self
+            .db
+            .iterator(IteratorMode::From(start, Direction::Forward))
+        {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) || !f(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Visits committed entries under `prefix` before `before` (exclusive)
+    /// in reverse key order until `f` returns false.
+    pub fn scan_rev_while(
+        &self,
+        prefix: &[u8],
+        before: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        for item in self
+            .db
+            .iterator(IteratorMode::From(before, Direction::Reverse))
+        {
+            let (k, v) = item?;
+            if k.as_ref() >= before {
+                continue;
+            }
+            if !k.starts_with(prefix) || !f(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// Performs several reads (whole prefixes or point lookups) from one
     /// consistent snapshot.
     pub fn snapshot_read(&self, reads: &[Read]) -> Result<Vec<Vec<Entry>>> {

@@ -11,7 +11,9 @@ mod filter;
 mod join;
 mod materialize;
 mod project;
+mod sorted;
 mod topn;
+mod window;
 
 pub use aggregate::{set_state_cache_groups, AggregateOperator};
 pub use filter::FilterOperator;
@@ -185,6 +187,21 @@ pub fn build_operator(
             *limit,
             *offset,
             *with_rank,
+            input_types[0].clone(),
+            state_table(*state_slot),
+            node.schema.clone(),
+        )),
+        NodeKind::OverWindow {
+            partition,
+            order,
+            funcs,
+            reach,
+            state_slot,
+        } => Box::new(window::WindowOperator::new(
+            partition.clone(),
+            order.clone(),
+            funcs.clone(),
+            *reach,
             input_types[0].clone(),
             state_table(*state_slot),
             node.schema.clone(),

@@ -1,12 +1,9 @@
 //! Top-N: `ORDER BY ... LIMIT n OFFSET m`, globally or per partition
 //! (`ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) <= n`).
 //!
-//! Every input row is kept in state, sorted: `table | vnode(partition) |
-//! partition | sort key | row -> count | sort key length`, where the sort key is an
-//! order-preserving encoding of the `ORDER BY` values (descending columns
-//! inverted, NULLs placed first or last as asked) and the row bytes break
-//! ties, so the order is total and deterministic. A partition's top rows are
-//! the first entries of its prefix: only those are read.
+//! Every input row is kept in sorted state ([`super::sorted`]); a
+//! partition's top rows are the first entries of its prefix: only those are
+//! read.
 //!
 //! Changes are summed during the epoch; at the barrier each touched
 //! partition's top list is read twice, from the committed state (what the
@@ -15,35 +12,29 @@
 //! (the `ROW_NUMBER()`), so a row whose position moves is retracted and
 //! emitted again with the new number.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, UInt64Array};
+use datafusion::arrow::array::{RecordBatch, RecordBatchOptions, UInt64Array};
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::physical_expr::PhysicalExpr;
-use freshet_storage::codec::{decode_rows, encode_rows};
+use freshet_storage::codec::decode_rows;
 use freshet_storage::keys::group_prefix;
 use freshet_storage::TableId;
 
-use super::materialize::{decode_count, encode_count};
+use super::sorted::{decode_value, row_of, SortedRows};
 use super::{EpochCtx, Operator};
 use crate::change::ChangeBatch;
 use crate::error::Result;
 
 pub struct TopNOperator {
-    partition: Vec<Arc<dyn PhysicalExpr>>,
-    order: Vec<(Arc<dyn PhysicalExpr>, SortOptions)>,
     limit: Option<usize>,
     offset: usize,
     with_rank: bool,
     input_types: Vec<DataType>,
-    state: TableId,
     schema: SchemaRef,
-    /// Full state key -> (count delta of this epoch, sort key length).
-    pending: BTreeMap<Vec<u8>, (i64, u32)>,
-    /// Encoded partitions touched this epoch.
-    dirty: BTreeSet<Vec<u8>>,
+    rows: SortedRows,
 }
 
 impl TopNOperator {
@@ -59,16 +50,12 @@ impl TopNOperator {
         schema: SchemaRef,
     ) -> Self {
         TopNOperator {
-            partition,
-            order,
             limit,
             offset,
             with_rank,
             input_types,
-            state,
             schema,
-            pending: BTreeMap::new(),
-            dirty: BTreeSet::new(),
+            rows: SortedRows::new(partition, order, state),
         }
     }
 
@@ -81,14 +68,10 @@ impl TopNOperator {
         with_pending: bool,
         ctx: &EpochCtx<'_>,
     ) -> Result<Vec<(Vec<u8>, i64)>> {
-        let prefix = group_prefix(self.state, part);
+        let prefix = group_prefix(self.rows.state, part);
         let want = self.limit.map(|l| l + self.offset);
-        let pend: Vec<(&Vec<u8>, i64, u32)> = if with_pending {
-            self.pending
-                .range(prefix.clone()..)
-                .take_while(|(k, _)| k.starts_with(&prefix))
-                .map(|(k, (d, l))| (k, *d, *l))
-                .collect()
+        let pend = if with_pending {
+            self.rows.pending_under(&prefix)
         } else {
             Vec::new()
         };
@@ -101,13 +84,12 @@ impl TopNOperator {
         let push =
             |k: &[u8], c: i64, sort_len: u32, merged: &mut Vec<(Vec<u8>, i64)>, total: &mut i64| {
                 if c > 0 {
-                    let start = (plen + sort_len as usize).min(k.len());
-                    merged.push((k[start..].to_vec(), c));
+                    merged.push((row_of(k, plen, sort_len), c));
                     *total += c;
                 }
             };
         ctx.store.scan_prefix_while(&prefix, |k, v| {
-            while pi < pend.len() && pend[pi].0.as_slice() < k {
+            while pi < pend.len() && pend[pi].0 < k {
                 if full(total) {
                     return Ok(false);
                 }
@@ -118,7 +100,7 @@ impl TopNOperator {
                 return Ok(false);
             }
             let (mut c, sort_len) = decode_value(v)?;
-            if pi < pend.len() && pend[pi].0.as_slice() == k {
+            if pi < pend.len() && pend[pi].0 == k {
                 c += pend[pi].1;
                 pi += 1;
             }
@@ -148,39 +130,6 @@ impl TopNOperator {
     }
 }
 
-fn encode_value(count: i64, sort_len: u32) -> Vec<u8> {
-    let mut v = encode_count(count);
-    v.extend_from_slice(&sort_len.to_be_bytes());
-    v
-}
-
-fn decode_value(v: &[u8]) -> freshet_storage::Result<(i64, u32)> {
-    let bad = || freshet_storage::StorageError::Corrupt("bad top-N state value".into());
-    if v.len() != 13 {
-        return Err(bad());
-    }
-    let c = decode_count(&v[..9]).map_err(|_| bad())?;
-    let mut b = [0u8; 4];
-    b.copy_from_slice(&v[9..13]);
-    Ok((c, u32::from_be_bytes(b)))
-}
-
-/// Order-preserving encoding of one sort value.
-fn sort_bytes(out: &mut Vec<u8>, datum: &[u8], is_null: bool, opts: SortOptions) {
-    // Our own NULL placement byte, then the datum (inverted when descending).
-    out.push(match (is_null, opts.nulls_first) {
-        (true, true) => 0,
-        (false, _) => 1,
-        (true, false) => 2,
-    });
-    // The datum encoding is prefix-free, so inverting it reverses its order.
-    if opts.descending {
-        out.extend(datum.iter().map(|b| !b));
-    } else {
-        out.extend_from_slice(datum);
-    }
-}
-
 impl Operator for TopNOperator {
     fn process(
         &mut self,
@@ -188,46 +137,13 @@ impl Operator for TopNOperator {
         batch: ChangeBatch,
         _ctx: &mut EpochCtx<'_>,
     ) -> Result<Vec<ChangeBatch>> {
-        let n = batch.num_rows();
-        if n == 0 {
-            return Ok(vec![]);
-        }
-        let part_cols = self
-            .partition
-            .iter()
-            .map(|e| e.evaluate(&batch.data)?.into_array(n))
-            .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
-        let parts = encode_rows(&part_cols, n)?;
-        let mut sort_keys: Vec<Vec<u8>> = vec![Vec::new(); n];
-        for (e, opts) in &self.order {
-            let col = e.evaluate(&batch.data)?.into_array(n)?;
-            let enc = encode_rows(std::slice::from_ref(&col), n)?;
-            for i in 0..n {
-                sort_bytes(&mut sort_keys[i], &enc[i], col.is_null(i), *opts);
-            }
-        }
-        let rows = encode_rows(batch.columns(), n)?;
-        let w = batch.weights.values();
-        for i in 0..n {
-            if w[i] == 0 {
-                continue;
-            }
-            let mut k = group_prefix(self.state, &parts[i]);
-            k.extend_from_slice(&sort_keys[i]);
-            k.extend_from_slice(&rows[i]);
-            let e = self
-                .pending
-                .entry(k)
-                .or_insert((0, sort_keys[i].len() as u32));
-            e.0 += w[i];
-            self.dirty.insert(parts[i].clone());
-        }
+        self.rows.add(&batch)?;
         Ok(vec![])
     }
 
     fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
         let mut out_rows: Vec<(Vec<u8>, u64, i64)> = Vec::new();
-        for part in std::mem::take(&mut self.dirty) {
+        for part in std::mem::take(&mut self.rows.dirty) {
             let before = self.top(&part, false, ctx)?;
             let after = self.top(&part, true, ctx)?;
             let expand = |list: &[(Vec<u8>, i64)]| -> BTreeMap<(Vec<u8>, u64), i64> {
@@ -256,27 +172,7 @@ impl Operator for TopNOperator {
                 }
             }
         }
-        // Write the epoch's changes.
-        let deltas: Vec<(Vec<u8>, (i64, u32))> = std::mem::take(&mut self.pending)
-            .into_iter()
-            .filter(|(_, (d, _))| *d != 0)
-            .collect();
-        if !deltas.is_empty() {
-            let keys: Vec<Vec<u8>> = deltas.iter().map(|(k, _)| k.clone()).collect();
-            let old = ctx.store.multi_get(&keys)?;
-            for ((k, (d, sort_len)), old) in deltas.into_iter().zip(old) {
-                let before = match old {
-                    Some(v) => decode_value(&v)?.0,
-                    None => 0,
-                };
-                let new = before + d;
-                if new == 0 {
-                    ctx.writes.delete(k);
-                } else {
-                    ctx.writes.put(k, encode_value(new, sort_len));
-                }
-            }
-        }
+        self.rows.flush(ctx)?;
         if out_rows.is_empty() {
             return Ok(vec![]);
         }

@@ -1,0 +1,166 @@
+//! Sorted per-partition row state, shared by top-N and OVER windows.
+//!
+//! Every input row is kept as `table | vnode(partition) | partition | sort
+//! key | row -> count | sort key length`. The sort key is an
+//! order-preserving encoding of the `ORDER BY` values (descending columns
+//! inverted, NULLs placed first or last as asked) and the row bytes break
+//! ties, so the order is total and deterministic. Changes are summed in
+//! `pending` during the epoch and written at its barrier.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::compute::SortOptions;
+use datafusion::physical_expr::PhysicalExpr;
+use freshet_storage::codec::encode_rows;
+use freshet_storage::keys::group_prefix;
+use freshet_storage::TableId;
+
+use super::materialize::{decode_count, encode_count};
+use super::EpochCtx;
+use crate::change::ChangeBatch;
+use crate::error::Result;
+
+/// One entry of a partition read in order: the row bytes and its copies.
+pub type SortedRow = (Vec<u8>, i64);
+
+pub struct SortedRows {
+    partition: Vec<Arc<dyn PhysicalExpr>>,
+    order: Vec<(Arc<dyn PhysicalExpr>, SortOptions)>,
+    pub state: TableId,
+    /// Full state key -> (count delta of this epoch, sort key length).
+    pub pending: BTreeMap<Vec<u8>, (i64, u32)>,
+    /// Encoded partitions touched this epoch.
+    pub dirty: BTreeSet<Vec<u8>>,
+}
+
+impl SortedRows {
+    pub fn new(
+        partition: Vec<Arc<dyn PhysicalExpr>>,
+        order: Vec<(Arc<dyn PhysicalExpr>, SortOptions)>,
+        state: TableId,
+    ) -> Self {
+        SortedRows {
+            partition,
+            order,
+            state,
+            pending: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+        }
+    }
+
+    /// Adds a batch of changes to this epoch's pending deltas.
+    pub fn add(&mut self, batch: &ChangeBatch) -> Result<()> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(());
+        }
+        let part_cols = self
+            .partition
+            .iter()
+            .map(|e| e.evaluate(&batch.data)?.into_array(n))
+            .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
+        let parts = encode_rows(&part_cols, n)?;
+        let mut sort_keys: Vec<Vec<u8>> = vec![Vec::new(); n];
+        for (e, opts) in &self.order {
+            let col = e.evaluate(&batch.data)?.into_array(n)?;
+            let enc = encode_rows(std::slice::from_ref(&col), n)?;
+            for i in 0..n {
+                sort_bytes(&mut sort_keys[i], &enc[i], col.is_null(i), *opts);
+            }
+        }
+        let rows = encode_rows(batch.columns(), n)?;
+        let w = batch.weights.values();
+        for i in 0..n {
+            if w[i] == 0 {
+                continue;
+            }
+            let mut k = group_prefix(self.state, &parts[i]);
+            k.extend_from_slice(&sort_keys[i]);
+            k.extend_from_slice(&rows[i]);
+            let e = self
+                .pending
+                .entry(k)
+                .or_insert((0, sort_keys[i].len() as u32));
+            e.0 += w[i];
+            self.dirty.insert(parts[i].clone());
+        }
+        Ok(())
+    }
+
+    /// This epoch's non-zero changes under `prefix`, in key order.
+    pub fn pending_under(&self, prefix: &[u8]) -> Vec<(&[u8], i64, u32)> {
+        self.pending
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, (d, _))| *d != 0)
+            .map(|(k, (d, l))| (k.as_slice(), *d, *l))
+            .collect()
+    }
+
+    /// Writes the epoch's deltas into `ctx.writes` and clears them.
+    pub fn flush(&mut self, ctx: &mut EpochCtx<'_>) -> Result<()> {
+        let deltas: Vec<(Vec<u8>, (i64, u32))> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .filter(|(_, (d, _))| *d != 0)
+            .collect();
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<Vec<u8>> = deltas.iter().map(|(k, _)| k.clone()).collect();
+        let old = ctx.store.multi_get(&keys)?;
+        for ((k, (d, sort_len)), old) in deltas.into_iter().zip(old) {
+            let before = match old {
+                Some(v) => decode_value(&v)?.0,
+                None => 0,
+            };
+            let new = before + d;
+            if new == 0 {
+                ctx.writes.delete(k);
+            } else {
+                ctx.writes.put(k, encode_value(new, sort_len));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The row bytes of a full state key under a partition prefix of `plen` bytes.
+pub fn row_of(key: &[u8], plen: usize, sort_len: u32) -> Vec<u8> {
+    let start = (plen + sort_len as usize).min(key.len());
+    key[start..].to_vec()
+}
+
+pub fn encode_value(count: i64, sort_len: u32) -> Vec<u8> {
+    let mut v = encode_count(count);
+    v.extend_from_slice(&sort_len.to_be_bytes());
+    v
+}
+
+pub fn decode_value(v: &[u8]) -> freshet_storage::Result<(i64, u32)> {
+    let bad = || freshet_storage::StorageError::Corrupt("bad sorted state value".into());
+    if v.len() != 13 {
+        return Err(bad());
+    }
+    let c = decode_count(&v[..9]).map_err(|_| bad())?;
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&v[9..13]);
+    Ok((c, u32::from_be_bytes(b)))
+}
+
+/// Order-preserving encoding of one sort value.
+fn sort_bytes(out: &mut Vec<u8>, datum: &[u8], is_null: bool, opts: SortOptions) {
+    // Our own NULL placement byte, then the datum (inverted when descending).
+    out.push(match (is_null, opts.nulls_first) {
+        (true, true) => 0,
+        (false, _) => 1,
+        (true, false) => 2,
+    });
+    // The datum encoding is prefix-free, so inverting it reverses its order.
+    if opts.descending {
+        out.extend(datum.iter().map(|b| !b));
+    } else {
+        out.extend_from_slice(datum);
+    }
+}

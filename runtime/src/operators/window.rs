@@ -1,0 +1,240 @@
+//! OVER window functions (`ROW_NUMBER`, `RANK`, `LAG`, `FIRST_VALUE`,
+//! aggregates over `ROWS` / `RANGE` frames, ...), maintained per partition.
+//!
+//! Rows live in sorted state ([`super::sorted`]). At the barrier, for each
+//! partition the epoch touched, the functions are evaluated by DataFusion's
+//! own window evaluators over the part of the partition a change can reach,
+//! once over the committed rows and once with the epoch's changes, and the
+//! difference is emitted.
+//!
+//! When every function looks at a bounded number of rows around the current
+//! one (`LAG`, `LEAD`, `ROWS` frames with offsets), with `reach` rows before
+//! plus after in all, that part is the changed key range plus `reach` rows
+//! on each side: a row further out sees the same rows in both evaluations,
+//! gets the same values, and cancels in the difference. Otherwise (ranks,
+//! running totals, whole-partition frames) the whole partition is read,
+//! though only rows whose values changed are emitted.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::compute::SortOptions;
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
+use datafusion::physical_expr::window::WindowExpr;
+use datafusion::physical_expr::PhysicalExpr;
+use freshet_storage::codec::{decode_rows, encode_rows};
+use freshet_storage::keys::group_prefix;
+use freshet_storage::TableId;
+
+use super::sorted::{decode_value, row_of, SortedRow, SortedRows};
+use super::{EpochCtx, Operator};
+use crate::change::ChangeBatch;
+use crate::error::{Result, RuntimeError};
+
+pub struct WindowOperator {
+    funcs: Vec<Arc<dyn WindowExpr>>,
+    reach: Option<usize>,
+    input_schema: SchemaRef,
+    input_types: Vec<DataType>,
+    out_types: Vec<DataType>,
+    schema: SchemaRef,
+    rows: SortedRows,
+}
+
+/// A committed entry: full key, copies, sort key length.
+type Entry = (Vec<u8>, i64, u32);
+
+impl WindowOperator {
+    pub fn new(
+        partition: Vec<Arc<dyn PhysicalExpr>>,
+        order: Vec<(Arc<dyn PhysicalExpr>, SortOptions)>,
+        funcs: Vec<Arc<dyn WindowExpr>>,
+        reach: Option<usize>,
+        input_types: Vec<DataType>,
+        state: TableId,
+        schema: SchemaRef,
+    ) -> Self {
+        let n = input_types.len();
+        let input_schema = Arc::new(Schema::new(
+            schema.fields().iter().take(n).cloned().collect::<Vec<_>>(),
+        ));
+        let out_types = schema
+            .fields()
+            .iter()
+            .skip(n)
+            .map(|f| f.data_type().clone())
+            .collect();
+        WindowOperator {
+            funcs,
+            reach,
+            input_schema,
+            input_types,
+            out_types,
+            schema,
+            rows: SortedRows::new(partition, order, state),
+        }
+    }
+
+    /// The committed entries a change under `prefix` can reach, in order.
+    fn read_committed(
+        &self,
+        prefix: &[u8],
+        pend: &[(&[u8], i64, u32)],
+        ctx: &EpochCtx<'_>,
+    ) -> Result<Vec<Entry>> {
+        let mut out: Vec<Entry> = Vec::new();
+        let Some(reach) = self.reach else {
+            ctx.store.scan_prefix_while(prefix, |k, v| {
+                let (c, l) = decode_value(v)?;
+                out.push((k.to_vec(), c, l));
+                Ok(true)
+            })?;
+            return Ok(out);
+        };
+        let (Some(first), Some(last)) = (pend.first(), pend.last()) else {
+            return Ok(out);
+        };
+        let (kmin, kmax) = (first.0, last.0);
+        let reach = reach as i64;
+        let mut copies = 0i64;
+        ctx.store.scan_rev_while(prefix, kmin, |k, v| {
+            if copies >= reach {
+                return Ok(false);
+            }
+            let (c, l) = decode_value(v)?;
+            copies += c.max(0);
+            out.push((k.to_vec(), c, l));
+            Ok(true)
+        })?;
+        out.reverse();
+        let mut after = 0i64;
+        ctx.store.scan_from_while(prefix, kmin, |k, v| {
+            if k > kmax {
+                if after >= reach {
+                    return Ok(false);
+                }
+                let (c, _) = decode_value(v)?;
+                after += c.max(0);
+            }
+            let (c, l) = decode_value(v)?;
+            out.push((k.to_vec(), c, l));
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Evaluates the functions over `rows` (one partition slice, in order)
+    /// and adds each (row, values) with `sign` to `diff`.
+    fn evaluate_into(
+        &self,
+        rows: &[SortedRow],
+        sign: i64,
+        diff: &mut BTreeMap<(Vec<u8>, Vec<u8>), i64>,
+    ) -> Result<()> {
+        let expanded: Vec<&[u8]> = rows
+            .iter()
+            .flat_map(|(r, c)| std::iter::repeat_n(r.as_slice(), (*c).max(0) as usize))
+            .collect();
+        let n = expanded.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let cols = decode_rows(expanded.iter().copied(), &self.input_types)?;
+        let batch = RecordBatch::try_new_with_options(
+            self.input_schema.clone(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(n)),
+        )?;
+        let mut outs: Vec<ArrayRef> = Vec::with_capacity(self.funcs.len());
+        for (f, ty) in self.funcs.iter().zip(&self.out_types) {
+            let mut a = f.evaluate(&batch)?;
+            if a.len() != n {
+                return Err(RuntimeError::Internal(format!(
+                    "window function {} returned {} values for {n} rows",
+                    f.name(),
+                    a.len()
+                )));
+            }
+            if a.data_type() != ty {
+                a = datafusion::arrow::compute::cast(&a, ty)?;
+            }
+            outs.push(a);
+        }
+        let values = encode_rows(&outs, n)?;
+        for (row, vals) in expanded.into_iter().zip(values) {
+            *diff.entry((row.to_vec(), vals)).or_insert(0) += sign;
+        }
+        Ok(())
+    }
+}
+
+impl Operator for WindowOperator {
+    fn process(
+        &mut self,
+        _input: usize,
+        batch: ChangeBatch,
+        _ctx: &mut EpochCtx<'_>,
+    ) -> Result<Vec<ChangeBatch>> {
+        self.rows.add(&batch)?;
+        Ok(vec![])
+    }
+
+    fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
+        let mut diff: BTreeMap<(Vec<u8>, Vec<u8>), i64> = BTreeMap::new();
+        for part in std::mem::take(&mut self.rows.dirty) {
+            let prefix = group_prefix(self.rows.state, &part);
+            let plen = prefix.len();
+            let pend = self.rows.pending_under(&prefix);
+            if pend.is_empty() {
+                continue;
+            }
+            let committed = self.read_committed(&prefix, &pend, ctx)?;
+            let old: Vec<SortedRow> = committed
+                .iter()
+                .filter(|(_, c, _)| *c > 0)
+                .map(|(k, c, l)| (row_of(k, plen, *l), *c))
+                .collect();
+            // Merge the epoch's changes into the committed slice.
+            let mut new: Vec<SortedRow> = Vec::with_capacity(old.len() + pend.len());
+            let mut pi = 0usize;
+            for (k, c, l) in &committed {
+                while pi < pend.len() && pend[pi].0 < k.as_slice() {
+                    new.push((row_of(pend[pi].0, plen, pend[pi].2), pend[pi].1));
+                    pi += 1;
+                }
+                let mut c = *c;
+                if pi < pend.len() && pend[pi].0 == k.as_slice() {
+                    c += pend[pi].1;
+                    pi += 1;
+                }
+                new.push((row_of(k, plen, *l), c));
+            }
+            for p in &pend[pi..] {
+                new.push((row_of(p.0, plen, p.2), p.1));
+            }
+            new.retain(|(_, c)| *c > 0);
+            self.evaluate_into(&old, -1, &mut diff)?;
+            self.evaluate_into(&new, 1, &mut diff)?;
+        }
+        self.rows.flush(ctx)?;
+        diff.retain(|_, c| *c != 0);
+        if diff.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut cols = decode_rows(diff.keys().map(|(r, _)| r.as_slice()), &self.input_types)?;
+        cols.extend(decode_rows(
+            diff.keys().map(|(_, v)| v.as_slice()),
+            &self.out_types,
+        )?);
+        let data = RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(diff.len())),
+        )?;
+        Ok(vec![ChangeBatch::with_weights(
+            data,
+            diff.into_values().collect(),
+        )])
+    }
+}
