@@ -128,7 +128,7 @@ impl Builder {
                 x,
                 Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_)
             ) {
-                found = Some("a subquery");
+                found = Some("a subquery that cannot be turned into a join (correlated by conditions other than equalities)");
             } else if matches!(x, Expr::WindowFunction(_)) {
                 found = Some("a window function (OVER)");
             }
@@ -311,9 +311,9 @@ impl Builder {
                 if j.null_aware && (semi != Some((0, true)) || j.on.len() != 1) {
                     return Err(unsupported("NOT IN over a subquery with several columns"));
                 }
-                if semi.is_some() && j.filter.is_some() {
+                if j.null_aware && j.filter.is_some() {
                     return Err(unsupported(
-                        "a correlated EXISTS / IN subquery with conditions other than equalities",
+                        "NOT IN over a subquery correlated by conditions other than equalities",
                     ));
                 }
                 let outer = match j.join_type {
@@ -322,6 +322,9 @@ impl Builder {
                     JoinType::Right => [false, true],
                     JoinType::Full => [true, true],
                     _ if semi.is_some() => [false, false],
+                    JoinType::LeftMark | JoinType::RightMark => return Err(unsupported(
+                        "an EXISTS or IN subquery under OR or inside an expression (a mark join)",
+                    )),
                     _ => {
                         return Err(unsupported(format!(
                             "{} join (from EXISTS, IN or NOT IN subqueries)",
@@ -329,11 +332,6 @@ impl Builder {
                         )))
                     }
                 };
-                if j.filter.is_some() && outer != [false, false] {
-                    return Err(unsupported(
-                        "an outer join with conditions other than key equalities in ON",
-                    ));
-                }
                 let left = self.visit(&j.left)?;
                 let right = self.visit(&j.right)?;
                 let mut left_keys = Vec::with_capacity(j.on.len());
@@ -366,6 +364,16 @@ impl Builder {
                 let slots = [self.slots, self.slots + 1];
                 self.slots += 2;
                 let nulls_match = j.null_equality == NullEquality::NullEqualsNull;
+                // Outer, semi and anti joins decide a residual filter inside
+                // the join; inner joins filter their output instead.
+                let inner_filter = outer == [false, false] && semi.is_none();
+                let join_filter = match &j.filter {
+                    Some(f) if !inner_filter => {
+                        let pair = j.left.schema().join(j.right.schema())?;
+                        Some(self.physical(f, &pair)?)
+                    }
+                    _ => None,
+                };
                 if let Some((keep, anti)) = semi {
                     return Ok(self.push(
                         NodeKind::SemiJoin {
@@ -375,6 +383,7 @@ impl Builder {
                             left_keys,
                             right_keys,
                             nulls_match,
+                            filter: join_filter,
                             state_slots: slots,
                         },
                         vec![left, right],
@@ -387,12 +396,13 @@ impl Builder {
                         left_keys,
                         right_keys,
                         nulls_match,
+                        filter: join_filter,
                         state_slots: slots,
                     },
                     vec![left, right],
                     nullable_schema(&j.schema),
                 );
-                if let Some(f) = &j.filter {
+                if let (Some(f), true) = (&j.filter, inner_filter) {
                     let predicate = self.physical(f, &j.schema)?;
                     idx = self.push(
                         NodeKind::Filter { predicate },
@@ -515,10 +525,8 @@ impl Builder {
                 sub_schema.field(0).data_type().clone(),
                 true,
             );
-            let right_schema = DFSchema::from_unqualified_fields(
-                vec![field].into(),
-                Default::default(),
-            )?;
+            let right_schema =
+                DFSchema::from_unqualified_fields(vec![field].into(), Default::default())?;
             schema = schema.join(&right_schema)?;
             let slots = [self.slots, self.slots + 1];
             self.slots += 2;
@@ -528,6 +536,7 @@ impl Builder {
                     left_keys: vec![],
                     right_keys: vec![],
                     nulls_match: false,
+                    filter: None,
                     state_slots: slots,
                 },
                 vec![idx, right],
@@ -572,13 +581,7 @@ impl Builder {
             let o: Vec<SortExpr> = params
                 .order_by
                 .iter()
-                .map(|s| {
-                    if last {
-                        s.reverse()
-                    } else {
-                        s.clone()
-                    }
-                })
+                .map(|s| if last { s.reverse() } else { s.clone() })
                 .collect();
             match &order {
                 None => order = Some(o),
@@ -854,10 +857,12 @@ fn window_reach(wf: &datafusion::logical_expr::expr::WindowFunction) -> Option<(
     use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits};
     let literal = |e: &Expr| -> Option<i64> {
         match e {
-            Expr::Literal(v, _) => match v.cast_to(&datafusion::arrow::datatypes::DataType::Int64) {
-                Ok(datafusion::common::ScalarValue::Int64(Some(n))) => Some(n),
-                _ => None,
-            },
+            Expr::Literal(v, _) => {
+                match v.cast_to(&datafusion::arrow::datatypes::DataType::Int64) {
+                    Ok(datafusion::common::ScalarValue::Int64(Some(n))) => Some(n),
+                    _ => None,
+                }
+            }
             _ => None,
         }
     };

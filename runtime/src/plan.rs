@@ -102,6 +102,9 @@ pub enum NodeKind {
         right_keys: Vec<Arc<dyn PhysicalExpr>>,
         /// `IS NOT DISTINCT FROM` keys: NULL matches NULL.
         nulls_match: bool,
+        /// Conditions besides the keys, over (left row, right row), decided
+        /// inside the join (outer joins); inner joins filter above instead.
+        filter: Option<Arc<dyn PhysicalExpr>>,
         state_slots: [u32; 2],
     },
     /// Semi join (anti: anti join) of inputs 0 (left) and 1 (right): the
@@ -114,6 +117,8 @@ pub enum NodeKind {
         left_keys: Vec<Arc<dyn PhysicalExpr>>,
         right_keys: Vec<Arc<dyn PhysicalExpr>>,
         nulls_match: bool,
+        /// Conditions besides the keys, over (left row, right row).
+        filter: Option<Arc<dyn PhysicalExpr>>,
         state_slots: [u32; 2],
     },
     /// `UNION ALL` of any number of inputs with one schema.
@@ -175,6 +180,13 @@ fn short_window_name(name: &str) -> String {
         }
     }
     out
+}
+
+fn fmt_filter(filter: &Option<Arc<dyn PhysicalExpr>>) -> String {
+    filter
+        .as_ref()
+        .map(|f| format!(" filter={f} (left columns, then right)"))
+        .unwrap_or_default()
 }
 
 fn fmt_order(
@@ -274,6 +286,7 @@ impl fmt::Display for NodeKind {
                 left_keys,
                 right_keys,
                 nulls_match,
+                filter,
                 state_slots,
             } => {
                 let ty = match outer {
@@ -298,8 +311,9 @@ impl fmt::Display for NodeKind {
                     .collect();
                 write!(
                     f,
-                    "StreamHashJoin type={ty} on=[{}] state=slot{} (left), slot{} (right)",
+                    "StreamHashJoin type={ty} on=[{}]{} state=slot{} (left), slot{} (right)",
                     on.join(", "),
+                    fmt_filter(filter),
                     state_slots[0],
                     state_slots[1]
                 )
@@ -310,11 +324,12 @@ impl fmt::Display for NodeKind {
                 null_aware,
                 left_keys,
                 right_keys,
+                filter,
                 state_slots,
                 ..
             } => write!(
                 f,
-                "StreamHashJoin type={} {}{} on=[{}] state=slot{} (left), slot{} (right)",
+                "StreamHashJoin type={} {}{} on=[{}]{} state=slot{} (left), slot{} (right)",
                 if *keep == 0 { "left" } else { "right" },
                 if *anti { "anti" } else { "semi" },
                 if *null_aware { " (NOT IN)" } else { "" },
@@ -324,6 +339,7 @@ impl fmt::Display for NodeKind {
                     .map(|(l, r)| format!("{l} = {r}"))
                     .collect::<Vec<_>>()
                     .join(", "),
+                fmt_filter(filter),
                 state_slots[0],
                 state_slots[1]
             ),

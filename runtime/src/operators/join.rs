@@ -19,6 +19,13 @@
 //! goes from zero to non-zero the padded rows are retracted, and emitted again
 //! when it drops back to zero; both are decided per key from the counts read
 //! for the join itself, so no extra state is kept.
+//!
+//! A residual `filter` (conditions in `ON` other than the key equalities, for
+//! outer, semi and anti joins) makes "matched" a property of each row rather
+//! than of its key: a row's match count is the number of other-side rows of
+//! its key that pass the filter with it, found by evaluating the filter on
+//! the pairs of the key's rows. NULL padding (outer) and passing (semi, anti)
+//! follow that count's moves to and from zero.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -51,9 +58,17 @@ pub struct JoinOperator {
     /// passes once the right side holds a NULL key; every row passes while
     /// the right side is empty.
     null_aware: bool,
+    /// Conditions besides the key equalities, over (left row, right row).
+    filter: Option<Arc<dyn PhysicalExpr>>,
+    /// Schema of a (left row, right row) pair, for evaluating `filter`.
+    pair_schema: SchemaRef,
     /// Per side: full state key -> count delta of this epoch.
     pending: [BTreeMap<Vec<u8>, i64>; 2],
 }
+
+/// An output row: a row of the batch by index and an encoded row of the
+/// other side, either of which may be NULL padding, with a weight.
+type OutRow = (Option<u32>, Option<Vec<u8>>, i64);
 
 impl JoinOperator {
     pub fn new(
@@ -64,6 +79,16 @@ impl JoinOperator {
         nulls_match: bool,
         outer: [bool; 2],
     ) -> Self {
+        let pair_schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
+            types[0]
+                .iter()
+                .chain(&types[1])
+                .enumerate()
+                .map(|(i, t)| {
+                    datafusion::arrow::datatypes::Field::new(format!("c{i}"), t.clone(), true)
+                })
+                .collect::<Vec<_>>(),
+        ));
         JoinOperator {
             keys,
             types,
@@ -73,8 +98,181 @@ impl JoinOperator {
             outer,
             semi: None,
             null_aware: false,
+            filter: None,
+            pair_schema,
             pending: [BTreeMap::new(), BTreeMap::new()],
         }
+    }
+
+    /// Adds a residual condition over (left row, right row).
+    pub fn with_filter(mut self, filter: Option<Arc<dyn PhysicalExpr>>) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// `filter` over every pair of `a` rows of `side` (as columns) and the
+    /// encoded rows `theirs` of the other side: `pass[i * theirs.len() + j]`.
+    fn pass_matrix(
+        &self,
+        filter: &Arc<dyn PhysicalExpr>,
+        side: usize,
+        mine: &[ArrayRef],
+        a: usize,
+        theirs: &[(Vec<u8>, i64)],
+    ) -> Result<Vec<bool>> {
+        let b = theirs.len();
+        if a == 0 || b == 0 {
+            return Ok(Vec::new());
+        }
+        let their_cols = decode_rows(
+            theirs.iter().map(|(r, _)| r.as_slice()),
+            &self.types[1 - side],
+        )?;
+        let mi: UInt32Array = (0..a as u32)
+            .flat_map(|i| std::iter::repeat_n(i, b))
+            .collect();
+        let ti: UInt32Array = (0..a).flat_map(|_| 0..b as u32).collect();
+        let take_all = |cols: &[ArrayRef], ix: &UInt32Array| {
+            cols.iter()
+                .map(|c| take(c.as_ref(), ix, None))
+                .collect::<std::result::Result<Vec<_>, _>>()
+        };
+        let (m, t) = (take_all(mine, &mi)?, take_all(&their_cols, &ti)?);
+        let cols: Vec<ArrayRef> = if side == 0 {
+            m.into_iter().chain(t).collect()
+        } else {
+            t.into_iter().chain(m).collect()
+        };
+        let pairs = RecordBatch::try_new_with_options(
+            self.pair_schema.clone(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(a * b)),
+        )?;
+        let v = filter.evaluate(&pairs)?.into_array(a * b)?;
+        let v = v
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::BooleanArray>()
+            .ok_or_else(|| {
+                crate::error::RuntimeError::Internal("join filter is not boolean".into())
+            })?;
+        Ok((0..a * b).map(|k| v.is_valid(k) && v.value(k)).collect())
+    }
+
+    /// Outer, semi and anti joins with a residual filter (see the module doc).
+    fn process_filtered(
+        &mut self,
+        filter: Arc<dyn PhysicalExpr>,
+        side: usize,
+        batch: &ChangeBatch,
+        keys: &[Vec<u8>],
+        key_cols: &[ArrayRef],
+        ctx: &mut EpochCtx<'_>,
+    ) -> Result<Vec<ChangeBatch>> {
+        let other = 1 - side;
+        let n = batch.num_rows();
+        let w = batch.weights.values();
+        let rows = encode_rows(batch.columns(), n)?;
+        // How a side's rows are emitted by their match count:
+        // Some(emitted while the count is zero?).
+        let mode = |t: usize| -> Option<bool> {
+            match self.semi {
+                Some((keep, anti)) => (t == keep).then_some(anti),
+                None => self.outer[t].then_some(true),
+            }
+        };
+        let pairs = self.semi.is_none();
+        let mut out: Vec<OutRow> = Vec::new();
+        let mut mine_alone: Vec<(u32, i64)> = Vec::new();
+        let mut theirs_alone: Vec<(Vec<u8>, i64)> = Vec::new();
+        let mut order: Vec<&[u8]> = Vec::new();
+        let mut groups: HashMap<&[u8], Vec<usize>> = HashMap::new();
+        for i in 0..n {
+            if w[i] == 0 {
+                continue;
+            }
+            if !self.nulls_match && key_cols.iter().any(|c| c.is_null(i)) {
+                if mode(side) == Some(true) {
+                    mine_alone.push((i as u32, w[i]));
+                }
+                continue;
+            }
+            groups
+                .entry(keys[i].as_slice())
+                .or_insert_with(|| {
+                    order.push(keys[i].as_slice());
+                    Vec::new()
+                })
+                .push(i);
+        }
+        for key in &order {
+            let idx = &groups[key];
+            let matches = self.lookup(other, key, ctx)?;
+            let b = matches.len();
+            let ix: UInt32Array = idx.iter().map(|&i| i as u32).collect();
+            let mine = batch
+                .columns()
+                .iter()
+                .map(|c| take(c.as_ref(), &ix, None))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            let p = self.pass_matrix(&filter, side, &mine, idx.len(), &matches)?;
+            for (ii, &i) in idx.iter().enumerate() {
+                let mut count = 0i64;
+                for (j, (r, c)) in matches.iter().enumerate() {
+                    if p[ii * b + j] {
+                        count += c;
+                        if pairs {
+                            out.push((Some(i as u32), Some(r.clone()), w[i] * c));
+                        }
+                    }
+                }
+                if let Some(when_zero) = mode(side) {
+                    if (count == 0) == when_zero {
+                        mine_alone.push((i as u32, w[i]));
+                    }
+                }
+            }
+            if let (Some(when_zero), true) = (mode(other), b > 0) {
+                let stored = self.lookup(side, key, ctx)?;
+                let stored_cols =
+                    decode_rows(stored.iter().map(|(r, _)| r.as_slice()), &self.types[side])?;
+                let q = self.pass_matrix(&filter, side, &stored_cols, stored.len(), &matches)?;
+                for (j, (r, c)) in matches.iter().enumerate() {
+                    let before: i64 = stored
+                        .iter()
+                        .enumerate()
+                        .filter(|(s, _)| q[s * b + j])
+                        .map(|(_, (_, sc))| sc)
+                        .sum();
+                    let after = before
+                        + idx
+                            .iter()
+                            .enumerate()
+                            .filter(|(ii, _)| p[ii * b + j])
+                            .map(|(_, &i)| w[i])
+                            .sum::<i64>();
+                    let (e0, e1) = ((before == 0) == when_zero, (after == 0) == when_zero);
+                    if e0 != e1 {
+                        theirs_alone.push((r.clone(), if e1 { *c } else { -c }));
+                    }
+                }
+            }
+        }
+        for key in &order {
+            for &i in &groups[key] {
+                let k = grouped_key(self.state[side], key, &rows[i]);
+                *self.pending[side].entry(k).or_insert(0) += w[i];
+            }
+        }
+        if pairs {
+            out.extend(mine_alone.into_iter().map(|(i, w)| (Some(i), None, w)));
+            out.extend(theirs_alone.into_iter().map(|(r, w)| (None, Some(r), w)));
+            return self.assemble(side, batch, out);
+        }
+        Ok(self
+            .picked(batch, mine_alone)?
+            .into_iter()
+            .chain(self.stored(other, theirs_alone)?)
+            .collect())
     }
 
     /// Makes this a semi join (or anti join, `anti`) that keeps side `keep`.
@@ -363,6 +561,50 @@ impl JoinOperator {
             .collect())
     }
 
+    /// Output rows (this batch's row, the other side's row; either may be
+    /// NULL padding) as one change batch in (left, right) column order.
+    fn assemble(
+        &self,
+        side: usize,
+        batch: &ChangeBatch,
+        mut out: Vec<OutRow>,
+    ) -> Result<Vec<ChangeBatch>> {
+        let other = 1 - side;
+        out.retain(|(_, _, w)| *w != 0);
+        if out.is_empty() {
+            return Ok(vec![]);
+        }
+        let idx: UInt32Array = out.iter().map(|(i, _, _)| *i).collect();
+        let mine = batch
+            .columns()
+            .iter()
+            .map(|c| take(c.as_ref(), &idx, None))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let present: Vec<&[u8]> = out.iter().filter_map(|(_, r, _)| r.as_deref()).collect();
+        let decoded = decode_rows(present.iter().copied(), &self.types[other])?;
+        let mut next = 0u32;
+        let pos: UInt32Array = out
+            .iter()
+            .map(|(_, r, _)| {
+                r.as_ref().map(|_| {
+                    next += 1;
+                    next - 1
+                })
+            })
+            .collect();
+        let theirs = decoded
+            .iter()
+            .map(|c| take(c.as_ref(), &pos, None))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let cols: Vec<ArrayRef> = if side == 0 {
+            mine.into_iter().chain(theirs).collect()
+        } else {
+            theirs.into_iter().chain(mine).collect()
+        };
+        let w: Vec<i64> = out.iter().map(|(_, _, w)| *w).collect();
+        Ok(vec![self.output(cols, w)?])
+    }
+
     /// Rows of `side` whose key is `key`, with their multiplicities.
     fn lookup(&self, side: usize, key: &[u8], ctx: &EpochCtx<'_>) -> Result<Vec<(Vec<u8>, i64)>> {
         let prefix = group_prefix(self.state[side], key);
@@ -402,6 +644,9 @@ impl Operator for JoinOperator {
             .map(|e| e.evaluate(&batch.data)?.into_array(n))
             .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
         let keys = encode_rows(&key_cols, n)?;
+        if let Some(f) = self.filter.clone() {
+            return self.process_filtered(f, side, &batch, &keys, &key_cols, ctx);
+        }
         if self.null_aware {
             return self.process_not_in(side, &batch, &keys, &key_cols, ctx);
         }
@@ -415,7 +660,7 @@ impl Operator for JoinOperator {
         let mut groups: HashMap<&[u8], Vec<usize>> = HashMap::new();
         // Output rows: (row of this batch, row of the other side), either
         // may be NULL padding, with a weight.
-        let mut out: Vec<(Option<u32>, Option<Vec<u8>>, i64)> = Vec::new();
+        let mut out: Vec<OutRow> = Vec::new();
         for i in 0..n {
             if weights[i] == 0 {
                 continue;
@@ -471,39 +716,7 @@ impl Operator for JoinOperator {
                 *self.pending[side].entry(k).or_insert(0) += weights[i];
             }
         }
-        out.retain(|(_, _, w)| *w != 0);
-        if out.is_empty() {
-            return Ok(vec![]);
-        }
-        let idx: UInt32Array = out.iter().map(|(i, _, _)| *i).collect();
-        let mine = batch
-            .columns()
-            .iter()
-            .map(|c| take(c.as_ref(), &idx, None))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let present: Vec<&[u8]> = out.iter().filter_map(|(_, r, _)| r.as_deref()).collect();
-        let decoded = decode_rows(present.iter().copied(), &self.types[other])?;
-        let mut next = 0u32;
-        let pos: UInt32Array = out
-            .iter()
-            .map(|(_, r, _)| {
-                r.as_ref().map(|_| {
-                    next += 1;
-                    next - 1
-                })
-            })
-            .collect();
-        let theirs = decoded
-            .iter()
-            .map(|c| take(c.as_ref(), &pos, None))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let cols: Vec<ArrayRef> = if side == 0 {
-            mine.into_iter().chain(theirs).collect()
-        } else {
-            theirs.into_iter().chain(mine).collect()
-        };
-        let w: Vec<i64> = out.iter().map(|(_, _, w)| *w).collect();
-        Ok(vec![self.output(cols, w)?])
+        self.assemble(side, &batch, out)
     }
 
     fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {

@@ -145,15 +145,19 @@ pub fn build_operator(
             left_keys,
             right_keys,
             nulls_match,
+            filter,
             state_slots,
-        } => Box::new(JoinOperator::new(
-            [left_keys.clone(), right_keys.clone()],
-            [input_types[0].clone(), input_types[1].clone()],
-            [state_table(state_slots[0]), state_table(state_slots[1])],
-            node.schema.clone(),
-            *nulls_match,
-            *outer,
-        )),
+        } => Box::new(
+            JoinOperator::new(
+                [left_keys.clone(), right_keys.clone()],
+                [input_types[0].clone(), input_types[1].clone()],
+                [state_table(state_slots[0]), state_table(state_slots[1])],
+                node.schema.clone(),
+                *nulls_match,
+                *outer,
+            )
+            .with_filter(filter.clone()),
+        ),
         NodeKind::SemiJoin {
             keep,
             anti,
@@ -161,6 +165,7 @@ pub fn build_operator(
             left_keys,
             right_keys,
             nulls_match,
+            filter,
             state_slots,
         } => {
             let j = JoinOperator::new(
@@ -171,7 +176,8 @@ pub fn build_operator(
                 *nulls_match,
                 [false, false],
             )
-            .semi(*keep, *anti);
+            .semi(*keep, *anti)
+            .with_filter(filter.clone());
             Box::new(if *null_aware { j.null_aware() } else { j })
         }
         NodeKind::TopN {

@@ -1,0 +1,1 @@
+SELECT id, cid, lag(amount) OVER (PARTITION BY cid ORDER BY id) AS prev, sum(amount) OVER (PARTITION BY cid ORDER BY id ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS last3, rank() OVER (PARTITION BY cid ORDER BY amount DESC) AS r FROM o

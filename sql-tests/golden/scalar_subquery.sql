@@ -1,0 +1,1 @@
+SELECT id, amount FROM o WHERE amount > (SELECT avg(amount) FROM o)
