@@ -45,6 +45,9 @@ pub struct WindowOperator {
 /// A committed entry: full key, copies, sort key length.
 type Entry = (Vec<u8>, i64, u32);
 
+/// (row bytes, encoded function values) with a weight.
+type Changed = ((Vec<u8>, Vec<u8>), i64);
+
 impl WindowOperator {
     pub fn new(
         partition: Vec<Arc<dyn PhysicalExpr>>,
@@ -110,14 +113,14 @@ impl WindowOperator {
         out.reverse();
         let mut after = 0i64;
         ctx.store.scan_from_while(prefix, kmin, |k, v| {
-            if k > kmax {
-                if after >= reach {
-                    return Ok(false);
-                }
-                let (c, _) = decode_value(v)?;
-                after += c.max(0);
+            let beyond = k > kmax;
+            if beyond && after >= reach {
+                return Ok(false);
             }
             let (c, l) = decode_value(v)?;
+            if beyond {
+                after += c.max(0);
+            }
             out.push((k.to_vec(), c, l));
             Ok(true)
         })?;
@@ -181,8 +184,11 @@ impl Operator for WindowOperator {
     }
 
     fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
-        let mut diff: BTreeMap<(Vec<u8>, Vec<u8>), i64> = BTreeMap::new();
+        // Changed (row, values) with weights; one partition's difference is
+        // built at a time, so memory holds one partition plus the changes.
+        let mut changed: Vec<Changed> = Vec::new();
         for part in std::mem::take(&mut self.rows.dirty) {
+            let mut diff: BTreeMap<(Vec<u8>, Vec<u8>), i64> = BTreeMap::new();
             let prefix = group_prefix(self.rows.state, &part);
             let plen = prefix.len();
             let pend = self.rows.pending_under(&prefix);
@@ -216,25 +222,28 @@ impl Operator for WindowOperator {
             new.retain(|(_, c)| *c > 0);
             self.evaluate_into(&old, -1, &mut diff)?;
             self.evaluate_into(&new, 1, &mut diff)?;
+            changed.extend(diff.into_iter().filter(|(_, w)| *w != 0));
         }
         self.rows.flush(ctx)?;
-        diff.retain(|_, c| *c != 0);
-        if diff.is_empty() {
+        if changed.is_empty() {
             return Ok(vec![]);
         }
-        let mut cols = decode_rows(diff.keys().map(|(r, _)| r.as_slice()), &self.input_types)?;
+        let mut cols = decode_rows(
+            changed.iter().map(|((r, _), _)| r.as_slice()),
+            &self.input_types,
+        )?;
         cols.extend(decode_rows(
-            diff.keys().map(|(_, v)| v.as_slice()),
+            changed.iter().map(|((_, v), _)| v.as_slice()),
             &self.out_types,
         )?);
         let data = RecordBatch::try_new_with_options(
             self.schema.clone(),
             cols,
-            &RecordBatchOptions::new().with_row_count(Some(diff.len())),
+            &RecordBatchOptions::new().with_row_count(Some(changed.len())),
         )?;
         Ok(vec![ChangeBatch::with_weights(
             data,
-            diff.into_values().collect(),
+            changed.into_iter().map(|(_, w)| w).collect(),
         )])
     }
 }

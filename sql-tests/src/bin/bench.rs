@@ -123,7 +123,9 @@ async fn main() -> Result<()> {
         let (name, view) = match only {
             "join" => ("join, 1k-row dimension", "CREATE MATERIALIZED VIEW j AS SELECT e.id, e.amount, u.name FROM events e JOIN users u ON e.user_id = u.id"),
             "topn" => ("top-10", "CREATE MATERIALIZED VIEW t AS SELECT id, amount FROM events ORDER BY amount DESC, id LIMIT 10"),
-            other => anyhow::bail!("unknown scenario {other} (join, topn)"),
+            "lag" => ("OVER lag/lead, 1k partitions", "CREATE MATERIALIZED VIEW w AS SELECT id, amount - lag(amount) OVER (PARTITION BY user_id ORDER BY id) AS delta, sum(amount) OVER (PARTITION BY user_id ORDER BY id ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) AS last5 FROM events"),
+            "rank" => ("OVER rank, 1k partitions", "CREATE MATERIALIZED VIEW w AS SELECT id, rank() OVER (PARTITION BY user_id ORDER BY amount DESC) AS r FROM events"),
+            other => anyhow::bail!("unknown scenario {other} (join, topn, lag, rank)"),
         };
         return scenario(name, &[view], rows).await;
     }
