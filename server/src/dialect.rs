@@ -161,13 +161,33 @@ pub fn parse_one(sql: &str) -> ExecResult<Parsed> {
         ExecError::new(code::SYNTAX, format!("syntax error: {msg}"))
     })?;
     match stmts.len() {
-        1 => Ok(Parsed::Sql(Box::new(stmts.remove(0)))),
+        1 => {
+            let stmt = stmts.remove(0);
+            if matches!(stmt, Statement::Query(_)) {
+                return Ok(Parsed::Sql(Box::new(pg_compatible(sql).unwrap_or(stmt))));
+            }
+            Ok(Parsed::Sql(Box::new(stmt)))
+        }
         0 => Err(ExecError::new(code::SYNTAX, "empty statement")),
         _ => Err(ExecError::new(
             code::SYNTAX,
             "cannot insert multiple commands into a prepared statement",
         )),
     }
+}
+
+/// A query as `datafusion-pg-catalog` rewrites it for DataFusion: catalog
+/// idioms clients send (`pg_catalog.` function qualifiers, `COLLATE`,
+/// `OPERATOR(pg_catalog.~)`, `::regclass` casts, `= ANY(ARRAY[...])`, ...).
+/// `None` when the rewriter cannot parse it (the plain parse is used).
+fn pg_compatible(sql: &str) -> Option<Statement> {
+    use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+    static PARSER: std::sync::OnceLock<PostgresCompatibilityParser> = std::sync::OnceLock::new();
+    let mut stmts = PARSER
+        .get_or_init(PostgresCompatibilityParser::new)
+        .parse(sql)
+        .ok()?;
+    (stmts.len() == 1).then(|| stmts.remove(0))
 }
 
 fn syntax(msg: impl Into<String>) -> ExecError {

@@ -37,7 +37,7 @@ use freshet_runtime::source::nexmark::default_columns as nexmark_columns;
 use freshet_runtime::source::{NexmarkTable, ReaderKey, SourceError, SourceSpec};
 
 /// The PostgreSQL version Freshet reports; clients parse it.
-pub const PG_VERSION: &str = "16.6";
+pub const PG_VERSION: &str = "15.0";
 
 /// What a statement returns.
 pub enum Output {
@@ -96,6 +96,8 @@ pub struct Server {
     engine: Engine,
     catalog: RwLock<Catalog>,
     write_lock: tokio::sync::Mutex<()>,
+    /// `pg_catalog` for ad-hoc queries (long-lived, so OIDs stay stable).
+    pg: crate::pgcatalog::PgCatalog,
 }
 
 fn lower_name(name: &str) -> String {
@@ -110,6 +112,7 @@ impl Server {
             engine,
             catalog: RwLock::new(Catalog::default()),
             write_lock: Default::default(),
+            pg: crate::pgcatalog::PgCatalog::new()?,
         };
         server.recover().await?;
         Ok(server)
@@ -210,6 +213,26 @@ impl Server {
         Ok((ctx, data, cat))
     }
 
+    /// A context for an ad-hoc query: relations plus `pg_catalog` and
+    /// `information_schema` describing them.
+    fn query_context(&self) -> ExecResult<(SessionContext, Arc<QueryData>)> {
+        let (ctx, data, cat) = self.context(false)?;
+        self.pg.set_objects(
+            cat.entries()
+                .map(|e| crate::pgcatalog::Object {
+                    name: e.rel.name.clone(),
+                    schema: e.rel.schema.clone(),
+                    kind: crate::pgcatalog::ObjectKind::of(e.rel.kind),
+                    comments: vec![],
+                })
+                .collect(),
+        );
+        self.pg.install(&ctx)?;
+        // Ours come last: `version()` names Freshet.
+        register_functions(&ctx);
+        Ok((ctx, data))
+    }
+
     /// Loads the committed contents of every relation `plan` reads, from one snapshot.
     async fn load_committed(&self, plan: &LogicalPlan, data: &Arc<QueryData>) -> ExecResult<()> {
         let reads = read_plan(plan);
@@ -279,7 +302,11 @@ impl Server {
             | Statement::Delete(_) => {
                 let with_rowkey =
                     matches!(stmt.as_ref(), Statement::Update(_) | Statement::Delete(_));
-                let (ctx, _, _) = self.context(with_rowkey)?;
+                let ctx = if matches!(stmt.as_ref(), Statement::Query(_)) {
+                    self.query_context()?.0
+                } else {
+                    self.context(with_rowkey)?.0
+                };
                 let plan = ctx
                     .state()
                     .statement_to_plan(DFStatement::Statement(stmt.clone()))
@@ -484,7 +511,7 @@ impl Server {
     }
 
     async fn query(&self, stmt: &Statement, params: Option<ParamValues>) -> ExecResult<Output> {
-        let (ctx, data, _) = self.context(false)?;
+        let (ctx, data) = self.query_context()?;
         let plan = ctx
             .state()
             .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))

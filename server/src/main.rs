@@ -10,6 +10,7 @@ mod dialect;
 mod error;
 mod exec;
 mod handler;
+mod pgcatalog;
 mod pgtext;
 
 use std::net::SocketAddr;

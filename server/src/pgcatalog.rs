@@ -1,0 +1,396 @@
+//! `pg_catalog` for clients (psql, drivers, BI tools): the tables and
+//! functions of `datafusion-pg-catalog`, fed from Freshet's catalog, with
+//! Freshet's object kinds (materialized views are `relkind = 'm'`, sources
+//! `'f'`), comments in `pg_description`, and OIDs that stay the same from one
+//! query to the next (clients look an object up, then query by its OID).
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, ArrayRef, Int32Array, RecordBatch, StringArray, UInt32Array};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::memory::MemorySourceConfig;
+use datafusion::catalog::{SchemaProvider, Session};
+use datafusion::datasource::{TableProvider, TableType};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_pg_catalog::pg_catalog::catalog_info::CatalogInfo;
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::pg_catalog::{
+    self as pgc, PgCatalogSchemaProvider, PgCatalogStaticTables,
+};
+use freshet_planner::relation::RelKind;
+
+/// The database (catalog) name clients see.
+pub const DATABASE: &str = "freshet";
+/// The one user schema.
+pub const SCHEMA: &str = "public";
+
+/// One object as the catalog tables show it.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub name: String,
+    pub schema: SchemaRef,
+    pub kind: ObjectKind,
+    /// `COMMENT ON` the object (column 0) and its columns (1-based).
+    pub comments: Vec<(i32, String)>,
+}
+
+/// What kind of relation an object is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    Table,
+    MaterializedView,
+    View,
+    Source,
+}
+
+impl ObjectKind {
+    pub fn of(kind: RelKind) -> Self {
+        match kind {
+            RelKind::Table => ObjectKind::Table,
+            RelKind::View => ObjectKind::MaterializedView,
+            RelKind::Source => ObjectKind::Source,
+        }
+    }
+
+    fn relkind(self) -> &'static str {
+        match self {
+            ObjectKind::Table => "r",
+            ObjectKind::MaterializedView => "m",
+            ObjectKind::View => "v",
+            ObjectKind::Source => "f",
+        }
+    }
+}
+
+/// The objects of the current catalog, replaced on every change.
+#[derive(Debug, Clone, Default)]
+struct Objects(Arc<RwLock<Arc<Vec<Object>>>>);
+
+impl Objects {
+    fn get(&self) -> Arc<Vec<Object>> {
+        match self.0.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn find(&self, name: &str) -> Option<Object> {
+        self.get().iter().find(|o| o.name == name).cloned()
+    }
+}
+
+#[async_trait]
+impl CatalogInfo for Objects {
+    async fn catalog_names(&self) -> Result<Vec<String>> {
+        Ok(vec![DATABASE.to_string()])
+    }
+
+    async fn schema_names(&self, catalog: &str) -> Result<Option<Vec<String>>> {
+        Ok((catalog == DATABASE).then(|| vec![SCHEMA.to_string()]))
+    }
+
+    async fn table_names(&self, catalog: &str, schema: &str) -> Result<Option<Vec<String>>> {
+        if catalog != DATABASE || schema != SCHEMA {
+            return Ok(None);
+        }
+        Ok(Some(self.get().iter().map(|o| o.name.clone()).collect()))
+    }
+
+    async fn table_schema(&self, _c: &str, _s: &str, table: &str) -> Result<Option<SchemaRef>> {
+        Ok(self.find(table).map(|o| o.schema))
+    }
+
+    async fn table_type(&self, _c: &str, _s: &str, table: &str) -> Result<Option<TableType>> {
+        Ok(self.find(table).map(|o| match o.kind {
+            ObjectKind::Table | ObjectKind::Source => TableType::Base,
+            ObjectKind::MaterializedView | ObjectKind::View => TableType::View,
+        }))
+    }
+}
+
+type Inner = PgCatalogSchemaProvider<Objects, EmptyContextProvider>;
+
+/// The long-lived `pg_catalog`: one per server, so OIDs are stable.
+pub struct PgCatalog {
+    objects: Objects,
+    inner: Arc<Inner>,
+    static_tables: Arc<PgCatalogStaticTables>,
+}
+
+fn static_tables() -> Result<Arc<PgCatalogStaticTables>> {
+    static TABLES: OnceLock<Arc<PgCatalogStaticTables>> = OnceLock::new();
+    if let Some(t) = TABLES.get() {
+        return Ok(t.clone());
+    }
+    let t = Arc::new(PgCatalogStaticTables::try_new()?);
+    Ok(TABLES.get_or_init(|| t).clone())
+}
+
+impl PgCatalog {
+    pub fn new() -> Result<Self> {
+        let objects = Objects::default();
+        let static_tables = static_tables()?;
+        let inner = Arc::new(PgCatalogSchemaProvider::try_new(
+            objects.clone(),
+            static_tables.clone(),
+            EmptyContextProvider,
+        )?);
+        Ok(PgCatalog {
+            objects,
+            inner,
+            static_tables,
+        })
+    }
+
+    /// Replaces the objects the catalog tables describe.
+    pub fn set_objects(&self, objects: Vec<Object>) {
+        let mut g = match self.objects.0.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        *g = Arc::new(objects);
+    }
+
+    /// Registers `pg_catalog` and the PostgreSQL functions clients call in `ctx`.
+    pub fn install(&self, ctx: &SessionContext) -> Result<()> {
+        let schema = Arc::new(FreshetPgCatalog {
+            inner: self.inner.clone(),
+            objects: self.objects.clone(),
+        });
+        ctx.catalog(DATABASE)
+            .ok_or_else(|| DataFusionError::Plan(format!("catalog {DATABASE} missing")))?
+            .register_schema("pg_catalog", schema)?;
+        ctx.register_udf(pgc::create_current_database_udf(DATABASE));
+        ctx.register_udf(pgc::create_current_schema_udf());
+        ctx.register_udf(pgc::create_current_schemas_udf());
+        ctx.register_udf(pgc::create_pg_get_userbyid_udf());
+        for name in [
+            "has_table_privilege",
+            "has_schema_privilege",
+            "has_database_privilege",
+            "has_any_column_privilege",
+        ] {
+            ctx.register_udf(pgc::has_privilege_udf::create_has_privilege_udf(name));
+        }
+        ctx.register_udf(pgc::create_pg_table_is_visible());
+        ctx.register_udf(pgc::format_type::create_format_type_udf());
+        ctx.register_udf(pgc::create_session_user_udf());
+        ctx.register_udtf("pg_get_keywords", self.static_tables.pg_get_keywords.clone());
+        ctx.register_udf(pgc::pg_get_expr_udf::create_pg_get_expr_udf());
+        ctx.register_udf(pgc::create_pg_get_partkeydef_udf());
+        ctx.register_udf(pgc::create_pg_relation_is_publishable_udf());
+        ctx.register_udf(pgc::create_pg_get_statisticsobjdef_columns_udf());
+        ctx.register_udf(pgc::create_pg_encoding_to_char_udf());
+        ctx.register_udf(pgc::create_pg_backend_pid_udf());
+        ctx.register_udf(pgc::create_pg_relation_size_udf());
+        ctx.register_udf(pgc::create_pg_total_relation_size_udf());
+        ctx.register_udf(pgc::create_pg_stat_get_numscans());
+        ctx.register_udf(pgc::create_pg_get_constraintdef());
+        ctx.register_udf(pgc::create_pg_get_partition_ancestors_udf());
+        ctx.register_udf(pgc::quote_ident_udf::create_quote_ident_udf());
+        ctx.register_udf(pgc::quote_ident_udf::create_parse_ident_udf());
+        ctx.register_udf(pgc::array_bounds_udf::create_array_upper_udf());
+        ctx.register_udf(pgc::array_bounds_udf::create_array_lower_udf());
+        {
+            use datafusion::execution::session_state::SessionStateBuilder;
+            let state = ctx.state_ref();
+            let existing = state.read().clone();
+            let new_state = SessionStateBuilder::new_from_existing(existing)
+                .with_type_planner(Arc::new(pgc::oid_type_planner::PgOidTypePlanner))
+                .build();
+            *state.write() = new_state;
+        }
+        pgc::generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(ctx);
+        Ok(())
+    }
+}
+
+/// `pg_catalog` as one query sees it: the library's tables, with `pg_class`
+/// and `pg_description` adjusted to Freshet's objects.
+#[derive(Debug)]
+struct FreshetPgCatalog {
+    inner: Arc<Inner>,
+    objects: Objects,
+}
+
+#[async_trait]
+impl SchemaProvider for FreshetPgCatalog {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let Some(t) = self.inner.table(name).await? else {
+            return Ok(None);
+        };
+        Ok(Some(match name.to_ascii_lowercase().as_str() {
+            "pg_class" => Arc::new(Adjusted {
+                inner: t,
+                objects: self.objects.clone(),
+                pg_class: None,
+                fix: Fix::Relkind,
+            }),
+            "pg_description" => {
+                let pg_class = self.inner.table("pg_class").await?;
+                Arc::new(Adjusted {
+                    inner: t,
+                    objects: self.objects.clone(),
+                    pg_class,
+                    fix: Fix::Comments,
+                })
+            }
+            _ => t,
+        }))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fix {
+    /// Sets `relkind` from the object kinds.
+    Relkind,
+    /// Adds a row per stored comment.
+    Comments,
+}
+
+/// A catalog table whose rows are read from the library's table and then
+/// adjusted for Freshet.
+#[derive(Debug)]
+struct Adjusted {
+    inner: Arc<dyn TableProvider>,
+    objects: Objects,
+    pg_class: Option<Arc<dyn TableProvider>>,
+    fix: Fix,
+}
+
+async fn read_all(t: &Arc<dyn TableProvider>, state: &dyn Session) -> Result<Vec<RecordBatch>> {
+    let plan = t.scan(state, None, &[], None).await?;
+    datafusion::physical_plan::collect(plan, state.task_ctx()).await
+}
+
+fn column<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> Result<&'a T> {
+    b.column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| DataFusionError::Internal(format!("pg_catalog column {name} has an unexpected type")))
+}
+
+/// The `oid` column as u32 values, whatever integer type the library uses.
+fn oids(b: &RecordBatch) -> Result<Vec<u32>> {
+    let c = b
+        .column_by_name("oid")
+        .ok_or_else(|| DataFusionError::Internal("pg_class has no oid".into()))?;
+    let c = datafusion::arrow::compute::cast(c, &DataType::UInt32)?;
+    let c = c
+        .as_any()
+        .downcast_ref::<UInt32Array>()
+        .ok_or_else(|| DataFusionError::Internal("oid cast".into()))?;
+    Ok((0..c.len()).map(|i| c.value(i)).collect())
+}
+
+impl Adjusted {
+    async fn rows(&self, state: &dyn Session) -> Result<Vec<RecordBatch>> {
+        let batches = read_all(&self.inner, state).await?;
+        let objects = self.objects.get();
+        let kind_of: HashMap<&str, ObjectKind> =
+            objects.iter().map(|o| (o.name.as_str(), o.kind)).collect();
+        match self.fix {
+            Fix::Relkind => batches
+                .into_iter()
+                .map(|b| {
+                    let names = column::<StringArray>(&b, "relname")?;
+                    let kinds = column::<StringArray>(&b, "relkind")?;
+                    let fixed: StringArray = (0..b.num_rows())
+                        .map(|i| {
+                            Some(match kind_of.get(names.value(i)) {
+                                Some(k) => k.relkind().to_string(),
+                                None => kinds.value(i).to_string(),
+                            })
+                        })
+                        .collect();
+                    let idx = b.schema().index_of("relkind")?;
+                    let mut cols: Vec<ArrayRef> = b.columns().to_vec();
+                    cols[idx] = Arc::new(fixed);
+                    Ok(RecordBatch::try_new(b.schema(), cols)?)
+                })
+                .collect(),
+            Fix::Comments => {
+                let Some(pg_class) = &self.pg_class else {
+                    return Ok(batches);
+                };
+                let mut oid_of: HashMap<String, u32> = HashMap::new();
+                for b in read_all(pg_class, state).await? {
+                    let names = column::<StringArray>(&b, "relname")?;
+                    for (i, oid) in oids(&b)?.into_iter().enumerate() {
+                        oid_of.insert(names.value(i).to_string(), oid);
+                    }
+                }
+                let schema = self.inner.schema();
+                let mut rows: Vec<(u32, u32, i32, String)> = Vec::new();
+                for o in objects.iter() {
+                    let Some(&oid) = oid_of.get(&o.name) else {
+                        continue;
+                    };
+                    for (sub, text) in &o.comments {
+                        // classoid 1259 is pg_class.
+                        rows.push((oid, 1259, *sub, text.clone()));
+                    }
+                }
+                if rows.is_empty() {
+                    return Ok(batches);
+                }
+                let mut cols: Vec<ArrayRef> = Vec::new();
+                for f in schema.fields() {
+                    let col: ArrayRef = match f.name().as_str() {
+                        "objoid" => Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.0))),
+                        "classoid" => Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.1))),
+                        "objsubid" => Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.2))),
+                        "description" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.3.as_str()))),
+                        other => {
+                            return Err(DataFusionError::Internal(format!(
+                                "unexpected pg_description column {other}"
+                            )))
+                        }
+                    };
+                    cols.push(datafusion::arrow::compute::cast(&col, f.data_type())?);
+                }
+                let mut out = batches;
+                out.push(RecordBatch::try_new(schema, cols)?);
+                Ok(out)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for Adjusted {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let rows = self.rows(state).await?;
+        Ok(MemorySourceConfig::try_new_exec(
+            &[rows],
+            self.schema(),
+            projection.cloned(),
+        )?)
+    }
+}
