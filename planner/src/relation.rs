@@ -35,6 +35,8 @@ pub enum RelKind {
     View,
     /// A `CREATE SOURCE`: no rows of its own; views read it.
     Source,
+    /// A plain `CREATE VIEW`: a named query, expanded where it is used.
+    PlainView,
 }
 
 /// A table or materialized view from the catalog.
@@ -127,7 +129,7 @@ impl TableProvider for RelationProvider {
     fn table_type(&self) -> TableType {
         match self.rel.kind {
             RelKind::Table => TableType::Base,
-            RelKind::View | RelKind::Source => TableType::View,
+            RelKind::View | RelKind::Source | RelKind::PlainView => TableType::View,
         }
     }
 
@@ -290,6 +292,14 @@ pub fn referenced_relations(plan: &LogicalPlan) -> Vec<Arc<Relation>> {
                     out.push(rel);
                 }
             }
+            // A plain view's own relations, too.
+            if let Some(inner) = source.get_logical_plan() {
+                for rel in referenced_relations(&inner) {
+                    if !out.iter().any(|r| r.id == rel.id) {
+                        out.push(rel);
+                    }
+                }
+            }
         }
         Ok(TreeNodeRecursion::Continue)
     });
@@ -299,9 +309,59 @@ pub fn referenced_relations(plan: &LogicalPlan) -> Vec<Arc<Relation>> {
 /// The relation behind a `TableScan` source, if it is one of ours.
 pub fn relation_of(source: &dyn datafusion::logical_expr::TableSource) -> Option<Arc<Relation>> {
     let d = source.downcast_ref::<datafusion::datasource::DefaultTableSource>()?;
+    if let Some(v) = d.table_provider.downcast_ref::<PlainViewProvider>() {
+        return Some(v.rel.clone());
+    }
     d.table_provider
         .downcast_ref::<RelationProvider>()
         .map(|p| p.rel.clone())
+}
+
+/// A plain view in a DataFusion context: DataFusion expands its query
+/// wherever it is used (its `TableScan` is inlined before optimization), so
+/// queries and materialized views over it read the relations underneath.
+#[derive(Debug)]
+pub struct PlainViewProvider {
+    pub rel: Arc<Relation>,
+    view: datafusion::datasource::ViewTable,
+}
+
+impl PlainViewProvider {
+    pub fn new(rel: Arc<Relation>, plan: LogicalPlan, definition: String) -> Self {
+        PlainViewProvider {
+            rel,
+            view: datafusion::datasource::ViewTable::new(plan, Some(definition)),
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for PlainViewProvider {
+    fn schema(&self) -> SchemaRef {
+        self.view.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    fn get_logical_plan(&'_ self) -> Option<std::borrow::Cow<'_, LogicalPlan>> {
+        self.view.get_logical_plan()
+    }
+
+    fn get_table_definition(&self) -> Option<&str> {
+        self.view.get_table_definition()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        self.view.scan(state, projection, filters, limit).await
+    }
 }
 
 /// Whether a column name is the hidden row key.

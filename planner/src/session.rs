@@ -28,14 +28,15 @@ pub fn new_context() -> SessionContext {
     ctx
 }
 
-/// Registers `rels` in `ctx`, backed by `data` when the query runs.
+/// Registers `rels` in `ctx`, backed by `data` when the query runs. Plain
+/// views are registered separately, once their queries are planned.
 pub fn register(
     ctx: &SessionContext,
     rels: &[Arc<Relation>],
     with_rowkey: bool,
     data: &Arc<QueryData>,
 ) -> datafusion::error::Result<()> {
-    for r in rels {
+    for r in rels.iter().filter(|r| r.kind != crate::relation::RelKind::PlainView) {
         let provider = RelationProvider::new(r.clone(), with_rowkey, data.clone());
         ctx.register_table(r.name.as_str(), Arc::new(provider))?;
     }

@@ -162,6 +162,9 @@ impl Builder {
                         view: rel.id,
                         name: rel.name.clone(),
                     },
+                    RelKind::PlainView => {
+                        return Err(unsupported(format!("reading the view {} unexpanded", rel.name)))
+                    }
                     RelKind::Source => NodeKind::SourceScan {
                         source: rel.id,
                         name: rel.name.clone(),

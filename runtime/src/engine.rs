@@ -106,6 +106,11 @@ enum Command {
         catalog: Vec<CatalogWrite>,
         reply: Reply<()>,
     },
+    /// Catalog writes alone (objects without dataflow, such as plain views).
+    Catalog {
+        catalog: Vec<CatalogWrite>,
+        reply: Reply<()>,
+    },
     Dml {
         table: TableId,
         op: DmlOp,
@@ -267,6 +272,12 @@ impl Engine {
     }
 
     /// Drops a table or view and all its stored data.
+    /// Commits catalog writes that create or drop no dataflow object.
+    pub async fn write_catalog(&self, catalog: Vec<CatalogWrite>) -> Result<()> {
+        self.call(|reply| Command::Catalog { catalog, reply })
+            .await
+    }
+
     pub async fn drop_object(&self, id: TableId, catalog: Vec<CatalogWrite>) -> Result<()> {
         self.call(|reply| Command::Drop { id, catalog, reply })
             .await
@@ -423,6 +434,13 @@ impl Worker {
             }
             Command::Drop { id, catalog, reply } => {
                 let r = self.mutate(|w| w.drop_object(id, catalog));
+                let _ = reply.send(r);
+            }
+            Command::Catalog { catalog, reply } => {
+                let r = self.mutate(|w| {
+                    w.apply_catalog(catalog);
+                    w.barrier(true).map(|_| ())
+                });
                 let _ = reply.send(r);
             }
             Command::Dml { table, op, reply } => {

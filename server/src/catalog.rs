@@ -52,6 +52,7 @@ impl StoredEntry {
             RelKind::Table => "table",
             RelKind::View => "view",
             RelKind::Source => "source",
+            RelKind::PlainView => "plainview",
         };
         format!(
             "v1\n{kind}\n{}\n{}\n{}",
@@ -70,6 +71,7 @@ impl StoredEntry {
             "table" => RelKind::Table,
             "view" => RelKind::View,
             "source" => RelKind::Source,
+            "plainview" => RelKind::PlainView,
             _ => return None,
         };
         let id = TableId(parts.next()?.parse().ok()?);

@@ -181,13 +181,107 @@ pub fn parse_one(sql: &str) -> ExecResult<Parsed> {
 /// `OPERATOR(pg_catalog.~)`, `::regclass` casts, `= ANY(ARRAY[...])`, ...).
 /// `None` when the rewriter cannot parse it (the plain parse is used).
 fn pg_compatible(sql: &str) -> Option<Statement> {
+    use datafusion::sql::sqlparser::ast::VisitMut;
     use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
     static PARSER: std::sync::OnceLock<PostgresCompatibilityParser> = std::sync::OnceLock::new();
+    let mut sql = sql.to_string();
+    for (from, to) in CLIENT_IDIOMS {
+        if sql.contains(from) {
+            sql = sql.replace(from, to);
+        }
+    }
     let mut stmts = PARSER
         .get_or_init(PostgresCompatibilityParser::new)
-        .parse(sql)
+        .parse(&sql)
         .ok()?;
-    (stmts.len() == 1).then(|| stmts.remove(0))
+    if stmts.len() != 1 {
+        return None;
+    }
+    let mut stmt = stmts.remove(0);
+    let _ = stmt.visit(&mut ArraySubqueryToAgg);
+    Some(stmt)
+}
+
+/// Fragments of catalog queries that clients send and DataFusion cannot
+/// plan (a lateral `unnest` of an outer column, a role list over `ANY`),
+/// replaced by what they evaluate to for Freshet's objects (no storage
+/// options, no row-level security policies).
+const CLIENT_IDIOMS: &[(&str, &str)] = &[
+    (
+        "pg_catalog.array_to_string(c.reloptions || array(select 'toast.' || x from pg_catalog.unnest(tc.reloptions) x), ', ')",
+        "''",
+    ),
+    (
+        "pg_catalog.array_to_string(array(select rolname from pg_catalog.pg_roles where oid = any (pol.polroles) order by 1),',')",
+        "''",
+    ),
+];
+
+/// `ARRAY(SELECT x FROM ... [ORDER BY ...])` becomes
+/// `(SELECT array_agg(x [ORDER BY ...]) FROM ...)`, a scalar subquery
+/// DataFusion can decorrelate.
+struct ArraySubqueryToAgg;
+
+impl datafusion::sql::sqlparser::ast::VisitorMut for ArraySubqueryToAgg {
+    type Break = ();
+
+    fn post_visit_expr(
+        &mut self,
+        expr: &mut datafusion::sql::sqlparser::ast::Expr,
+    ) -> std::ops::ControlFlow<()> {
+        use datafusion::sql::sqlparser::ast::{
+            Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList,
+            FunctionArguments, Ident, ObjectName, SelectItem, SetExpr,
+        };
+        let Expr::Function(f) = expr else {
+            return std::ops::ControlFlow::Continue(());
+        };
+        if !f.name.to_string().eq_ignore_ascii_case("array") {
+            return std::ops::ControlFlow::Continue(());
+        }
+        let FunctionArguments::Subquery(q) = &f.args else {
+            return std::ops::ControlFlow::Continue(());
+        };
+        let mut q = q.as_ref().clone();
+        let order = q.order_by.take();
+        let SetExpr::Select(sel) = q.body.as_mut() else {
+            return std::ops::ControlFlow::Continue(());
+        };
+        if sel.projection.len() != 1 {
+            return std::ops::ControlFlow::Continue(());
+        }
+        let item = match sel.projection.remove(0) {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+            other => {
+                sel.projection.push(other);
+                return std::ops::ControlFlow::Continue(());
+            }
+        };
+        let mut clauses = Vec::new();
+        if let Some(o) = order {
+            if let datafusion::sql::sqlparser::ast::OrderByKind::Expressions(exprs) = o.kind {
+                clauses.push(FunctionArgumentClause::OrderBy(exprs));
+            }
+        }
+        let agg = datafusion::sql::sqlparser::ast::Function {
+            name: ObjectName::from(vec![Ident::new("array_agg")]),
+            uses_odbc_syntax: false,
+            parameters: FunctionArguments::None,
+            args: FunctionArguments::List(FunctionArgumentList {
+                duplicate_treatment: None,
+                args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(item))],
+                clauses,
+            }),
+            filter: None,
+            null_treatment: None,
+            over: None,
+            within_group: vec![],
+        };
+        sel.projection
+            .push(SelectItem::UnnamedExpr(Expr::Function(agg)));
+        *expr = Expr::Subquery(Box::new(q));
+        std::ops::ControlFlow::Continue(())
+    }
 }
 
 fn syntax(msg: impl Into<String>) -> ExecError {

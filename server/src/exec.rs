@@ -168,6 +168,10 @@ impl Server {
                 RelKind::Source => {
                     return Err(ExecError::new(code::INTERNAL, "bad stored source DDL"))
                 }
+                RelKind::PlainView => {
+                    let entry = self.plan_plain_view_entry(&stmt, Some(e.id)).await?;
+                    self.with_catalog(|c| c.insert(entry))?;
+                }
                 RelKind::Table => {
                     let entry = self.plan_table(&stmt, Some(e.id)).await?;
                     self.engine
@@ -204,19 +208,111 @@ impl Server {
     }
 
     /// A DataFusion context with every catalog relation registered.
-    fn context(&self, with_rowkey: bool) -> ExecResult<(SessionContext, Arc<QueryData>, Catalog)> {
+    async fn context(
+        &self,
+        with_rowkey: bool,
+    ) -> ExecResult<(SessionContext, Arc<QueryData>, Catalog)> {
         let ctx = new_context();
         register_functions(&ctx);
         let data = Arc::new(QueryData::default());
         let cat = self.catalog();
         register(&ctx, &cat.relations(), with_rowkey, &data)?;
+        // Plain views in creation order: each may read the ones before it.
+        let mut views: Vec<&CatalogEntry> = cat
+            .entries()
+            .filter(|e| e.rel.kind == RelKind::PlainView)
+            .collect();
+        views.sort_by_key(|e| e.rel.id);
+        for e in views {
+            let Parsed::Sql(stmt) = crate::dialect::parse_one(&e.ddl)? else {
+                return Err(ExecError::new(code::INTERNAL, "bad stored view DDL"));
+            };
+            let (plan, definition) = plan_plain_view(&ctx, &stmt).await?;
+            ctx.register_table(
+                e.rel.name.as_str(),
+                Arc::new(freshet_planner::relation::PlainViewProvider::new(
+                    e.rel.clone(),
+                    plan,
+                    definition,
+                )),
+            )?;
+        }
         Ok((ctx, data, cat))
+    }
+
+    /// `CREATE VIEW`: checks the query, then stores it.
+    async fn create_plain_view(&self, stmt: &Statement) -> ExecResult<Output> {
+        let Statement::CreateView(cv) = stmt else {
+            return Err(ExecError::new(code::INTERNAL, "expected CREATE VIEW"));
+        };
+        let name = normalize_ident(&cv.name.0.last().map(|p| p.to_string()).unwrap_or_default());
+        if self.catalog().get(&name).is_some() {
+            if cv.if_not_exists {
+                return Ok(Output::Command {
+                    tag: "CREATE VIEW",
+                    rows: None,
+                });
+            }
+            return Err(ExecError::new(
+                code::DUPLICATE_TABLE,
+                format!("relation \"{name}\" already exists"),
+            ));
+        }
+        if cv.or_replace {
+            return Err(ExecError::not_supported("CREATE OR REPLACE VIEW"));
+        }
+        let _guard = self.write_lock.lock().await;
+        let entry = self.plan_plain_view_entry(stmt, None).await?;
+        let stored = StoredEntry {
+            kind: RelKind::PlainView,
+            id: entry.rel.id,
+            fingerprint: 0,
+            ddl: entry.ddl.clone(),
+        };
+        self.engine
+            .write_catalog(vec![(StoredEntry::key(entry.rel.id), Some(stored.encode()))])
+            .await?;
+        self.with_catalog(|c| c.insert(entry))?;
+        Ok(Output::Command {
+            tag: "CREATE VIEW",
+            rows: None,
+        })
+    }
+
+    async fn plan_plain_view_entry(
+        &self,
+        stmt: &Statement,
+        id: Option<TableId>,
+    ) -> ExecResult<CatalogEntry> {
+        let Statement::CreateView(cv) = stmt else {
+            return Err(ExecError::new(code::INTERNAL, "expected CREATE VIEW"));
+        };
+        let name = normalize_ident(&cv.name.0.last().map(|p| p.to_string()).unwrap_or_default());
+        let (ctx, _, cat) = self.context(false).await?;
+        let (plan, _) = plan_plain_view(&ctx, stmt).await?;
+        let mut deps: Vec<TableId> = referenced_relations(&plan).iter().map(|r| r.id).collect();
+        deps.extend(plain_views_named(&cat, &cv.query));
+        let rel = Relation {
+            kind: RelKind::PlainView,
+            id: id.unwrap_or_else(|| cat.next_id()),
+            name,
+            schema: freshet_runtime::engine::nullable(&Arc::new(plan.schema().as_arrow().clone())),
+            pk: None,
+            source: None,
+        };
+        Ok(CatalogEntry {
+            rel: Arc::new(rel),
+            ddl: stmt.to_string(),
+            deps,
+            fingerprint: 0,
+            width: 1,
+        })
     }
 
     /// A context for an ad-hoc query: relations plus `pg_catalog` and
     /// `information_schema` describing them.
-    fn query_context(&self) -> ExecResult<(SessionContext, Arc<QueryData>)> {
-        let (ctx, data, cat) = self.context(false)?;
+    async fn query_context(&self) -> ExecResult<(SessionContext, Arc<QueryData>)> {
+        let (ctx, data, cat) = self.context(false).await?;
         self.pg.set_objects(
             cat.entries()
                 .map(|e| crate::pgcatalog::Object {
@@ -224,6 +320,7 @@ impl Server {
                     schema: e.rel.schema.clone(),
                     kind: crate::pgcatalog::ObjectKind::of(e.rel.kind),
                     comments: vec![],
+                    definition: view_definition(e),
                 })
                 .collect(),
         );
@@ -303,9 +400,9 @@ impl Server {
                 let with_rowkey =
                     matches!(stmt.as_ref(), Statement::Update(_) | Statement::Delete(_));
                 let ctx = if matches!(stmt.as_ref(), Statement::Query(_)) {
-                    self.query_context()?.0
+                    self.query_context().await?.0
                 } else {
-                    self.context(with_rowkey)?.0
+                    self.context(with_rowkey).await?.0
                 };
                 let plan = ctx
                     .state()
@@ -424,7 +521,7 @@ impl Server {
                 let _g = self.write_lock.lock().await;
                 self.create_mv(stmt).await
             }
-            Statement::CreateView(_) => Err(ExecError::not_supported("CREATE VIEW (non-materialized views) is not supported yet; use CREATE MATERIALIZED VIEW")),
+            Statement::CreateView(_) => self.create_plain_view(stmt).await,
             Statement::Drop { object_type, if_exists, names, cascade, .. } => {
                 let _g = self.write_lock.lock().await;
                 self.drop(*object_type, *if_exists, names, *cascade).await
@@ -511,7 +608,7 @@ impl Server {
     }
 
     async fn query(&self, stmt: &Statement, params: Option<ParamValues>) -> ExecResult<Output> {
-        let (ctx, data) = self.query_context()?;
+        let (ctx, data) = self.query_context().await?;
         let plan = ctx
             .state()
             .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
@@ -537,7 +634,7 @@ impl Server {
     async fn dml(&self, stmt: &Statement, params: Option<ParamValues>) -> ExecResult<Output> {
         let _g = self.write_lock.lock().await;
         let with_rowkey = matches!(stmt, Statement::Update(_) | Statement::Delete(_));
-        let (ctx, data, cat) = self.context(with_rowkey)?;
+        let (ctx, data, cat) = self.context(with_rowkey).await?;
         let plan = ctx
             .state()
             .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
@@ -594,7 +691,7 @@ impl Server {
 
     /// Plans `CREATE TABLE` into a catalog entry (with `id`, or a new one).
     async fn plan_table(&self, stmt: &Statement, id: Option<TableId>) -> ExecResult<CatalogEntry> {
-        let (ctx, _, cat) = self.context(false)?;
+        let (ctx, _, cat) = self.context(false).await?;
         let plan = ctx
             .state()
             .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
@@ -697,14 +794,15 @@ impl Server {
         };
         let name = cv.name.0.last().map(|p| p.to_string()).unwrap_or_default();
         let name = normalize_ident(&name);
-        let (ctx, _, cat) = self.context(false)?;
+        let (ctx, _, cat) = self.context(false).await?;
         let plan = ctx
             .state()
             .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(
                 cv.query.clone(),
             ))))
             .await?;
-        let deps: Vec<TableId> = referenced_relations(&plan).iter().map(|r| r.id).collect();
+        let mut deps: Vec<TableId> = referenced_relations(&plan).iter().map(|r| r.id).collect();
+        deps.extend(plain_views_named(&cat, &cv.query));
         if deps.is_empty() {
             return Err(ExecError::not_supported(
                 "a materialized view that reads no table",
@@ -815,11 +913,7 @@ impl Server {
         let want = match kind {
             ObjectType::Table => RelKind::Table,
             ObjectType::MaterializedView => RelKind::View,
-            ObjectType::View => {
-                return Err(ExecError::not_supported(
-                    "DROP VIEW (non-materialized views do not exist yet)",
-                ))
-            }
+            ObjectType::View => RelKind::PlainView,
             other => return Err(ExecError::not_supported(format!("DROP {other}"))),
         };
         let names: Vec<String> = names
@@ -841,6 +935,7 @@ impl Server {
             RelKind::Table => ("DROP TABLE", "table"),
             RelKind::View => ("DROP MATERIALIZED VIEW", "materialized view"),
             RelKind::Source => ("DROP SOURCE", "source"),
+            RelKind::PlainView => ("DROP VIEW", "view"),
         };
         for name in names {
             let name = name.clone();
@@ -864,7 +959,14 @@ impl Server {
             if !deps.is_empty() && !cascade {
                 let list: Vec<String> = deps
                     .iter()
-                    .map(|d| format!("materialized view {} depends on {what} {name}", d.rel.name))
+                    .map(|d| {
+                        let kind = if d.rel.kind == RelKind::PlainView {
+                            "view"
+                        } else {
+                            "materialized view"
+                        };
+                        format!("{kind} {} depends on {what} {name}", d.rel.name)
+                    })
                     .collect();
                 return Err(ExecError::new(
                     code::DEPENDENT_OBJECTS,
@@ -1151,7 +1253,7 @@ fn target(r: &Relation, keys: Option<Vec<Vec<u8>>>) -> ReadTarget {
         },
         // Sources never reach here (refused before loading); an empty view
         // read keeps this total.
-        RelKind::View | RelKind::Source => ReadTarget::View {
+        RelKind::View | RelKind::Source | RelKind::PlainView => ReadTarget::View {
             id: r.id,
             schema: r.schema.clone(),
         },
@@ -1263,6 +1365,83 @@ fn text_rows(schema: SchemaRef, rows: Vec<String>) -> Output {
             batches: vec![],
         },
     }
+}
+
+/// Plain views a query names (DataFusion expands them while planning, so
+/// the plan no longer shows them): a view over one depends on it.
+fn plain_views_named(
+    cat: &Catalog,
+    query: &datafusion::sql::sqlparser::ast::Query,
+) -> Vec<TableId> {
+    let mut out = Vec::new();
+    let _ = datafusion::sql::sqlparser::ast::visit_relations(query, |name| {
+        let n = normalize_ident(&name.0.last().map(|p| p.to_string()).unwrap_or_default());
+        if let Some(e) = cat.get(&n) {
+            if e.rel.kind == RelKind::PlainView && !out.contains(&e.rel.id) {
+                out.push(e.rel.id);
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    out
+}
+
+/// The defining query of a (materialized) view, as `pg_get_viewdef` shows it.
+fn view_definition(e: &CatalogEntry) -> Option<String> {
+    if !matches!(e.rel.kind, RelKind::View | RelKind::PlainView) {
+        return None;
+    }
+    match crate::dialect::parse_one(&e.ddl) {
+        Ok(Parsed::Sql(stmt)) => match *stmt {
+            Statement::CreateView(cv) => Some(format!(" {};", cv.query)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The logical plan of a `CREATE VIEW`'s query in `ctx` (with its column
+/// names applied), and the query text.
+async fn plan_plain_view(
+    ctx: &SessionContext,
+    stmt: &Statement,
+) -> ExecResult<(LogicalPlan, String)> {
+    let Statement::CreateView(cv) = stmt else {
+        return Err(ExecError::new(code::INTERNAL, "expected CREATE VIEW"));
+    };
+    let mut plan = ctx
+        .state()
+        .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(
+            cv.query.clone(),
+        ))))
+        .await?;
+    if !cv.columns.is_empty() {
+        let schema = plan.schema().clone();
+        if cv.columns.len() != schema.fields().len() {
+            return Err(ExecError::new(
+                code::SYNTAX,
+                format!(
+                    "view has {} columns but {} column names were given",
+                    schema.fields().len(),
+                    cv.columns.len()
+                ),
+            ));
+        }
+        let exprs: Vec<datafusion::logical_expr::Expr> = cv
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let (q, f) = schema.qualified_field(i);
+                datafusion::logical_expr::Expr::Column(datafusion::common::Column::from((q, f)))
+                    .alias(normalize_ident(&c.name.to_string()))
+            })
+            .collect();
+        plan = datafusion::logical_expr::LogicalPlanBuilder::from(plan)
+            .project(exprs)?
+            .build()?;
+    }
+    Ok((plan, cv.query.to_string()))
 }
 
 /// Registers the PostgreSQL functions Freshet adds to DataFusion's.

@@ -11,6 +11,7 @@ mod error;
 mod exec;
 mod handler;
 mod pgcatalog;
+mod pgfuncs;
 mod pgtext;
 
 use std::net::SocketAddr;

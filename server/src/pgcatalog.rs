@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, ArrayRef, Int32Array, RecordBatch, StringArray, UInt32Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, Int32Array, RecordBatch, StringArray, UInt32Array,
+};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::memory::MemorySourceConfig;
 use datafusion::catalog::{SchemaProvider, Session};
@@ -37,6 +39,8 @@ pub struct Object {
     pub kind: ObjectKind,
     /// `COMMENT ON` the object (column 0) and its columns (1-based).
     pub comments: Vec<(i32, String)>,
+    /// The defining query of a view or materialized view.
+    pub definition: Option<String>,
 }
 
 /// What kind of relation an object is.
@@ -54,6 +58,7 @@ impl ObjectKind {
             RelKind::Table => ObjectKind::Table,
             RelKind::View => ObjectKind::MaterializedView,
             RelKind::Source => ObjectKind::Source,
+            RelKind::PlainView => ObjectKind::View,
         }
     }
 
@@ -120,6 +125,7 @@ pub struct PgCatalog {
     objects: Objects,
     inner: Arc<Inner>,
     static_tables: Arc<PgCatalogStaticTables>,
+    index: crate::pgfuncs::OidIndex,
 }
 
 fn static_tables() -> Result<Arc<PgCatalogStaticTables>> {
@@ -144,6 +150,7 @@ impl PgCatalog {
             objects,
             inner,
             static_tables,
+            index: Default::default(),
         })
     }
 
@@ -161,6 +168,7 @@ impl PgCatalog {
         let schema = Arc::new(FreshetPgCatalog {
             inner: self.inner.clone(),
             objects: self.objects.clone(),
+            index: self.index.clone(),
         });
         ctx.catalog(DATABASE)
             .ok_or_else(|| DataFusionError::Plan(format!("catalog {DATABASE} missing")))?
@@ -180,7 +188,10 @@ impl PgCatalog {
         ctx.register_udf(pgc::create_pg_table_is_visible());
         ctx.register_udf(pgc::format_type::create_format_type_udf());
         ctx.register_udf(pgc::create_session_user_udf());
-        ctx.register_udtf("pg_get_keywords", self.static_tables.pg_get_keywords.clone());
+        ctx.register_udtf(
+            "pg_get_keywords",
+            self.static_tables.pg_get_keywords.clone(),
+        );
         ctx.register_udf(pgc::pg_get_expr_udf::create_pg_get_expr_udf());
         ctx.register_udf(pgc::create_pg_get_partkeydef_udf());
         ctx.register_udf(pgc::create_pg_relation_is_publishable_udf());
@@ -206,6 +217,7 @@ impl PgCatalog {
             *state.write() = new_state;
         }
         pgc::generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(ctx);
+        crate::pgfuncs::register(ctx, &self.index);
         Ok(())
     }
 }
@@ -216,6 +228,7 @@ impl PgCatalog {
 struct FreshetPgCatalog {
     inner: Arc<Inner>,
     objects: Objects,
+    index: crate::pgfuncs::OidIndex,
 }
 
 #[async_trait]
@@ -233,6 +246,7 @@ impl SchemaProvider for FreshetPgCatalog {
                 inner: t,
                 objects: self.objects.clone(),
                 pg_class: None,
+                index: self.index.clone(),
                 fix: Fix::Relkind,
             }),
             "pg_description" => {
@@ -241,6 +255,7 @@ impl SchemaProvider for FreshetPgCatalog {
                     inner: t,
                     objects: self.objects.clone(),
                     pg_class,
+                    index: self.index.clone(),
                     fix: Fix::Comments,
                 })
             }
@@ -268,6 +283,7 @@ struct Adjusted {
     inner: Arc<dyn TableProvider>,
     objects: Objects,
     pg_class: Option<Arc<dyn TableProvider>>,
+    index: crate::pgfuncs::OidIndex,
     fix: Fix,
 }
 
@@ -279,7 +295,9 @@ async fn read_all(t: &Arc<dyn TableProvider>, state: &dyn Session) -> Result<Vec
 fn column<'a, T: 'static>(b: &'a RecordBatch, name: &str) -> Result<&'a T> {
     b.column_by_name(name)
         .and_then(|c| c.as_any().downcast_ref::<T>())
-        .ok_or_else(|| DataFusionError::Internal(format!("pg_catalog column {name} has an unexpected type")))
+        .ok_or_else(|| {
+            DataFusionError::Internal(format!("pg_catalog column {name} has an unexpected type"))
+        })
 }
 
 /// The `oid` column as u32 values, whatever integer type the library uses.
@@ -302,25 +320,38 @@ impl Adjusted {
         let kind_of: HashMap<&str, ObjectKind> =
             objects.iter().map(|o| (o.name.as_str(), o.kind)).collect();
         match self.fix {
-            Fix::Relkind => batches
-                .into_iter()
-                .map(|b| {
-                    let names = column::<StringArray>(&b, "relname")?;
-                    let kinds = column::<StringArray>(&b, "relkind")?;
-                    let fixed: StringArray = (0..b.num_rows())
-                        .map(|i| {
-                            Some(match kind_of.get(names.value(i)) {
-                                Some(k) => k.relkind().to_string(),
-                                None => kinds.value(i).to_string(),
+            Fix::Relkind => {
+                // Remember which OID is which object, for the functions.
+                let mut by_oid = HashMap::new();
+                for b in &batches {
+                    let names = column::<StringArray>(b, "relname")?;
+                    for (i, oid) in oids(b)?.into_iter().enumerate() {
+                        if let Some(o) = objects.iter().find(|o| o.name == names.value(i)) {
+                            by_oid.insert(i64::from(oid), o.clone());
+                        }
+                    }
+                }
+                self.index.set(by_oid);
+                batches
+                    .into_iter()
+                    .map(|b| {
+                        let names = column::<StringArray>(&b, "relname")?;
+                        let kinds = column::<StringArray>(&b, "relkind")?;
+                        let fixed: StringArray = (0..b.num_rows())
+                            .map(|i| {
+                                Some(match kind_of.get(names.value(i)) {
+                                    Some(k) => k.relkind().to_string(),
+                                    None => kinds.value(i).to_string(),
+                                })
                             })
-                        })
-                        .collect();
-                    let idx = b.schema().index_of("relkind")?;
-                    let mut cols: Vec<ArrayRef> = b.columns().to_vec();
-                    cols[idx] = Arc::new(fixed);
-                    Ok(RecordBatch::try_new(b.schema(), cols)?)
-                })
-                .collect(),
+                            .collect();
+                        let idx = b.schema().index_of("relkind")?;
+                        let mut cols: Vec<ArrayRef> = b.columns().to_vec();
+                        cols[idx] = Arc::new(fixed);
+                        Ok(RecordBatch::try_new(b.schema(), cols)?)
+                    })
+                    .collect()
+            }
             Fix::Comments => {
                 let Some(pg_class) = &self.pg_class else {
                     return Ok(batches);
@@ -349,10 +380,18 @@ impl Adjusted {
                 let mut cols: Vec<ArrayRef> = Vec::new();
                 for f in schema.fields() {
                     let col: ArrayRef = match f.name().as_str() {
-                        "objoid" => Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.0))),
-                        "classoid" => Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.1))),
-                        "objsubid" => Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.2))),
-                        "description" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.3.as_str()))),
+                        "objoid" => {
+                            Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.0)))
+                        }
+                        "classoid" => {
+                            Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.1)))
+                        }
+                        "objsubid" => {
+                            Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.2)))
+                        }
+                        "description" => Arc::new(StringArray::from_iter_values(
+                            rows.iter().map(|r| r.3.as_str()),
+                        )),
                         other => {
                             return Err(DataFusionError::Internal(format!(
                                 "unexpected pg_description column {other}"
