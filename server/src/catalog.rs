@@ -5,6 +5,8 @@
 //! server replays the DDL in id order (so views come after what they read),
 //! re-plans every view and compares fingerprints before resuming its state.
 //! Catalog writes commit in the same epoch as the DDL's data changes.
+//! `COMMENT ON` text is stored apart, as `comment/<id>/<column>` (column 0
+//! for the object itself).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +16,25 @@ use freshet_storage::keys::meta_key;
 use freshet_storage::TableId;
 
 const PREFIX: &str = "catalog/";
+const COMMENT_PREFIX: &str = "comment/";
+
+/// Where the comment on object `id` (column `sub`, 0 for the object) is kept.
+pub fn comment_key(id: TableId, sub: i32) -> Vec<u8> {
+    meta_key(&format!("{COMMENT_PREFIX}{:010}/{sub}", id.0))
+}
+
+/// The prefix of every comment key.
+pub fn comment_prefix() -> Vec<u8> {
+    meta_key(COMMENT_PREFIX)
+}
+
+/// (object id, column) of a comment key's name part (after the meta prefix).
+pub fn parse_comment_key(key: &[u8]) -> Option<(TableId, i32)> {
+    let prefix = comment_prefix();
+    let rest = std::str::from_utf8(key.strip_prefix(prefix.as_slice())?).ok()?;
+    let (id, sub) = rest.split_once('/')?;
+    Some((TableId(id.parse().ok()?), sub.parse().ok()?))
+}
 
 /// One catalog object.
 #[derive(Debug, Clone)]
@@ -90,6 +111,8 @@ impl StoredEntry {
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
     by_name: BTreeMap<String, CatalogEntry>,
+    /// `COMMENT ON` text by (object id, column; 0 = the object).
+    pub comments: BTreeMap<(TableId, i32), String>,
 }
 
 impl Catalog {
@@ -102,7 +125,17 @@ impl Catalog {
     }
 
     pub fn remove(&mut self, name: &str) -> Option<CatalogEntry> {
-        self.by_name.remove(name)
+        let e = self.by_name.remove(name)?;
+        self.comments.retain(|(id, _), _| *id != e.rel.id);
+        Some(e)
+    }
+
+    /// The comments of object `id`, by column (0 = the object).
+    pub fn comments_of(&self, id: TableId) -> Vec<(i32, String)> {
+        self.comments
+            .range((id, i32::MIN)..=(id, i32::MAX))
+            .map(|((_, sub), t)| (*sub, t.clone()))
+            .collect()
     }
 
     pub fn relations(&self) -> Vec<Arc<Relation>> {

@@ -215,6 +215,10 @@ const CLIENT_IDIOMS: &[(&str, &str)] = &[
         "pg_catalog.array_to_string(array(select rolname from pg_catalog.pg_roles where oid = any (pol.polroles) order by 1),',')",
         "''",
     ),
+    (
+        "pg_catalog.array_remove(pg_catalog.array_remove(c.reloptions,'check_option=local'),'check_option=cascaded') AS reloptions, CASE WHEN 'check_option=local' = ANY (c.reloptions) THEN 'LOCAL'::text WHEN 'check_option=cascaded' = ANY (c.reloptions) THEN 'CASCADED'::text ELSE NULL END AS checkoption",
+        "CAST(NULL AS text[]) AS reloptions, CAST(NULL AS text) AS checkoption",
+    ),
 ];
 
 /// `ARRAY(SELECT x FROM ... [ORDER BY ...])` becomes

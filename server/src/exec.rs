@@ -200,6 +200,22 @@ impl Server {
                 }
             }
         }
+        let store = self.store.clone();
+        let comments =
+            tokio::task::spawn_blocking(move || store.scan_prefix(&crate::catalog::comment_prefix()))
+                .await
+                .map_err(|e| ExecError::new(code::INTERNAL, e.to_string()))?
+                .map_err(freshet_runtime::RuntimeError::from)?;
+        self.with_catalog(|c| {
+            for (k, v) in comments {
+                if let (Some(key), Ok(text)) = (
+                    crate::catalog::parse_comment_key(&k),
+                    String::from_utf8(v.to_vec()),
+                ) {
+                    c.comments.insert(key, text);
+                }
+            }
+        })?;
         let n = self.catalog().entries().count();
         if n > 0 {
             tracing::info!(objects = n, "recovered catalog");
@@ -238,6 +254,93 @@ impl Server {
             )?;
         }
         Ok((ctx, data, cat))
+    }
+
+    /// `COMMENT ON TABLE | VIEW | MATERIALIZED VIEW | COLUMN ... IS '...'`.
+    async fn comment(
+        &self,
+        object_type: datafusion::sql::sqlparser::ast::CommentObject,
+        object_name: &datafusion::sql::sqlparser::ast::ObjectName,
+        comment: Option<String>,
+        if_exists: bool,
+    ) -> ExecResult<Output> {
+        use datafusion::sql::sqlparser::ast::CommentObject;
+        let parts: Vec<String> = object_name
+            .0
+            .iter()
+            .map(|p| normalize_ident(&p.to_string()))
+            .collect();
+        let (rel_name, column) = match object_type {
+            CommentObject::Column => {
+                if parts.len() < 2 {
+                    return Err(ExecError::new(
+                        code::SYNTAX,
+                        "column name must be qualified",
+                    ));
+                }
+                (parts[parts.len() - 2].clone(), Some(parts[parts.len() - 1].clone()))
+            }
+            CommentObject::Table | CommentObject::View | CommentObject::MaterializedView => {
+                (parts.last().cloned().unwrap_or_default(), None)
+            }
+            other => return Err(ExecError::not_supported(format!("COMMENT ON {other}"))),
+        };
+        let _guard = self.write_lock.lock().await;
+        let cat = self.catalog();
+        let Some(entry) = cat.get(&rel_name) else {
+            if if_exists {
+                return Ok(Output::Command {
+                    tag: "COMMENT",
+                    rows: None,
+                });
+            }
+            return Err(ExecError::new(
+                code::UNDEFINED_TABLE,
+                format!("relation \"{rel_name}\" does not exist"),
+            ));
+        };
+        let kind_ok = match object_type {
+            CommentObject::Table => matches!(entry.rel.kind, RelKind::Table | RelKind::Source),
+            CommentObject::View => entry.rel.kind == RelKind::PlainView,
+            CommentObject::MaterializedView => entry.rel.kind == RelKind::View,
+            _ => true,
+        };
+        if !kind_ok {
+            return Err(ExecError::new(
+                code::WRONG_OBJECT_TYPE,
+                format!("\"{rel_name}\" is not a {}", object_type.to_string().to_lowercase()),
+            ));
+        }
+        let sub = match &column {
+            None => 0,
+            Some(c) => match entry.rel.schema.index_of(c) {
+                Ok(i) => i as i32 + 1,
+                Err(_) => {
+                    return Err(ExecError::new(
+                        code::UNDEFINED_COLUMN,
+                        format!("column \"{c}\" of relation \"{rel_name}\" does not exist"),
+                    ))
+                }
+            },
+        };
+        let id = entry.rel.id;
+        let key = crate::catalog::comment_key(id, sub);
+        let comment = comment.filter(|c| !c.is_empty());
+        self.engine
+            .write_catalog(vec![(key, comment.clone().map(String::into_bytes))])
+            .await?;
+        self.with_catalog(|c| match comment {
+            Some(t) => {
+                c.comments.insert((id, sub), t);
+            }
+            None => {
+                c.comments.remove(&(id, sub));
+            }
+        })?;
+        Ok(Output::Command {
+            tag: "COMMENT",
+            rows: None,
+        })
     }
 
     /// `CREATE VIEW`: checks the query, then stores it.
@@ -319,7 +422,7 @@ impl Server {
                     name: e.rel.name.clone(),
                     schema: e.rel.schema.clone(),
                     kind: crate::pgcatalog::ObjectKind::of(e.rel.kind),
-                    comments: vec![],
+                    comments: cat.comments_of(e.rel.id),
                     definition: view_definition(e),
                 })
                 .collect(),
@@ -522,6 +625,12 @@ impl Server {
                 self.create_mv(stmt).await
             }
             Statement::CreateView(_) => self.create_plain_view(stmt).await,
+            Statement::Comment {
+                object_type,
+                object_name,
+                comment,
+                if_exists,
+            } => self.comment(*object_type, object_name, comment.clone(), *if_exists).await,
             Statement::Drop { object_type, if_exists, names, cascade, .. } => {
                 let _g = self.write_lock.lock().await;
                 self.drop(*object_type, *if_exists, names, *cascade).await
@@ -976,9 +1085,11 @@ impl Server {
             let mut deps = deps;
             deps.sort_by_key(|d| std::cmp::Reverse(d.rel.id));
             for d in deps.iter().chain(std::iter::once(entry)) {
-                self.engine
-                    .drop_object(d.rel.id, vec![(StoredEntry::key(d.rel.id), None)])
-                    .await?;
+                let mut writes = vec![(StoredEntry::key(d.rel.id), None)];
+                for (sub, _) in cat.comments_of(d.rel.id) {
+                    writes.push((crate::catalog::comment_key(d.rel.id, sub), None));
+                }
+                self.engine.drop_object(d.rel.id, writes).await?;
                 self.with_catalog(|c| c.remove(&d.rel.name))?;
             }
         }
