@@ -13,6 +13,7 @@ pub fn new_context() -> SessionContext {
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema("freshet", "public")
         .with_create_default_catalog_and_schema(true)
+        .with_information_schema(true)
         .with_target_partitions(2);
     {
         let opts = config.options_mut();

@@ -38,6 +38,8 @@ use freshet_runtime::source::{NexmarkTable, ReaderKey, SourceError, SourceSpec};
 
 /// The PostgreSQL version Freshet reports; clients parse it.
 pub const PG_VERSION: &str = "15.0";
+/// `server_version_num` for [`PG_VERSION`].
+pub const PG_VERSION_NUM: &str = "150000";
 
 /// What a statement returns.
 pub enum Output {
@@ -65,6 +67,7 @@ impl Default for Session {
         let mut settings = BTreeMap::new();
         for (k, v) in [
             ("server_version", PG_VERSION),
+            ("server_version_num", PG_VERSION_NUM),
             ("server_encoding", "UTF8"),
             ("client_encoding", "UTF8"),
             ("datestyle", "ISO, MDY"),
@@ -430,6 +433,7 @@ impl Server {
         self.pg.install(&ctx)?;
         // Ours come last: `version()` names Freshet.
         register_functions(&ctx);
+        ctx.register_udf(current_setting_udf(Session::default().settings));
         Ok((ctx, data))
     }
 
@@ -608,7 +612,7 @@ impl Server {
         params: Option<ParamValues>,
     ) -> ExecResult<Output> {
         match stmt {
-            Statement::Query(_) => self.query(stmt, params).await,
+            Statement::Query(_) => self.query(stmt, params, Some(&session.settings)).await,
             Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) => {
                 let out = self.dml(stmt, params).await?;
                 if session.implicit_flush {
@@ -640,7 +644,7 @@ impl Server {
                     let (_, plan) = self.plan_mv(statement, None).await?;
                     Ok(text_rows(explain_schema(), plan.explain().lines().map(str::to_string).collect()))
                 }
-                Statement::Query(_) if !analyze => self.query(stmt, params).await,
+                Statement::Query(_) if !analyze => self.query(stmt, params, Some(&session.settings)).await,
                 _ => Err(ExecError::not_supported(format!("EXPLAIN of this statement: {statement}"))),
             },
             Statement::Set(set) => {
@@ -659,7 +663,7 @@ impl Server {
             }
             Statement::ShowVariable { variable } => {
                 let name = ident_name(variable);
-                let key = name.to_ascii_lowercase();
+                let key = setting_name(&name);
                 let value = match key.as_str() {
                     "rw_implicit_flush" | "implicit_flush" => Some(if session.implicit_flush { "on" } else { "off" }.to_string()),
                     _ => session.settings.get(&key).cloned(),
@@ -716,8 +720,16 @@ impl Server {
         }
     }
 
-    async fn query(&self, stmt: &Statement, params: Option<ParamValues>) -> ExecResult<Output> {
+    async fn query(
+        &self,
+        stmt: &Statement,
+        params: Option<ParamValues>,
+        settings: Option<&BTreeMap<String, String>>,
+    ) -> ExecResult<Output> {
         let (ctx, data) = self.query_context().await?;
+        ctx.register_udf(current_setting_udf(
+            settings.cloned().unwrap_or_else(|| Session::default().settings),
+        ));
         let plan = ctx
             .state()
             .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
@@ -1553,6 +1565,55 @@ async fn plan_plain_view(
             .build()?;
     }
     Ok((plan, cv.query.to_string()))
+}
+
+/// A setting's key as stored in [`Session::settings`]: lower case, with
+/// PostgreSQL's multi-word aliases mapped (`SHOW TRANSACTION ISOLATION LEVEL`).
+pub fn setting_name(name: &str) -> String {
+    let key = name.trim().to_ascii_lowercase();
+    let key = key.split_whitespace().collect::<Vec<_>>().join(" ");
+    match key.as_str() {
+        "transaction isolation level" => "transaction_isolation".into(),
+        "time zone" => "timezone".into(),
+        "session authorization" => "session_authorization".into(),
+        _ => key,
+    }
+}
+
+/// `current_setting(name [, missing_ok])` over a session's settings.
+fn current_setting_udf(settings: BTreeMap<String, String>) -> datafusion::logical_expr::ScalarUDF {
+    datafusion::logical_expr::create_udf(
+        "current_setting",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let names = ColumnarValue::values_to_arrays(args)?;
+            let names = datafusion::arrow::compute::cast(&names[0], &DataType::Utf8)?;
+            let names = names
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| datafusion::error::DataFusionError::Internal("current_setting".into()))?;
+            let mut out = Vec::with_capacity(names.len());
+            for i in 0..names.len() {
+                if names.is_null(i) {
+                    out.push(None);
+                    continue;
+                }
+                let key = setting_name(names.value(i));
+                match settings.get(&key) {
+                    Some(v) => out.push(Some(v.clone())),
+                    None => {
+                        return Err(datafusion::error::DataFusionError::Execution(format!(
+                            "unrecognized configuration parameter \"{}\"",
+                            names.value(i)
+                        )))
+                    }
+                }
+            }
+            Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
+        }),
+    )
 }
 
 /// Registers the PostgreSQL functions Freshet adds to DataFusion's.
