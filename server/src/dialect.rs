@@ -190,10 +190,26 @@ fn pg_compatible(sql: &str) -> Option<Statement> {
             sql = sql.replace(from, to);
         }
     }
-    let mut stmts = PARSER
-        .get_or_init(PostgresCompatibilityParser::new)
-        .parse(&sql)
-        .ok()?;
+    let parser = PARSER.get_or_init(PostgresCompatibilityParser::new);
+    let mut stmts = parser.parse(&sql).ok()?;
+    // Idioms spread over several lines are matched with whitespace collapsed,
+    // and only when the rewriter's own replacements left them in place.
+    let collapse = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let squeeze = |s: &str| {
+        s.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_lowercase()
+    };
+    for (marker, from, to) in CLIENT_IDIOMS_MULTILINE {
+        let still_there = stmts.len() == 1 && squeeze(&stmts[0].to_string()).contains(marker);
+        let flat = collapse(&sql);
+        let pat = collapse(from);
+        if still_there && flat.contains(&pat) {
+            sql = flat.replace(&pat, to);
+            stmts = parser.parse(&sql).ok()?;
+        }
+    }
     if stmts.len() != 1 {
         return None;
     }
@@ -215,11 +231,110 @@ const CLIENT_IDIOMS: &[(&str, &str)] = &[
         "pg_catalog.array_to_string(array(select rolname from pg_catalog.pg_roles where oid = any (pol.polroles) order by 1),',')",
         "''",
     ),
+    // SQLAlchemy's key and index reflection unnests `int2vector` columns of
+    // pg_index, which has no rows for Freshet's objects.
+    (
+        "unnest(pg_catalog.pg_index.indkey) AS attnum",
+        "CAST(NULL AS smallint) AS attnum",
+    ),
+    (
+        "unnest(pg_catalog.pg_index.indclass) AS att_opclass",
+        "CAST(NULL AS int) AS att_opclass",
+    ),
+    (
+        "generate_subscripts(pg_catalog.pg_index.indkey, 1) AS ord",
+        "CAST(NULL AS int) AS ord",
+    ),
     (
         "pg_catalog.array_remove(pg_catalog.array_remove(c.reloptions,'check_option=local'),'check_option=cascaded') AS reloptions, CASE WHEN 'check_option=local' = ANY (c.reloptions) THEN 'LOCAL'::text WHEN 'check_option=cascaded' = ANY (c.reloptions) THEN 'CASCADED'::text ELSE NULL END AS checkoption",
         "CAST(NULL AS text[]) AS reloptions, CAST(NULL AS text) AS checkoption",
     ),
 ];
+
+/// `LIKE p ESCAPE 'c'` with `c` other than a backslash (DataFusion knows only
+/// the backslash): the string literals of the pattern are re-escaped with a
+/// backslash. Other patterns are left for DataFusion to refuse.
+fn like_escape_to_backslash(
+    pattern: &mut datafusion::sql::sqlparser::ast::Expr,
+    escape_char: &mut Option<datafusion::sql::sqlparser::ast::ValueWithSpan>,
+) {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Value};
+    let Some(esc) = escape_char.as_ref() else {
+        return;
+    };
+    let Value::SingleQuotedString(e) = &esc.value else {
+        return;
+    };
+    let mut chars = e.chars();
+    let (Some(c), None) = (chars.next(), chars.next()) else {
+        return;
+    };
+    if c == '\\' {
+        return;
+    }
+    fn literals_only(e: &Expr) -> bool {
+        match e {
+            Expr::Value(v) => matches!(v.value, Value::SingleQuotedString(_)),
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::StringConcat,
+                right,
+            } => literals_only(left) && literals_only(right),
+            Expr::Nested(e) => literals_only(e),
+            _ => false,
+        }
+    }
+    fn rewrite(e: &mut Expr, c: char) {
+        match e {
+            Expr::Value(v) => {
+                if let Value::SingleQuotedString(s) = &mut v.value {
+                    let mut out = String::with_capacity(s.len());
+                    let mut it = s.chars();
+                    while let Some(ch) = it.next() {
+                        if ch == c {
+                            out.push('\\');
+                            if let Some(next) = it.next() {
+                                out.push(next);
+                            }
+                        } else if ch == '\\' {
+                            out.push_str("\\\\");
+                        } else {
+                            out.push(ch);
+                        }
+                    }
+                    *s = out;
+                }
+            }
+            Expr::BinaryOp { left, right, .. } => {
+                rewrite(left, c);
+                rewrite(right, c);
+            }
+            Expr::Nested(e) => rewrite(e, c),
+            _ => {}
+        }
+    }
+    if literals_only(pattern) {
+        rewrite(pattern, c);
+        *escape_char = None;
+    }
+}
+
+/// Multi-line idioms, as (marker, fragment, replacement): Grafana's
+/// expansion of `search_path` into schema names. The fragment is replaced
+/// only when the marker (whitespace removed, lower case) is still in the
+/// statement after the rewriter's own replacements.
+const CLIENT_IDIOMS_MULTILINE: &[(&str, &str, &str)] = &[(
+    "generate_series(array_lower(string_to_array(current_setting('search_path'),','),1)",
+    r#"SELECT
+            CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
+          FROM
+            generate_series(
+              array_lower(string_to_array(current_setting('search_path'),','),1),
+              array_upper(string_to_array(current_setting('search_path'),','),1)
+            ) as i,
+            string_to_array(current_setting('search_path'),',') s"#,
+    "SELECT trim(unnest(string_to_array(current_setting('search_path'),',')))",
+)];
 
 /// `ARRAY(SELECT x FROM ... [ORDER BY ...])` becomes
 /// `(SELECT array_agg(x [ORDER BY ...]) FROM ...)`, a scalar subquery
@@ -237,6 +352,15 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ArraySubqueryToAgg {
             Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList,
             FunctionArguments, Ident, ObjectName, SelectItem, SetExpr,
         };
+        if let Expr::Like {
+            pattern,
+            escape_char,
+            ..
+        } = expr
+        {
+            like_escape_to_backslash(pattern, escape_char);
+            return std::ops::ControlFlow::Continue(());
+        }
         let Expr::Function(f) = expr else {
             return std::ops::ControlFlow::Continue(());
         };

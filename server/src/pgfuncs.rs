@@ -169,6 +169,11 @@ pub fn register(ctx: &SessionContext, index: &OidIndex) {
         ));
     }
     ctx.register_udf(udf(
+        "pg_get_serial_sequence",
+        DataType::Utf8,
+        Arc::new(|_args, n| Ok(Arc::new(StringArray::from(vec![None::<&str>; n])) as ArrayRef)),
+    ));
+    ctx.register_udf(udf(
         "shobj_description",
         DataType::Utf8,
         Arc::new(|_args, n| Ok(Arc::new(StringArray::from(vec![None::<&str>; n])) as ArrayRef)),
