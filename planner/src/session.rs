@@ -37,7 +37,10 @@ pub fn register(
     with_rowkey: bool,
     data: &Arc<QueryData>,
 ) -> datafusion::error::Result<()> {
-    for r in rels.iter().filter(|r| r.kind != crate::relation::RelKind::PlainView) {
+    for r in rels
+        .iter()
+        .filter(|r| r.kind != crate::relation::RelKind::PlainView)
+    {
         let provider = RelationProvider::new(r.clone(), with_rowkey, data.clone());
         ctx.register_table(r.name.as_str(), Arc::new(provider))?;
     }

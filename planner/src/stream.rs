@@ -163,7 +163,10 @@ impl Builder {
                         name: rel.name.clone(),
                     },
                     RelKind::PlainView => {
-                        return Err(unsupported(format!("reading the view {} unexpanded", rel.name)))
+                        return Err(unsupported(format!(
+                            "reading the view {} unexpanded",
+                            rel.name
+                        )))
                     }
                     RelKind::Source => NodeKind::SourceScan {
                         source: rel.id,

@@ -274,8 +274,7 @@ impl Engine {
     /// Drops a table or view and all its stored data.
     /// Commits catalog writes that create or drop no dataflow object.
     pub async fn write_catalog(&self, catalog: Vec<CatalogWrite>) -> Result<()> {
-        self.call(|reply| Command::Catalog { catalog, reply })
-            .await
+        self.call(|reply| Command::Catalog { catalog, reply }).await
     }
 
     pub async fn drop_object(&self, id: TableId, catalog: Vec<CatalogWrite>) -> Result<()> {

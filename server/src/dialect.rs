@@ -28,7 +28,28 @@ pub enum Parsed {
         cascade: bool,
     },
     CreateConnector(Box<ConnectorDdl>),
+    /// `CREATE | ALTER | DROP USER | ROLE`.
+    User(UserDdl),
     Sql(Box<Statement>),
+}
+
+/// What a user statement does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserAction {
+    Create,
+    Alter,
+    Drop,
+}
+
+/// `CREATE USER name [WITH] [LOGIN] PASSWORD 'pw'`, `ALTER USER name [WITH]
+/// PASSWORD 'pw' | NULL`, `DROP USER [IF EXISTS] name` (and `ROLE`).
+#[derive(Debug, Clone)]
+pub struct UserDdl {
+    pub action: UserAction,
+    pub name: String,
+    /// `Some(None)` for `PASSWORD NULL`.
+    pub password: Option<Option<String>>,
+    pub if_exists: bool,
 }
 
 /// A `CREATE SOURCE` or `CREATE TABLE ... WITH (connector = ...)`.
@@ -145,6 +166,7 @@ pub fn parse_one(sql: &str) -> ExecResult<Parsed> {
         ["show", "sources"] => return Ok(Parsed::ShowSources),
         ["show", "source", "errors"] => return Ok(Parsed::ShowSourceErrors),
         ["drop", "source", ..] => return parse_drop_source(sql),
+        ["create" | "alter" | "drop", "user" | "role", ..] => return parse_user_ddl(sql),
         ["create", "source", ..] | ["create", "table", ..] => {
             if let Some(ddl) = parse_connector_ddl(sql)? {
                 return Ok(Parsed::CreateConnector(Box::new(ddl)));
@@ -437,6 +459,48 @@ fn ident(t: Option<&Token>) -> Option<String> {
         Some(Token::Word(w)) => Some(w.value.to_lowercase()),
         _ => None,
     }
+}
+
+fn parse_user_ddl(sql: &str) -> ExecResult<Parsed> {
+    let t = tokens(sql)?;
+    let action = if is_kw(t.first(), "create") {
+        UserAction::Create
+    } else if is_kw(t.first(), "alter") {
+        UserAction::Alter
+    } else {
+        UserAction::Drop
+    };
+    let mut i = 2;
+    let mut if_exists = false;
+    if action == UserAction::Drop && is_kw(t.get(i), "if") && is_kw(t.get(i + 1), "exists") {
+        if_exists = true;
+        i += 2;
+    }
+    let name = ident(t.get(i)).ok_or_else(|| syntax("expected a user name"))?;
+    i += 1;
+    let mut password = None;
+    while i < t.len() {
+        if is_kw(t.get(i), "password") {
+            password = Some(match t.get(i + 1) {
+                Some(Token::SingleQuotedString(p)) => Some(p.clone()),
+                _ if is_kw(t.get(i + 1), "null") => None,
+                _ => return Err(syntax("expected a quoted password after PASSWORD")),
+            });
+            i += 2;
+        } else if action == UserAction::Drop {
+            return Err(syntax("DROP USER takes only user names"));
+        } else {
+            // WITH, LOGIN, SUPERUSER, ...: accepted and ignored (every user
+            // may do everything).
+            i += 1;
+        }
+    }
+    Ok(Parsed::User(UserDdl {
+        action,
+        name,
+        password,
+        if_exists,
+    }))
 }
 
 fn parse_drop_source(sql: &str) -> ExecResult<Parsed> {

@@ -101,6 +101,8 @@ pub struct Server {
     write_lock: tokio::sync::Mutex<()>,
     /// `pg_catalog` for ad-hoc queries (long-lived, so OIDs stay stable).
     pg: crate::pgcatalog::PgCatalog,
+    /// Users with passwords; while there are none, connections are trusted.
+    pub users: crate::auth::Users,
 }
 
 fn lower_name(name: &str) -> String {
@@ -116,6 +118,7 @@ impl Server {
             catalog: RwLock::new(Catalog::default()),
             write_lock: Default::default(),
             pg: crate::pgcatalog::PgCatalog::new()?,
+            users: Default::default(),
         };
         server.recover().await?;
         Ok(server)
@@ -204,11 +207,29 @@ impl Server {
             }
         }
         let store = self.store.clone();
-        let comments =
-            tokio::task::spawn_blocking(move || store.scan_prefix(&crate::catalog::comment_prefix()))
-                .await
-                .map_err(|e| ExecError::new(code::INTERNAL, e.to_string()))?
-                .map_err(freshet_runtime::RuntimeError::from)?;
+        let users = tokio::task::spawn_blocking(move || store.scan_prefix(&user_key("")))
+            .await
+            .map_err(|e| ExecError::new(code::INTERNAL, e.to_string()))?
+            .map_err(freshet_runtime::RuntimeError::from)?;
+        let prefix = user_key("");
+        for (k, v) in users {
+            let name = k
+                .strip_prefix(prefix.as_slice())
+                .map(|n| String::from_utf8_lossy(n).to_string());
+            let secret = std::str::from_utf8(&v)
+                .ok()
+                .and_then(crate::auth::Secret::decode);
+            if let (Some(name), Some(secret)) = (name, secret) {
+                self.users.set(&name, Some(secret));
+            }
+        }
+        let store = self.store.clone();
+        let comments = tokio::task::spawn_blocking(move || {
+            store.scan_prefix(&crate::catalog::comment_prefix())
+        })
+        .await
+        .map_err(|e| ExecError::new(code::INTERNAL, e.to_string()))?
+        .map_err(freshet_runtime::RuntimeError::from)?;
         self.with_catalog(|c| {
             for (k, v) in comments {
                 if let (Some(key), Ok(text)) = (
@@ -259,6 +280,70 @@ impl Server {
         Ok((ctx, data, cat))
     }
 
+    /// `CREATE | ALTER | DROP USER`: users with a password, kept in the catalog.
+    async fn user_ddl(&self, ddl: &crate::dialect::UserDdl) -> ExecResult<Output> {
+        use crate::dialect::UserAction;
+        let _guard = self.write_lock.lock().await;
+        let exists = self.users.get(&ddl.name).is_some();
+        let (tag, secret) = match ddl.action {
+            UserAction::Create => {
+                if exists {
+                    return Err(ExecError::new(
+                        "42710",
+                        format!("role \"{}\" already exists", ddl.name),
+                    ));
+                }
+                (
+                    "CREATE ROLE",
+                    ddl.password
+                        .clone()
+                        .flatten()
+                        .map(|p| crate::auth::Secret::new(&p)),
+                )
+            }
+            UserAction::Alter => {
+                if !exists && ddl.password.is_none() {
+                    return Err(ExecError::new(
+                        code::UNDEFINED_OBJECT,
+                        format!("role \"{}\" does not exist", ddl.name),
+                    ));
+                }
+                match &ddl.password {
+                    None => {
+                        return Ok(Output::Command {
+                            tag: "ALTER ROLE",
+                            rows: None,
+                        })
+                    }
+                    Some(p) => ("ALTER ROLE", p.as_deref().map(crate::auth::Secret::new)),
+                }
+            }
+            UserAction::Drop => {
+                if !exists {
+                    if ddl.if_exists {
+                        return Ok(Output::Command {
+                            tag: "DROP ROLE",
+                            rows: None,
+                        });
+                    }
+                    return Err(ExecError::new(
+                        code::UNDEFINED_OBJECT,
+                        format!("role \"{}\" does not exist", ddl.name),
+                    ));
+                }
+                ("DROP ROLE", None)
+            }
+        };
+        self.engine
+            .write_catalog(vec![(
+                user_key(&ddl.name),
+                secret.as_ref().map(|s| s.encode().into_bytes()),
+            )])
+            .await?;
+        self.users.set(&ddl.name, secret);
+        Ok(Output::Command { tag, rows: None })
+    }
+
     /// `COMMENT ON TABLE | VIEW | MATERIALIZED VIEW | COLUMN ... IS '...'`.
     async fn comment(
         &self,
@@ -281,7 +366,10 @@ impl Server {
                         "column name must be qualified",
                     ));
                 }
-                (parts[parts.len() - 2].clone(), Some(parts[parts.len() - 1].clone()))
+                (
+                    parts[parts.len() - 2].clone(),
+                    Some(parts[parts.len() - 1].clone()),
+                )
             }
             CommentObject::Table | CommentObject::View | CommentObject::MaterializedView => {
                 (parts.last().cloned().unwrap_or_default(), None)
@@ -311,7 +399,10 @@ impl Server {
         if !kind_ok {
             return Err(ExecError::new(
                 code::WRONG_OBJECT_TYPE,
-                format!("\"{rel_name}\" is not a {}", object_type.to_string().to_lowercase()),
+                format!(
+                    "\"{rel_name}\" is not a {}",
+                    object_type.to_string().to_lowercase()
+                ),
             ));
         }
         let sub = match &column {
@@ -376,7 +467,10 @@ impl Server {
             ddl: entry.ddl.clone(),
         };
         self.engine
-            .write_catalog(vec![(StoredEntry::key(entry.rel.id), Some(stored.encode()))])
+            .write_catalog(vec![(
+                StoredEntry::key(entry.rel.id),
+                Some(stored.encode()),
+            )])
             .await?;
         self.with_catalog(|c| c.insert(entry))?;
         Ok(Output::Command {
@@ -576,6 +670,7 @@ impl Server {
                 self.drop_names(RelKind::Source, *if_exists, names, *cascade)
                     .await
             }
+            Parsed::User(ddl) => self.user_ddl(ddl).await,
             Parsed::CreateConnector(ddl) => {
                 let _g = self.write_lock.lock().await;
                 self.create_connector(ddl).await
@@ -634,48 +729,88 @@ impl Server {
                 object_name,
                 comment,
                 if_exists,
-            } => self.comment(*object_type, object_name, comment.clone(), *if_exists).await,
-            Statement::Drop { object_type, if_exists, names, cascade, .. } => {
+            } => {
+                self.comment(*object_type, object_name, comment.clone(), *if_exists)
+                    .await
+            }
+            Statement::Drop {
+                object_type,
+                if_exists,
+                names,
+                cascade,
+                ..
+            } => {
                 let _g = self.write_lock.lock().await;
                 self.drop(*object_type, *if_exists, names, *cascade).await
             }
-            Statement::Explain { statement, analyze, .. } => match statement.as_ref() {
+            Statement::Explain {
+                statement, analyze, ..
+            } => match statement.as_ref() {
                 Statement::CreateView(cv) if cv.materialized => {
                     let (_, plan) = self.plan_mv(statement, None).await?;
-                    Ok(text_rows(explain_schema(), plan.explain().lines().map(str::to_string).collect()))
+                    Ok(text_rows(
+                        explain_schema(),
+                        plan.explain().lines().map(str::to_string).collect(),
+                    ))
                 }
-                Statement::Query(_) if !analyze => self.query(stmt, params, Some(&session.settings)).await,
-                _ => Err(ExecError::not_supported(format!("EXPLAIN of this statement: {statement}"))),
+                Statement::Query(_) if !analyze => {
+                    self.query(stmt, params, Some(&session.settings)).await
+                }
+                _ => Err(ExecError::not_supported(format!(
+                    "EXPLAIN of this statement: {statement}"
+                ))),
             },
             Statement::Set(set) => {
                 self.set(session, set)?;
-                Ok(Output::Command { tag: "SET", rows: None })
+                Ok(Output::Command {
+                    tag: "SET",
+                    rows: None,
+                })
             }
-            Statement::ShowVariable { variable } if ident_name(variable).eq_ignore_ascii_case("all") => {
+            Statement::ShowVariable { variable }
+                if ident_name(variable).eq_ignore_ascii_case("all") =>
+            {
                 let schema = show_all_schema();
-                let (names, values): (Vec<String>, Vec<String>) =
-                    session.settings.iter().map(|(k, v)| (k.clone(), v.clone())).unzip();
+                let (names, values): (Vec<String>, Vec<String>) = session
+                    .settings
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .unzip();
                 let batch = RecordBatch::try_new(
                     schema.clone(),
-                    vec![Arc::new(StringArray::from(names)), Arc::new(StringArray::from(values))],
+                    vec![
+                        Arc::new(StringArray::from(names)),
+                        Arc::new(StringArray::from(values)),
+                    ],
                 )?;
-                Ok(Output::Rows { schema, batches: vec![batch] })
+                Ok(Output::Rows {
+                    schema,
+                    batches: vec![batch],
+                })
             }
             Statement::ShowVariable { variable } => {
                 let name = ident_name(variable);
                 let key = setting_name(&name);
                 let value = match key.as_str() {
-                    "rw_implicit_flush" | "implicit_flush" => Some(if session.implicit_flush { "on" } else { "off" }.to_string()),
+                    "rw_implicit_flush" | "implicit_flush" => {
+                        Some(if session.implicit_flush { "on" } else { "off" }.to_string())
+                    }
                     _ => session.settings.get(&key).cloned(),
                 };
                 let value = value.ok_or_else(|| {
-                    ExecError::new(code::UNDEFINED_OBJECT, format!("unrecognized configuration parameter \"{name}\""))
+                    ExecError::new(
+                        code::UNDEFINED_OBJECT,
+                        format!("unrecognized configuration parameter \"{name}\""),
+                    )
                 })?;
                 Ok(text_rows(show_schema(&key), vec![value]))
             }
             Statement::StartTransaction { .. } => Ok(Output::Begin),
             Statement::Commit { .. } | Statement::Rollback { .. } => Ok(Output::Commit),
-            other => Err(ExecError::not_supported(format!("statement not supported: {}", first_words(&other.to_string())))),
+            other => Err(ExecError::not_supported(format!(
+                "statement not supported: {}",
+                first_words(&other.to_string())
+            ))),
         }
     }
 
@@ -728,7 +863,9 @@ impl Server {
     ) -> ExecResult<Output> {
         let (ctx, data) = self.query_context().await?;
         ctx.register_udf(current_setting_udf(
-            settings.cloned().unwrap_or_else(|| Session::default().settings),
+            settings
+                .cloned()
+                .unwrap_or_else(|| Session::default().settings),
         ));
         let plan = ctx
             .state()
@@ -1567,6 +1704,11 @@ async fn plan_plain_view(
     Ok((plan, cv.query.to_string()))
 }
 
+/// Where a user's password secret is kept (`""` gives the prefix).
+fn user_key(name: &str) -> Vec<u8> {
+    freshet_storage::keys::meta_key(&format!("user/{name}"))
+}
+
 /// A setting's key as stored in [`Session::settings`]: lower case, with
 /// PostgreSQL's multi-word aliases mapped (`SHOW TRANSACTION ISOLATION LEVEL`).
 pub fn setting_name(name: &str) -> String {
@@ -1593,7 +1735,9 @@ fn current_setting_udf(settings: BTreeMap<String, String>) -> datafusion::logica
             let names = names
                 .as_any()
                 .downcast_ref::<StringArray>()
-                .ok_or_else(|| datafusion::error::DataFusionError::Internal("current_setting".into()))?;
+                .ok_or_else(|| {
+                    datafusion::error::DataFusionError::Internal("current_setting".into())
+                })?;
             let mut out = Vec::with_capacity(names.len());
             for i in 0..names.len() {
                 if names.is_null(i) {

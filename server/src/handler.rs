@@ -11,7 +11,6 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::{ParamValues, ScalarValue};
 use futures::{stream, Sink, StreamExt};
-use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{
@@ -36,15 +35,19 @@ pub struct Conn {
 }
 
 /// Builds the handlers for one connection.
-pub struct ConnHandlers(Arc<Conn>);
+pub struct ConnHandlers(Arc<Conn>, Arc<crate::auth::Startup>);
 
 impl ConnHandlers {
     pub fn new(server: Arc<Server>) -> Self {
-        ConnHandlers(Arc::new(Conn {
-            server,
-            session: Default::default(),
-            parser: Arc::new(StmtParser),
-        }))
+        let startup = Arc::new(crate::auth::Startup::new(&server.users));
+        ConnHandlers(
+            Arc::new(Conn {
+                server,
+                session: Default::default(),
+                parser: Arc::new(StmtParser),
+            }),
+            startup,
+        )
     }
 }
 
@@ -58,11 +61,9 @@ impl PgWireServerHandlers for ConnHandlers {
     }
 
     fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
-        self.0.clone()
+        self.1.clone()
     }
 }
-
-impl NoopStartupHandler for Conn {}
 
 /// A statement prepared with Parse.
 #[derive(Debug, Clone)]

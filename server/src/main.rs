@@ -4,6 +4,7 @@
 //! Layering: `server` (this crate: pgwire, sessions, statement dispatch,
 //! catalog) -> `planner` -> `runtime` -> `storage`. See `docs/architecture.md`.
 
+mod auth;
 mod catalog;
 mod colnames;
 mod dialect;
@@ -43,6 +44,11 @@ struct Args {
     /// stays in RocksDB and is read back when touched.
     #[arg(long, default_value_t = 1_000_000)]
     state_cache_groups: usize,
+    /// A user allowed to connect, as `NAME:PASSWORD` (repeatable; also
+    /// `CREATE USER ... PASSWORD`). Once any user exists, every connection
+    /// must authenticate (SCRAM-SHA-256).
+    #[arg(long = "user", value_name = "NAME:PASSWORD")]
+    users: Vec<String>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -94,6 +100,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("recovery failed: {}", e.sqlstate().1))?,
     );
+    for u in &args.users {
+        let (name, password) = u
+            .split_once(':')
+            .ok_or_else(|| anyhow::anyhow!("--user takes NAME:PASSWORD, got {u:?}"))?;
+        server.users.set(name, Some(auth::Secret::new(password)));
+    }
+    if !server.users.is_empty() {
+        tracing::info!(users = ?server.users.names(), "password authentication (SCRAM-SHA-256) required");
+    }
 
     let ticker = engine.clone();
     let interval = args.checkpoint_interval;
