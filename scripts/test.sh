@@ -28,6 +28,23 @@ if [ -z "${TANSU_BIN:-}" ]; then
 fi
 export TANSU_BIN
 
+# Real-client tests: psql, and the Python drivers and tools in a venv.
+if ! command -v psql >/dev/null 2>&1; then
+  echo "== installing postgresql-client (psql, for the client tests)"
+  need_root apt-get update -qq || true
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client
+fi
+VENV="$TOOLS/venv"
+if ! "$VENV/bin/python" -c "import psycopg2, psycopg, sqlalchemy, pandas" >/dev/null 2>&1; then
+  echo "== installing the Python client packages into $VENV (once per machine)"
+  if ! python3 -m venv "$VENV" 2>/dev/null; then
+    need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+    python3 -m venv "$VENV"
+  fi
+  "$VENV/bin/pip" install -q psycopg2-binary "psycopg[binary]" sqlalchemy pandas
+fi
+export FRESHET_CLIENT_PYTHON="$VENV/bin/python"
+
 echo "== building freshet (target dir: $CARGO_TARGET_DIR)"
 cargo build --locked --workspace --bins
 

@@ -206,7 +206,7 @@ fn pg_compatible(sql: &str) -> Option<Statement> {
     use datafusion::sql::sqlparser::ast::VisitMut;
     use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
     static PARSER: std::sync::OnceLock<PostgresCompatibilityParser> = std::sync::OnceLock::new();
-    let mut sql = sql.to_string();
+    let mut sql = system_regclass_literals(sql);
     for (from, to) in CLIENT_IDIOMS {
         if sql.contains(from) {
             sql = sql.replace(from, to);
@@ -238,6 +238,48 @@ fn pg_compatible(sql: &str) -> Option<Statement> {
     let mut stmt = stmts.remove(0);
     let _ = stmt.visit(&mut ArraySubqueryToAgg);
     Some(stmt)
+}
+
+/// PostgreSQL's fixed OIDs of system catalogs that clients name in
+/// `'pg_class'::regclass`-style casts (to match `classoid` columns).
+const SYSTEM_CATALOG_OIDS: &[(&str, u32)] = &[
+    ("pg_class", 1259),
+    ("pg_constraint", 2606),
+    ("pg_namespace", 2615),
+    ("pg_extension", 3079),
+    ("pg_proc", 1255),
+    ("pg_type", 1247),
+    ("pg_attribute", 1249),
+    ("pg_database", 1262),
+    ("pg_description", 2609),
+    ("pg_index", 2610),
+    ("pg_trigger", 2620),
+    ("pg_rewrite", 2618),
+    ("pg_am", 2601),
+    ("pg_attrdef", 2604),
+];
+
+/// Replaces regclass casts of system catalog names by their fixed OIDs.
+fn system_regclass_literals(sql: &str) -> String {
+    if !sql.to_ascii_lowercase().contains("regclass") {
+        return sql.to_string();
+    }
+    let mut out = sql.to_string();
+    for (name, oid) in SYSTEM_CATALOG_OIDS {
+        for q in [format!("pg_catalog.{name}"), name.to_string()] {
+            for form in [
+                format!("CAST('{q}' AS REGCLASS)"),
+                format!("CAST('{q}' AS regclass)"),
+                format!("'{q}'::pg_catalog.regclass"),
+                format!("'{q}'::regclass"),
+            ] {
+                if out.contains(&form) {
+                    out = out.replace(&form, &oid.to_string());
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Fragments of catalog queries that clients send and DataFusion cannot
@@ -272,6 +314,146 @@ const CLIENT_IDIOMS: &[(&str, &str)] = &[
         "CAST(NULL AS text[]) AS reloptions, CAST(NULL AS text) AS checkoption",
     ),
 ];
+
+/// Whether `q` is a plain `SELECT` whose `FROM` reads one of `tables` first.
+fn reads_only(q: &datafusion::sql::sqlparser::ast::Query, tables: &[&str]) -> bool {
+    use datafusion::sql::sqlparser::ast::{SetExpr, TableFactor};
+    let SetExpr::Select(sel) = q.body.as_ref() else {
+        return false;
+    };
+    match sel.from.first().map(|t| &t.relation) {
+        Some(TableFactor::Table { name, .. }) => {
+            let n = name.to_string().to_ascii_lowercase();
+            tables
+                .iter()
+                .any(|t| n == *t || Some(n.as_str()) == t.strip_prefix("pg_catalog."))
+        }
+        _ => false,
+    }
+}
+
+/// `x [NOT] LIKE p ESCAPE 'c'` whose pattern is not a literal (a bound
+/// parameter): `[NOT] pg_like_escape(x, p, 'c')`, matched by Freshet.
+fn like_to_function(expr: &mut datafusion::sql::sqlparser::ast::Expr) {
+    use datafusion::sql::sqlparser::ast::{
+        Expr, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
+        ObjectName, UnaryOperator,
+    };
+    let Expr::Like {
+        negated,
+        expr: x,
+        pattern,
+        escape_char: Some(esc),
+        any: false,
+    } = expr
+    else {
+        return;
+    };
+    let args = vec![
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(x.as_ref().clone())),
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(pattern.as_ref().clone())),
+        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(esc.clone()))),
+    ];
+    let call = Expr::Function(datafusion::sql::sqlparser::ast::Function {
+        name: ObjectName::from(vec![Ident::new("pg_like_escape")]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args,
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    });
+    *expr = if *negated {
+        Expr::UnaryOp {
+            op: UnaryOperator::Not,
+            expr: Box::new(Expr::Nested(Box::new(call))),
+        }
+    } else {
+        call
+    };
+}
+
+/// A scalar subquery over `pg_catalog` tables that is not aggregated
+/// (SQLAlchemy's identity and collation lookups): DataFusion only
+/// decorrelates aggregated ones, so its value is wrapped in `max(...)`. The
+/// catalog lookups clients send return at most one row, where PostgreSQL
+/// would give the same answer.
+fn aggregate_catalog_subquery(q: &mut datafusion::sql::sqlparser::ast::Query) {
+    use datafusion::sql::sqlparser::ast::{
+        Expr, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, GroupByExpr,
+        Ident, ObjectName, SelectItem, SetExpr, TableFactor,
+    };
+    if q.limit_clause.is_some() || q.order_by.is_some() {
+        return;
+    }
+    let SetExpr::Select(sel) = q.body.as_mut() else {
+        return;
+    };
+    if sel.projection.len() != 1 || sel.from.is_empty() {
+        return;
+    }
+    if !matches!(&sel.group_by, GroupByExpr::Expressions(e, _) if e.is_empty()) {
+        return;
+    }
+    let catalog = sel.from.iter().all(|t| match &t.relation {
+        TableFactor::Table { name, .. } => {
+            let n = name.to_string().to_ascii_lowercase();
+            n.starts_with("pg_catalog.") || n.starts_with("pg_")
+        }
+        _ => false,
+    });
+    if !catalog {
+        return;
+    }
+    let (item, alias) = match &sel.projection[0] {
+        SelectItem::UnnamedExpr(e) => (e.clone(), None),
+        SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.clone())),
+        _ => return,
+    };
+    if let Expr::Function(f) = &item {
+        let name = f.name.to_string().to_ascii_lowercase();
+        let name = name.rsplit('.').next().unwrap_or(&name).to_string();
+        if [
+            "count",
+            "sum",
+            "min",
+            "max",
+            "avg",
+            "array_agg",
+            "string_agg",
+            "bool_and",
+            "bool_or",
+            "every",
+        ]
+        .contains(&name.as_str())
+        {
+            return;
+        }
+    }
+    let agg = Expr::Function(datafusion::sql::sqlparser::ast::Function {
+        name: ObjectName::from(vec![Ident::new("max")]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(item))],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    });
+    sel.projection[0] = match alias {
+        Some(alias) => SelectItem::ExprWithAlias { expr: agg, alias },
+        None => SelectItem::UnnamedExpr(agg),
+    };
+}
 
 /// `LIKE p ESCAPE 'c'` with `c` other than a backslash (DataFusion knows only
 /// the backslash): the string literals of the pattern are re-escaped with a
@@ -381,6 +563,42 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ArraySubqueryToAgg {
         } = expr
         {
             like_escape_to_backslash(pattern, escape_char);
+            if escape_char.is_some() {
+                like_to_function(expr);
+            }
+            return std::ops::ControlFlow::Continue(());
+        }
+        if let Expr::Case {
+            conditions,
+            else_result,
+            ..
+        } = expr
+        {
+            // Every branch NULL: the whole CASE is NULL, whatever its
+            // conditions (which may hold subqueries DataFusion cannot run).
+            let null = |e: &Expr| matches!(e, Expr::Value(v) if v.value == datafusion::sql::sqlparser::ast::Value::Null);
+            if conditions.iter().all(|c| null(&c.result)) && else_result.as_deref().is_none_or(null)
+            {
+                *expr = Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into());
+            }
+            return std::ops::ControlFlow::Continue(());
+        }
+        if let Expr::Subquery(q) = expr {
+            if reads_only(
+                q,
+                &[
+                    "pg_catalog.pg_sequence",
+                    "pg_catalog.pg_collation",
+                    "pg_catalog.pg_attrdef",
+                ],
+            ) {
+                // Freshet has no sequences (identity columns), column
+                // defaults or collations but the default: these lookups
+                // find nothing.
+                *expr = Expr::Value(datafusion::sql::sqlparser::ast::Value::Null.into());
+                return std::ops::ControlFlow::Continue(());
+            }
+            aggregate_catalog_subquery(q);
             return std::ops::ControlFlow::Continue(());
         }
         let Expr::Function(f) = expr else {

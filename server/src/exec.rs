@@ -806,6 +806,21 @@ impl Server {
                 Ok(text_rows(show_schema(&key), vec![value]))
             }
             Statement::StartTransaction { .. } => Ok(Output::Begin),
+            // Savepoints inside the (statement-at-a-time) transaction: no-ops.
+            Statement::Savepoint { .. } => Ok(Output::Command {
+                tag: "SAVEPOINT",
+                rows: None,
+            }),
+            Statement::ReleaseSavepoint { .. } => Ok(Output::Command {
+                tag: "RELEASE",
+                rows: None,
+            }),
+            Statement::Rollback {
+                savepoint: Some(_), ..
+            } => Ok(Output::Command {
+                tag: "ROLLBACK",
+                rows: None,
+            }),
             Statement::Commit { .. } | Statement::Rollback { .. } => Ok(Output::Commit),
             other => Err(ExecError::not_supported(format!(
                 "statement not supported: {}",

@@ -110,6 +110,141 @@ fn ints(args: &[ArrayRef], i: usize, n: usize) -> Result<Vec<Option<i64>>> {
         .collect())
 }
 
+/// SQL `LIKE` with an escape character: `%` any run, `_` any one character.
+fn like_match(value: &str, pattern: &str, escape: Option<char>) -> bool {
+    enum Tok {
+        Lit(char),
+        One,
+        Many,
+    }
+    let mut toks = Vec::new();
+    let mut it = pattern.chars();
+    while let Some(c) = it.next() {
+        if Some(c) == escape {
+            if let Some(n) = it.next() {
+                toks.push(Tok::Lit(n));
+            }
+        } else if c == '%' {
+            toks.push(Tok::Many);
+        } else if c == '_' {
+            toks.push(Tok::One);
+        } else {
+            toks.push(Tok::Lit(c));
+        }
+    }
+    let v: Vec<char> = value.chars().collect();
+    // reach[j]: the first j value characters can be matched so far.
+    let mut reach = vec![false; v.len() + 1];
+    reach[0] = true;
+    for t in &toks {
+        let mut next = vec![false; v.len() + 1];
+        for j in 0..=v.len() {
+            if !reach[j] {
+                continue;
+            }
+            match t {
+                Tok::Many => {
+                    for k in next.iter_mut().skip(j) {
+                        *k = true;
+                    }
+                    break;
+                }
+                Tok::One => {
+                    if j < v.len() {
+                        next[j + 1] = true;
+                    }
+                }
+                Tok::Lit(c) => {
+                    if j < v.len() && v[j] == *c {
+                        next[j + 1] = true;
+                    }
+                }
+            }
+        }
+        reach = next;
+    }
+    reach[v.len()]
+}
+
+/// The OID of a built-in type by name (`to_regtype`); `None` when unknown.
+fn type_oid(name: &str) -> Option<i32> {
+    let n = name.trim().to_ascii_lowercase();
+    let n = n.strip_prefix("pg_catalog.").unwrap_or(&n);
+    Some(match n {
+        "bool" | "boolean" => 16,
+        "bytea" => 17,
+        "char" | "\"char\"" => 18,
+        "name" => 19,
+        "int8" | "bigint" => 20,
+        "int2" | "smallint" => 21,
+        "int4" | "integer" | "int" => 23,
+        "regproc" => 24,
+        "text" => 25,
+        "oid" => 26,
+        "json" => 114,
+        "xml" => 142,
+        "float4" | "real" => 700,
+        "float8" | "double precision" => 701,
+        "bpchar" | "character" => 1042,
+        "varchar" | "character varying" => 1043,
+        "date" => 1082,
+        "time" | "time without time zone" => 1083,
+        "timestamp" | "timestamp without time zone" => 1114,
+        "timestamptz" | "timestamp with time zone" => 1184,
+        "interval" => 1186,
+        "timetz" | "time with time zone" => 1266,
+        "numeric" | "decimal" => 1700,
+        "regclass" => 2205,
+        "regtype" => 2206,
+        "uuid" => 2950,
+        "jsonb" => 3802,
+        "int2[]" | "_int2" => 1005,
+        "int4[]" | "_int4" => 1007,
+        "text[]" | "_text" => 1009,
+        "int8[]" | "_int8" => 1016,
+        "float8[]" | "_float8" => 1022,
+        _ => return None,
+    })
+}
+
+/// Row `r` of `a` as a JSON value.
+fn json_value(a: &ArrayRef, r: usize) -> Result<String> {
+    use datafusion::common::ScalarValue;
+    if a.is_null(r) {
+        return Ok("null".into());
+    }
+    let v = ScalarValue::try_from_array(a.as_ref(), r)?;
+    Ok(match v {
+        ScalarValue::Boolean(Some(b)) => b.to_string(),
+        ScalarValue::Int8(Some(_))
+        | ScalarValue::Int16(Some(_))
+        | ScalarValue::Int32(Some(_))
+        | ScalarValue::Int64(Some(_))
+        | ScalarValue::UInt8(Some(_))
+        | ScalarValue::UInt16(Some(_))
+        | ScalarValue::UInt32(Some(_))
+        | ScalarValue::UInt64(Some(_))
+        | ScalarValue::Float32(Some(_))
+        | ScalarValue::Float64(Some(_)) => v.to_string(),
+        other => {
+            let s = other.to_string();
+            let mut q = String::with_capacity(s.len() + 2);
+            q.push('"');
+            for ch in s.chars() {
+                match ch {
+                    '"' => q.push_str("\\\""),
+                    '\\' => q.push_str("\\\\"),
+                    '\n' => q.push_str("\\n"),
+                    c if (c as u32) < 0x20 => q.push_str(&format!("\\u{:04x}", c as u32)),
+                    c => q.push(c),
+                }
+            }
+            q.push('"');
+            q
+        }
+    })
+}
+
 /// `pg_size_pretty` of a byte count, as PostgreSQL prints it.
 fn size_pretty(b: i64) -> String {
     let units = ["bytes", "kB", "MB", "GB", "TB", "PB"];
@@ -168,6 +303,88 @@ pub fn register(ctx: &SessionContext, index: &OidIndex) {
             Arc::new(|_args, n| Ok(Arc::new(StringArray::from(vec![""; n])) as ArrayRef)),
         ));
     }
+    ctx.register_udf(udf(
+        "pg_like_escape",
+        DataType::Boolean,
+        Arc::new(|args, n| {
+            let text = |i: usize| -> Result<ArrayRef> {
+                Ok(cast(
+                    args.get(i).ok_or_else(|| {
+                        datafusion::error::DataFusionError::Plan(
+                            "pg_like_escape takes 3 arguments".into(),
+                        )
+                    })?,
+                    &DataType::Utf8,
+                )?)
+            };
+            let (v, p, e) = (text(0)?, text(1)?, text(2)?);
+            let as_str = |a: &ArrayRef| a.as_any().downcast_ref::<StringArray>().cloned();
+            let (Some(v), Some(p), Some(e)) = (as_str(&v), as_str(&p), as_str(&e)) else {
+                return Err(datafusion::error::DataFusionError::Internal(
+                    "pg_like_escape".into(),
+                ));
+            };
+            let out: BooleanArray = (0..n)
+                .map(|i| {
+                    let get = |a: &StringArray| {
+                        (i < a.len() && a.is_valid(i))
+                            .then(|| a.value(i).to_string())
+                            .or_else(|| {
+                                (a.len() == 1 && a.is_valid(0)).then(|| a.value(0).to_string())
+                            })
+                    };
+                    let (v, p) = (get(&v)?, get(&p)?);
+                    let esc = get(&e).and_then(|s| s.chars().next());
+                    Some(like_match(&v, &p, esc))
+                })
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        }),
+    ));
+    ctx.register_udf(udf(
+        "to_regtype",
+        DataType::Int32,
+        Arc::new(|args, n| {
+            let names = datafusion::arrow::compute::cast(&args[0], &DataType::Utf8)?;
+            let names = names
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| datafusion::error::DataFusionError::Internal("to_regtype".into()))?;
+            let out: datafusion::arrow::array::Int32Array = (0..n)
+                .map(|i| {
+                    (i < names.len() && names.is_valid(i))
+                        .then(|| type_oid(names.value(i)))
+                        .flatten()
+                })
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        }),
+    ));
+    ctx.register_udf(udf(
+        "json_build_object",
+        DataType::Utf8,
+        Arc::new(|args, n| {
+            let mut out = Vec::with_capacity(n);
+            for r in 0..n {
+                let mut parts = Vec::with_capacity(args.len() / 2);
+                for pair in args.chunks(2) {
+                    let key = json_value(&pair[0], r)?;
+                    let val = match pair.get(1) {
+                        Some(v) => json_value(v, r)?,
+                        None => "null".to_string(),
+                    };
+                    let key = if key.starts_with('"') {
+                        key
+                    } else {
+                        format!("\"{key}\"")
+                    };
+                    parts.push(format!("{key} : {val}"));
+                }
+                out.push(format!("{{{}}}", parts.join(", ")));
+            }
+            Ok(Arc::new(StringArray::from(out)) as ArrayRef)
+        }),
+    ));
     ctx.register_udf(udf(
         "pg_get_serial_sequence",
         DataType::Utf8,
@@ -228,7 +445,15 @@ pub fn register(ctx: &SessionContext, index: &OidIndex) {
 
 #[cfg(test)]
 mod tests {
-    use super::size_pretty;
+    use super::{like_match, size_pretty};
+
+    #[test]
+    fn like_with_escape() {
+        assert!(like_match("pg_toast", "pg/_%", Some('/')));
+        assert!(!like_match("pgxtoast", "pg/_%", Some('/')));
+        assert!(like_match("public", "p_bl%", None));
+        assert!(!like_match("public", "p_bl", None));
+    }
 
     #[test]
     fn sizes_print_like_postgres() {

@@ -94,9 +94,14 @@ impl TestServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(c) = self.connect().await {
-                drop(c);
-                return Ok(());
+            match self.connect().await {
+                Ok(c) => {
+                    drop(c);
+                    return Ok(());
+                }
+                // Up, but requiring a password (`--user`).
+                Err(e) if is_auth_failure(&e) => return Ok(()),
+                Err(_) => {}
             }
             if let Some(c) = self.child.as_mut() {
                 if let Some(status) = c.try_wait()? {
@@ -326,6 +331,15 @@ impl sqllogictest::AsyncDB for FreshetDb {
     fn error_sql_state(err: &DbError) -> Option<String> {
         err.sqlstate.clone()
     }
+}
+
+/// Whether `e` is the server refusing a login (SQLSTATE 28P01 or 28000), or
+/// asking for a password the probe does not have.
+pub fn is_auth_failure(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<tokio_postgres::Error>()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c.code().starts_with("28"))
+        || format!("{e:#}").to_lowercase().contains("password")
 }
 
 /// Polls `sql` until it returns `want` (sorted), or fails after `secs`.

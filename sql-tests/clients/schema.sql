@@ -1,0 +1,16 @@
+-- What the client tests load: a table with a comment, a plain view and a
+-- materialized view, the objects every tool lists.
+CREATE TABLE bids (auction bigint, bidder bigint, price bigint, date_time timestamp);
+COMMENT ON TABLE bids IS 'Nexmark-style bid stream';
+INSERT INTO bids VALUES
+  (1, 100, 50,  '2024-01-01 10:00:00'),
+  (1, 101, 75,  '2024-01-01 10:00:05'),
+  (2, 100, 200, '2024-01-01 10:01:00'),
+  (2, 102, 220, '2024-01-01 10:01:30'),
+  (3, 103, 10,  '2024-01-01 10:02:00');
+CREATE VIEW high_bids AS
+  SELECT auction, bidder, price, date_time FROM bids WHERE price > 100;
+CREATE MATERIALIZED VIEW avg_price AS
+  SELECT auction, avg(price) AS avg_price, count(*) AS num_bids, max(date_time) AS last_bid
+  FROM bids GROUP BY auction;
+FLUSH;

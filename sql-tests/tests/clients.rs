@@ -1,0 +1,203 @@
+//! Real clients against a live server loaded with `clients/schema.sql` (a
+//! table with a comment, a view and a materialized view): psql's
+//! meta-commands, the Python drivers and tools (psycopg2, psycopg 3,
+//! SQLAlchemy's Inspector, pandas; `clients/check_clients.py`), and password
+//! authentication. `scripts/test.sh` installs psql and the Python packages.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use freshet_sql_tests::{query_rows, TestServer};
+
+fn clients_dir() -> PathBuf {
+    let manifest =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    PathBuf::from(manifest).join("clients")
+}
+
+async fn loaded_server() -> Result<TestServer> {
+    let server = TestServer::start().await?;
+    let c = server.connect().await?;
+    c.batch_execute(&std::fs::read_to_string(clients_dir().join("schema.sql"))?)
+        .await?;
+    Ok(server)
+}
+
+/// Runs `psql -X -c cmd` (one `-c` per line of `cmd`) and returns its output.
+fn psql(server: &TestServer, cmd: &str) -> Result<String> {
+    let bin = std::env::var("FRESHET_PSQL").unwrap_or_else(|_| "psql".into());
+    let out = Command::new(&bin)
+        .args(["-X", "-v", "ON_ERROR_STOP=1"])
+        .arg(format!(
+            "host=127.0.0.1 port={} user=freshet dbname=freshet",
+            server.port
+        ))
+        .args(cmd.lines().flat_map(|l| ["-c", l]))
+        .output()
+        .with_context(|| {
+            format!("running {bin} (install postgresql-client; scripts/test.sh does)")
+        })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() || text.contains("ERROR") {
+        bail!("psql {cmd} failed:\n{text}");
+    }
+    Ok(text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_meta_commands_show_freshet_objects() -> Result<()> {
+    let server = loaded_server().await?;
+    let checks: &[(&str, &[&str])] = &[
+        ("\\l", &["freshet"]),
+        ("\\dn", &["public"]),
+        ("\\dt", &["bids", "table"]),
+        ("\\dv", &["high_bids", "view"]),
+        ("\\dm", &["avg_price", "materialized view"]),
+        ("\\d", &["bids", "high_bids", "avg_price"]),
+        (
+            "\\d bids",
+            &[
+                "Table \"public.bids\"",
+                "auction",
+                "bigint",
+                "timestamp without time zone",
+            ],
+        ),
+        (
+            "\\d+ avg_price",
+            &[
+                "Materialized view \"public.avg_price\"",
+                "num_bids",
+                "double precision",
+                "View definition:",
+                "GROUP BY auction",
+            ],
+        ),
+        ("\\d high_bids", &["View \"public.high_bids\"", "price"]),
+        ("\\dt+", &["Nexmark-style bid stream"]),
+        ("\\df", &["List of functions"]),
+        (
+            "\\sv high_bids",
+            &["CREATE OR REPLACE VIEW public.high_bids AS", "price > 100"],
+        ),
+        (
+            "\\x\nSELECT * FROM avg_price WHERE auction = 2",
+            &["-[ RECORD 1 ]", "num_bids  | 2"],
+        ),
+    ];
+    let mut failed = Vec::new();
+    for (cmd, want) in checks {
+        match psql(&server, cmd) {
+            Ok(out) => {
+                for w in *want {
+                    if !out.contains(w) {
+                        failed.push(format!("{cmd}: missing {w:?} in\n{out}"));
+                    }
+                }
+            }
+            Err(e) => failed.push(format!("{e:#}")),
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{}", failed.join("\n"));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_drivers_and_tools() -> Result<()> {
+    let server = loaded_server().await?;
+    let python = std::env::var("FRESHET_CLIENT_PYTHON").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/freshet-tools/venv/bin/python")
+    });
+    let out = Command::new(&python)
+        .arg(clients_dir().join("check_clients.py"))
+        .args(["127.0.0.1", &server.port.to_string(), "freshet", "freshet"])
+        .output()
+        .with_context(|| {
+            format!("running {python} (scripts/test.sh creates the venv with the client packages)")
+        })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    if !out.status.success() {
+        bail!(
+            "client checks failed:\n{text}\nserver log:\n{}",
+            server.log()
+        );
+    }
+    Ok(())
+}
+
+async fn login(server: &TestServer, user: &str, password: &str) -> Result<tokio_postgres::Client> {
+    let conf = format!(
+        "host=127.0.0.1 port={} user={user} password={password} dbname=freshet connect_timeout=5",
+        server.port
+    );
+    let (client, conn) = tokio_postgres::connect(&conf, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+fn sqlstate(e: &anyhow::Error) -> String {
+    e.downcast_ref::<tokio_postgres::Error>()
+        .and_then(|e| e.code())
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("{e:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_authentication() -> Result<()> {
+    let mut server = TestServer::start_with(&["--user", "alice:s3cret"]).await?;
+    let alice = login(&server, "alice", "s3cret").await?;
+    assert_eq!(
+        query_rows(&alice, "SELECT 1").await?,
+        vec![vec!["1".to_string()]]
+    );
+    for (user, pw) in [("alice", "wrong"), ("nobody", "s3cret"), ("alice", "")] {
+        match login(&server, user, pw).await {
+            Ok(_) => bail!("{user} logged in with password {pw:?}"),
+            Err(e) => assert_eq!(sqlstate(&e), "28P01", "{user}/{pw}"),
+        }
+    }
+    // Users created in SQL persist across restarts.
+    alice
+        .batch_execute("CREATE USER bob WITH PASSWORD 'b0b'")
+        .await?;
+    assert!(login(&server, "bob", "b0b").await.is_ok());
+    server.kill_and_restart().await?;
+    let bob = login(&server, "bob", "b0b").await?;
+    bob.batch_execute("ALTER USER bob PASSWORD 'new'").await?;
+    assert_eq!(
+        sqlstate(
+            &login(&server, "bob", "b0b")
+                .await
+                .err()
+                .context("old password accepted")?
+        ),
+        "28P01"
+    );
+    assert!(login(&server, "bob", "new").await.is_ok());
+    bob.batch_execute("DROP USER bob").await?;
+    assert_eq!(
+        sqlstate(
+            &login(&server, "bob", "new")
+                .await
+                .err()
+                .context("dropped user accepted")?
+        ),
+        "28P01"
+    );
+    Ok(())
+}
