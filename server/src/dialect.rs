@@ -185,7 +185,7 @@ pub fn parse_one(sql: &str) -> ExecResult<Parsed> {
     match stmts.len() {
         1 => {
             let stmt = stmts.remove(0);
-            if matches!(stmt, Statement::Query(_)) {
+            if matches!(stmt, Statement::Query(_)) && is_catalog_query(&stmt, sql) {
                 return Ok(Parsed::Sql(Box::new(pg_compatible(sql).unwrap_or(stmt))));
             }
             Ok(Parsed::Sql(Box::new(stmt)))
@@ -196,6 +196,41 @@ pub fn parse_one(sql: &str) -> ExecResult<Parsed> {
             "cannot insert multiple commands into a prepared statement",
         )),
     }
+}
+
+/// Whether a query is a client's catalog query (it reads `pg_catalog` or
+/// `information_schema`, or uses catalog casts and functions). Only those go
+/// through the catalog rewrites, which trade exactness for compatibility
+/// (for example, they turn some subqueries into NULL); user queries are
+/// planned exactly as written.
+fn is_catalog_query(stmt: &Statement, sql: &str) -> bool {
+    let mut catalog = false;
+    let _ = datafusion::sql::sqlparser::ast::visit_relations(stmt, |name| {
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .map(|p| p.to_string().to_ascii_lowercase())
+            .collect();
+        let first = parts.first().map(String::as_str).unwrap_or("");
+        let last = parts.last().map(String::as_str).unwrap_or("");
+        if first == "pg_catalog" || first == "information_schema" || last.starts_with("pg_") {
+            catalog = true;
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    if catalog {
+        return true;
+    }
+    let lower = sql.to_ascii_lowercase();
+    [
+        "pg_catalog.",
+        "::reg",
+        " as reg",
+        "current_schemas(",
+        "to_regtype(",
+    ]
+    .iter()
+    .any(|m| lower.contains(m))
 }
 
 /// A query as `datafusion-pg-catalog` rewrites it for DataFusion: catalog
