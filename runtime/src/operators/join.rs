@@ -158,6 +158,38 @@ impl JoinOperator {
         Ok((0..a * b).map(|k| v.is_valid(k) && v.value(k)).collect())
     }
 
+    /// The rows of a batch with a non-zero weight, grouped by key in
+    /// first-seen order, and apart those whose key holds a NULL (they never
+    /// match unless `nulls_match`).
+    #[allow(clippy::type_complexity)]
+    fn group_rows<'a>(
+        &self,
+        keys: &'a [Vec<u8>],
+        weights: &[i64],
+        key_cols: &[ArrayRef],
+    ) -> (Vec<&'a [u8]>, HashMap<&'a [u8], Vec<usize>>, Vec<usize>) {
+        let mut order: Vec<&[u8]> = Vec::new();
+        let mut groups: HashMap<&[u8], Vec<usize>> = HashMap::new();
+        let mut null_rows = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            if weights[i] == 0 {
+                continue;
+            }
+            if !self.nulls_match && key_cols.iter().any(|c| c.is_null(i)) {
+                null_rows.push(i);
+                continue;
+            }
+            groups
+                .entry(key.as_slice())
+                .or_insert_with(|| {
+                    order.push(key.as_slice());
+                    Vec::new()
+                })
+                .push(i);
+        }
+        (order, groups, null_rows)
+    }
+
     /// Outer, semi and anti joins with a residual filter (see the module doc).
     fn process_filtered(
         &mut self,
@@ -184,25 +216,9 @@ impl JoinOperator {
         let mut out: Vec<OutRow> = Vec::new();
         let mut mine_alone: Vec<(u32, i64)> = Vec::new();
         let mut theirs_alone: Vec<(Vec<u8>, i64)> = Vec::new();
-        let mut order: Vec<&[u8]> = Vec::new();
-        let mut groups: HashMap<&[u8], Vec<usize>> = HashMap::new();
-        for i in 0..n {
-            if w[i] == 0 {
-                continue;
-            }
-            if !self.nulls_match && key_cols.iter().any(|c| c.is_null(i)) {
-                if mode(side) == Some(true) {
-                    mine_alone.push((i as u32, w[i]));
-                }
-                continue;
-            }
-            groups
-                .entry(keys[i].as_slice())
-                .or_insert_with(|| {
-                    order.push(keys[i].as_slice());
-                    Vec::new()
-                })
-                .push(i);
+        let (order, groups, null_rows) = self.group_rows(keys, w, key_cols);
+        if mode(side) == Some(true) {
+            mine_alone.extend(null_rows.into_iter().map(|i| (i as u32, w[i])));
         }
         for key in &order {
             let idx = &groups[key];
@@ -656,28 +672,12 @@ impl Operator for JoinOperator {
         let rows = encode_rows(batch.columns(), n)?;
         let weights = batch.weights.values();
         // Group the batch's rows by key, in first-seen order.
-        let mut order: Vec<&[u8]> = Vec::new();
-        let mut groups: HashMap<&[u8], Vec<usize>> = HashMap::new();
+        let (order, groups, null_rows) = self.group_rows(&keys, weights, &key_cols);
         // Output rows: (row of this batch, row of the other side), either
         // may be NULL padding, with a weight.
         let mut out: Vec<OutRow> = Vec::new();
-        for i in 0..n {
-            if weights[i] == 0 {
-                continue;
-            }
-            if !self.nulls_match && key_cols.iter().any(|c| c.is_null(i)) {
-                if self.outer[side] {
-                    out.push((Some(i as u32), None, weights[i]));
-                }
-                continue;
-            }
-            groups
-                .entry(keys[i].as_slice())
-                .or_insert_with(|| {
-                    order.push(keys[i].as_slice());
-                    Vec::new()
-                })
-                .push(i);
+        if self.outer[side] {
+            out.extend(null_rows.into_iter().map(|i| (Some(i as u32), None, weights[i])));
         }
         for key in &order {
             let rows_here = &groups[key];
