@@ -44,6 +44,24 @@ if ! "$VENV/bin/python" -c "import psycopg2, psycopg, sqlalchemy, pandas" >/dev/
   "$VENV/bin/pip" install -q psycopg2-binary "psycopg[binary]" sqlalchemy pandas
 fi
 export FRESHET_CLIENT_PYTHON="$VENV/bin/python"
+# pgjdbc (Debian's package, as Metabase/DBeaver use it) with a JDK to run the
+# single-file Java check, and node-postgres.
+if [ ! -f /usr/share/java/postgresql.jar ] || ! command -v javac >/dev/null 2>&1; then
+  echo "== installing pgjdbc and a JDK (for the client tests)"
+  need_root apt-get update -qq || true
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpostgresql-jdbc-java default-jdk-headless
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "== installing node and npm (for the client tests)"
+  need_root apt-get update -qq || true
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
+fi
+if [ ! -d "$TOOLS/node/node_modules/pg" ]; then
+  echo "== installing node-postgres into $TOOLS/node (once per machine)"
+  mkdir -p "$TOOLS/node"
+  (cd "$TOOLS/node" && npm install --no-audit --no-fund --silent pg@8)
+fi
+export FRESHET_NODE_MODULES="$TOOLS/node/node_modules"
 
 echo "== building freshet (target dir: $CARGO_TARGET_DIR)"
 cargo build --locked --workspace --bins

@@ -330,6 +330,17 @@ const CLIENT_IDIOMS: &[(&str, &str)] = &[
         "pg_catalog.array_to_string(array(select rolname from pg_catalog.pg_roles where oid = any (pol.polroles) order by 1),',')",
         "''",
     ),
+    // pgjdbc's key and index metadata expands pg_index.indkey with
+    // information_schema._pg_expandarray; pg_index has no rows for
+    // Freshet's objects, so no key column matches.
+    ("(information_schema._pg_expandarray(i.indkey)).n", "CAST(NULL AS int)"),
+    ("information_schema._pg_expandarray(i.indkey) AS KEYS", "NULL AS KEYS"),
+    ("result.A_ATTNUM = (result.KEYS).x", "false"),
+    (
+        "SELECT setting FROM pg_catalog.pg_settings WHERE name='max_index_keys'",
+        "SELECT '32' AS setting",
+    ),
+    ("typinput='pg_catalog.array_in'::regproc", "typinput='array_in'"),
     // SQLAlchemy's key and index reflection unnests `int2vector` columns of
     // pg_index, which has no rows for Freshet's objects.
     (

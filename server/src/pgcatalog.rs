@@ -249,6 +249,13 @@ impl SchemaProvider for FreshetPgCatalog {
                 index: self.index.clone(),
                 fix: Fix::Relkind,
             }),
+            "pg_namespace" => Arc::new(Adjusted {
+                inner: t,
+                objects: self.objects.clone(),
+                pg_class: None,
+                index: self.index.clone(),
+                fix: Fix::Namespaces,
+            }),
             "pg_description" => {
                 let pg_class = self.inner.table("pg_class").await?;
                 Arc::new(Adjusted {
@@ -274,6 +281,32 @@ enum Fix {
     Relkind,
     /// Adds a row per stored comment.
     Comments,
+    /// Adds the system namespaces (`pg_catalog` is OID 11, as the static
+    /// `pg_type` and `pg_proc` rows expect).
+    Namespaces,
+}
+
+/// One row of `schema` with the given values; other columns NULL, or zero
+/// where the column is not nullable.
+fn row_batch(
+    schema: &SchemaRef,
+    values: &[(&str, datafusion::common::ScalarValue)],
+) -> Result<RecordBatch> {
+    use datafusion::common::ScalarValue;
+    let cols = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let v = match values.iter().find(|(n, _)| n == f.name()) {
+                Some((_, v)) => v.cast_to(f.data_type())?,
+                None if f.is_nullable() => ScalarValue::try_from(f.data_type())?,
+                None => ScalarValue::new_zero(f.data_type())
+                    .or_else(|_| ScalarValue::try_from(f.data_type()))?,
+            };
+            v.to_array_of_size(1)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), cols)?)
 }
 
 /// A catalog table whose rows are read from the library's table and then
@@ -351,6 +384,35 @@ impl Adjusted {
                         Ok(RecordBatch::try_new(b.schema(), cols)?)
                     })
                     .collect()
+            }
+            Fix::Namespaces => {
+                use datafusion::common::ScalarValue;
+                let mut have = std::collections::HashSet::new();
+                for b in &batches {
+                    let names = column::<StringArray>(b, "nspname")?;
+                    for i in 0..b.num_rows() {
+                        have.insert(names.value(i).to_string());
+                    }
+                }
+                let schema = self.inner.schema();
+                let mut out = batches;
+                for (oid, name) in [
+                    (11, "pg_catalog"),
+                    (99, "pg_toast"),
+                    (13000, "information_schema"),
+                ] {
+                    if !have.contains(name) {
+                        out.push(row_batch(
+                            &schema,
+                            &[
+                                ("oid", ScalarValue::Int32(Some(oid))),
+                                ("nspname", ScalarValue::Utf8(Some(name.into()))),
+                                ("nspowner", ScalarValue::Int32(Some(10))),
+                            ],
+                        )?);
+                    }
+                }
+                Ok(out)
             }
             Fix::Comments => {
                 let Some(pg_class) = &self.pg_class else {

@@ -296,6 +296,8 @@ pub fn register(ctx: &SessionContext, index: &OidIndex) {
         "pg_get_function_result",
         "pg_get_function_arguments",
         "pg_get_function_identity_arguments",
+        "pg_get_indexdef",
+        "pg_tablespace_location",
     ] {
         ctx.register_udf(udf(
             name,

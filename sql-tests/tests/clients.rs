@@ -1,8 +1,11 @@
 //! Real clients against a live server loaded with `clients/schema.sql` (a
 //! table with a comment, a view and a materialized view): psql's
 //! meta-commands, the Python drivers and tools (psycopg2, psycopg 3,
-//! SQLAlchemy's Inspector, pandas; `clients/check_clients.py`), and password
-//! authentication. `scripts/test.sh` installs psql and the Python packages.
+//! SQLAlchemy's Inspector, pandas; `clients/check_clients.py`), pgjdbc's
+//! DatabaseMetaData (`clients/CheckJdbc.java`), node-postgres
+//! (`clients/check_node_pg.js`) and password authentication.
+//! `scripts/test.sh` installs psql, the JDBC driver, node's `pg` and the
+//! Python packages.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -136,6 +139,53 @@ async fn python_drivers_and_tools() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Runs a client check program and fails with its output if it fails.
+async fn run_check(mut cmd: Command, what: &str) -> Result<()> {
+    let server = loaded_server().await?;
+    let out = cmd
+        .args(["127.0.0.1", &server.port.to_string(), "freshet", "freshet"])
+        .output()
+        .with_context(|| {
+            format!("running the {what} checks (scripts/test.sh installs what they need)")
+        })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    if !out.status.success() {
+        bail!(
+            "{what} checks failed:\n{text}\nserver log:\n{}",
+            server.log()
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgjdbc_metadata_and_prepared_statements() -> Result<()> {
+    let jar = std::env::var("FRESHET_PGJDBC_JAR")
+        .unwrap_or_else(|_| "/usr/share/java/postgresql.jar".into());
+    let mut cmd = Command::new("java");
+    cmd.arg("-cp")
+        .arg(jar)
+        .arg(clients_dir().join("CheckJdbc.java"));
+    run_check(cmd, "pgjdbc").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_postgres() -> Result<()> {
+    let modules = std::env::var("FRESHET_NODE_MODULES").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/freshet-tools/node/node_modules")
+    });
+    let mut cmd = Command::new("node");
+    cmd.env("NODE_PATH", modules)
+        .arg(clients_dir().join("check_node_pg.js"));
+    run_check(cmd, "node-postgres").await
 }
 
 async fn login(server: &TestServer, user: &str, password: &str) -> Result<tokio_postgres::Client> {

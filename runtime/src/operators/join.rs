@@ -677,7 +677,11 @@ impl Operator for JoinOperator {
         // may be NULL padding, with a weight.
         let mut out: Vec<OutRow> = Vec::new();
         if self.outer[side] {
-            out.extend(null_rows.into_iter().map(|i| (Some(i as u32), None, weights[i])));
+            out.extend(
+                null_rows
+                    .into_iter()
+                    .map(|i| (Some(i as u32), None, weights[i])),
+            );
         }
         for key in &order {
             let rows_here = &groups[key];
