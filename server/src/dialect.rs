@@ -247,26 +247,17 @@ fn pg_compatible(sql: &str) -> Option<Statement> {
             sql = sql.replace(from, to);
         }
     }
-    let parser = PARSER.get_or_init(PostgresCompatibilityParser::new);
-    let mut stmts = parser.parse(&sql).ok()?;
-    // Idioms spread over several lines are matched with whitespace collapsed,
-    // and only when the rewriter's own replacements left them in place.
+    // Idioms spread over several lines are matched with whitespace collapsed
+    // (and only then is the collapsed text used).
     let collapse = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-    let squeeze = |s: &str| {
-        s.chars()
-            .filter(|c| !c.is_whitespace())
-            .collect::<String>()
-            .to_lowercase()
-    };
-    for (marker, from, to) in CLIENT_IDIOMS_MULTILINE {
-        let still_there = stmts.len() == 1 && squeeze(&stmts[0].to_string()).contains(marker);
-        let flat = collapse(&sql);
-        let pat = collapse(from);
-        if still_there && flat.contains(&pat) {
+    for (from, to) in CLIENT_IDIOMS_MULTILINE {
+        let (flat, pat) = (collapse(&sql), collapse(from));
+        if flat.contains(&pat) {
             sql = flat.replace(&pat, to);
-            stmts = parser.parse(&sql).ok()?;
         }
     }
+    let parser = PARSER.get_or_init(PostgresCompatibilityParser::new);
+    let mut stmts = parser.parse(&sql).ok()?;
     if stmts.len() != 1 {
         return None;
     }
@@ -569,21 +560,21 @@ fn like_escape_to_backslash(
     }
 }
 
-/// Multi-line idioms, as (marker, fragment, replacement): Grafana's
-/// expansion of `search_path` into schema names. The fragment is replaced
-/// only when the marker (whitespace removed, lower case) is still in the
-/// statement after the rewriter's own replacements.
-const CLIENT_IDIOMS_MULTILINE: &[(&str, &str, &str)] = &[(
-    "generate_series(array_lower(string_to_array(current_setting('search_path'),','),1)",
-    r#"SELECT
+/// Multi-line idioms, as (fragment, replacement): Grafana's expansion of
+/// `search_path` into schema names (a lateral `generate_series` over an
+/// array), as one `array_has` over the same list.
+const CLIENT_IDIOMS_MULTILINE: &[(&str, &str)] = &[(
+    r#"quote_ident(table_schema) IN (
+          SELECT
             CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
           FROM
             generate_series(
               array_lower(string_to_array(current_setting('search_path'),','),1),
               array_upper(string_to_array(current_setting('search_path'),','),1)
             ) as i,
-            string_to_array(current_setting('search_path'),',') s"#,
-    "SELECT trim(unnest(string_to_array(current_setting('search_path'),',')))",
+            string_to_array(current_setting('search_path'),',') s
+          )"#,
+    "array_has(string_to_array(replace(current_setting('search_path'),' ',''),','), quote_ident(table_schema))",
 )];
 
 /// `ARRAY(SELECT x FROM ... [ORDER BY ...])` becomes
@@ -999,5 +990,34 @@ mod tests {
         };
         assert_eq!(names, vec!["a".to_string(), "b".to_string()]);
         assert!(if_exists && cascade);
+    }
+
+    #[test]
+    fn grafana_search_path_expansion_becomes_any() {
+        let sql = r#"SELECT quote_ident(column_name) AS "column", data_type AS "type"
+    FROM information_schema.columns
+    WHERE
+      CASE WHEN array_length(parse_ident('bids'),1) = 2
+        THEN quote_ident(table_schema) = (parse_ident('bids'))[1]
+          AND quote_ident(table_name) = (parse_ident('bids'))[2]
+        ELSE quote_ident(table_name) = 'bids'
+          AND 
+          quote_ident(table_schema) IN (
+          SELECT
+            CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
+          FROM
+            generate_series(
+              array_lower(string_to_array(current_setting('search_path'),','),1),
+              array_upper(string_to_array(current_setting('search_path'),','),1)
+            ) as i,
+            string_to_array(current_setting('search_path'),',') s
+          )
+      END;"#;
+        let Parsed::Sql(stmt) = parse_one(sql).expect("parses") else {
+            panic!("not SQL");
+        };
+        let text = stmt.to_string();
+        assert!(!text.contains("generate_series"), "{text}");
+        assert!(text.contains("array_has(string_to_array("), "{text}");
     }
 }

@@ -88,6 +88,22 @@ def _():
     c.close()
 
 
+@check("information_schema lists tables, views and materialized views with columns (Grafana)")
+def _():
+    c = psycopg2.connect(host=HOST, port=PORT, user=USER, dbname=DB)
+    c.autocommit = True
+    cur = c.cursor()
+    cur.execute("SELECT table_name, table_type FROM information_schema.tables "
+                "WHERE table_schema = 'public' ORDER BY 1")
+    eq(cur.fetchall(), [("avg_price", "VIEW"), ("bids", "BASE TABLE"), ("high_bids", "VIEW")])
+    cur.execute("SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = 'public' AND table_name = 'avg_price' ORDER BY ordinal_position")
+    eq([r[0] for r in cur.fetchall()], ["auction", "avg_price", "num_bids", "last_bid"])
+    cur.execute("SELECT current_setting('server_version_num')::int / 100")
+    eq(cur.fetchone()[0] >= 1500, True)
+    c.close()
+
+
 import psycopg  # noqa: E402
 
 
