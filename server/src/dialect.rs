@@ -228,6 +228,8 @@ fn is_catalog_query(stmt: &Statement, sql: &str) -> bool {
         " as reg",
         "current_schemas(",
         "to_regtype(",
+        "current_user",
+        "session_user",
     ]
     .iter()
     .any(|m| lower.contains(m))
@@ -605,6 +607,32 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ArraySubqueryToAgg {
             }
             return std::ops::ControlFlow::Continue(());
         }
+        if let Expr::Identifier(id) = expr {
+            let name = id.value.to_ascii_lowercase();
+            if id.quote_style.is_none()
+                && matches!(name.as_str(), "current_user" | "session_user" | "current_role")
+            {
+                *expr = Expr::Function(datafusion::sql::sqlparser::ast::Function {
+                    name: datafusion::sql::sqlparser::ast::ObjectName::from(vec![
+                        datafusion::sql::sqlparser::ast::Ident::new("session_user"),
+                    ]),
+                    uses_odbc_syntax: false,
+                    parameters: datafusion::sql::sqlparser::ast::FunctionArguments::None,
+                    args: datafusion::sql::sqlparser::ast::FunctionArguments::List(
+                        datafusion::sql::sqlparser::ast::FunctionArgumentList {
+                            duplicate_treatment: None,
+                            args: vec![],
+                            clauses: vec![],
+                        },
+                    ),
+                    filter: None,
+                    null_treatment: None,
+                    over: None,
+                    within_group: vec![],
+                });
+            }
+            return std::ops::ControlFlow::Continue(());
+        }
         if let Expr::Case {
             conditions,
             else_result,
@@ -641,6 +669,19 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ArraySubqueryToAgg {
         let Expr::Function(f) = expr else {
             return std::ops::ControlFlow::Continue(());
         };
+        // `current_user` and friends parse as argument-less functions.
+        let fname = f.name.to_string().to_ascii_lowercase();
+        if matches!(f.args, FunctionArguments::None)
+            && matches!(fname.as_str(), "current_user" | "session_user" | "current_role" | "user")
+        {
+            f.name = ObjectName::from(vec![Ident::new("session_user")]);
+            f.args = FunctionArguments::List(FunctionArgumentList {
+                duplicate_treatment: None,
+                args: vec![],
+                clauses: vec![],
+            });
+            return std::ops::ControlFlow::Continue(());
+        }
         if !f.name.to_string().eq_ignore_ascii_case("array") {
             return std::ops::ControlFlow::Continue(());
         }

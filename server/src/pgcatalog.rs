@@ -365,6 +365,7 @@ impl Adjusted {
                     }
                 }
                 self.index.set(by_oid);
+                let schema = self.schema();
                 batches
                     .into_iter()
                     .map(|b| {
@@ -381,7 +382,14 @@ impl Adjusted {
                         let idx = b.schema().index_of("relkind")?;
                         let mut cols: Vec<ArrayRef> = b.columns().to_vec();
                         cols[idx] = Arc::new(fixed);
-                        Ok(RecordBatch::try_new(b.schema(), cols)?)
+                        // Columns the library lacks (reloptions), all NULL.
+                        for f in schema.fields().iter().skip(cols.len()) {
+                            cols.push(datafusion::arrow::array::new_null_array(
+                                f.data_type(),
+                                b.num_rows(),
+                            ));
+                        }
+                        Ok(RecordBatch::try_new(schema.clone(), cols)?)
                     })
                     .collect()
             }
@@ -473,7 +481,22 @@ impl Adjusted {
 #[async_trait]
 impl TableProvider for Adjusted {
     fn schema(&self) -> SchemaRef {
-        self.inner.schema()
+        let inner = self.inner.schema();
+        if matches!(self.fix, Fix::Relkind) && inner.index_of("reloptions").is_err() {
+            let mut fields: Vec<datafusion::arrow::datatypes::FieldRef> =
+                inner.fields().iter().cloned().collect();
+            fields.push(Arc::new(datafusion::arrow::datatypes::Field::new(
+                "reloptions",
+                DataType::List(Arc::new(datafusion::arrow::datatypes::Field::new(
+                    "item",
+                    DataType::Utf8,
+                    true,
+                ))),
+                true,
+            )));
+            return Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+        }
+        inner
     }
 
     fn table_type(&self) -> TableType {
