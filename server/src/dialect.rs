@@ -184,7 +184,11 @@ pub fn parse_one(sql: &str) -> ExecResult<Parsed> {
     })?;
     match stmts.len() {
         1 => {
-            let stmt = stmts.remove(0);
+            let mut stmt = stmts.remove(0);
+            {
+                use datafusion::sql::sqlparser::ast::VisitMut;
+                let _ = stmt.visit(&mut IntervalClockTimes);
+            }
             if matches!(stmt, Statement::Query(_)) && is_catalog_query(&stmt, sql) {
                 return Ok(Parsed::Sql(Box::new(pg_compatible(sql).unwrap_or(stmt))));
             }
@@ -196,6 +200,78 @@ pub fn parse_one(sql: &str) -> ExecResult<Parsed> {
             "cannot insert multiple commands into a prepared statement",
         )),
     }
+}
+
+/// Interval literals with a clock time (`'1 day 02:03:04'`, PostgreSQL's
+/// output format, which drivers send back) spelled with units, which
+/// DataFusion parses: `'1 day 2 hours 3 minutes 4 seconds'`; and casts to
+/// `json` / `jsonb` as casts to text.
+struct IntervalClockTimes;
+
+impl datafusion::sql::sqlparser::ast::VisitorMut for IntervalClockTimes {
+    type Break = ();
+
+    fn post_visit_expr(
+        &mut self,
+        expr: &mut datafusion::sql::sqlparser::ast::Expr,
+    ) -> std::ops::ControlFlow<()> {
+        use datafusion::sql::sqlparser::ast::{DataType, Expr, Value};
+        // JSON values are text to Freshet (the JSON functions take text).
+        if let Expr::Cast { data_type, .. } = expr {
+            if matches!(data_type, DataType::JSON | DataType::JSONB) {
+                *data_type = DataType::Text;
+            }
+        }
+        let value = match expr {
+            Expr::Interval(i) if i.leading_field.is_none() && i.last_field.is_none() => {
+                i.value.as_mut()
+            }
+            Expr::Cast {
+                data_type: DataType::Interval { .. },
+                expr,
+                ..
+            } => expr.as_mut(),
+            _ => return std::ops::ControlFlow::Continue(()),
+        };
+        if let Expr::Value(v) = value {
+            if let Value::SingleQuotedString(text) = &mut v.value {
+                if let Some(t) = interval_with_units(text) {
+                    *text = t;
+                }
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    }
+}
+
+/// `text` with each `[-]h:m[:s]` clock time written as units; `None` when
+/// there is none.
+fn interval_with_units(text: &str) -> Option<String> {
+    let mut changed = false;
+    let parts: Vec<String> = text
+        .split_whitespace()
+        .map(|w| {
+            let (neg, body) = match w.strip_prefix('-') {
+                Some(b) => (true, b),
+                None => (false, w.strip_prefix('+').unwrap_or(w)),
+            };
+            let f: Vec<&str> = body.split(':').collect();
+            let numeric =
+                |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || c == '.');
+            if (f.len() == 2 || f.len() == 3) && f.iter().all(|p| numeric(p)) {
+                changed = true;
+                let sign = if neg { "-" } else { "" };
+                let mut out = format!("{sign}{} hours {sign}{} minutes", f[0], f[1]);
+                if let Some(sec) = f.get(2) {
+                    out.push_str(&format!(" {sign}{sec} seconds"));
+                }
+                out
+            } else {
+                w.to_string()
+            }
+        })
+        .collect();
+    changed.then(|| parts.join(" "))
 }
 
 /// Whether a query is a client's catalog query (it reads `pg_catalog` or
@@ -610,7 +686,10 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ArraySubqueryToAgg {
         if let Expr::Identifier(id) = expr {
             let name = id.value.to_ascii_lowercase();
             if id.quote_style.is_none()
-                && matches!(name.as_str(), "current_user" | "session_user" | "current_role")
+                && matches!(
+                    name.as_str(),
+                    "current_user" | "session_user" | "current_role"
+                )
             {
                 *expr = Expr::Function(datafusion::sql::sqlparser::ast::Function {
                     name: datafusion::sql::sqlparser::ast::ObjectName::from(vec![
@@ -672,7 +751,10 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ArraySubqueryToAgg {
         // `current_user` and friends parse as argument-less functions.
         let fname = f.name.to_string().to_ascii_lowercase();
         if matches!(f.args, FunctionArguments::None)
-            && matches!(fname.as_str(), "current_user" | "session_user" | "current_role" | "user")
+            && matches!(
+                fname.as_str(),
+                "current_user" | "session_user" | "current_role" | "user"
+            )
         {
             f.name = ObjectName::from(vec![Ident::new("session_user")]);
             f.args = FunctionArguments::List(FunctionArgumentList {
@@ -1031,6 +1113,19 @@ mod tests {
         };
         assert_eq!(names, vec!["a".to_string(), "b".to_string()]);
         assert!(if_exists && cascade);
+    }
+
+    #[test]
+    fn clock_times_in_intervals_get_units() {
+        assert_eq!(
+            interval_with_units("1 day 02:03:04").as_deref(),
+            Some("1 day 02 hours 03 minutes 04 seconds")
+        );
+        assert_eq!(
+            interval_with_units("-01:30").as_deref(),
+            Some("-01 hours -30 minutes")
+        );
+        assert_eq!(interval_with_units("3 days"), None);
     }
 
     #[test]
