@@ -44,6 +44,14 @@ if ! "$VENV/bin/python" -c "import psycopg2, psycopg, sqlalchemy, pandas" >/dev/
   "$VENV/bin/pip" install -q psycopg2-binary "psycopg[binary]" sqlalchemy pandas
 fi
 export FRESHET_CLIENT_PYTHON="$VENV/bin/python"
+# SQLAlchemy 1.4 (what Superset runs) in a venv of its own.
+VENV14="$TOOLS/venv14"
+if ! "$VENV14/bin/python" -c "import psycopg2, sqlalchemy, pandas" >/dev/null 2>&1; then
+  echo "== installing SQLAlchemy 1.4 into $VENV14 (once per machine)"
+  python3 -m venv "$VENV14"
+  "$VENV14/bin/pip" install -q psycopg2-binary "sqlalchemy<2" "pandas<2.2"
+fi
+export FRESHET_CLIENT_PYTHON14="$VENV14/bin/python"
 # pgjdbc (Debian's package, as Metabase/DBeaver use it) with a JDK to run the
 # single-file Java check, and node-postgres.
 if [ ! -f /usr/share/java/postgresql.jar ] || ! command -v javac >/dev/null 2>&1; then

@@ -638,9 +638,10 @@ fn like_escape_to_backslash(
     }
 }
 
-/// Multi-line idioms, as (fragment, replacement): Grafana's expansion of
-/// `search_path` into schema names (a lateral `generate_series` over an
-/// array), as one `array_has` over the same list.
+/// Multi-line idioms, as (fragment, replacement), matched with whitespace
+/// collapsed: Grafana's expansion of `search_path` into schema names (a
+/// lateral `generate_series` over an array) as one `array_has` over the same
+/// list, and SQLAlchemy 1.4's unnesting of `pg_index.indkey`.
 const CLIENT_IDIOMS_MULTILINE: &[(&str, &str)] = &[(
     r#"quote_ident(table_schema) IN (
           SELECT
@@ -653,6 +654,21 @@ const CLIENT_IDIOMS_MULTILINE: &[(&str, &str)] = &[(
             string_to_array(current_setting('search_path'),',') s
           )"#,
     "array_has(string_to_array(replace(current_setting('search_path'),' ',''),','), quote_ident(table_schema))",
+), (
+    // SQLAlchemy 1.4's key and index reflection over pg_index, which has no
+    // rows for Freshet's objects.
+    "SELECT unnest(ix.indkey) attnum,
+                           generate_subscripts(ix.indkey, 1) ord",
+    "SELECT CAST(NULL AS smallint) attnum, CAST(NULL AS int) ord",
+), (
+    "a.attnum = ANY(ix.indkey)",
+    "false",
+), (
+    "a.attnum = ANY(cons.conkey)",
+    "false",
+), (
+    "ix.indisprimary = 'f'",
+    "NOT ix.indisprimary",
 )];
 
 /// `ARRAY(SELECT x FROM ... [ORDER BY ...])` becomes

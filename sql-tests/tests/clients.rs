@@ -166,6 +166,17 @@ async fn run_check(mut cmd: Command, what: &str) -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlalchemy_14_as_superset_uses_it() -> Result<()> {
+    let python = std::env::var("FRESHET_CLIENT_PYTHON14").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/freshet-tools/venv14/bin/python")
+    });
+    let mut cmd = Command::new(python);
+    cmd.arg(clients_dir().join("check_sqlalchemy14.py"));
+    run_check(cmd, "SQLAlchemy 1.4").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pgjdbc_metadata_and_prepared_statements() -> Result<()> {
     let jar = std::env::var("FRESHET_PGJDBC_JAR")
         .unwrap_or_else(|_| "/usr/share/java/postgresql.jar".into());

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""SQLAlchemy 1.4 (what Superset runs) with psycopg2 against a live Freshet
+loaded with sql-tests/clients/schema.sql: Inspector reflection and pandas.
+
+usage: check_sqlalchemy14.py HOST PORT USER DATABASE
+"""
+import sys
+
+import pandas as pd
+import sqlalchemy as sa
+
+HOST, PORT, USER, DB = sys.argv[1:5]
+assert sa.__version__.startswith("1.4"), sa.__version__
+failures = []
+
+
+def check(label, fn):
+    try:
+        fn()
+        print("ok   ", label)
+    except Exception as e:  # noqa: BLE001 - report every failure
+        failures.append(label)
+        print("FAIL ", label, "->", type(e).__name__, str(e).strip()[:400])
+
+
+def eq(got, want):
+    if got != want:
+        raise AssertionError(f"got {got!r}, want {want!r}")
+
+
+engine = sa.create_engine(f"postgresql+psycopg2://{USER}@{HOST}:{PORT}/{DB}", pool_pre_ping=True)
+insp = sa.inspect(engine)
+
+check("schemas", lambda: eq("public" in insp.get_schema_names(), True))
+check("tables", lambda: eq(insp.get_table_names(), ["bids"]))
+# 1.4 lists materialized views among views (Superset's dataset picker).
+check("views include materialized views", lambda: eq(sorted(insp.get_view_names()), ["avg_price", "high_bids"]))
+check("materialized views only", lambda: eq(insp.get_view_names(include=("materialized",)), ["avg_price"]))
+check("columns", lambda: eq([c["name"] for c in insp.get_columns("avg_price")], ["auction", "avg_price", "num_bids", "last_bid"]))
+check("primary key, indexes, unique constraints reflect (none)", lambda: (
+    insp.get_pk_constraint("bids"), eq(insp.get_indexes("bids"), []), eq(insp.get_unique_constraints("bids"), [])))
+check("table comment", lambda: eq(insp.get_table_comment("bids")["text"], "Nexmark-style bid stream"))
+
+
+def reflect():
+    md = sa.MetaData()
+    md.reflect(bind=engine, views=True)
+    eq(sorted(md.tables), ["avg_price", "bids", "high_bids"])
+    bids = md.tables["bids"]
+    with engine.connect() as c:
+        rows = c.execute(sa.select(bids.c.bidder).where(bids.c.auction == 2).order_by(bids.c.bidder)).fetchall()
+    eq([r[0] for r in rows], [100, 102])
+
+
+check("MetaData.reflect and a Core select", reflect)
+check("pandas.read_sql_table", lambda: eq(len(pd.read_sql_table("bids", engine)), 5))
+
+if failures:
+    print(f"{len(failures)} SQLAlchemy 1.4 check(s) failed: {failures}")
+    sys.exit(1)
+print("all SQLAlchemy 1.4 checks passed")
