@@ -189,6 +189,9 @@ pub fn parse_one(sql: &str) -> ExecResult<Parsed> {
                 use datafusion::sql::sqlparser::ast::VisitMut;
                 let _ = stmt.visit(&mut IntervalClockTimes);
             }
+            if let Statement::Query(q) = &mut stmt {
+                crate::colnames::disambiguate(q);
+            }
             if matches!(stmt, Statement::Query(_)) && is_catalog_query(&stmt, sql) {
                 return Ok(Parsed::Sql(Box::new(pg_compatible(sql).unwrap_or(stmt))));
             }
@@ -300,6 +303,7 @@ fn is_catalog_query(stmt: &Statement, sql: &str) -> bool {
     let lower = sql.to_ascii_lowercase();
     [
         "pg_catalog.",
+        "pg_namespace",
         "::reg",
         " as reg",
         "current_schemas(",
@@ -341,6 +345,9 @@ fn pg_compatible(sql: &str) -> Option<Statement> {
     }
     let mut stmt = stmts.remove(0);
     let _ = stmt.visit(&mut ArraySubqueryToAgg);
+    if let Statement::Query(q) = &mut stmt {
+        crate::colnames::disambiguate(q);
+    }
     Some(stmt)
 }
 
@@ -410,6 +417,10 @@ const CLIENT_IDIOMS: &[(&str, &str)] = &[
         "SELECT '32' AS setting",
     ),
     ("typinput='pg_catalog.array_in'::regproc", "typinput='array_in'"),
+    // psqlODBC's SQLPrimaryKeys: a boolean compared with 't' and an
+    // int2vector subscript (pg_index has no rows for Freshet's objects).
+    ("i.indisprimary = 't'", "i.indisprimary"),
+    ("ta.attnum = i.indkey[ia.attnum-1]", "false"),
     // SQLAlchemy's key and index reflection unnests `int2vector` columns of
     // pg_index, which has no rows for Freshet's objects.
     (

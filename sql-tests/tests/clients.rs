@@ -3,7 +3,9 @@
 //! meta-commands, the Python drivers and tools (psycopg2, psycopg 3,
 //! SQLAlchemy's Inspector, pandas; `clients/check_clients.py`), pgjdbc's
 //! DatabaseMetaData (`clients/CheckJdbc.java`), node-postgres
-//! (`clients/check_node_pg.js`) and password authentication.
+//! (`clients/check_node_pg.js`), psqlODBC (`clients/check_odbc.py`),
+//! SQLAlchemy 1.4 (`clients/check_sqlalchemy14.py`) and password
+//! authentication.
 //! `scripts/test.sh` installs psql, the JDBC driver, node's `pg` and the
 //! Python packages.
 
@@ -174,6 +176,17 @@ async fn sqlalchemy_14_as_superset_uses_it() -> Result<()> {
     let mut cmd = Command::new(python);
     cmd.arg(clients_dir().join("check_sqlalchemy14.py"));
     run_check(cmd, "SQLAlchemy 1.4").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psqlodbc_catalog_functions() -> Result<()> {
+    let python = std::env::var("FRESHET_CLIENT_PYTHON").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/freshet-tools/venv/bin/python")
+    });
+    let mut cmd = Command::new(python);
+    cmd.arg(clients_dir().join("check_odbc.py"));
+    run_check(cmd, "psqlODBC").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
