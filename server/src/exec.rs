@@ -60,6 +60,16 @@ pub enum Output {
 pub struct Session {
     pub settings: BTreeMap<String, String>,
     pub implicit_flush: bool,
+    /// Open cursors (`DECLARE ... CURSOR FOR`): the query's result, read
+    /// once at `DECLARE`, and the rows not fetched yet.
+    pub cursors: BTreeMap<String, Cursor>,
+}
+
+/// A cursor's remaining rows.
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    pub schema: SchemaRef,
+    pub rows: std::collections::VecDeque<RecordBatch>,
 }
 
 impl Default for Session {
@@ -89,6 +99,7 @@ impl Default for Session {
         Session {
             settings,
             implicit_flush: false,
+            cursors: BTreeMap::new(),
         }
     }
 }
@@ -628,6 +639,17 @@ impl Server {
                 Some(show_schema(&ident_name(variable).to_ascii_lowercase())),
             )),
             Statement::Explain { .. } => Ok((vec![], Some(explain_schema()))),
+            Statement::Declare { stmts } => match stmts.first().and_then(|d| d.for_query.clone()) {
+                Some(q) => {
+                    let ctx = self.query_context().await?.0;
+                    let plan = ctx
+                        .state()
+                        .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(q))))
+                        .await?;
+                    Ok((param_types(&plan)?, None))
+                }
+                None => Ok((vec![], None)),
+            },
             _ => Ok((vec![], None)),
         }
     }
@@ -804,6 +826,101 @@ impl Server {
                     )
                 })?;
                 Ok(text_rows(show_schema(&key), vec![value]))
+            }
+            Statement::Declare { stmts } => {
+                for d in stmts {
+                    let Some(q) = &d.for_query else {
+                        return Err(ExecError::not_supported("DECLARE without a cursor query"));
+                    };
+                    let out = self
+                        .query(
+                            &Statement::Query(q.clone()),
+                            params.clone(),
+                            Some(&session.settings),
+                        )
+                        .await?;
+                    let Output::Rows { schema, batches } = out else {
+                        return Err(ExecError::new(
+                            code::INTERNAL,
+                            "cursor query returned no rows",
+                        ));
+                    };
+                    for name in &d.names {
+                        session.cursors.insert(
+                            normalize_ident(&name.to_string()),
+                            Cursor {
+                                schema: schema.clone(),
+                                rows: batches.iter().cloned().collect(),
+                            },
+                        );
+                    }
+                }
+                Ok(Output::Command {
+                    tag: "DECLARE CURSOR",
+                    rows: None,
+                })
+            }
+            Statement::Fetch {
+                name, direction, ..
+            } => {
+                use datafusion::sql::sqlparser::ast::FetchDirection as D;
+                let key = normalize_ident(&name.to_string());
+                let count =
+                    |v: &datafusion::sql::sqlparser::ast::ValueWithSpan| -> ExecResult<usize> {
+                        v.to_string().parse::<usize>().map_err(|_| {
+                            ExecError::not_supported(format!("FETCH {v} (only forward counts)"))
+                        })
+                    };
+                let n = match direction {
+                    D::Count { limit } | D::Forward { limit: Some(limit) } => count(limit)?,
+                    D::Next | D::Forward { limit: None } => 1,
+                    D::All | D::ForwardAll => usize::MAX,
+                    other => {
+                        return Err(ExecError::not_supported(format!(
+                            "FETCH {other} (cursors only move forward)"
+                        )))
+                    }
+                };
+                let cursor = session.cursors.get_mut(&key).ok_or_else(|| {
+                    ExecError::new("34000", format!("cursor \"{key}\" does not exist"))
+                })?;
+                let mut out = Vec::new();
+                let mut left = n;
+                while left > 0 {
+                    let Some(b) = cursor.rows.pop_front() else {
+                        break;
+                    };
+                    if b.num_rows() <= left {
+                        left -= b.num_rows();
+                        out.push(b);
+                    } else {
+                        out.push(b.slice(0, left));
+                        cursor.rows.push_front(b.slice(left, b.num_rows() - left));
+                        left = 0;
+                    }
+                }
+                Ok(Output::Rows {
+                    schema: cursor.schema.clone(),
+                    batches: out,
+                })
+            }
+            Statement::Close { cursor } => {
+                match cursor {
+                    datafusion::sql::sqlparser::ast::CloseCursor::All => session.cursors.clear(),
+                    datafusion::sql::sqlparser::ast::CloseCursor::Specific { name } => {
+                        let key = normalize_ident(&name.to_string());
+                        if session.cursors.remove(&key).is_none() {
+                            return Err(ExecError::new(
+                                "34000",
+                                format!("cursor \"{key}\" does not exist"),
+                            ));
+                        }
+                    }
+                }
+                Ok(Output::Command {
+                    tag: "CLOSE CURSOR",
+                    rows: None,
+                })
             }
             Statement::StartTransaction { .. } => Ok(Output::Begin),
             // Savepoints inside the (statement-at-a-time) transaction: no-ops.

@@ -147,6 +147,30 @@ fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
     })
 }
 
+/// Runs a statement, turning a panic inside it (a bug, in Freshet or in a
+/// library) into an internal error (XX000) for this statement instead of a
+/// dropped connection.
+async fn guarded<T>(
+    f: impl std::future::Future<Output = Result<T, ExecError>>,
+) -> Result<T, ExecError> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(f).catch_unwind().await {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!("statement panicked: {msg}");
+            Err(ExecError::new(
+                code::INTERNAL,
+                format!("internal error: {msg}"),
+            ))
+        }
+    }
+}
+
 fn error_response(e: ExecError) -> Response {
     let (code, msg) = e.sqlstate();
     if code == crate::error::code::INTERNAL {
@@ -168,7 +192,7 @@ impl SimpleQueryHandler for Conn {
         let mut session = self.session.lock().await;
         for sql in split_statements(query) {
             let result = match parse_one(&sql) {
-                Ok(parsed) => self.server.execute(&mut session, &parsed, None).await,
+                Ok(parsed) => guarded(self.server.execute(&mut session, &parsed, None)).await,
                 Err(e) => Err(e),
             };
             match result {
@@ -416,7 +440,7 @@ impl ExtendedQueryHandler for Conn {
             None
         };
         let mut session = self.session.lock().await;
-        match self.server.execute(&mut session, parsed, params).await {
+        match guarded(self.server.execute(&mut session, parsed, params)).await {
             Ok(o) => to_response(o, &portal.result_column_format),
             Err(e) => Err(e.into_pgwire()),
         }

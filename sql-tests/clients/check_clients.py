@@ -74,6 +74,19 @@ def _():
     c.close()
 
 
+@check("psycopg2: named (server-side) cursor, fetched in pieces")
+def _():
+    c = psycopg2.connect(host=HOST, port=PORT, user=USER, dbname=DB)
+    cur = c.cursor(name="bids_cur")
+    cur.itersize = 2
+    cur.execute("SELECT * FROM bids ORDER BY auction, bidder")
+    eq(cur.fetchmany(2), BIDS[:2])
+    eq(cur.fetchall(), BIDS[2:])
+    cur.close()
+    c.rollback()
+    c.close()
+
+
 @check("psycopg2: an error, then the connection still works")
 def _():
     c = psycopg2.connect(host=HOST, port=PORT, user=USER, dbname=DB)
