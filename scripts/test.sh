@@ -29,6 +29,10 @@ fi
 export TANSU_BIN
 
 # Real-client tests: psql, and the Python drivers and tools in a venv.
+if ! command -v openssl >/dev/null 2>&1; then
+  need_root apt-get update -qq || true
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl
+fi
 if ! command -v psql >/dev/null 2>&1; then
   echo "== installing postgresql-client (psql, for the client tests)"
   need_root apt-get update -qq || true

@@ -49,6 +49,38 @@ struct Args {
     /// must authenticate (SCRAM-SHA-256).
     #[arg(long = "user", value_name = "NAME:PASSWORD")]
     users: Vec<String>,
+    /// PEM certificate chain: with `--tls-key`, clients may use TLS
+    /// (`sslmode=require`); without, an SSLRequest is answered `N`.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for `--tls-cert`.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+/// The TLS acceptor for `--tls-cert` / `--tls-key`, if given.
+fn tls_acceptor(args: &Args) -> anyhow::Result<Option<tokio_rustls::TlsAcceptor>> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("reading {}", cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("parsing {}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("reading the private key {}", key.display()))?;
+    let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS protocol versions")?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .context("the TLS certificate and key do not match")?;
+    config.alpn_protocols = vec![b"postgresql".to_vec()];
+    Ok(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -121,6 +153,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
     });
 
+    let tls = tls_acceptor(&args)?;
+    if tls.is_some() {
+        tracing::info!("TLS enabled");
+    }
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -139,8 +175,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     Ok((socket, _)) => {
                         let _ = socket.set_nodelay(true);
                         let handlers = handler::ConnHandlers::new(server.clone());
+                        let tls = tls.clone();
                         tokio::spawn(async move {
-                            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                            if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                                 tracing::debug!("connection ended: {e}");
                             }
                         });

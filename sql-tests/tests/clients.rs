@@ -275,3 +275,80 @@ async fn password_authentication() -> Result<()> {
     );
     Ok(())
 }
+
+/// Runs psql with a full connection string; returns (success, output).
+fn psql_conn(conn: &str, cmds: &[&str]) -> Result<(bool, String)> {
+    let bin = std::env::var("FRESHET_PSQL").unwrap_or_else(|_| "psql".into());
+    let out = Command::new(&bin)
+        .args(["-X", conn])
+        .args(cmds.iter().flat_map(|c| ["-c", c]))
+        .output()
+        .with_context(|| format!("running {bin}"))?;
+    Ok((
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_when_a_certificate_is_configured() -> Result<()> {
+    // A self-signed certificate for this run.
+    let dir = std::env::temp_dir().join(format!("freshet-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .context("running openssl (scripts/test.sh installs it)")?;
+    if !made.status.success() {
+        bail!("openssl failed: {}", String::from_utf8_lossy(&made.stderr));
+    }
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let server = TestServer::start_with(&["--tls-cert", &cert, "--tls-key", &key]).await?;
+    let conn = |mode: &str| {
+        format!(
+            "host=127.0.0.1 port={} user=freshet dbname=freshet sslmode={mode}",
+            server.port
+        )
+    };
+    let (ok, out) = psql_conn(&conn("require"), &["SELECT 41 + 1 AS answer", "\\conninfo"])?;
+    if !ok || !out.contains("42") || !out.contains("SSL connection") {
+        bail!("TLS connection failed:\n{out}");
+    }
+    let (ok, out) = psql_conn(&conn("disable"), &["SELECT 1 AS plain"])?;
+    if !ok {
+        bail!("a plain connection to a TLS-enabled server failed:\n{out}");
+    }
+    // Without a certificate the server answers N, and sslmode=require fails.
+    let plain = TestServer::start().await?;
+    let (ok, out) = psql_conn(
+        &format!(
+            "host=127.0.0.1 port={} user=freshet dbname=freshet sslmode=require",
+            plain.port
+        ),
+        &["SELECT 1"],
+    )?;
+    if ok || !out.to_lowercase().contains("ssl") {
+        bail!("sslmode=require against a server without TLS should fail:\n{out}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
