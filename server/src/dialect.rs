@@ -441,6 +441,34 @@ const CLIENT_IDIOMS: &[(&str, &str)] = &[
     ),
 ];
 
+/// A call `name(args)` in sqlparser's AST.
+fn sql_call(
+    name: &str,
+    args: Vec<datafusion::sql::sqlparser::ast::Expr>,
+    clauses: Vec<datafusion::sql::sqlparser::ast::FunctionArgumentClause>,
+) -> datafusion::sql::sqlparser::ast::Function {
+    use datafusion::sql::sqlparser::ast::{
+        FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
+    };
+    datafusion::sql::sqlparser::ast::Function {
+        name: ObjectName::from(vec![Ident::new(name)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: args
+                .into_iter()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+                .collect(),
+            clauses,
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    }
+}
+
 /// Whether `q` is a plain `SELECT` whose `FROM` reads one of `tables` first.
 fn reads_only(q: &datafusion::sql::sqlparser::ast::Query, tables: &[&str]) -> bool {
     use datafusion::sql::sqlparser::ast::{SetExpr, TableFactor};
@@ -461,10 +489,7 @@ fn reads_only(q: &datafusion::sql::sqlparser::ast::Query, tables: &[&str]) -> bo
 /// `x [NOT] LIKE p ESCAPE 'c'` whose pattern is not a literal (a bound
 /// parameter): `[NOT] pg_like_escape(x, p, 'c')`, matched by Freshet.
 fn like_to_function(expr: &mut datafusion::sql::sqlparser::ast::Expr) {
-    use datafusion::sql::sqlparser::ast::{
-        Expr, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
-        ObjectName, UnaryOperator,
-    };
+    use datafusion::sql::sqlparser::ast::{Expr, UnaryOperator};
     let Expr::Like {
         negated,
         expr: x,
@@ -475,25 +500,15 @@ fn like_to_function(expr: &mut datafusion::sql::sqlparser::ast::Expr) {
     else {
         return;
     };
-    let args = vec![
-        FunctionArg::Unnamed(FunctionArgExpr::Expr(x.as_ref().clone())),
-        FunctionArg::Unnamed(FunctionArgExpr::Expr(pattern.as_ref().clone())),
-        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(esc.clone()))),
-    ];
-    let call = Expr::Function(datafusion::sql::sqlparser::ast::Function {
-        name: ObjectName::from(vec![Ident::new("pg_like_escape")]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args,
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    });
+    let call = Expr::Function(sql_call(
+        "pg_like_escape",
+        vec![
+            x.as_ref().clone(),
+            pattern.as_ref().clone(),
+            Expr::Value(esc.clone()),
+        ],
+        vec![],
+    ));
     *expr = if *negated {
         Expr::UnaryOp {
             op: UnaryOperator::Not,
@@ -510,10 +525,7 @@ fn like_to_function(expr: &mut datafusion::sql::sqlparser::ast::Expr) {
 /// catalog lookups clients send return at most one row, where PostgreSQL
 /// would give the same answer.
 fn aggregate_catalog_subquery(q: &mut datafusion::sql::sqlparser::ast::Query) {
-    use datafusion::sql::sqlparser::ast::{
-        Expr, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, GroupByExpr,
-        Ident, ObjectName, SelectItem, SetExpr, TableFactor,
-    };
+    use datafusion::sql::sqlparser::ast::{Expr, GroupByExpr, SelectItem, SetExpr, TableFactor};
     if q.limit_clause.is_some() || q.order_by.is_some() {
         return;
     }
@@ -561,20 +573,7 @@ fn aggregate_catalog_subquery(q: &mut datafusion::sql::sqlparser::ast::Query) {
             return;
         }
     }
-    let agg = Expr::Function(datafusion::sql::sqlparser::ast::Function {
-        name: ObjectName::from(vec![Ident::new("max")]),
-        uses_odbc_syntax: false,
-        parameters: FunctionArguments::None,
-        args: FunctionArguments::List(FunctionArgumentList {
-            duplicate_treatment: None,
-            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(item))],
-            clauses: vec![],
-        }),
-        filter: None,
-        null_treatment: None,
-        over: None,
-        within_group: vec![],
-    });
+    let agg = Expr::Function(sql_call("max", vec![item], vec![]));
     sel.projection[0] = match alias {
         Some(alias) => SelectItem::ExprWithAlias { expr: agg, alias },
         None => SelectItem::UnnamedExpr(agg),
@@ -695,8 +694,8 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ArraySubqueryToAgg {
         expr: &mut datafusion::sql::sqlparser::ast::Expr,
     ) -> std::ops::ControlFlow<()> {
         use datafusion::sql::sqlparser::ast::{
-            Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList,
-            FunctionArguments, Ident, ObjectName, SelectItem, SetExpr,
+            Expr, FunctionArgumentClause, FunctionArgumentList, FunctionArguments, Ident,
+            ObjectName, SelectItem, SetExpr,
         };
         if let Expr::Like {
             pattern,
@@ -718,24 +717,7 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ArraySubqueryToAgg {
                     "current_user" | "session_user" | "current_role"
                 )
             {
-                *expr = Expr::Function(datafusion::sql::sqlparser::ast::Function {
-                    name: datafusion::sql::sqlparser::ast::ObjectName::from(vec![
-                        datafusion::sql::sqlparser::ast::Ident::new("session_user"),
-                    ]),
-                    uses_odbc_syntax: false,
-                    parameters: datafusion::sql::sqlparser::ast::FunctionArguments::None,
-                    args: datafusion::sql::sqlparser::ast::FunctionArguments::List(
-                        datafusion::sql::sqlparser::ast::FunctionArgumentList {
-                            duplicate_treatment: None,
-                            args: vec![],
-                            clauses: vec![],
-                        },
-                    ),
-                    filter: None,
-                    null_treatment: None,
-                    over: None,
-                    within_group: vec![],
-                });
+                *expr = Expr::Function(sql_call("session_user", vec![], vec![]));
             }
             return std::ops::ControlFlow::Continue(());
         }
@@ -818,20 +800,7 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ArraySubqueryToAgg {
                 clauses.push(FunctionArgumentClause::OrderBy(exprs));
             }
         }
-        let agg = datafusion::sql::sqlparser::ast::Function {
-            name: ObjectName::from(vec![Ident::new("array_agg")]),
-            uses_odbc_syntax: false,
-            parameters: FunctionArguments::None,
-            args: FunctionArguments::List(FunctionArgumentList {
-                duplicate_treatment: None,
-                args: vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(item))],
-                clauses,
-            }),
-            filter: None,
-            null_treatment: None,
-            over: None,
-            within_group: vec![],
-        };
+        let agg = sql_call("array_agg", vec![item], clauses);
         sel.projection
             .push(SelectItem::UnnamedExpr(Expr::Function(agg)));
         *expr = Expr::Subquery(Box::new(q));

@@ -116,31 +116,17 @@ async fn psql_meta_commands_show_freshet_objects() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_drivers_and_tools() -> Result<()> {
-    let server = loaded_server().await?;
-    let python = std::env::var("FRESHET_CLIENT_PYTHON").unwrap_or_else(|_| {
+    let mut cmd = Command::new(venv_python("FRESHET_CLIENT_PYTHON", "venv"));
+    cmd.arg(clients_dir().join("check_clients.py"));
+    run_check(cmd, "Python client").await
+}
+
+/// The Python of a client venv: `$var`, or the one `scripts/test.sh` makes.
+fn venv_python(var: &str, venv: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
         let home = std::env::var("HOME").unwrap_or_default();
-        format!("{home}/.cache/freshet-tools/venv/bin/python")
-    });
-    let out = Command::new(&python)
-        .arg(clients_dir().join("check_clients.py"))
-        .args(["127.0.0.1", &server.port.to_string(), "freshet", "freshet"])
-        .output()
-        .with_context(|| {
-            format!("running {python} (scripts/test.sh creates the venv with the client packages)")
-        })?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    eprintln!("{text}");
-    if !out.status.success() {
-        bail!(
-            "client checks failed:\n{text}\nserver log:\n{}",
-            server.log()
-        );
-    }
-    Ok(())
+        format!("{home}/.cache/freshet-tools/{venv}/bin/python")
+    })
 }
 
 /// Runs a client check program and fails with its output if it fails.
@@ -169,22 +155,14 @@ async fn run_check(mut cmd: Command, what: &str) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlalchemy_14_as_superset_uses_it() -> Result<()> {
-    let python = std::env::var("FRESHET_CLIENT_PYTHON14").unwrap_or_else(|_| {
-        let home = std::env::var("HOME").unwrap_or_default();
-        format!("{home}/.cache/freshet-tools/venv14/bin/python")
-    });
-    let mut cmd = Command::new(python);
+    let mut cmd = Command::new(venv_python("FRESHET_CLIENT_PYTHON14", "venv14"));
     cmd.arg(clients_dir().join("check_sqlalchemy14.py"));
     run_check(cmd, "SQLAlchemy 1.4").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psqlodbc_catalog_functions() -> Result<()> {
-    let python = std::env::var("FRESHET_CLIENT_PYTHON").unwrap_or_else(|_| {
-        let home = std::env::var("HOME").unwrap_or_default();
-        format!("{home}/.cache/freshet-tools/venv/bin/python")
-    });
-    let mut cmd = Command::new(python);
+    let mut cmd = Command::new(venv_python("FRESHET_CLIENT_PYTHON", "venv"));
     cmd.arg(clients_dir().join("check_odbc.py"));
     run_check(cmd, "psqlODBC").await
 }
