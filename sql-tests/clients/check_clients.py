@@ -9,29 +9,10 @@ check ("ok" / "FAIL") and exits non-zero if any check failed.
 """
 import datetime as dt
 import sys
-import traceback
+
+from checks import check, eq, finish
 
 HOST, PORT, USER, DB = sys.argv[1:5]
-failures = []
-
-
-def check(label):
-    def deco(fn):
-        try:
-            fn()
-            print("ok   ", label)
-        except Exception as e:  # noqa: BLE001 - report every failure
-            failures.append(label)
-            print("FAIL ", label, "->", type(e).__name__, str(e).strip()[:400])
-            traceback.print_exc(limit=2)
-        return fn
-    return deco
-
-
-def eq(got, want):
-    if got != want:
-        raise AssertionError(f"got {got!r}, want {want!r}")
-
 
 BIDS = [
     (1, 100, 50, dt.datetime(2024, 1, 1, 10, 0, 0)),
@@ -174,7 +155,4 @@ def _():
     eq(df["price"].tolist(), [200, 220])
 
 
-if failures:
-    print(f"{len(failures)} client check(s) failed: {failures}")
-    sys.exit(1)
-print("all client checks passed")
+finish("client")

@@ -9,23 +9,9 @@ import sys
 
 import pyodbc
 
+from checks import check, eq, finish
+
 HOST, PORT, USER, DB = sys.argv[1:5]
-failures = []
-
-
-def check(label, fn):
-    try:
-        fn()
-        print("ok   ", label)
-    except Exception as e:  # noqa: BLE001 - report every failure
-        failures.append(label)
-        print("FAIL ", label, "->", type(e).__name__, str(e).strip()[:400])
-
-
-def eq(got, want):
-    if got != want:
-        raise AssertionError(f"got {got!r}, want {want!r}")
-
 
 conn = pyodbc.connect(
     f"DRIVER={{PostgreSQL Unicode}};SERVER={HOST};PORT={PORT};DATABASE={DB};UID={USER};PWD=",
@@ -68,7 +54,4 @@ check("SQLPrimaryKeys runs", primary_keys)
 check("SQLGetTypeInfo", lambda: eq(len(conn.cursor().getTypeInfo().fetchall()) > 10, True))
 check("parameterized query and a materialized view", query)
 
-if failures:
-    print(f"{len(failures)} ODBC check(s) failed: {failures}")
-    sys.exit(1)
-print("all ODBC checks passed")
+finish("ODBC")

@@ -9,24 +9,10 @@ import sys
 import pandas as pd
 import sqlalchemy as sa
 
+from checks import check, eq, finish
+
 HOST, PORT, USER, DB = sys.argv[1:5]
 assert sa.__version__.startswith("1.4"), sa.__version__
-failures = []
-
-
-def check(label, fn):
-    try:
-        fn()
-        print("ok   ", label)
-    except Exception as e:  # noqa: BLE001 - report every failure
-        failures.append(label)
-        print("FAIL ", label, "->", type(e).__name__, str(e).strip()[:400])
-
-
-def eq(got, want):
-    if got != want:
-        raise AssertionError(f"got {got!r}, want {want!r}")
-
 
 engine = sa.create_engine(f"postgresql+psycopg2://{USER}@{HOST}:{PORT}/{DB}", pool_pre_ping=True)
 insp = sa.inspect(engine)
@@ -55,7 +41,4 @@ def reflect():
 check("MetaData.reflect and a Core select", reflect)
 check("pandas.read_sql_table", lambda: eq(len(pd.read_sql_table("bids", engine)), 5))
 
-if failures:
-    print(f"{len(failures)} SQLAlchemy 1.4 check(s) failed: {failures}")
-    sys.exit(1)
-print("all SQLAlchemy 1.4 checks passed")
+finish("SQLAlchemy 1.4")

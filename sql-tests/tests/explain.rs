@@ -8,15 +8,25 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use freshet_sql_tests::{query_rows, TestServer};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn streaming_plans_match_golden_files() -> Result<()> {
+fn golden_dir() -> PathBuf {
     let manifest =
         std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
-    let dir = PathBuf::from(manifest).join("golden");
+    PathBuf::from(manifest).join("golden")
+}
+
+/// A server loaded with `golden/schema.sql`, and a client of it.
+async fn server_with_schema(dir: &std::path::Path) -> Result<(TestServer, tokio_postgres::Client)> {
     let server = TestServer::start().await?;
     let c = server.connect().await?;
     c.batch_execute(&std::fs::read_to_string(dir.join("schema.sql"))?)
         .await?;
+    Ok((server, c))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_plans_match_golden_files() -> Result<()> {
+    let dir = golden_dir();
+    let (_server, c) = server_with_schema(&dir).await?;
     let bless = std::env::var("FRESHET_BLESS").is_ok_and(|v| v == "1");
     let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -67,13 +77,8 @@ async fn streaming_plans_match_golden_files() -> Result<()> {
 /// `docs/sql.md`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsupported_constructs_are_refused_by_name() -> Result<()> {
-    let manifest =
-        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
-    let dir = PathBuf::from(manifest).join("golden");
-    let server = TestServer::start().await?;
-    let c = server.connect().await?;
-    c.batch_execute(&std::fs::read_to_string(dir.join("schema.sql"))?)
-        .await?;
+    let dir = golden_dir();
+    let (_server, c) = server_with_schema(&dir).await?;
     let cases: &[(&str, &str)] = &[
         ("SELECT id FROM o LIMIT 3", "LIMIT or OFFSET without ORDER BY"),
         ("SELECT id, random() AS r FROM o", "random()"),
