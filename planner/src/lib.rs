@@ -18,6 +18,7 @@ pub mod error;
 pub mod relation;
 pub mod session;
 pub mod stream;
+pub mod tvf;
 
 pub use error::{PlanError, Result};
 pub use relation::{QueryData, RelKind, Relation, RelationProvider};

@@ -51,6 +51,10 @@ pub struct Relation {
     pub pk: Option<Vec<usize>>,
     /// The connector of a source or connector table.
     pub source: Option<Arc<SourceSpec>>,
+    /// `WATERMARK FOR` of a table or source.
+    pub watermark: Option<freshet_runtime::time::WatermarkDef>,
+    /// `APPEND ONLY` table.
+    pub append_only: bool,
 }
 
 impl Relation {
@@ -75,6 +79,8 @@ impl Relation {
             pk: self.pk.clone(),
             not_null,
             connector: self.source.clone(),
+            watermark: self.watermark,
+            append_only: self.append_only,
         }
     }
 }

@@ -14,7 +14,8 @@ pub fn new_context() -> SessionContext {
         .with_default_catalog_and_schema("freshet", "public")
         .with_create_default_catalog_and_schema(true)
         .with_information_schema(true)
-        .with_target_partitions(2);
+        .with_target_partitions(2)
+        .with_extension(Arc::new(crate::tvf::TvfRelations::default()));
     {
         let opts = config.options_mut();
         opts.sql_parser.dialect = Dialect::PostgreSQL;
@@ -22,6 +23,7 @@ pub fn new_context() -> SessionContext {
         opts.execution.time_zone = Some("+00:00".to_string());
     }
     let mut ctx = SessionContext::new_with_config(config);
+    crate::tvf::register(&ctx);
     // JSON functions and the `->` / `->>` operators over JSON text.
     if let Err(e) = datafusion_functions_json::register_all(&mut ctx) {
         tracing::warn!("JSON functions unavailable: {e}");
@@ -42,7 +44,25 @@ pub fn register(
         .filter(|r| r.kind != crate::relation::RelKind::PlainView)
     {
         let provider = RelationProvider::new(r.clone(), with_rowkey, data.clone());
-        ctx.register_table(r.name.as_str(), Arc::new(provider))?;
+        register_provider(ctx, r.name.as_str(), Arc::new(provider))?;
     }
+    Ok(())
+}
+
+/// Registers a table provider under `name`, also for window functions
+/// (`TUMBLE(name, ...)`).
+pub fn register_provider(
+    ctx: &SessionContext,
+    name: &str,
+    provider: Arc<dyn datafusion::catalog::TableProvider>,
+) -> datafusion::error::Result<()> {
+    if let Some(rels) = ctx
+        .state()
+        .config()
+        .get_extension::<crate::tvf::TvfRelations>()
+    {
+        rels.insert(name, provider.clone());
+    }
+    ctx.register_table(name, provider)?;
     Ok(())
 }

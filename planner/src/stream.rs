@@ -32,12 +32,35 @@ use crate::relation::{relation_of, RelKind};
 /// Plans the incremental maintenance of `plan`. `columns` renames the
 /// output columns (`CREATE MATERIALIZED VIEW v (a, b) AS ...`).
 pub fn plan_view(plan: &LogicalPlan, columns: &[String]) -> Result<StreamPlan> {
+    plan_view_with(plan, columns, false)
+}
+
+/// [`plan_view`], with `EMIT ON WINDOW CLOSE` when `emit_on_close`: every
+/// aggregate must group by a window bound that follows a watermark, and
+/// emits each group once, when the watermark passes it.
+pub fn plan_view_with(
+    plan: &LogicalPlan,
+    columns: &[String],
+    emit_on_close: bool,
+) -> Result<StreamPlan> {
     let mut b = Builder {
         nodes: Vec::new(),
         slots: 0,
         props: ExecutionProps::new(),
+        emit_on_close,
+        scan_watermarks: std::collections::HashMap::new(),
     };
     let top = b.visit(plan)?;
+    if emit_on_close
+        && !b
+            .nodes
+            .iter()
+            .any(|n| matches!(n.kind, NodeKind::Aggregate { emit_on_close: true, .. }))
+    {
+        return Err(unsupported(
+            "EMIT ON WINDOW CLOSE without a windowed GROUP BY (group by window_start or window_end of TUMBLE or HOP over a table or source with a WATERMARK)",
+        ));
+    }
     let mut schema = b.nodes[top].schema.clone();
     if !columns.is_empty() {
         if columns.len() != schema.fields().len() {
@@ -93,6 +116,9 @@ struct Builder {
     nodes: Vec<PlanNode>,
     slots: u32,
     props: ExecutionProps,
+    emit_on_close: bool,
+    /// Scan node -> its event-time column (relations with a watermark).
+    scan_watermarks: std::collections::HashMap<NodeIdx, usize>,
 }
 
 fn nullable_schema(s: &DFSchema) -> SchemaRef {
@@ -116,6 +142,43 @@ impl Builder {
             schema,
         });
         self.nodes.len() - 1
+    }
+
+    /// Which output columns of node `idx` carry a watermark.
+    fn watermarked(&self, idx: NodeIdx) -> Vec<bool> {
+        let n = &self.nodes[idx];
+        let width = n.schema.fields().len();
+        let mut out = vec![false; width];
+        match &n.kind {
+            NodeKind::TableScan { .. } | NodeKind::SourceScan { .. } => {
+                if let Some(&c) = self.scan_watermarks.get(&idx) {
+                    out[c] = true;
+                }
+            }
+            NodeKind::Project { exprs } => {
+                let input = self.watermarked(n.inputs[0]);
+                for (o, e) in exprs.iter().enumerate() {
+                    if let Some(i) = freshet_runtime::time::monotone_column(e) {
+                        out[o] = input.get(i).copied().unwrap_or(false);
+                    }
+                }
+            }
+            NodeKind::Filter { .. } => out = self.watermarked(n.inputs[0]),
+            NodeKind::Union => {
+                out = vec![true; width];
+                for &i in &n.inputs {
+                    for (o, w) in out.iter_mut().zip(self.watermarked(i)) {
+                        *o &= w;
+                    }
+                }
+            }
+            NodeKind::Aggregate {
+                window_col: Some(_),
+                ..
+            } => out[0] = true,
+            _ => {}
+        }
+        out
     }
 
     fn physical(&self, e: &Expr, input: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
@@ -180,6 +243,9 @@ impl Builder {
                 let full =
                     DFSchema::try_from_qualified_schema(scan.table_name.clone(), &rel.schema)?;
                 let mut idx = self.push(kind, vec![], nullable_schema(&full));
+                if let Some(wd) = rel.watermark {
+                    self.scan_watermarks.insert(idx, wd.col);
+                }
                 // Filters pushed into the scan are only hints for point reads
                 // (`Inexact`): DataFusion keeps them in a Filter above.
                 if let Some(proj) = &scan.projection {
@@ -264,7 +330,7 @@ impl Builder {
                         return Err(unsupported(format!("GROUP BY on a value of type {t}")));
                     }
                 }
-                let group_exprs = a
+                let mut group_exprs = a
                     .group_expr
                     .iter()
                     .map(|e| self.physical(e, in_schema))
@@ -274,17 +340,67 @@ impl Builder {
                     let out_field = a.schema.field(a.group_expr.len() + i);
                     aggs.push(self.agg_call(e, in_schema, out_field.data_type().clone())?);
                 }
+                // A window: a group key that follows a watermarked column.
+                // It becomes key 0 (state is kept in its order so closed
+                // windows are one range), and a projection restores the
+                // column order.
+                let wm_in = self.watermarked(input);
+                let window = group_exprs.iter().enumerate().find_map(|(g, e)| {
+                    freshet_runtime::time::monotone_column(e)
+                        .filter(|&c| wm_in.get(c).copied().unwrap_or(false))
+                        .map(|c| (g, c))
+                });
+                if self.emit_on_close && window.is_none() {
+                    return Err(unsupported(
+                        "EMIT ON WINDOW CLOSE over a GROUP BY without a window column (group by window_start or window_end of TUMBLE or HOP over a table or source with a WATERMARK)",
+                    ));
+                }
+                let mut schema = nullable_schema(&a.schema);
+                if let Some((g, _)) = window.filter(|(g, _)| *g != 0) {
+                    group_exprs.swap(0, g);
+                    let mut fields: Vec<Field> =
+                        schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+                    fields.swap(0, g);
+                    schema = Arc::new(Schema::new(fields));
+                }
                 let slot = self.slots;
                 self.slots += 1;
-                Ok(self.push(
+                let agg = self.push(
                     NodeKind::Aggregate {
                         group_exprs,
                         aggs,
                         state_slot: slot,
+                        window_col: window.map(|(_, c)| c),
+                        emit_on_close: self.emit_on_close && window.is_some(),
                     },
                     vec![input],
-                    nullable_schema(&a.schema),
-                ))
+                    schema.clone(),
+                );
+                match window {
+                    Some((g, _)) if g != 0 => {
+                        let exprs = (0..schema.fields().len())
+                            .map(|i| {
+                                let from = if i == 0 {
+                                    g
+                                } else if i == g {
+                                    0
+                                } else {
+                                    i
+                                };
+                                Arc::new(datafusion::physical_expr::expressions::Column::new(
+                                    schema.field(from).name(),
+                                    from,
+                                )) as Arc<dyn PhysicalExpr>
+                            })
+                            .collect();
+                        Ok(self.push(
+                            NodeKind::Project { exprs },
+                            vec![agg],
+                            nullable_schema(&a.schema),
+                        ))
+                    }
+                    _ => Ok(agg),
+                }
             }
             LogicalPlan::Sort(s) => {
                 let limit = s.fetch;

@@ -46,6 +46,7 @@ use crate::source::{
     SourceStats, SplitState, StatsRegistry, StopFlag,
 };
 use crate::table::{decode_table_values, decode_table_with_rowkey, encode_values, TableDef};
+use crate::time::{TimeRegistry, TimeStats, Watermark};
 
 const NEXT_ROW_ID: &str = "next_row_id";
 const BACKFILL_CHUNK: usize = 8192;
@@ -136,6 +137,7 @@ enum Command {
 pub struct Engine {
     tx: mpsc::Sender<Command>,
     stats: StatsRegistry,
+    time: TimeRegistry,
 }
 
 /// A reader's handle into the engine's command channel. The generation
@@ -163,6 +165,9 @@ struct ReaderRt {
     target: ReaderTarget,
     stop: StopFlag,
     stats: Arc<SourceStats>,
+    /// The reader's watermark and late-event counter (sources with `WATERMARK FOR`).
+    watermark: Option<ScalarValue>,
+    time: Option<Arc<TimeStats>>,
 }
 
 struct Node {
@@ -173,6 +178,9 @@ struct Node {
 struct TableRt {
     def: TableDef,
     subscribers: Vec<u64>,
+    /// The table's watermark (tables with `WATERMARK FOR`).
+    watermark: Option<ScalarValue>,
+    time: Option<Arc<TimeStats>>,
 }
 
 struct ViewRt {
@@ -195,6 +203,9 @@ struct Worker {
     readers: HashMap<ReaderKey, ReaderRt>,
     next_generation: u64,
     stats: StatsRegistry,
+    time: TimeRegistry,
+    /// Source scan node -> its event-time column (sources with a watermark).
+    source_watermarks: HashMap<u64, usize>,
     tx: mpsc::WeakSender<Command>,
 }
 
@@ -212,7 +223,10 @@ impl Engine {
         };
         let (tx, rx) = mpsc::channel(256);
         let stats = StatsRegistry::default();
+        let time = TimeRegistry::default();
         let worker = Worker {
+            time: time.clone(),
+            source_watermarks: HashMap::new(),
             readers: HashMap::new(),
             next_generation: 1,
             stats: stats.clone(),
@@ -232,7 +246,7 @@ impl Engine {
             .name("freshet-engine".into())
             .spawn(move || worker.run(rx))
             .map_err(|e| RuntimeError::Internal(format!("cannot start engine thread: {e}")))?;
-        Ok((Engine { tx, stats }, handle))
+        Ok((Engine { tx, stats, time }, handle))
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
@@ -316,6 +330,11 @@ impl Engine {
         self.stats.all()
     }
 
+    /// Watermarks and late-event counts of tables, source readers and views.
+    pub fn time_stats(&self) -> Vec<Arc<TimeStats>> {
+        self.time.all()
+    }
+
     /// Asks for a barrier without waiting (the checkpoint timer).
     pub fn tick(&self) {
         let _ = self.tx.try_send(Command::Barrier { reply: None });
@@ -353,6 +372,52 @@ fn push(
         }
     }
     Ok(())
+}
+
+/// Delivers watermarks emitted by node `from` to its consumers, then what
+/// they release, depth first.
+fn push_watermarks(
+    nodes: &mut BTreeMap<u64, Node>,
+    store: &Store,
+    writes: &mut WriteSet,
+    epoch: Epoch,
+    from: u64,
+    wms: Vec<Watermark>,
+) -> Result<()> {
+    if wms.is_empty() {
+        return Ok(());
+    }
+    let consumers = match nodes.get(&from) {
+        Some(n) => n.consumers.clone(),
+        None => return Ok(()),
+    };
+    for (c, input) in consumers {
+        for wm in &wms {
+            let (batches, out) = {
+                let node = nodes
+                    .get_mut(&c)
+                    .ok_or_else(|| RuntimeError::Internal(format!("missing node {c}")))?;
+                let mut ctx = EpochCtx {
+                    store,
+                    writes: &mut *writes,
+                    epoch,
+                };
+                node.op.on_watermark(input, wm.clone(), &mut ctx)?
+            };
+            for o in batches {
+                if !o.is_empty() {
+                    push(nodes, store, writes, epoch, c, &o)?;
+                }
+            }
+            push_watermarks(nodes, store, writes, epoch, c, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Meta key of a table's persisted watermark.
+fn watermark_key(table: TableId) -> Vec<u8> {
+    meta_key(&format!("wm/{}", table.0))
 }
 
 impl Worker {
@@ -403,11 +468,26 @@ impl Worker {
                 let r = self.mutate(|w| {
                     let fresh = !catalog.is_empty();
                     let (id, name, connector) = (def.id, def.name.clone(), def.connector.clone());
+                    let time = def.watermark.map(|_| w.time.get("table", &def.name, ""));
+                    let watermark = match (&def.watermark, w.store.get(&watermark_key(def.id))?) {
+                        (Some(wd), Some(v)) if v.len() == 8 => {
+                            let mut b = [0u8; 8];
+                            b.copy_from_slice(&v);
+                            let ty = def.schema.field(wd.col).data_type().clone();
+                            Some(crate::time::timestamp_scalar(&ty, i64::from_be_bytes(b))?)
+                        }
+                        _ => None,
+                    };
+                    if let (Some(t), Some(v)) = (&time, &watermark) {
+                        t.set_watermark(v);
+                    }
                     w.tables.insert(
                         def.id,
                         TableRt {
                             def,
                             subscribers: Vec::new(),
+                            watermark,
+                            time,
                         },
                     );
                     if fresh {
@@ -507,6 +587,18 @@ impl Worker {
                     &o,
                 )?;
             }
+            let wms = match self.nodes.get_mut(&id) {
+                Some(n) => n.op.take_watermarks(),
+                None => Vec::new(),
+            };
+            push_watermarks(
+                &mut self.nodes,
+                &self.store,
+                &mut self.writes,
+                epoch,
+                id,
+                wms,
+            )?;
         }
         if self.row_id_dirty {
             self.writes.put(
@@ -615,6 +707,9 @@ impl Worker {
             DmlOp::Update { keys, rows } => (keys, rows),
         };
         let is_update = !old_keys.is_empty() && !new_batches.is_empty();
+        if def.append_only && !old_keys.is_empty() {
+            return Err(RuntimeError::AppendOnly(def.name.clone()));
+        }
         // Old rows being removed.
         let mut old_vals = Vec::with_capacity(old_keys.len());
         let mut removed: HashSet<Vec<u8>> = HashSet::new();
@@ -717,6 +812,7 @@ impl Worker {
                     )?;
                 }
             }
+            w.table_watermark(table, &changes, None)?;
             Ok(count)
         })
     }
@@ -746,9 +842,14 @@ impl Worker {
                         .collect()
                 })
                 .collect();
-            let op = build_operator(node, &input_types, &def.name, def.id, |slot| {
-                def.state_table(slot)
-            });
+            let op = build_operator(
+                node,
+                &input_types,
+                &def.name,
+                def.id,
+                |slot| def.state_table(slot),
+                &self.time,
+            );
             self.nodes.insert(
                 gid,
                 Node {
@@ -790,6 +891,9 @@ impl Worker {
                     scans.push((gid, crate::table::ReadTarget::View { id: *view, schema }));
                 }
                 NodeKind::SourceScan { spec, .. } => {
+                    if let Some(wd) = spec.watermark {
+                        self.source_watermarks.insert(gid, wd.col);
+                    }
                     let key = ReaderKey {
                         owner: def.id,
                         slot: idx as u32,
@@ -849,6 +953,44 @@ impl Worker {
                     )?;
                 }
             }
+        }
+        // Tables' current watermarks reach the new view's scans (after the
+        // backfill, so its rows are not late).
+        let table_scans: Vec<(u64, TableId)> = self
+            .views
+            .get(&view_id)
+            .map(|v| {
+                v.def
+                    .plan
+                    .nodes
+                    .iter()
+                    .zip(&v.nodes)
+                    .filter_map(|(n, g)| match &n.kind {
+                        NodeKind::TableScan { table, .. } => Some((*g, *table)),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (gid, table) in table_scans {
+            let Some(t) = self.tables.get(&table) else {
+                continue;
+            };
+            if let (Some(wd), Some(wm)) = (t.def.watermark, t.watermark.clone()) {
+                push_watermarks(
+                    &mut self.nodes,
+                    &self.store,
+                    &mut self.writes,
+                    epoch,
+                    gid,
+                    vec![Watermark {
+                        col: wd.col,
+                        value: wm,
+                    }],
+                )?;
+            }
+        }
+        if fresh {
             self.apply_catalog(catalog);
             self.barrier(true)?;
         }
@@ -874,13 +1016,16 @@ impl Worker {
         });
         self.stats.remove_owner(id);
         self.writes.delete_prefix(&ReaderKey::owner_prefix(id));
-        if self.tables.remove(&id).is_some() {
+        if let Some(t) = self.tables.remove(&id) {
+            self.time.remove(&t.def.name);
             self.writes.delete_prefix(&table_prefix(id));
         } else if let Some(v) = self.views.remove(&id) {
             let doomed: HashSet<u64> = v.nodes.iter().copied().collect();
             for g in &v.nodes {
                 self.nodes.remove(g);
+                self.source_watermarks.remove(g);
             }
+            self.time.remove(&v.def.name);
             for n in self.nodes.values_mut() {
                 n.consumers.retain(|(c, _)| !doomed.contains(c));
             }
@@ -929,6 +1074,10 @@ impl Worker {
         if let Some(old) = self.readers.insert(
             key,
             ReaderRt {
+                watermark: None,
+                time: spec
+                    .watermark
+                    .map(|_| self.time.get("source", &spec.name, owner)),
                 generation,
                 target,
                 stop: stop.clone(),
@@ -958,9 +1107,18 @@ impl Worker {
             return Ok(()); // a stopped reader (its object was dropped)
         };
         let (target, stats) = (r.target, r.stats.clone());
+        let (reader_wm, time) = (r.watermark.clone(), r.time.clone());
+        let wm_col = self
+            .readers
+            .get(&msg.key)
+            .and_then(|_| self.reader_watermark_col(target));
         if let Some(chunk) = msg.chunk {
             match target {
                 ReaderTarget::Node(gid) => {
+                    if let (Some(col), Some(wm), Some(t)) = (wm_col, &reader_wm, &time) {
+                        let late = crate::time::below(chunk.rows.column(col), wm)?;
+                        t.late(late.true_count() as u64);
+                    }
                     let cb = ChangeBatch::inserts(chunk.rows);
                     push(
                         &mut self.nodes,
@@ -971,12 +1129,107 @@ impl Worker {
                         &cb,
                     )?;
                 }
-                ReaderTarget::Table(t) => self.apply_table_chunk(t, chunk, &stats)?,
+                ReaderTarget::Table(t) => {
+                    self.apply_table_chunk(t, chunk, &stats, msg.watermark.clone())?
+                }
+            }
+        } else if let (ReaderTarget::Table(t), Some(wm)) = (target, &msg.watermark) {
+            self.table_watermark(t, &[], Some(wm.clone()))?;
+        }
+        if let (ReaderTarget::Node(gid), Some(col), Some(wm)) = (target, wm_col, msg.watermark) {
+            let mut cur = reader_wm;
+            if crate::time::advance(&mut cur, wm.clone()) {
+                if let Some(r) = self.readers.get_mut(&msg.key) {
+                    r.watermark = cur;
+                }
+                if let Some(t) = &time {
+                    t.set_watermark(&wm);
+                }
+                push_watermarks(
+                    &mut self.nodes,
+                    &self.store,
+                    &mut self.writes,
+                    Epoch(self.epoch.0 + 1),
+                    gid,
+                    vec![Watermark { col, value: wm }],
+                )?;
             }
         }
         for (split, off) in msg.state {
             self.writes
                 .put(msg.key.state_key(&split), off.to_be_bytes().to_vec());
+        }
+        Ok(())
+    }
+
+    /// The event-time column of what a reader feeds, if it has a watermark.
+    fn reader_watermark_col(&self, target: ReaderTarget) -> Option<usize> {
+        match target {
+            ReaderTarget::Table(t) => self.tables.get(&t)?.def.watermark.map(|w| w.col),
+            ReaderTarget::Node(gid) => self.source_watermarks.get(&gid).copied(),
+        }
+    }
+
+    /// Counts the late rows of `changes` against table `table`'s
+    /// watermark, then advances it to `external` (a reader's) or to what
+    /// the rows imply, and sends it to the table's subscribers.
+    fn table_watermark(
+        &mut self,
+        table: TableId,
+        changes: &[ChangeBatch],
+        external: Option<ScalarValue>,
+    ) -> Result<()> {
+        let Some(t) = self.tables.get(&table) else {
+            return Ok(());
+        };
+        let Some(wd) = t.def.watermark else {
+            return Ok(());
+        };
+        let mut cur = t.watermark.clone();
+        let mut next = cur.clone();
+        for c in changes.iter().filter(|c| c.weights.values().iter().all(|w| *w > 0)) {
+            let col = c.data.column(wd.col);
+            if let (Some(wm), Some(time)) = (&cur, &t.time) {
+                time.late(crate::time::below(col, wm)?.true_count() as u64);
+            }
+            if external.is_none() {
+                if let Some(v) = crate::time::watermark_of(&wd, col)? {
+                    crate::time::advance(&mut next, v);
+                }
+            }
+        }
+        if let Some(e) = external {
+            crate::time::advance(&mut next, e);
+        }
+        let Some(new) = next else {
+            return Ok(());
+        };
+        if !crate::time::advance(&mut cur, new.clone()) {
+            return Ok(());
+        }
+        if let Some(time) = &t.time {
+            time.set_watermark(&new);
+        }
+        let subs = t.subscribers.clone();
+        if let Some((raw, _)) = crate::time::timestamp_parts(&new) {
+            self.writes
+                .put(watermark_key(table), raw.to_be_bytes().to_vec());
+        }
+        if let Some(t) = self.tables.get_mut(&table) {
+            t.watermark = Some(new.clone());
+        }
+        for s in subs {
+            push_watermarks(
+                &mut self.nodes,
+                &self.store,
+                &mut self.writes,
+                Epoch(self.epoch.0 + 1),
+                s,
+                vec![Watermark {
+                    col: wd.col,
+                    value: new.clone(),
+                }],
+            )?;
         }
         Ok(())
     }
@@ -988,6 +1241,7 @@ impl Worker {
         table: TableId,
         chunk: SourceChunk,
         stats: &SourceStats,
+        watermark: Option<ScalarValue>,
     ) -> Result<()> {
         let def = self.table(table)?.def.clone();
         let rows = Self::conform(&def, &chunk.rows)?;
@@ -1031,7 +1285,7 @@ impl Worker {
         };
         let n = rows.num_rows();
         if n == 0 {
-            return Ok(());
+            return self.table_watermark(table, &[], watermark);
         }
         let vals = encode_values(&rows)?;
         let mut deletes: Vec<Vec<u8>> = Vec::new();
@@ -1124,7 +1378,7 @@ impl Worker {
                 push(&mut self.nodes, &self.store, &mut self.writes, epoch, *s, c)?;
             }
         }
-        Ok(())
+        self.table_watermark(table, &changes, watermark)
     }
 }
 

@@ -21,6 +21,9 @@ pub enum RuntimeError {
         "null value in column \"{column}\" of relation \"{table}\" violates not-null constraint"
     )]
     NotNullViolation { table: String, column: String },
+    /// UPDATE or DELETE on an `APPEND ONLY` table (SQLSTATE 0A000).
+    #[error("table \"{0}\" is APPEND ONLY: only INSERT is allowed")]
+    AppendOnly(String),
     #[error(transparent)]
     Source(#[from] crate::source::SourceError),
     #[error("unknown object {0}")]

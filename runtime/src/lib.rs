@@ -34,6 +34,7 @@ pub mod operators;
 pub mod plan;
 pub mod source;
 pub mod table;
+pub mod time;
 
 pub use change::ChangeBatch;
 pub use engine::{DmlOp, Engine, ViewDef};

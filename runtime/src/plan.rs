@@ -92,6 +92,11 @@ pub enum NodeKind {
         group_exprs: Vec<Arc<dyn PhysicalExpr>>,
         aggs: Vec<AggCall>,
         state_slot: u32,
+        /// Input column whose watermark closes groups by group key 0 (a
+        /// window bound that is a non-decreasing function of it).
+        window_col: Option<usize>,
+        /// `EMIT ON WINDOW CLOSE`: each group is emitted once, when closed.
+        emit_on_close: bool,
     },
     /// Equi-join of inputs 0 (left) and 1 (right); output columns are the
     /// left's then the right's. Each side's rows live in its state slot.
@@ -271,6 +276,8 @@ impl fmt::Display for NodeKind {
                 group_exprs,
                 aggs,
                 state_slot,
+                window_col,
+                emit_on_close,
             } => {
                 let a: Vec<&str> = aggs.iter().map(|a| a.display.as_str()).collect();
                 write!(
@@ -279,7 +286,19 @@ impl fmt::Display for NodeKind {
                     join_exprs(group_exprs),
                     a.join(", "),
                     state_slot
-                )
+                )?;
+                if let Some(c) = window_col {
+                    write!(
+                        f,
+                        " windows=closed by watermark of input column {c}{}",
+                        if *emit_on_close {
+                            " emit=on window close"
+                        } else {
+                            ""
+                        }
+                    )?;
+                }
+                Ok(())
             }
             NodeKind::HashJoin {
                 outer,

@@ -34,6 +34,10 @@ pub struct TableDef {
     pub not_null: Vec<usize>,
     /// The connector feeding the table, for `CREATE TABLE ... WITH (connector = ...)`.
     pub connector: Option<std::sync::Arc<crate::source::SourceSpec>>,
+    /// `WATERMARK FOR col AS col - INTERVAL '...'`.
+    pub watermark: Option<crate::time::WatermarkDef>,
+    /// `APPEND ONLY`: rows are only ever inserted.
+    pub append_only: bool,
 }
 
 impl TableDef {

@@ -22,6 +22,8 @@ pub enum Parsed {
     ShowMaterializedViews,
     ShowSources,
     ShowSourceErrors,
+    /// `SHOW WATERMARKS`: watermarks and late events per table, source and view.
+    ShowWatermarks,
     DropSource {
         names: Vec<String>,
         if_exists: bool,
@@ -65,8 +67,179 @@ pub struct ConnectorDdl {
     pub format: Option<String>,
     pub encode: Option<String>,
     pub encode_opts: Vec<(String, String)>,
+    /// `WATERMARK FOR` and `APPEND ONLY`.
+    pub time: TimeClauses,
     /// The statement as written (stored in the catalog).
     pub text: String,
+}
+
+/// The event-time clauses of `CREATE TABLE` / `CREATE SOURCE`:
+/// `WATERMARK FOR col AS col - INTERVAL '...'` in the column list and
+/// `APPEND ONLY` after it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimeClauses {
+    /// (column, delay as an interval text such as `5 seconds`).
+    pub watermark: Option<(String, String)>,
+    pub append_only: bool,
+}
+
+/// Options a `CREATE TABLE` statement carries its [`TimeClauses`] in (so the
+/// statement's text, stored in the catalog, keeps them).
+pub const OPT_WATERMARK_COLUMN: &str = "watermark_column";
+pub const OPT_WATERMARK_DELAY: &str = "watermark_delay";
+pub const OPT_APPEND_ONLY: &str = "append_only";
+/// The option `EMIT ON WINDOW CLOSE` becomes on `CREATE MATERIALIZED VIEW`.
+pub const OPT_EMIT: &str = "emit";
+pub const EMIT_ON_WINDOW_CLOSE: &str = "on_window_close";
+
+/// Removes `WATERMARK FOR ...` from the column list of a `CREATE TABLE` /
+/// `CREATE SOURCE` and `APPEND ONLY` after it, returning the rest of the
+/// statement and the clauses.
+pub fn take_time_clauses(sql: &str) -> ExecResult<(String, TimeClauses)> {
+    let toks = Tokenizer::new(&PostgreSqlDialect {}, sql)
+        .tokenize()
+        .map_err(|e| syntax(e.to_string()))?;
+    let mut time = TimeClauses::default();
+    let significant: Vec<usize> = toks
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !matches!(t, Token::Whitespace(_)))
+        .map(|(i, _)| i)
+        .collect();
+    let at = |k: usize| significant.get(k).map(|&i| &toks[i]);
+    // The column list: the first top-level parenthesis.
+    let Some(open) = (0..significant.len()).find(|&k| matches!(at(k), Some(Token::LParen))) else {
+        return Ok((sql.to_string(), time));
+    };
+    let mut depth = 0i32;
+    let mut close = None;
+    let mut remove: Vec<(usize, usize)> = Vec::new(); // significant-index ranges, inclusive
+    let mut item_start = open + 1;
+    for k in open..significant.len() {
+        match at(k) {
+            Some(Token::LParen) => depth += 1,
+            Some(Token::RParen) => {
+                depth -= 1;
+                if depth == 0 {
+                    check_item(&mut time, &at, item_start, k, &mut remove, true)?;
+                    close = Some(k);
+                    break;
+                }
+            }
+            Some(Token::Comma) if depth == 1 => {
+                check_item(&mut time, &at, item_start, k, &mut remove, false)?;
+                item_start = k + 1;
+            }
+            _ => {}
+        }
+    }
+    let Some(close) = close else {
+        return Ok((sql.to_string(), time));
+    };
+    let mut k = close + 1;
+    while k < significant.len() {
+        if is_kw(at(k), "append") && is_kw(at(k + 1), "only") {
+            time.append_only = true;
+            remove.push((k, k + 1));
+            k += 2;
+        } else {
+            k += 1;
+        }
+    }
+    let mut drop = vec![false; toks.len()];
+    for (a, b) in remove {
+        for flag in drop
+            .iter_mut()
+            .take(significant[b] + 1)
+            .skip(significant[a])
+        {
+            *flag = true;
+        }
+    }
+    let out: String = toks
+        .iter()
+        .zip(&drop)
+        .filter(|(_, d)| !**d)
+        .map(|(t, _)| t.to_string())
+        .collect();
+    Ok((out, time))
+}
+
+/// Checks one column-list item (significant tokens `start..end`, `end`
+/// being its `,` or the closing `)`): a `WATERMARK FOR` clause is recorded
+/// and marked for removal with one adjacent comma.
+fn check_item<'a>(
+    time: &mut TimeClauses,
+    at: &impl Fn(usize) -> Option<&'a Token>,
+    start: usize,
+    end: usize,
+    remove: &mut Vec<(usize, usize)>,
+    last: bool,
+) -> ExecResult<()> {
+    if !(is_kw(at(start), "watermark") && is_kw(at(start + 1), "for")) {
+        return Ok(());
+    }
+    if time.watermark.is_some() {
+        return Err(syntax("only one WATERMARK clause is allowed"));
+    }
+    let col = ident(at(start + 2)).ok_or_else(|| syntax("WATERMARK FOR needs a column name"))?;
+    if !is_kw(at(start + 3), "as") {
+        return Err(syntax("expected AS after WATERMARK FOR column"));
+    }
+    let expr: String = (start + 4..end)
+        .filter_map(|k| at(k).map(|t| t.to_string()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let delay = watermark_delay(&col, &expr)?;
+    time.watermark = Some((col, delay));
+    // Drop the clause and its separating comma (the one before it when it
+    // is the last item, else the one after it).
+    if last {
+        remove.push((start.saturating_sub(1), end - 1));
+    } else {
+        remove.push((start, end));
+    }
+    Ok(())
+}
+
+/// The delay of `WATERMARK FOR col AS <expr>`: `<expr>` is `col` or
+/// `col - INTERVAL '...'`; returns the interval text (`0 seconds` for none).
+fn watermark_delay(col: &str, expr: &str) -> ExecResult<String> {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Value};
+    let unsupported = || {
+        ExecError::new(
+            code::NOT_SUPPORTED,
+            format!("WATERMARK FOR {col} AS {expr}: the watermark must be \"{col}\" or \"{col} - INTERVAL '...'\""),
+        )
+    };
+    let e = Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(expr)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| syntax(format!("in WATERMARK: {e}")))?;
+    let is_col = |e: &Expr| matches!(e, Expr::Identifier(i) if i.value.eq_ignore_ascii_case(col));
+    match e {
+        ref x if is_col(x) => Ok("0 seconds".to_string()),
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Minus,
+            right,
+        } if is_col(&left) => match *right {
+            Expr::Interval(i) => {
+                let Expr::Value(v) = i.value.as_ref() else {
+                    return Err(unsupported());
+                };
+                let Value::SingleQuotedString(text) = &v.value else {
+                    return Err(unsupported());
+                };
+                Ok(match &i.leading_field {
+                    Some(f) => format!("{text} {f}"),
+                    None => text.clone(),
+                })
+            }
+            _ => Err(unsupported()),
+        },
+        _ => Err(unsupported()),
+    }
 }
 
 /// Splits a query string into statements at top-level semicolons, honouring
@@ -165,15 +338,120 @@ pub fn parse_one(sql: &str) -> ExecResult<Parsed> {
         ["show", "materialized", "views"] => return Ok(Parsed::ShowMaterializedViews),
         ["show", "sources"] => return Ok(Parsed::ShowSources),
         ["show", "source", "errors"] => return Ok(Parsed::ShowSourceErrors),
+        ["show", "watermarks"] => return Ok(Parsed::ShowWatermarks),
         ["drop", "source", ..] => return parse_drop_source(sql),
         ["create" | "alter" | "drop", "user" | "role", ..] => return parse_user_ddl(sql),
         ["create", "source", ..] | ["create", "table", ..] => {
-            if let Some(ddl) = parse_connector_ddl(sql)? {
+            let (rest, time) = take_time_clauses(sql)?;
+            if let Some(mut ddl) = parse_connector_ddl(&rest)? {
+                ddl.time = time;
+                ddl.text = sql.trim().trim_end_matches(';').trim().to_string();
                 return Ok(Parsed::CreateConnector(Box::new(ddl)));
             }
+            if time != TimeClauses::default() {
+                let mut p = parse_sql_one(&rest)?;
+                if let Parsed::Sql(stmt) = &mut p {
+                    if let Statement::CreateTable(c) = stmt.as_mut() {
+                        let mut opts = Vec::new();
+                        if let Some((col, delay)) = &time.watermark {
+                            opts.push(sql_option(OPT_WATERMARK_COLUMN, col));
+                            opts.push(sql_option(OPT_WATERMARK_DELAY, delay));
+                        }
+                        if time.append_only {
+                            opts.push(sql_option(OPT_APPEND_ONLY, "true"));
+                        }
+                        add_with_options(&mut c.table_options, opts);
+                    }
+                }
+                return Ok(p);
+            }
+        }
+        ["create" | "explain", ..]
+            if w.ends_with(&["emit", "on", "window", "close"])
+                && w.windows(2).any(|p| p == ["materialized", "view"]) =>
+        {
+            let body = strip_comments(sql);
+            let body = body.trim().trim_end_matches(';').trim_end();
+            let cut = body.to_ascii_lowercase().rfind("emit").unwrap_or(body.len());
+            let mut p = parse_sql_one(&body[..cut])?;
+            if let Parsed::Sql(stmt) = &mut p {
+                let stmt = match stmt.as_mut() {
+                    Statement::Explain { statement, .. } => statement.as_mut(),
+                    s => s,
+                };
+                if let Statement::CreateView(v) = stmt {
+                    add_with_options(
+                        &mut v.options,
+                        vec![sql_option(OPT_EMIT, EMIT_ON_WINDOW_CLOSE)],
+                    );
+                }
+            }
+            return Ok(p);
         }
         _ => {}
     }
+    parse_sql_one(sql)
+}
+
+/// `key = 'value'` as a statement option.
+fn sql_option(key: &str, value: &str) -> datafusion::sql::sqlparser::ast::SqlOption {
+    use datafusion::sql::sqlparser::ast::{Expr, Ident, SqlOption, Value};
+    SqlOption::KeyValue {
+        key: Ident::new(key),
+        value: Expr::value(Value::SingleQuotedString(value.to_string())),
+    }
+}
+
+fn add_with_options(
+    to: &mut datafusion::sql::sqlparser::ast::CreateTableOptions,
+    mut opts: Vec<datafusion::sql::sqlparser::ast::SqlOption>,
+) {
+    use datafusion::sql::sqlparser::ast::CreateTableOptions;
+    *to = match std::mem::take(to) {
+        CreateTableOptions::With(mut v) => {
+            v.append(&mut opts);
+            CreateTableOptions::With(v)
+        }
+        _ => CreateTableOptions::With(opts),
+    };
+}
+
+/// Takes Freshet's options (`names`) out of a statement's `WITH (...)`,
+/// returning them as (lowercase key, text value).
+pub fn take_options(
+    from: &mut datafusion::sql::sqlparser::ast::CreateTableOptions,
+    names: &[&str],
+) -> Vec<(String, String)> {
+    use datafusion::sql::sqlparser::ast::{CreateTableOptions, Expr, SqlOption, Value};
+    let CreateTableOptions::With(v) = from else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    v.retain(|o| {
+        if let SqlOption::KeyValue { key, value } = o {
+            let k = key.value.to_ascii_lowercase();
+            if names.contains(&k.as_str()) {
+                let text = match value {
+                    Expr::Value(v) => match &v.value {
+                        Value::SingleQuotedString(s) => s.clone(),
+                        other => other.to_string(),
+                    },
+                    other => other.to_string(),
+                };
+                out.push((k, text));
+                return false;
+            }
+        }
+        true
+    });
+    if v.is_empty() {
+        *from = CreateTableOptions::None;
+    }
+    out
+}
+
+/// Parses one statement with sqlparser, with Freshet's rewrites.
+fn parse_sql_one(sql: &str) -> ExecResult<Parsed> {
     let mut stmts = Parser::parse_sql(&PostgreSqlDialect {}, sql).map_err(|e| {
         let msg = e.to_string();
         let msg = msg
@@ -213,6 +491,30 @@ struct IntervalClockTimes;
 
 impl datafusion::sql::sqlparser::ast::VisitorMut for IntervalClockTimes {
     type Break = ();
+
+    /// Table function names (`TUMBLE(...)`) fold to lower case, like other
+    /// unquoted identifiers.
+    fn pre_visit_table_factor(
+        &mut self,
+        t: &mut datafusion::sql::sqlparser::ast::TableFactor,
+    ) -> std::ops::ControlFlow<()> {
+        use datafusion::sql::sqlparser::ast::{ObjectNamePart, TableFactor};
+        if let TableFactor::Table {
+            name,
+            args: Some(_),
+            ..
+        } = t
+        {
+            for part in name.0.iter_mut() {
+                if let ObjectNamePart::Identifier(i) = part {
+                    if i.quote_style.is_none() {
+                        i.value = i.value.to_lowercase();
+                    }
+                }
+            }
+        }
+        std::ops::ControlFlow::Continue(())
+    }
 
     fn post_visit_expr(
         &mut self,
@@ -1052,6 +1354,7 @@ fn parse_connector_ddl(sql: &str) -> ExecResult<Option<ConnectorDdl>> {
         format,
         encode,
         encode_opts,
+        time: TimeClauses::default(),
         text: sql.trim().trim_end_matches(';').trim().to_string(),
     }))
 }

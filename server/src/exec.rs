@@ -22,7 +22,7 @@ use datafusion::sql::parser::Statement as DFStatement;
 use datafusion::sql::sqlparser::ast::{ObjectType, Set, Statement};
 use freshet_planner::relation::{read_plan, referenced_relations};
 use freshet_planner::session::{new_context, register};
-use freshet_planner::{plan_view, QueryData, RelKind, Relation};
+use freshet_planner::{QueryData, RelKind, Relation};
 use freshet_runtime::engine::nullable;
 use freshet_runtime::table::{read_committed, ROWKEY_COLUMN};
 use freshet_runtime::{DmlOp, Engine, ReadTarget, StreamPlan, ViewDef};
@@ -510,6 +510,8 @@ impl Server {
             schema: freshet_runtime::engine::nullable(&Arc::new(plan.schema().as_arrow().clone())),
             pk: None,
             source: None,
+            watermark: None,
+            append_only: false,
         };
         Ok(CatalogEntry {
             rel: Arc::new(rel),
@@ -660,6 +662,7 @@ impl Server {
                 Some(name_schema())
             }
             Parsed::ShowSourceErrors => Some(source_errors_schema()),
+            Parsed::ShowWatermarks => Some(watermarks_schema()),
             _ => None,
         }
     }
@@ -683,6 +686,7 @@ impl Server {
             Parsed::ShowMaterializedViews => Ok(self.show_names(RelKind::View)),
             Parsed::ShowSources => Ok(self.show_names(RelKind::Source)),
             Parsed::ShowSourceErrors => Ok(self.source_errors()),
+            Parsed::ShowWatermarks => Ok(self.watermarks()),
             Parsed::DropSource {
                 names,
                 if_exists,
@@ -1082,6 +1086,9 @@ impl Server {
     /// Plans `CREATE TABLE` into a catalog entry (with `id`, or a new one).
     async fn plan_table(&self, stmt: &Statement, id: Option<TableId>) -> ExecResult<CatalogEntry> {
         let (ctx, _, cat) = self.context(false).await?;
+        let original = stmt.to_string();
+        let mut stmt = stmt.clone();
+        let time = table_time_clauses(&mut stmt)?;
         let plan = ctx
             .state()
             .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
@@ -1118,6 +1125,17 @@ impl Server {
             }
         }
         let id = id.unwrap_or_else(|| cat.next_id());
+        let watermark = watermark_def(&schema, &time)?;
+        if watermark.is_some() && !time.append_only {
+            return Err(ExecError::not_supported(
+                "WATERMARK on a table that is not APPEND ONLY (add APPEND ONLY after the column list)",
+            ));
+        }
+        if time.append_only && pk.is_some() {
+            return Err(ExecError::not_supported(
+                "a PRIMARY KEY on an APPEND ONLY table",
+            ));
+        }
         let rel = Relation {
             kind: RelKind::Table,
             id,
@@ -1125,10 +1143,12 @@ impl Server {
             schema,
             pk,
             source: None,
+            watermark,
+            append_only: time.append_only,
         };
         let entry = CatalogEntry {
             rel: Arc::new(rel),
-            ddl: stmt.to_string(),
+            ddl: original,
             deps: vec![],
             fingerprint: 0,
             width: 1,
@@ -1191,14 +1211,34 @@ impl Server {
                 cv.query.clone(),
             ))))
             .await?;
-        let mut deps: Vec<TableId> = referenced_relations(&plan).iter().map(|r| r.id).collect();
+        let optimized = ctx.state().optimize(&plan)?;
+        // Window functions (TUMBLE, HOP) read relations only visible once
+        // their queries are expanded.
+        let mut deps: Vec<TableId> = referenced_relations(&plan)
+            .iter()
+            .chain(referenced_relations(&optimized).iter())
+            .map(|r| r.id)
+            .collect();
+        deps.sort();
+        deps.dedup();
         deps.extend(plain_views_named(&cat, &cv.query));
         if deps.is_empty() {
             return Err(ExecError::not_supported(
                 "a materialized view that reads no table",
             ));
         }
-        let optimized = ctx.state().optimize(&plan)?;
+        let mut opts = cv.options.clone();
+        let emit = crate::dialect::take_options(&mut opts, &[crate::dialect::OPT_EMIT]);
+        let emit_on_close = match emit.first() {
+            None => false,
+            Some((_, v)) if v.eq_ignore_ascii_case(crate::dialect::EMIT_ON_WINDOW_CLOSE) => true,
+            Some((_, v)) => {
+                return Err(ExecError::new(
+                    code::INVALID_PARAMETER,
+                    format!("unknown emit mode \"{v}\" (use EMIT ON WINDOW CLOSE)"),
+                ))
+            }
+        };
         let mut columns: Vec<String> = cv
             .columns
             .iter()
@@ -1217,7 +1257,7 @@ impl Server {
             }
         }
         reject_nondeterministic(&plan)?;
-        let splan = plan_view(&optimized, &columns)?;
+        let splan = freshet_planner::stream::plan_view_with(&optimized, &columns, emit_on_close)?;
         let id = id.unwrap_or_else(|| cat.next_id());
         let schema = splan.nodes[splan.root()].schema.clone();
         let rel = Relation {
@@ -1227,6 +1267,8 @@ impl Server {
             schema,
             pk: None,
             source: None,
+            watermark: None,
+            append_only: false,
         };
         let entry = CatalogEntry {
             rel: Arc::new(rel),
@@ -1440,12 +1482,27 @@ impl Server {
             &ddl.encode_opts,
         )
         .map_err(spec_err)?;
+        let mut spec = spec;
+        spec.watermark = watermark_def(&rel.schema, &ddl.time)?;
+        let append_only = ddl.is_source || ddl.time.append_only;
+        if !ddl.is_source && ddl.time.append_only && rel.pk.is_some() {
+            return Err(ExecError::not_supported(
+                "a PRIMARY KEY on an APPEND ONLY table",
+            ));
+        }
+        if spec.watermark.is_some() && !append_only {
+            return Err(ExecError::not_supported(
+                "WATERMARK on a table that is not APPEND ONLY (add APPEND ONLY after the column list)",
+            ));
+        }
         let rel = Relation {
             kind: if ddl.is_source {
                 RelKind::Source
             } else {
                 RelKind::Table
             },
+            watermark: spec.watermark,
+            append_only: !ddl.is_source && ddl.time.append_only,
             source: Some(Arc::new(spec)),
             ..rel.clone()
         };
@@ -1508,6 +1565,41 @@ impl Server {
         Ok(Output::Command { tag, rows: None })
     }
 
+    /// `SHOW WATERMARKS`: each table's, source reader's and view's watermark,
+    /// late events and (views) retracted rows.
+    fn watermarks(&self) -> Output {
+        let schema = watermarks_schema();
+        let mut stats = self.engine.time_stats();
+        stats.sort_by(|a, b| (a.kind, &a.name, &a.consumer).cmp(&(b.kind, &b.name, &b.consumer)));
+        let kind: Vec<&str> = stats.iter().map(|t| t.kind).collect();
+        let name: Vec<String> = stats.iter().map(|t| t.name.clone()).collect();
+        let consumer: Vec<Option<String>> = stats
+            .iter()
+            .map(|t| (!t.consumer.is_empty()).then(|| t.consumer.clone()))
+            .collect();
+        let wm: Vec<Option<String>> = stats
+            .iter()
+            .map(|t| t.watermark().map(|w| timestamp_text(&w)))
+            .collect();
+        let late: Vec<i64> = stats.iter().map(|t| t.late_total() as i64).collect();
+        let retr: Vec<i64> = stats
+            .iter()
+            .map(|t| t.retractions.load(std::sync::atomic::Ordering::Relaxed) as i64)
+            .collect();
+        let cols: Vec<datafusion::arrow::array::ArrayRef> = vec![
+            Arc::new(StringArray::from(kind)),
+            Arc::new(StringArray::from(name)),
+            Arc::new(StringArray::from(consumer)),
+            Arc::new(StringArray::from(wm)),
+            Arc::new(datafusion::arrow::array::Int64Array::from(late)),
+            Arc::new(datafusion::arrow::array::Int64Array::from(retr)),
+        ];
+        let batches = RecordBatch::try_new(schema.clone(), cols)
+            .map(|b| vec![b])
+            .unwrap_or_default();
+        Output::Rows { schema, batches }
+    }
+
     /// `SHOW SOURCE ERRORS`: the last records each reader skipped, and why.
     fn source_errors(&self) -> Output {
         let schema = source_errors_schema();
@@ -1544,6 +1636,112 @@ impl Server {
             .unwrap_or_default();
         Output::Rows { schema, batches }
     }
+}
+
+/// A timestamp watermark as PostgreSQL prints a `timestamp`.
+fn timestamp_text(v: &ScalarValue) -> String {
+    use datafusion::arrow::datatypes::TimeUnit;
+    let Some((x, unit)) = freshet_runtime::time::timestamp_parts(v) else {
+        return v.to_string();
+    };
+    let ns = match unit {
+        TimeUnit::Second => x.saturating_mul(1_000_000_000),
+        TimeUnit::Millisecond => x.saturating_mul(1_000_000),
+        TimeUnit::Microsecond => x.saturating_mul(1_000),
+        TimeUnit::Nanosecond => x,
+    };
+    chrono::DateTime::from_timestamp_nanos(ns)
+        .format("%Y-%m-%d %H:%M:%S%.f")
+        .to_string()
+}
+
+fn watermarks_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("kind", DataType::Utf8, true),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("consumer", DataType::Utf8, true),
+        Field::new("watermark", DataType::Utf8, true),
+        Field::new("late_events", DataType::Int64, true),
+        Field::new("retractions", DataType::Int64, true),
+    ]))
+}
+
+/// Takes the event-time options (`WATERMARK FOR`, `APPEND ONLY`, carried
+/// as `WITH` options) out of a `CREATE TABLE`.
+fn table_time_clauses(stmt: &mut Statement) -> ExecResult<crate::dialect::TimeClauses> {
+    use crate::dialect::{OPT_APPEND_ONLY, OPT_WATERMARK_COLUMN, OPT_WATERMARK_DELAY};
+    let mut time = crate::dialect::TimeClauses::default();
+    let Statement::CreateTable(c) = stmt else {
+        return Ok(time);
+    };
+    let opts = crate::dialect::take_options(
+        &mut c.table_options,
+        &[OPT_WATERMARK_COLUMN, OPT_WATERMARK_DELAY, OPT_APPEND_ONLY],
+    );
+    let get = |k: &str| opts.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    if let Some(col) = get(OPT_WATERMARK_COLUMN) {
+        time.watermark = Some((col, get(OPT_WATERMARK_DELAY).unwrap_or_else(|| "0 seconds".into())));
+    }
+    time.append_only = get(OPT_APPEND_ONLY).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    Ok(time)
+}
+
+/// The `WATERMARK FOR` of a table or source with columns `schema`.
+fn watermark_def(
+    schema: &SchemaRef,
+    time: &crate::dialect::TimeClauses,
+) -> ExecResult<Option<freshet_runtime::time::WatermarkDef>> {
+    let Some((col, delay)) = &time.watermark else {
+        return Ok(None);
+    };
+    let Some((idx, field)) = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .find(|(_, f)| f.name() == col)
+    else {
+        return Err(ExecError::new(
+            code::UNDEFINED_COLUMN,
+            format!("WATERMARK FOR: column \"{col}\" does not exist"),
+        ));
+    };
+    if !freshet_runtime::time::is_event_time_type(field.data_type()) {
+        return Err(ExecError::new(
+            code::DATATYPE_MISMATCH,
+            format!(
+                "WATERMARK FOR: column \"{col}\" must be a timestamp, not {}",
+                field.data_type()
+            ),
+        ));
+    }
+    let bad = || {
+        ExecError::new(
+            code::INVALID_PARAMETER,
+            format!("WATERMARK FOR {col}: invalid interval '{delay}'"),
+        )
+    };
+    let v = ScalarValue::Utf8(Some(delay.clone()))
+        .cast_to(&DataType::Interval(
+            datafusion::arrow::datatypes::IntervalUnit::MonthDayNano,
+        ))
+        .map_err(|_| bad())?;
+    let ScalarValue::IntervalMonthDayNano(Some(i)) = v else {
+        return Err(bad());
+    };
+    if i.months != 0 {
+        return Err(ExecError::not_supported(
+            "a WATERMARK delay in months or years (use days, hours, minutes or seconds)",
+        ));
+    }
+    let delay_ns = i64::from(i.days)
+        .checked_mul(86_400_000_000_000)
+        .and_then(|d| d.checked_add(i.nanoseconds))
+        .filter(|d| *d >= 0)
+        .ok_or_else(bad)?;
+    Ok(Some(freshet_runtime::time::WatermarkDef {
+        col: idx,
+        delay_ns,
+    }))
 }
 
 fn source_errors_schema() -> SchemaRef {

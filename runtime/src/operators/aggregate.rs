@@ -30,7 +30,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use freshet_storage::codec::{
     decode_datum, decode_row, encode_datum, encode_rows, scalars_to_columns, FORMAT_VERSION,
 };
-use freshet_storage::keys::row_key;
+use freshet_storage::keys::{row_key, table_prefix};
 use freshet_storage::TableId;
 
 use super::expr::eval;
@@ -176,6 +176,25 @@ pub struct AggregateOperator {
     groups: HashMap<Vec<u8>, Group>,
     /// Groups touched this epoch, with the row they had emitted before it.
     dirty: HashMap<Vec<u8>, Option<Vec<ScalarValue>>>,
+    /// Event-time windows, when group key 0 follows a watermarked column.
+    window: Option<WindowClose>,
+}
+
+/// Window closing: group key 0 (a window bound) is a non-decreasing
+/// function of input column `col`, which carries a watermark. Groups whose
+/// key 0 falls below the watermark's image are complete: they are emitted
+/// (`EMIT ON WINDOW CLOSE`) and their state deleted; rows for them that
+/// arrive later are late and dropped.
+struct WindowClose {
+    col: usize,
+    input_schema: SchemaRef,
+    emit_on_close: bool,
+    /// Latest watermark on group key 0.
+    wm: Option<ScalarValue>,
+    /// The watermark up to which groups were closed (persisted).
+    closed: Option<ScalarValue>,
+    late: Arc<crate::time::TimeStats>,
+    out: Vec<crate::time::Watermark>,
 }
 
 /// One aggregate's input column, pre-cast once per batch.
@@ -208,7 +227,114 @@ impl AggregateOperator {
             table,
             groups: HashMap::new(),
             dirty: HashMap::new(),
+            window: None,
         }
+    }
+
+    /// Closes windows by the watermark on input column `col` (see
+    /// [`WindowClose`]); with `emit_on_close`, groups are emitted once,
+    /// when closed, instead of updated as rows arrive.
+    pub fn with_window(
+        mut self,
+        col: usize,
+        input_schema: SchemaRef,
+        emit_on_close: bool,
+        late: Arc<crate::time::TimeStats>,
+    ) -> Self {
+        self.window = Some(WindowClose {
+            col,
+            input_schema,
+            emit_on_close,
+            wm: None,
+            closed: None,
+            late,
+            out: Vec::new(),
+        });
+        self
+    }
+
+    /// Where a group's state lives. Windowed groups are stored in key
+    /// order (one fixed vnode) so the closed ones are one range scan.
+    fn state_key(&self, key: &[u8]) -> Vec<u8> {
+        if self.window.is_some() {
+            let mut k = window_prefix(self.table);
+            k.extend_from_slice(key);
+            k
+        } else {
+            row_key(self.table, key)
+        }
+    }
+
+    /// Drops rows whose window is already closed, counting them as late.
+    fn drop_late(&self, batch: ChangeBatch) -> Result<ChangeBatch> {
+        let Some(w) = &self.window else {
+            return Ok(batch);
+        };
+        let Some(wm) = &w.wm else {
+            return Ok(batch);
+        };
+        let key0 = eval(&self.group_exprs[0], &batch.data)?;
+        let late = crate::time::below(&key0, wm)?;
+        let n = late.true_count();
+        if n == 0 {
+            return Ok(batch);
+        }
+        w.late.late(n as u64);
+        let keep = datafusion::arrow::compute::not(&late)?;
+        batch.filter(&keep)
+    }
+
+    /// Emits (`EMIT ON WINDOW CLOSE`) and deletes every group below the
+    /// watermark; returns the rows emitted.
+    fn close_windows(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<(Vec<ScalarValue>, i64)>> {
+        let Some(w) = &self.window else {
+            return Ok(Vec::new());
+        };
+        let Some(wm) = w.wm.clone() else {
+            return Ok(Vec::new());
+        };
+        if w.closed.as_ref() == Some(&wm) {
+            return Ok(Vec::new());
+        }
+        let emit = w.emit_on_close;
+        let mut bound = Vec::new();
+        encode_datum(&mut bound, &wm.cast_to(&self.group_types[0])?)?;
+        let prefix = window_prefix(self.table);
+        let mut closed: BTreeMap<Vec<u8>, Option<Vec<u8>>> = self
+            .groups
+            .keys()
+            .filter(|k| !k.is_empty() && k.as_slice() < bound.as_slice())
+            .map(|k| (k.clone(), None))
+            .collect();
+        ctx.store.scan_prefix_while(&prefix, |k, v| {
+            let key = &k[prefix.len()..];
+            if key >= bound.as_slice() {
+                return Ok(false);
+            }
+            closed.entry(key.to_vec()).or_insert_with(|| Some(v.to_vec()));
+            Ok(true)
+        })?;
+        let mut out = Vec::new();
+        for (key, stored) in closed {
+            let g = match self.groups.remove(&key) {
+                Some(g) => Some(g),
+                None => stored.map(|v| self.decode_group(&key, &v)).transpose()?,
+            };
+            if let (true, Some(g)) = (emit, g) {
+                if let Some(row) = self.output_row(&key, &g)? {
+                    out.push((row, 1));
+                }
+            }
+            ctx.writes.delete(self.state_key(&key));
+        }
+        let mut wm_bytes = Vec::new();
+        encode_datum(&mut wm_bytes, &wm)?;
+        ctx.writes.put(window_wm_key(self.table), wm_bytes);
+        if let Some(w) = &mut self.window {
+            w.closed = Some(wm.clone());
+            w.out.push(crate::time::Watermark { col: 0, value: wm });
+        }
+        Ok(out)
     }
 
     fn is_global(&self) -> bool {
@@ -279,7 +405,7 @@ impl AggregateOperator {
         if missing.is_empty() {
             return Ok(());
         }
-        let full: Vec<Vec<u8>> = missing.iter().map(|k| row_key(self.table, k)).collect();
+        let full: Vec<Vec<u8>> = missing.iter().map(|k| self.state_key(k)).collect();
         for (k, v) in missing.into_iter().zip(ctx.store.multi_get(&full)?) {
             if let Some(v) = v {
                 let g = self.decode_group(k, &v)?;
@@ -495,6 +621,20 @@ impl AggregateOperator {
     }
 }
 
+/// Prefix of a windowed aggregate's groups (one fixed vnode: key order).
+fn window_prefix(table: TableId) -> Vec<u8> {
+    let mut k = table_prefix(table);
+    k.extend_from_slice(&[0, 0]);
+    k
+}
+
+/// Where a windowed aggregate keeps the watermark it closed windows up to.
+fn window_wm_key(table: TableId) -> Vec<u8> {
+    let mut k = table_prefix(table);
+    k.extend_from_slice(&[0xFF, 0xFF]);
+    k
+}
+
 fn update(state: &mut AggState, input: &Input, row: usize, w: i64) -> Result<()> {
     match (state, input) {
         (AggState::Count(c), Input::None) => *c += w,
@@ -656,6 +796,14 @@ fn finish(a: &AggCall, s: &AggState, rows: i64) -> Result<ScalarValue> {
 
 impl Operator for AggregateOperator {
     fn on_start(&mut self, ctx: &mut EpochCtx<'_>, fresh: bool) -> Result<()> {
+        if let Some(v) = ctx.store.get(&window_wm_key(self.table))? {
+            let ty = self.group_types[0].clone();
+            let wm = decode_datum(&mut v.as_slice(), &ty)?;
+            if let Some(w) = &mut self.window {
+                w.wm = Some(wm.clone());
+                w.closed = Some(wm);
+            }
+        }
         // Groups are loaded when first touched; a global aggregate's one
         // group is loaded now.
         if !fresh && self.is_global() {
@@ -682,6 +830,10 @@ impl Operator for AggregateOperator {
         if batch.num_rows() == 0 {
             return Ok(vec![]);
         }
+        let batch = self.drop_late(batch)?;
+        if batch.num_rows() == 0 {
+            return Ok(vec![]);
+        }
         let keys = self.keys_of(&batch)?;
         self.load(&keys, ctx)?;
         self.apply_keyed(&batch, keys)?;
@@ -689,16 +841,55 @@ impl Operator for AggregateOperator {
     }
 
     fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
-        let (out, writes) = self.flush()?;
+        let (mut out, writes) = self.flush()?;
         for (k, v) in writes {
-            let key = row_key(self.table, &k);
+            let key = self.state_key(&k);
             match v {
                 Some(v) => ctx.writes.put(key, v),
                 None => ctx.writes.delete(key),
             }
         }
+        if self.window.as_ref().is_some_and(|w| w.emit_on_close) {
+            out = None; // results leave only when their window closes
+        }
+        let closed = self.close_windows(ctx)?;
+        if !closed.is_empty() {
+            let b = self.rows_to_batch(closed)?;
+            out = Some(match out {
+                Some(o) => ChangeBatch::concat(&self.schema, &[o, b])?,
+                None => b,
+            });
+        }
         self.evict();
         Ok(out.into_iter().collect())
+    }
+
+    fn on_watermark(
+        &mut self,
+        _input: usize,
+        wm: crate::time::Watermark,
+        _ctx: &mut EpochCtx<'_>,
+    ) -> Result<super::WatermarkOut> {
+        let Some(w) = &self.window else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        if wm.col != w.col {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let v = super::project::eval_at(&self.group_exprs[0], &w.input_schema, w.col, &wm.value)?;
+        if let Some(w) = &mut self.window {
+            if !v.is_null() {
+                crate::time::advance(&mut w.wm, v);
+            }
+        }
+        Ok((Vec::new(), Vec::new()))
+    }
+
+    fn take_watermarks(&mut self) -> Vec<crate::time::Watermark> {
+        self.window
+            .as_mut()
+            .map(|w| std::mem::take(&mut w.out))
+            .unwrap_or_default()
     }
 }
 

@@ -47,6 +47,15 @@ impl Operator for FilterOperator {
         let out = self.filter(&batch)?;
         Ok(if out.is_empty() { vec![] } else { vec![out] })
     }
+
+    fn on_watermark(
+        &mut self,
+        _input: usize,
+        wm: crate::time::Watermark,
+        _ctx: &mut EpochCtx<'_>,
+    ) -> Result<super::WatermarkOut> {
+        Ok((Vec::new(), vec![wm]))
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,9 @@ pub struct MaterializeOperator {
     name: String,
     table: TableId,
     pending: HashMap<Vec<u8>, i64>,
+    /// The view's watermark (first watermarked column) and change counts.
+    time: Option<std::sync::Arc<crate::time::TimeStats>>,
+    wm_col: Option<usize>,
 }
 
 impl MaterializeOperator {
@@ -32,7 +35,14 @@ impl MaterializeOperator {
             name,
             table,
             pending: HashMap::new(),
+            time: None,
+            wm_col: None,
         }
+    }
+
+    pub fn with_time(mut self, time: std::sync::Arc<crate::time::TimeStats>) -> Self {
+        self.time = Some(time);
+        self
     }
 }
 
@@ -62,12 +72,33 @@ impl Operator for MaterializeOperator {
         _ctx: &mut EpochCtx<'_>,
     ) -> Result<Vec<ChangeBatch>> {
         let rows = encode_rows(batch.columns(), batch.num_rows())?;
+        let mut retracted = 0u64;
         for (row, w) in rows.into_iter().zip(batch.weights.values().iter()) {
             if *w != 0 {
                 *self.pending.entry(row).or_insert(0) += *w;
             }
+            if *w < 0 {
+                retracted += w.unsigned_abs();
+            }
+        }
+        if let Some(t) = &self.time {
+            t.retracted(retracted);
         }
         Ok(vec![batch])
+    }
+
+    fn on_watermark(
+        &mut self,
+        _input: usize,
+        wm: crate::time::Watermark,
+        _ctx: &mut EpochCtx<'_>,
+    ) -> Result<super::WatermarkOut> {
+        if *self.wm_col.get_or_insert(wm.col) == wm.col {
+            if let Some(t) = &self.time {
+                t.set_watermark(&wm.value);
+            }
+        }
+        Ok((Vec::new(), vec![wm]))
     }
 
     fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {

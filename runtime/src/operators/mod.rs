@@ -21,11 +21,16 @@ pub use join::JoinOperator;
 pub use materialize::{decode_view_rows, MaterializeOperator};
 pub use project::ProjectOperator;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::common::ScalarValue;
 use freshet_storage::{Epoch, Store, TableId, WriteSet};
 
 use crate::change::ChangeBatch;
 use crate::error::Result;
 use crate::plan::{NodeKind, PlanNode};
+use crate::time::Watermark;
 
 /// What an operator may touch while an epoch runs.
 pub struct EpochCtx<'a> {
@@ -62,6 +67,74 @@ pub trait Operator: Send {
     fn on_barrier(&mut self, _ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
         Ok(Vec::new())
     }
+
+    /// A watermark arrived on `input`: returns the changes it releases and
+    /// the watermarks of this operator's output it implies. The default
+    /// stops watermarks (the output carries none).
+    fn on_watermark(
+        &mut self,
+        _input: usize,
+        _wm: Watermark,
+        _ctx: &mut EpochCtx<'_>,
+    ) -> Result<WatermarkOut> {
+        Ok((Vec::new(), Vec::new()))
+    }
+
+    /// Output watermarks decided in `on_barrier` (operators that close
+    /// state at barriers); the engine forwards them after its output.
+    fn take_watermarks(&mut self) -> Vec<Watermark> {
+        Vec::new()
+    }
+}
+
+/// What a watermark releases: changes, then watermarks of the output.
+pub type WatermarkOut = (Vec<ChangeBatch>, Vec<Watermark>);
+
+/// Watermarks of several inputs combined per column: the output's watermark
+/// on a column is the minimum over the inputs (once every input has one).
+#[derive(Debug, Default)]
+pub struct WatermarkMin {
+    inputs: usize,
+    /// (input, column) -> latest watermark.
+    seen: HashMap<(usize, usize), ScalarValue>,
+    emitted: HashMap<usize, ScalarValue>,
+}
+
+impl WatermarkMin {
+    pub fn new(inputs: usize) -> Self {
+        WatermarkMin {
+            inputs,
+            ..Default::default()
+        }
+    }
+
+    /// Records `wm` from `input`; returns the output column's new watermark.
+    pub fn update(&mut self, input: usize, wm: Watermark) -> Option<Watermark> {
+        let e = self.seen.entry((input, wm.col)).or_insert(wm.value.clone());
+        if (*e).partial_cmp(&wm.value) == Some(std::cmp::Ordering::Less) {
+            *e = wm.value.clone();
+        }
+        let mut min: Option<ScalarValue> = None;
+        for i in 0..self.inputs {
+            let v = self.seen.get(&(i, wm.col))?;
+            if min
+                .as_ref()
+                .is_none_or(|m| v.partial_cmp(m) == Some(std::cmp::Ordering::Less))
+            {
+                min = Some(v.clone());
+            }
+        }
+        let min = min?;
+        let mut cur = self.emitted.get(&wm.col).cloned();
+        if crate::time::advance(&mut cur, min.clone()) {
+            self.emitted.insert(wm.col, min.clone());
+            return Some(Watermark {
+                col: wm.col,
+                value: min,
+            });
+        }
+        None
+    }
 }
 
 /// Forwards its input unchanged: the entry point of table and view changes.
@@ -76,14 +149,33 @@ impl Operator for ScanOperator {
     ) -> Result<Vec<ChangeBatch>> {
         Ok(vec![batch])
     }
+
+    fn on_watermark(
+        &mut self,
+        _input: usize,
+        wm: Watermark,
+        _ctx: &mut EpochCtx<'_>,
+    ) -> Result<WatermarkOut> {
+        Ok((Vec::new(), vec![wm]))
+    }
 }
 
 /// `UNION ALL`: forwards every input's changes under the union's schema.
 pub struct UnionOperator {
     schema: datafusion::arrow::datatypes::SchemaRef,
+    watermarks: WatermarkMin,
 }
 
 impl Operator for UnionOperator {
+    fn on_watermark(
+        &mut self,
+        input: usize,
+        wm: Watermark,
+        _ctx: &mut EpochCtx<'_>,
+    ) -> Result<WatermarkOut> {
+        Ok((Vec::new(), self.watermarks.update(input, wm).into_iter().collect()))
+    }
+
     fn process(
         &mut self,
         _input: usize,
@@ -112,6 +204,18 @@ impl Operator for UnionOperator {
     }
 }
 
+/// A schema of nullable columns `c0, c1, ...` of `types` (operators bind
+/// expressions by column index, so the names do not matter).
+pub fn schema_of(types: &[datafusion::arrow::datatypes::DataType]) -> datafusion::arrow::datatypes::SchemaRef {
+    Arc::new(datafusion::arrow::datatypes::Schema::new(
+        types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| datafusion::arrow::datatypes::Field::new(format!("c{i}"), t.clone(), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
 /// Builds the operator for `node`, whose inputs have the column types
 /// `input_types`. `state_table` maps a plan state slot to
 /// its table id; `view_table` is where the view's rows live.
@@ -121,25 +225,47 @@ pub fn build_operator(
     view_name: &str,
     view_table: TableId,
     state_table: impl Fn(u32) -> TableId,
+    time: &crate::time::TimeRegistry,
 ) -> Box<dyn Operator> {
     match &node.kind {
         NodeKind::TableScan { .. } | NodeKind::ViewScan { .. } | NodeKind::SourceScan { .. } => {
             Box::new(ScanOperator)
         }
         NodeKind::Project { exprs } => {
-            Box::new(ProjectOperator::new(exprs.clone(), node.schema.clone()))
+            let wms = exprs
+                .iter()
+                .enumerate()
+                .filter_map(|(o, e)| crate::time::monotone_column(e).map(|i| (i, o)))
+                .collect();
+            Box::new(
+                ProjectOperator::new(exprs.clone(), node.schema.clone())
+                    .with_watermarks(wms, schema_of(input_types.first().map_or(&[][..], |t| t))),
+            )
         }
         NodeKind::Filter { predicate } => Box::new(FilterOperator::new(predicate.clone())),
         NodeKind::Aggregate {
             group_exprs,
             aggs,
             state_slot,
-        } => Box::new(AggregateOperator::new(
-            group_exprs.clone(),
-            aggs.clone(),
-            node.schema.clone(),
-            state_table(*state_slot),
-        )),
+            window_col,
+            emit_on_close,
+        } => {
+            let op = AggregateOperator::new(
+                group_exprs.clone(),
+                aggs.clone(),
+                node.schema.clone(),
+                state_table(*state_slot),
+            );
+            Box::new(match window_col {
+                Some(c) => op.with_window(
+                    *c,
+                    schema_of(input_types.first().map_or(&[][..], |t| t)),
+                    *emit_on_close,
+                    time.get("view", view_name, ""),
+                ),
+                None => op,
+            })
+        }
         NodeKind::HashJoin {
             outer,
             left_keys,
@@ -214,11 +340,11 @@ pub fn build_operator(
         )),
         NodeKind::Union => Box::new(UnionOperator {
             schema: node.schema.clone(),
+            watermarks: WatermarkMin::new(node.inputs.len()),
         }),
-        NodeKind::Materialize => Box::new(MaterializeOperator::new(
-            view_name.to_string(),
-            view_table,
-            node.schema.clone(),
-        )),
+        NodeKind::Materialize => Box::new(
+            MaterializeOperator::new(view_name.to_string(), view_table, node.schema.clone())
+                .with_time(time.get("view", view_name, "")),
+        ),
     }
 }

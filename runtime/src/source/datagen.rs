@@ -252,6 +252,7 @@ pub fn run(ctx: ReaderCtx, d: &DatagenOptions) -> Result<(), SourceError> {
     let mut done = ctx.state.get(SPLIT).copied().unwrap_or(0).max(0) as u64;
     let started = Instant::now();
     let base = done;
+    let mut wms = super::SplitWatermarks::new(&ctx.spec);
     loop {
         if ctx.stop.stopped() {
             return Ok(());
@@ -276,10 +277,12 @@ pub fn run(ctx: ReaderCtx, d: &DatagenOptions) -> Result<(), SourceError> {
         let rows = generate(&ctx.spec, d, done..done + n)?;
         done += n;
         ctx.stats.rows.fetch_add(n, Ordering::Relaxed);
+        wms.observe(SPLIT, Some(&rows));
         let msg = Ingest {
             key: ctx.key,
             chunk: Some(SourceChunk { rows, ops: None }),
             state: vec![(SPLIT.to_string(), done as i64)],
+            watermark: wms.poll(),
         };
         if !ctx.sink.send(msg) {
             return Ok(());

@@ -543,6 +543,8 @@ mod tests {
             }),
             format,
             encode,
+            watermark: None,
+            idle_timeout: crate::source::options::DEFAULT_IDLE_TIMEOUT,
         })
     }
 

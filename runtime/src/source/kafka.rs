@@ -143,6 +143,7 @@ pub fn run(ctx: ReaderCtx, k: &KafkaOptions) -> Result<(), SourceError> {
     let mut assigned: Vec<i32> = Vec::new();
     let mut last_refresh: Option<Instant> = None;
     let mut last_error_log: Option<Instant> = None;
+    let mut wms = super::SplitWatermarks::new(&ctx.spec);
     loop {
         if ctx.stop.stopped() {
             return Ok(());
@@ -166,6 +167,9 @@ pub fn run(ctx: ReaderCtx, k: &KafkaOptions) -> Result<(), SourceError> {
                         match r {
                             Ok(()) => {
                                 tracing::info!(source = %ctx.spec.name, partitions = ?new, "assigned Kafka partitions");
+                                for &p in &new {
+                                    wms.add_split(&split_name(p));
+                                }
                                 assigned.extend(new);
                             }
                             Err(e) => {
@@ -234,28 +238,58 @@ pub fn run(ctx: ReaderCtx, k: &KafkaOptions) -> Result<(), SourceError> {
             }
         }
         if recs.is_empty() {
+            // A quiet topic: partitions may have turned idle, which can
+            // move the watermark on its own.
+            if let Some(wm) = wms.poll() {
+                let msg = Ingest {
+                    key: ctx.key,
+                    chunk: None,
+                    state: Vec::new(),
+                    watermark: Some(wm),
+                };
+                if !ctx.sink.send(msg) {
+                    return Ok(());
+                }
+            }
             continue;
         }
-        let mut touched: BTreeMap<i32, i64> = BTreeMap::new();
-        for r in &recs {
-            touched.insert(r.partition, r.offset + 1);
-        }
-        let chunk = decoder.decode(&recs, &ctx.stats);
-        if let Some(c) = &chunk {
-            ctx.stats
-                .rows
-                .fetch_add(c.rows.num_rows() as u64, Ordering::Relaxed);
-        }
-        let msg = Ingest {
-            key: ctx.key,
-            chunk,
-            state: touched
-                .into_iter()
-                .map(|(p, o)| (split_name(p), o))
-                .collect(),
+        // With a watermark, each partition's records are decoded apart so
+        // its event times are known; without, one chunk for all.
+        let groups: Vec<Vec<Record>> = if wms.has_watermark() {
+            let mut by: BTreeMap<i32, Vec<Record>> = BTreeMap::new();
+            for r in recs {
+                by.entry(r.partition).or_default().push(r);
+            }
+            by.into_values().collect()
+        } else {
+            vec![recs]
         };
-        if !ctx.sink.send(msg) {
-            return Ok(());
+        for recs in groups {
+            let mut touched: BTreeMap<i32, i64> = BTreeMap::new();
+            for r in &recs {
+                touched.insert(r.partition, r.offset + 1);
+            }
+            let chunk = decoder.decode(&recs, &ctx.stats);
+            if let Some(c) = &chunk {
+                ctx.stats
+                    .rows
+                    .fetch_add(c.rows.num_rows() as u64, Ordering::Relaxed);
+            }
+            if let Some(r) = recs.first() {
+                wms.observe(&split_name(r.partition), chunk.as_ref().map(|c| &c.rows));
+            }
+            let msg = Ingest {
+                key: ctx.key,
+                chunk,
+                state: touched
+                    .into_iter()
+                    .map(|(p, o)| (split_name(p), o))
+                    .collect(),
+                watermark: wms.poll(),
+            };
+            if !ctx.sink.send(msg) {
+                return Ok(());
+            }
         }
     }
 }

@@ -105,6 +105,81 @@ pub struct Ingest {
     pub chunk: Option<SourceChunk>,
     /// Split positions after this chunk.
     pub state: Vec<(String, i64)>,
+    /// The reader's watermark after this chunk (sources with `WATERMARK FOR`).
+    pub watermark: Option<datafusion::common::ScalarValue>,
+}
+
+/// A reader's watermark from its splits' event times: each split's largest
+/// event time minus the delay, combined as the minimum over the splits that
+/// are not idle. A split with no record for `idle` stops holding the
+/// watermark back until it has records again.
+#[derive(Debug)]
+pub struct SplitWatermarks {
+    def: Option<crate::time::WatermarkDef>,
+    idle: std::time::Duration,
+    started: std::time::Instant,
+    /// Split -> (its watermark, when it last had a record).
+    splits: BTreeMap<String, (Option<datafusion::common::ScalarValue>, Option<std::time::Instant>)>,
+    sent: Option<datafusion::common::ScalarValue>,
+}
+
+impl SplitWatermarks {
+    pub fn new(spec: &SourceSpec) -> Self {
+        SplitWatermarks {
+            def: spec.watermark,
+            idle: spec.idle_timeout,
+            started: std::time::Instant::now(),
+            splits: BTreeMap::new(),
+            sent: None,
+        }
+    }
+
+    /// Declares a split (an assigned partition) that has had no record yet.
+    pub fn add_split(&mut self, split: &str) {
+        self.splits.entry(split.to_string()).or_insert((None, None));
+    }
+
+    /// Takes note of `rows` read from `split`.
+    pub fn observe(&mut self, split: &str, rows: Option<&RecordBatch>) {
+        let Some(def) = self.def else {
+            return;
+        };
+        let e = self.splits.entry(split.to_string()).or_insert((None, None));
+        e.1 = Some(std::time::Instant::now());
+        if let Some(rows) = rows {
+            if let Ok(Some(v)) = crate::time::watermark_of(&def, rows.column(def.col)) {
+                crate::time::advance(&mut e.0, v);
+            }
+        }
+    }
+
+    /// The combined watermark, if it moved since the last call that
+    /// returned one.
+    pub fn poll(&mut self) -> Option<datafusion::common::ScalarValue> {
+        self.def?;
+        let now = std::time::Instant::now();
+        let mut min: Option<datafusion::common::ScalarValue> = None;
+        for (wm, last) in self.splits.values() {
+            let active = now.duration_since(last.unwrap_or(self.started)) < self.idle;
+            if !active {
+                continue;
+            }
+            let wm = wm.as_ref()?; // an active split without a watermark holds it back
+            if min
+                .as_ref()
+                .is_none_or(|m| wm.partial_cmp(m) == Some(std::cmp::Ordering::Less))
+            {
+                min = Some(wm.clone());
+            }
+        }
+        let min = min?;
+        crate::time::advance(&mut self.sent, min.clone()).then_some(min)
+    }
+
+    /// When the next split may turn idle (so a quiet reader re-checks).
+    pub fn has_watermark(&self) -> bool {
+        self.def.is_some()
+    }
 }
 
 /// Where a reader sends its chunks; `send` blocks while the engine is busy

@@ -223,6 +223,7 @@ pub fn run(ctx: ReaderCtx, n: &NexmarkOptions) -> Result<(), SourceError> {
     // passed since the reader started as event time since its first event.
     let wall0 = Instant::now();
     let ts0 = gen.timestamp();
+    let mut wms = super::SplitWatermarks::new(&ctx.spec);
     loop {
         if ctx.stop.stopped() {
             return Ok(());
@@ -249,6 +250,7 @@ pub fn run(ctx: ReaderCtx, n: &NexmarkOptions) -> Result<(), SourceError> {
         }
         done += events.len() as u64;
         let batch = to_batch(&ctx.spec, n.table, &events)?;
+        wms.observe(OFFSET, Some(&batch));
         ctx.stats
             .rows
             .fetch_add(events.len() as u64, Ordering::Relaxed);
@@ -262,6 +264,7 @@ pub fn run(ctx: ReaderCtx, n: &NexmarkOptions) -> Result<(), SourceError> {
                 (OFFSET.to_string(), done as i64),
                 (BASE_TIME.to_string(), base_time as i64),
             ],
+            watermark: wms.poll(),
         };
         if !ctx.sink.send(msg) {
             return Ok(());

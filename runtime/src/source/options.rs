@@ -19,6 +19,11 @@ pub struct SourceSpec {
     pub connector: Connector,
     pub format: Format,
     pub encode: Encode,
+    /// `WATERMARK FOR col AS col - INTERVAL '...'`.
+    pub watermark: Option<crate::time::WatermarkDef>,
+    /// A split (Kafka partition) with no record for this long stops holding
+    /// the watermark back (`watermark.idle_timeout`).
+    pub idle_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -221,6 +226,14 @@ impl SourceSpec {
                 ));
             }
         }
+        let idle_timeout = match o.take("watermark.idle_timeout") {
+            None => DEFAULT_IDLE_TIMEOUT,
+            Some(v) => parse_duration(&v).ok_or_else(|| {
+                bad(format!(
+                    "invalid value for watermark.idle_timeout: \"{v}\" (use e.g. '500ms', '10s', '5m')"
+                ))
+            })?,
+        };
         let connector = match connector.as_str() {
             "kafka" => Connector::Kafka(parse_kafka(&mut o)?),
             "datagen" => Connector::Datagen(parse_datagen(&mut o, &schema)?),
@@ -244,8 +257,30 @@ impl SourceSpec {
             connector,
             format,
             encode,
+            watermark: None,
+            idle_timeout,
         })
     }
+}
+
+/// How long a split may go without records before it stops holding the
+/// watermark back, unless `watermark.idle_timeout` says otherwise.
+pub const DEFAULT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `'500ms'`, `'10s'`, `'5m'`, `'1h'` or a bare number of milliseconds.
+fn parse_duration(v: &str) -> Option<std::time::Duration> {
+    let v = v.trim().to_ascii_lowercase();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let ms = match unit.trim() {
+        "" | "ms" => n,
+        "s" => n.checked_mul(1000)?,
+        "m" | "min" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_millis(ms))
 }
 
 fn connector_name(c: &Connector) -> &'static str {
