@@ -52,10 +52,15 @@ pub fn plan_view_with(
     };
     let top = b.visit(plan)?;
     if emit_on_close
-        && !b
-            .nodes
-            .iter()
-            .any(|n| matches!(n.kind, NodeKind::Aggregate { emit_on_close: true, .. }))
+        && !b.nodes.iter().any(|n| {
+            matches!(
+                n.kind,
+                NodeKind::Aggregate {
+                    emit_on_close: true,
+                    ..
+                }
+            )
+        })
     {
         return Err(unsupported(
             "EMIT ON WINDOW CLOSE without a windowed GROUP BY (group by window_start or window_end of TUMBLE or HOP over a table or source with a WATERMARK)",
@@ -176,6 +181,9 @@ impl Builder {
                 window_col: Some(_),
                 ..
             } => out[0] = true,
+            NodeKind::OverWindow {
+                session: Some(s), ..
+            } => out[s.end_col] = true,
             _ => {}
         }
         out
@@ -512,6 +520,21 @@ impl Builder {
                         nullable_schema(&j.schema),
                     ));
                 }
+                // Interval join: time conditions between watermarked columns
+                // bound how long stored rows can still match.
+                let mut bounds = Vec::new();
+                if let (Some(f), true) = (&j.filter, inner_filter) {
+                    let pair = j.left.schema().join(j.right.schema())?;
+                    let pf = self.physical(f, &pair)?;
+                    let wm = [self.watermarked(left), self.watermarked(right)];
+                    bounds = freshet_runtime::time::join_time_bounds(
+                        &pf,
+                        j.left.schema().fields().len(),
+                    )
+                    .into_iter()
+                    .filter(|b| wm[1 - b.side].get(b.other_col).copied().unwrap_or(false))
+                    .collect();
+                }
                 let mut idx = self.push(
                     NodeKind::HashJoin {
                         outer,
@@ -520,6 +543,7 @@ impl Builder {
                         nulls_match,
                         filter: join_filter,
                         state_slots: slots,
+                        bounds,
                     },
                     vec![left, right],
                     nullable_schema(&j.schema),
@@ -660,6 +684,7 @@ impl Builder {
                     nulls_match: false,
                     filter: None,
                     state_slots: slots,
+                    bounds: Vec::new(),
                 },
                 vec![idx, right],
                 nullable_schema(&schema),
@@ -805,6 +830,7 @@ impl Builder {
             }
         }
         let input = self.visit(&w.input)?;
+        let session = self.session_close(w, input);
         let partition = part
             .iter()
             .map(|e| self.physical(e, in_schema))
@@ -819,10 +845,66 @@ impl Builder {
                 funcs,
                 reach: reach.and_then(|(p, f)| p.checked_add(f)),
                 state_slot: slot,
+                session,
             },
             vec![input],
             nullable_schema(&w.schema),
         ))
+    }
+
+    /// Session windows (`SESSION(...)`): a window node of `session_start` /
+    /// `session_end` over one watermarked time column, ordered by it.
+    fn session_close(
+        &self,
+        w: &datafusion::logical_expr::Window,
+        input: NodeIdx,
+    ) -> Option<freshet_runtime::time::SessionClose> {
+        let in_schema = w.input.schema();
+        let wm = self.watermarked(input);
+        let mut ts_col = None;
+        let mut gap = None;
+        let mut end_col = None;
+        for (i, e) in w.window_expr.iter().enumerate() {
+            let inner = match e {
+                Expr::Alias(a) => a.expr.as_ref(),
+                e => e,
+            };
+            let Expr::WindowFunction(wf) = inner else {
+                return None;
+            };
+            let name = wf.fun.name();
+            if name != "session_start" && name != "session_end" {
+                return None;
+            }
+            let [Expr::Column(c), Expr::Literal(datafusion::common::ScalarValue::Int64(Some(g)), _)] =
+                wf.params.args.as_slice()
+            else {
+                return None;
+            };
+            let idx = in_schema.index_of_column(c).ok()?;
+            if ts_col.is_some_and(|t| t != idx) || gap.is_some_and(|x| x != *g) {
+                return None;
+            }
+            let order_ok = matches!(wf.params.order_by.as_slice(),
+                [o] if o.asc && matches!(&o.expr, Expr::Column(oc) if oc == c));
+            if !order_ok {
+                return None;
+            }
+            ts_col = Some(idx);
+            gap = Some(*g);
+            if name == "session_end" {
+                end_col = Some(in_schema.fields().len() + i);
+            }
+        }
+        let (ts_col, gap_ns, end_col) = (ts_col?, gap?, end_col?);
+        wm.get(ts_col)
+            .copied()
+            .unwrap_or(false)
+            .then_some(freshet_runtime::time::SessionClose {
+                ts_col,
+                gap_ns,
+                end_col,
+            })
     }
 
     /// `WHERE rn <= n` over `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)`:

@@ -1,5 +1,6 @@
-//! Window table functions: `TUMBLE(rel, ts, size [, offset])` and
-//! `HOP(rel, ts, slide, size [, offset])` in `FROM`.
+//! Window table functions: `TUMBLE(rel, ts, size [, offset])`,
+//! `HOP(rel, ts, slide, size [, offset])` and `SESSION(rel, ts, gap
+//! [, key, ...])` in `FROM`.
 //!
 //! Each call becomes a named query DataFusion expands in place, like a plain
 //! view: the relation's rows with two more columns, `window_start` and
@@ -17,7 +18,10 @@ use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::{plan_err, ScalarValue};
 use datafusion::datasource::{provider_as_source, ViewTable};
 use datafusion::error::Result;
-use datafusion::logical_expr::{cast, col, lit, Expr, LogicalPlanBuilder};
+use datafusion::logical_expr::{
+    cast, col, lit, Expr, ExprFunctionExt, LogicalPlanBuilder, PartitionEvaluator, Signature,
+    Volatility, WindowUDF, WindowUDFImpl,
+};
 use datafusion::prelude::SessionContext;
 
 /// Relations a window function may read, by name; kept as a session config
@@ -37,10 +41,190 @@ impl TvfRelations {
     }
 }
 
-/// Registers `TUMBLE` and `HOP` in `ctx`.
+/// Registers `TUMBLE`, `HOP` and `SESSION` in `ctx`.
 pub fn register(ctx: &SessionContext) {
     ctx.register_udtf("tumble", Arc::new(WindowTvf { hop: false }));
     ctx.register_udtf("hop", Arc::new(WindowTvf { hop: true }));
+    ctx.register_udtf("session", Arc::new(SessionTvf));
+    ctx.register_udwf(WindowUDF::new_from_impl(SessionBound { end: false }));
+    ctx.register_udwf(WindowUDF::new_from_impl(SessionBound { end: true }));
+}
+
+/// `SESSION(rel, ts, gap [, key, ...])`: the relation's rows with the
+/// `window_start` and `window_end` of their session: per key, a run of rows
+/// each less than `gap` after the one before; it starts at its first row's
+/// time and ends `gap` after its last. Computed by the window functions
+/// `session_start` / `session_end` over `PARTITION BY key ORDER BY ts`, so
+/// a row that joins or merges sessions updates its neighbours' windows.
+#[derive(Debug)]
+struct SessionTvf;
+
+impl TableFunctionImpl for SessionTvf {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let exprs = args.exprs();
+        if exprs.len() < 3 {
+            return plan_err!("SESSION takes (relation, time column, gap [, key column, ...])");
+        }
+        let (rel, provider, ts, _) = resolve(&args, "SESSION")?;
+        let gap = duration_ns(&exprs[2], "gap", "SESSION")?;
+        if gap <= 0 {
+            return plan_err!("SESSION: the gap must be positive");
+        }
+        let schema = provider.schema();
+        let mut keys = Vec::new();
+        for e in &exprs[3..] {
+            let Some(k) = name_of(e) else {
+                return plan_err!("SESSION: key arguments must be column names");
+            };
+            if schema.field_with_name(&k).is_err() {
+                return plan_err!("SESSION: column \"{k}\" does not exist in \"{rel}\"");
+            }
+            keys.push(col(datafusion::common::Column::new(Some(rel.as_str()), &k)));
+        }
+        let time = col(datafusion::common::Column::new(Some(rel.as_str()), &ts));
+        let bound = |end: bool, alias: &str| -> Result<Expr> {
+            Ok(WindowUDF::new_from_impl(SessionBound { end })
+                .call(vec![time.clone(), lit(gap)])
+                .partition_by(keys.clone())
+                .order_by(vec![time.clone().sort(true, false)])
+                .build()?
+                .alias(alias))
+        };
+        let mut out: Vec<Expr> = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                col(datafusion::common::Column::new(
+                    Some(rel.as_str()),
+                    f.name(),
+                ))
+            })
+            .collect();
+        let (start, end) = (bound(false, "window_start")?, bound(true, "window_end")?);
+        let plan = LogicalPlanBuilder::scan(rel.as_str(), provider_as_source(provider), None)?
+            .window(vec![unalias(&start), unalias(&end)])?;
+        // The window node names its columns after the expressions.
+        let names: Vec<Expr> = {
+            let s = plan.schema();
+            let n = s.fields().len();
+            vec![
+                col(s.qualified_field(n - 2).1.name()).alias("window_start"),
+                col(s.qualified_field(n - 1).1.name()).alias("window_end"),
+            ]
+        };
+        let _ = (start, end);
+        out.extend(names);
+        Ok(Arc::new(ViewTable::new(plan.project(out)?.build()?, None)))
+    }
+}
+
+fn unalias(e: &Expr) -> Expr {
+    match e {
+        Expr::Alias(a) => a.expr.as_ref().clone(),
+        e => e.clone(),
+    }
+}
+
+/// `session_start(ts, gap_ns)` / `session_end(ts, gap_ns)` over rows in
+/// time order: the session a row belongs to starts at the first row of its
+/// run of rows less than `gap_ns` apart and ends `gap_ns` after the last.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct SessionBound {
+    end: bool,
+}
+
+impl WindowUDFImpl for SessionBound {
+    fn name(&self) -> &str {
+        if self.end {
+            "session_end"
+        } else {
+            "session_start"
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        static SIG: std::sync::OnceLock<Signature> = std::sync::OnceLock::new();
+        SIG.get_or_init(|| Signature::any(2, Volatility::Immutable))
+    }
+
+    fn partition_evaluator(
+        &self,
+        _args: datafusion::logical_expr::function::PartitionEvaluatorArgs,
+    ) -> Result<Box<dyn PartitionEvaluator>> {
+        Ok(Box::new(SessionEval { end: self.end }))
+    }
+
+    fn field(
+        &self,
+        field_args: datafusion::logical_expr::function::WindowUDFFieldArgs,
+    ) -> Result<datafusion::arrow::datatypes::FieldRef> {
+        let t = field_args
+            .get_input_field(0)
+            .map(|f| f.data_type().clone())
+            .unwrap_or(DataType::Null);
+        Ok(Arc::new(datafusion::arrow::datatypes::Field::new(
+            field_args.name(),
+            t,
+            true,
+        )))
+    }
+}
+
+#[derive(Debug)]
+struct SessionEval {
+    end: bool,
+}
+
+impl PartitionEvaluator for SessionEval {
+    fn evaluate_all(
+        &mut self,
+        values: &[datafusion::arrow::array::ArrayRef],
+        num_rows: usize,
+    ) -> Result<datafusion::arrow::array::ArrayRef> {
+        use datafusion::arrow::array::{Array, AsArray};
+        use datafusion::arrow::datatypes::Int64Type;
+        let ts = &values[0];
+        let DataType::Timestamp(unit, _) = ts.data_type() else {
+            return plan_err!("session windows need a timestamp column");
+        };
+        let per = match unit {
+            datafusion::arrow::datatypes::TimeUnit::Second => 1_000_000_000,
+            datafusion::arrow::datatypes::TimeUnit::Millisecond => 1_000_000,
+            datafusion::arrow::datatypes::TimeUnit::Microsecond => 1_000,
+            datafusion::arrow::datatypes::TimeUnit::Nanosecond => 1,
+        };
+        let gap_ns = match ScalarValue::try_from_array(&values[1], 0)? {
+            ScalarValue::Int64(Some(g)) => g,
+            _ => return plan_err!("session windows need a constant gap"),
+        };
+        let gap = (gap_ns / per).max(1);
+        let raw = datafusion::arrow::compute::cast(ts, &DataType::Int64)?;
+        let raw = raw.as_primitive::<Int64Type>();
+        let mut out: Vec<Option<i64>> = vec![None; num_rows];
+        // Rows come sorted by time (NULLs, which belong to no session, at the end).
+        let mut i = 0;
+        while i < num_rows {
+            if raw.is_null(i) {
+                i += 1;
+                continue;
+            }
+            let mut j = i;
+            while j + 1 < num_rows && !raw.is_null(j + 1) && raw.value(j + 1) - raw.value(j) < gap {
+                j += 1;
+            }
+            let v = if self.end {
+                raw.value(j).saturating_add(gap)
+            } else {
+                raw.value(i)
+            };
+            for o in out.iter_mut().take(j + 1).skip(i) {
+                *o = Some(v);
+            }
+            i = j + 1;
+        }
+        let arr = datafusion::arrow::array::Int64Array::from(out);
+        Ok(datafusion::arrow::compute::cast(&arr, ts.data_type())?)
+    }
 }
 
 /// Most windows one row may fall into (`size / slide` of `HOP`).
@@ -95,6 +279,36 @@ fn interval(ns: i64) -> Expr {
     )))
 }
 
+/// The relation (name and provider), time column name and its type of a
+/// window function's first two arguments.
+fn resolve(
+    args: &TableFunctionArgs,
+    fname: &str,
+) -> Result<(String, Arc<dyn TableProvider>, String, DataType)> {
+    let exprs = args.exprs();
+    let Some(rel) = name_of(&exprs[0]) else {
+        return plan_err!("{fname}: the first argument must name a table, source or view");
+    };
+    let Some(rels) = args.session().config().get_extension::<TvfRelations>() else {
+        return plan_err!("{fname} is not available here");
+    };
+    let Some(provider) = rels.get(&rel) else {
+        return plan_err!("{fname}: relation \"{rel}\" does not exist");
+    };
+    let Some(ts) = name_of(&exprs[1]) else {
+        return plan_err!("{fname}: the second argument must be a column name");
+    };
+    let schema = provider.schema();
+    let Ok(ts_field) = schema.field_with_name(&ts) else {
+        return plan_err!("{fname}: column \"{ts}\" does not exist in \"{rel}\"");
+    };
+    let ts_type = ts_field.data_type().clone();
+    if !matches!(ts_type, DataType::Timestamp(_, _)) {
+        return plan_err!("{fname}: the time column \"{ts}\" must be a timestamp, not {ts_type}");
+    }
+    Ok((rel, provider, ts, ts_type))
+}
+
 impl TableFunctionImpl for WindowTvf {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
         let fname = if self.hop { "HOP" } else { "TUMBLE" };
@@ -110,27 +324,10 @@ impl TableFunctionImpl for WindowTvf {
                 }
             );
         }
-        let Some(rel) = name_of(&exprs[0]) else {
-            return plan_err!("{fname}: the first argument must name a table, source or view");
-        };
-        let Some(rels) = args.session().config().get_extension::<TvfRelations>() else {
-            return plan_err!("{fname} is not available here");
-        };
-        let Some(provider) = rels.get(&rel) else {
-            return plan_err!("{fname}: relation \"{rel}\" does not exist");
-        };
-        let Some(ts) = name_of(&exprs[1]) else {
-            return plan_err!("{fname}: the second argument must be a column name");
-        };
+        let (rel, provider, ts, ts_type) = resolve(&args, fname)?;
         let schema = provider.schema();
-        let Ok(ts_field) = schema.field_with_name(&ts) else {
-            return plan_err!("{fname}: column \"{ts}\" does not exist in \"{rel}\"");
-        };
-        let ts_type = ts_field.data_type().clone();
         let DataType::Timestamp(_, tz) = &ts_type else {
-            return plan_err!(
-                "{fname}: the time column \"{ts}\" must be a timestamp, not {ts_type}"
-            );
+            return plan_err!("{fname}: the time column must be a timestamp");
         };
         let (slide, size) = if self.hop {
             (
@@ -162,7 +359,12 @@ impl TableFunctionImpl for WindowTvf {
         let columns: Vec<Expr> = schema
             .fields()
             .iter()
-            .map(|f| col(datafusion::common::Column::new(Some(rel.as_str()), f.name())))
+            .map(|f| {
+                col(datafusion::common::Column::new(
+                    Some(rel.as_str()),
+                    f.name(),
+                ))
+            })
             .collect();
         let time = col(datafusion::common::Column::new(Some(rel.as_str()), &ts));
         let mut plan: Option<LogicalPlanBuilder> = None;
@@ -180,8 +382,9 @@ impl TableFunctionImpl for WindowTvf {
             let mut exprs = columns.clone();
             exprs.push(cast(start.clone(), ts_type.clone()).alias("window_start"));
             exprs.push(cast(start + interval(size), ts_type.clone()).alias("window_end"));
-            let branch = LogicalPlanBuilder::scan(rel.as_str(), provider_as_source(provider.clone()), None)?
-                .project(exprs)?;
+            let branch =
+                LogicalPlanBuilder::scan(rel.as_str(), provider_as_source(provider.clone()), None)?
+                    .project(exprs)?;
             plan = Some(match plan {
                 None => branch,
                 Some(p) => p.union(branch.build()?)?,

@@ -1187,7 +1187,10 @@ impl Worker {
         };
         let mut cur = t.watermark.clone();
         let mut next = cur.clone();
-        for c in changes.iter().filter(|c| c.weights.values().iter().all(|w| *w > 0)) {
+        for c in changes
+            .iter()
+            .filter(|c| c.weights.values().iter().all(|w| *w > 0))
+        {
             let col = c.data.column(wd.col);
             if let (Some(wm), Some(time)) = (&cur, &t.time) {
                 time.late(crate::time::below(col, wm)?.true_count() as u64);

@@ -111,6 +111,9 @@ pub enum NodeKind {
         /// inside the join (outer joins); inner joins filter above instead.
         filter: Option<Arc<dyn PhysicalExpr>>,
         state_slots: [u32; 2],
+        /// Interval join: when stored rows can no longer match (and are
+        /// deleted), from time conditions between watermarked columns.
+        bounds: Vec<crate::time::StateBound>,
     },
     /// Semi join (anti: anti join) of inputs 0 (left) and 1 (right): the
     /// rows of side `keep` whose key has (anti: has no) match on the other.
@@ -155,6 +158,9 @@ pub enum NodeKind {
         /// running or unbounded frames).
         reach: Option<usize>,
         state_slot: u32,
+        /// Session windows: rows of sessions the watermark has closed are
+        /// retired from state, and later rows behind it dropped as late.
+        session: Option<crate::time::SessionClose>,
     },
     /// Writes the view's rows (a multiset keyed by the whole row).
     Materialize,
@@ -307,6 +313,7 @@ impl fmt::Display for NodeKind {
                 nulls_match,
                 filter,
                 state_slots,
+                bounds,
             } => {
                 let ty = match outer {
                     [false, false] => "inner",
@@ -335,7 +342,11 @@ impl fmt::Display for NodeKind {
                     fmt_filter(filter),
                     state_slots[0],
                     state_slots[1]
-                )
+                )?;
+                for b in bounds {
+                    write!(f, " [{b}]")?;
+                }
+                Ok(())
             }
             NodeKind::SemiJoin {
                 keep,
@@ -386,9 +397,10 @@ impl fmt::Display for NodeKind {
                 funcs,
                 reach,
                 state_slot,
+                session,
             } => write!(
                 f,
-                "StreamOverWindow partition_by=[{}] order_by=[{}] funcs=[{}] recompute={} state=slot{state_slot}",
+                "StreamOverWindow partition_by=[{}] order_by=[{}] funcs=[{}] recompute={} state=slot{state_slot}{}",
                 join_exprs(partition),
                 fmt_order(order),
                 funcs
@@ -399,6 +411,13 @@ impl fmt::Display for NodeKind {
                 match reach {
                     Some(r) => format!("changed rows +/- {r} rows"),
                     None => "partition".to_string(),
+                },
+                match session {
+                    Some(s) => format!(
+                        " sessions=closed by watermark of input column {} (gap {}ns)",
+                        s.ts_col, s.gap_ns
+                    ),
+                    None => String::new(),
                 }
             ),
             NodeKind::Materialize => write!(f, "StreamMaterialize key=all columns (multiset)"),

@@ -92,15 +92,15 @@ pub fn max_value(col: &ArrayRef) -> Result<Option<ScalarValue>> {
         )));
     };
     let max = match col.data_type() {
-        DataType::Timestamp(TimeUnit::Second, _) => max_i64(
-            col.as_primitive::<datafusion::arrow::datatypes::TimestampSecondType>(),
-        ),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => max_i64(
-            col.as_primitive::<datafusion::arrow::datatypes::TimestampMillisecondType>(),
-        ),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => max_i64(
-            col.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>(),
-        ),
+        DataType::Timestamp(TimeUnit::Second, _) => {
+            max_i64(col.as_primitive::<datafusion::arrow::datatypes::TimestampSecondType>())
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            max_i64(col.as_primitive::<datafusion::arrow::datatypes::TimestampMillisecondType>())
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            max_i64(col.as_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>())
+        }
         _ => max_i64(col.as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>()),
     };
     if let Some(m) = max {
@@ -117,25 +117,25 @@ fn max_i64<T: datafusion::arrow::datatypes::ArrowPrimitiveType<Native = i64>>(
 
 /// A timestamp scalar of type `ty` with raw value `v`.
 pub fn timestamp_scalar(ty: &DataType, v: i64) -> Result<ScalarValue> {
-        Ok(match ty {
-            DataType::Timestamp(TimeUnit::Second, tz) => {
-                ScalarValue::TimestampSecond(Some(v), tz.clone())
-            }
-            DataType::Timestamp(TimeUnit::Millisecond, tz) => {
-                ScalarValue::TimestampMillisecond(Some(v), tz.clone())
-            }
-            DataType::Timestamp(TimeUnit::Microsecond, tz) => {
-                ScalarValue::TimestampMicrosecond(Some(v), tz.clone())
-            }
-            DataType::Timestamp(TimeUnit::Nanosecond, tz) => {
-                ScalarValue::TimestampNanosecond(Some(v), tz.clone())
-            }
-            other => {
-                return Err(RuntimeError::Internal(format!(
-                    "{other} is not a timestamp type"
-                )))
-            }
-        })
+    Ok(match ty {
+        DataType::Timestamp(TimeUnit::Second, tz) => {
+            ScalarValue::TimestampSecond(Some(v), tz.clone())
+        }
+        DataType::Timestamp(TimeUnit::Millisecond, tz) => {
+            ScalarValue::TimestampMillisecond(Some(v), tz.clone())
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, tz) => {
+            ScalarValue::TimestampMicrosecond(Some(v), tz.clone())
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, tz) => {
+            ScalarValue::TimestampNanosecond(Some(v), tz.clone())
+        }
+        other => {
+            return Err(RuntimeError::Internal(format!(
+                "{other} is not a timestamp type"
+            )))
+        }
+    })
 }
 
 /// The watermark `def` implies after seeing `col` (its event-time column):
@@ -309,6 +309,133 @@ pub fn monotone_column(expr: &Arc<dyn datafusion::physical_expr::PhysicalExpr>) 
     None
 }
 
+/// A time bound of an interval join: a row of `side` can no longer match
+/// once the other side's watermark on `other_col` passes its `col` value
+/// plus `offset_ns` (from a join condition `other.other_col <= this.col +
+/// offset`). Columns are indices within each side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateBound {
+    pub side: usize,
+    pub col: usize,
+    pub other_col: usize,
+    pub offset_ns: i64,
+}
+
+impl std::fmt::Display for StateBound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = |s: usize| if s == 0 { "left" } else { "right" };
+        write!(
+            f,
+            "{} rows expire when {} watermark on column {} > column {} + {}ns",
+            name(self.side),
+            name(1 - self.side),
+            self.other_col,
+            self.col,
+            self.offset_ns
+        )
+    }
+}
+
+/// `col` or `col +/- constant interval` (over the pair schema): the column
+/// and the offset in nanoseconds.
+fn time_term(e: &Arc<dyn datafusion::physical_expr::PhysicalExpr>) -> Option<(usize, i64)> {
+    use datafusion::logical_expr::Operator as Op;
+    use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column, Literal};
+    let any = e.as_ref();
+    if let Some(c) = any.downcast_ref::<Column>() {
+        return Some((c.index(), 0));
+    }
+    if let Some(c) = any.downcast_ref::<CastExpr>() {
+        return is_event_time_type(c.cast_type())
+            .then(|| time_term(c.expr()))
+            .flatten();
+    }
+    let b = any.downcast_ref::<BinaryExpr>()?;
+    let lit = b.right().as_ref().downcast_ref::<Literal>()?;
+    let ns = interval_ns(lit.value())?;
+    let (c, off) = time_term(b.left())?;
+    match b.op() {
+        Op::Plus => Some((c, off.checked_add(ns)?)),
+        Op::Minus => Some((c, off.checked_sub(ns)?)),
+        _ => None,
+    }
+}
+
+/// A fixed-length interval in nanoseconds (no months).
+pub fn interval_ns(v: &ScalarValue) -> Option<i64> {
+    match v {
+        ScalarValue::IntervalMonthDayNano(Some(i)) if i.months == 0 => i64::from(i.days)
+            .checked_mul(86_400_000_000_000)?
+            .checked_add(i.nanoseconds),
+        ScalarValue::IntervalDayTime(Some(i)) => i64::from(i.days)
+            .checked_mul(86_400_000_000_000)?
+            .checked_add(i64::from(i.milliseconds) * 1_000_000),
+        _ => None,
+    }
+}
+
+/// The time bounds of a join condition over (left columns, right columns)
+/// with `left_width` left columns: conjuncts `a.x [+-] c1 <= b.y [+-] c2`
+/// (or `<`, `>`, `>=`, `BETWEEN`) between a left and a right column.
+pub fn join_time_bounds(
+    filter: &Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+    left_width: usize,
+) -> Vec<StateBound> {
+    use datafusion::logical_expr::Operator as Op;
+    use datafusion::physical_expr::expressions::BinaryExpr;
+    let mut out = Vec::new();
+    let Some(b) = filter.as_ref().downcast_ref::<BinaryExpr>() else {
+        return out;
+    };
+    let (small, large) = match b.op() {
+        Op::And => {
+            out.extend(join_time_bounds(b.left(), left_width));
+            out.extend(join_time_bounds(b.right(), left_width));
+            return out;
+        }
+        Op::Lt | Op::LtEq => (b.left(), b.right()),
+        Op::Gt | Op::GtEq => (b.right(), b.left()),
+        _ => return out,
+    };
+    let (Some((p, po)), Some((q, qo))) = (time_term(small), time_term(large)) else {
+        return out;
+    };
+    let side = |c: usize| usize::from(c >= left_width);
+    let local = |c: usize| if c >= left_width { c - left_width } else { c };
+    if side(p) == side(q) {
+        return out;
+    }
+    // p + po <= q + qo: rows of q's side die once the watermark on p passes
+    // q + (qo - po).
+    if let Some(offset_ns) = qo.checked_sub(po) {
+        out.push(StateBound {
+            side: side(q),
+            col: local(q),
+            other_col: local(p),
+            offset_ns,
+        });
+    }
+    out
+}
+
+/// Session windows whose rows a watermark retires: the `session_start` /
+/// `session_end` functions of an OVER window over input column `ts_col`
+/// with gap `gap_ns`; `end_col` is the output column of `session_end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionClose {
+    pub ts_col: usize,
+    pub gap_ns: i64,
+    pub end_col: usize,
+}
+
+/// Where an operator keeps its watermark in its state table: vnode
+/// `0xFFFF`, which no keyed entry uses (vnodes are below 256).
+pub fn operator_wm_key(table: freshet_storage::TableId) -> Vec<u8> {
+    let mut k = freshet_storage::keys::table_prefix(table);
+    k.extend_from_slice(&[0xFF, 0xFF]);
+    k
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -329,7 +456,10 @@ mod tests {
         let wm = watermark_of(&def, &col).unwrap().unwrap();
         assert_eq!(wm, ScalarValue::TimestampMicrosecond(Some(7_000_000), None));
         let late = below(&col, &wm).unwrap();
-        assert_eq!(late.iter().collect::<Vec<_>>(), vec![Some(true), Some(false), Some(false)]);
+        assert_eq!(
+            late.iter().collect::<Vec<_>>(),
+            vec![Some(true), Some(false), Some(false)]
+        );
         let mut cur = None;
         assert!(advance(&mut cur, wm.clone()));
         assert!(!advance(&mut cur, shift(&wm, -1000).unwrap()));

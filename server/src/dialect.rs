@@ -24,6 +24,8 @@ pub enum Parsed {
     ShowSourceErrors,
     /// `SHOW WATERMARKS`: watermarks and late events per table, source and view.
     ShowWatermarks,
+    /// `SHOW STATE`: committed operator state entries per materialized view.
+    ShowState,
     DropSource {
         names: Vec<String>,
         if_exists: bool,
@@ -339,6 +341,7 @@ pub fn parse_one(sql: &str) -> ExecResult<Parsed> {
         ["show", "sources"] => return Ok(Parsed::ShowSources),
         ["show", "source", "errors"] => return Ok(Parsed::ShowSourceErrors),
         ["show", "watermarks"] => return Ok(Parsed::ShowWatermarks),
+        ["show", "state"] => return Ok(Parsed::ShowState),
         ["drop", "source", ..] => return parse_drop_source(sql),
         ["create" | "alter" | "drop", "user" | "role", ..] => return parse_user_ddl(sql),
         ["create", "source", ..] | ["create", "table", ..] => {
@@ -372,7 +375,10 @@ pub fn parse_one(sql: &str) -> ExecResult<Parsed> {
         {
             let body = strip_comments(sql);
             let body = body.trim().trim_end_matches(';').trim_end();
-            let cut = body.to_ascii_lowercase().rfind("emit").unwrap_or(body.len());
+            let cut = body
+                .to_ascii_lowercase()
+                .rfind("emit")
+                .unwrap_or(body.len());
             let mut p = parse_sql_one(&body[..cut])?;
             if let Parsed::Sql(stmt) = &mut p {
                 let stmt = match stmt.as_mut() {

@@ -663,6 +663,7 @@ impl Server {
             }
             Parsed::ShowSourceErrors => Some(source_errors_schema()),
             Parsed::ShowWatermarks => Some(watermarks_schema()),
+            Parsed::ShowState => Some(state_schema()),
             _ => None,
         }
     }
@@ -687,6 +688,7 @@ impl Server {
             Parsed::ShowSources => Ok(self.show_names(RelKind::Source)),
             Parsed::ShowSourceErrors => Ok(self.source_errors()),
             Parsed::ShowWatermarks => Ok(self.watermarks()),
+            Parsed::ShowState => self.state_sizes().await,
             Parsed::DropSource {
                 names,
                 if_exists,
@@ -1565,6 +1567,55 @@ impl Server {
         Ok(Output::Command { tag, rows: None })
     }
 
+    /// `SHOW STATE`: how many entries (and bytes of keys and values) each
+    /// materialized view's operators keep in the committed state store.
+    async fn state_sizes(&self) -> ExecResult<Output> {
+        let mut views: Vec<(String, TableId, u32)> = self
+            .catalog()
+            .entries()
+            .filter(|e| e.rel.kind == RelKind::View)
+            .map(|e| (e.rel.name.clone(), e.rel.id, e.width))
+            .collect();
+        views.sort();
+        let store = self.store.clone();
+        let sizes = tokio::task::spawn_blocking(move || {
+            views
+                .into_iter()
+                .map(|(name, id, width)| {
+                    let (mut keys, mut bytes) = (0i64, 0i64);
+                    for t in id.0 + 1..id.0 + width {
+                        let prefix = freshet_storage::keys::table_prefix(TableId(t));
+                        store.scan_prefix_while(&prefix, |k, v| {
+                            keys += 1;
+                            bytes += (k.len() + v.len()) as i64;
+                            Ok(true)
+                        })?;
+                    }
+                    Ok((name, keys, bytes))
+                })
+                .collect::<Result<Vec<_>, freshet_storage::StorageError>>()
+        })
+        .await
+        .map_err(|e| ExecError::new(code::INTERNAL, e.to_string()))?
+        .map_err(freshet_runtime::RuntimeError::from)?;
+        let schema = state_schema();
+        let cols: Vec<datafusion::arrow::array::ArrayRef> = vec![
+            Arc::new(StringArray::from(
+                sizes.iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
+            )),
+            Arc::new(datafusion::arrow::array::Int64Array::from(
+                sizes.iter().map(|s| s.1).collect::<Vec<_>>(),
+            )),
+            Arc::new(datafusion::arrow::array::Int64Array::from(
+                sizes.iter().map(|s| s.2).collect::<Vec<_>>(),
+            )),
+        ];
+        let batches = RecordBatch::try_new(schema.clone(), cols)
+            .map(|b| vec![b])
+            .unwrap_or_default();
+        Ok(Output::Rows { schema, batches })
+    }
+
     /// `SHOW WATERMARKS`: each table's, source reader's and view's watermark,
     /// late events and (views) retracted rows.
     fn watermarks(&self) -> Output {
@@ -1655,6 +1706,14 @@ fn timestamp_text(v: &ScalarValue) -> String {
         .to_string()
 }
 
+fn state_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, true),
+        Field::new("state_keys", DataType::Int64, true),
+        Field::new("state_bytes", DataType::Int64, true),
+    ]))
+}
+
 fn watermarks_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("kind", DataType::Utf8, true),
@@ -1680,7 +1739,10 @@ fn table_time_clauses(stmt: &mut Statement) -> ExecResult<crate::dialect::TimeCl
     );
     let get = |k: &str| opts.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     if let Some(col) = get(OPT_WATERMARK_COLUMN) {
-        time.watermark = Some((col, get(OPT_WATERMARK_DELAY).unwrap_or_else(|| "0 seconds".into())));
+        time.watermark = Some((
+            col,
+            get(OPT_WATERMARK_DELAY).unwrap_or_else(|| "0 seconds".into()),
+        ));
     }
     time.append_only = get(OPT_APPEND_ONLY).is_some_and(|v| v.eq_ignore_ascii_case("true"));
     Ok(time)

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use rocksdb::{Direction, IteratorMode, Options, ReadOptions, WriteBatch, DB};
+use rocksdb::{Direction, IteratorMode, Options, WriteBatch, DB};
 
 use crate::error::{Result, StorageError};
 use crate::keys::{meta_key, Epoch};
@@ -72,10 +72,10 @@ impl Store {
     /// Every committed entry whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
-        for item in self
-            .db
-            .iterator(IteratorMode::From(prefix, Direction::Forward))
-        {
+        for item in self.db.iterator_opt(
+            IteratorMode::From(prefix, Direction::Forward),
+            bounded(prefix, None),
+        ) {
             let (k, v) = item?;
             if !k.starts_with(prefix) {
                 break;
@@ -92,10 +92,10 @@ impl Store {
         prefix: &[u8],
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
-        for item in self
-            .db
-            .iterator(IteratorMode::From(prefix, Direction::Forward))
-        {
+        for item in self.db.iterator_opt(
+            IteratorMode::From(prefix, Direction::Forward),
+            bounded(prefix, None),
+        ) {
             let (k, v) = item?;
             if !k.starts_with(prefix) || !f(&k, &v)? {
                 break;
@@ -113,10 +113,10 @@ impl Store {
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
         let start = if from > prefix { from } else { prefix };
-        for item in self
-            .db
-            .iterator(IteratorMode::From(start, Direction::Forward))
-        {
+        for item in self.db.iterator_opt(
+            IteratorMode::From(start, Direction::Forward),
+            bounded(prefix, None),
+        ) {
             let (k, v) = item?;
             if !k.starts_with(prefix) || !f(&k, &v)? {
                 break;
@@ -133,14 +133,34 @@ impl Store {
         before: &[u8],
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
-        for item in self
-            .db
-            .iterator(IteratorMode::From(before, Direction::Reverse))
-        {
+        for item in self.db.iterator_opt(
+            IteratorMode::From(before, Direction::Reverse),
+            bounded(prefix, Some(before)),
+        ) {
             let (k, v) = item?;
             if k.as_ref() >= before {
                 continue;
             }
+            if !k.starts_with(prefix) || !f(&k, &v)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads committed entries under `prefix` that are below `before`
+    /// (exclusive), in key order, until `f` returns false.
+    pub fn scan_below_while(
+        &self,
+        prefix: &[u8],
+        before: &[u8],
+        mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
+    ) -> Result<()> {
+        for item in self.db.iterator_opt(
+            IteratorMode::From(prefix, Direction::Forward),
+            bounded(prefix, Some(before)),
+        ) {
+            let (k, v) = item?;
             if !k.starts_with(prefix) || !f(&k, &v)? {
                 break;
             }
@@ -167,7 +187,7 @@ impl Store {
                     continue;
                 }
             };
-            let mut ro = ReadOptions::default();
+            let mut ro = bounded(prefix, None);
             ro.set_snapshot(&snap);
             let mut out = Vec::new();
             for item in self
@@ -277,6 +297,38 @@ impl WriteSet {
 }
 
 /// Merges committed entries with pending writes: the current state of a prefix.
+/// Read options that keep an iterator within `prefix` (and below `upper`,
+/// if given), so RocksDB never walks past the range, e.g. over the
+/// tombstones of rows deleted after it.
+fn bounded(prefix: &[u8], upper: Option<&[u8]>) -> rocksdb::ReadOptions {
+    let mut o = rocksdb::ReadOptions::default();
+    if !prefix.is_empty() {
+        o.set_iterate_lower_bound(prefix.to_vec());
+    }
+    match (upper, prefix_end(prefix)) {
+        (Some(u), Some(e)) => {
+            o.set_iterate_upper_bound(if u < e.as_slice() { u.to_vec() } else { e })
+        }
+        (Some(u), None) => o.set_iterate_upper_bound(u.to_vec()),
+        (None, Some(e)) => o.set_iterate_upper_bound(e),
+        (None, None) => {}
+    }
+    o
+}
+
+/// The first key after every key starting with `prefix` (`None` if there
+/// is none: the prefix is all `0xFF`).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut e = prefix.to_vec();
+    while let Some(last) = e.pop() {
+        if last < 0xFF {
+            e.push(last + 1);
+            return Some(e);
+        }
+    }
+    None
+}
+
 pub fn merge_pending(
     committed: Vec<Entry>,
     writes: &WriteSet,

@@ -306,12 +306,13 @@ impl AggregateOperator {
             .filter(|k| !k.is_empty() && k.as_slice() < bound.as_slice())
             .map(|k| (k.clone(), None))
             .collect();
-        ctx.store.scan_prefix_while(&prefix, |k, v| {
+        let mut upper = prefix.clone();
+        upper.extend_from_slice(&bound);
+        ctx.store.scan_below_while(&prefix, &upper, |k, v| {
             let key = &k[prefix.len()..];
-            if key >= bound.as_slice() {
-                return Ok(false);
-            }
-            closed.entry(key.to_vec()).or_insert_with(|| Some(v.to_vec()));
+            closed
+                .entry(key.to_vec())
+                .or_insert_with(|| Some(v.to_vec()));
             Ok(true)
         })?;
         let mut out = Vec::new();
@@ -630,9 +631,7 @@ fn window_prefix(table: TableId) -> Vec<u8> {
 
 /// Where a windowed aggregate keeps the watermark it closed windows up to.
 fn window_wm_key(table: TableId) -> Vec<u8> {
-    let mut k = table_prefix(table);
-    k.extend_from_slice(&[0xFF, 0xFF]);
-    k
+    crate::time::operator_wm_key(table)
 }
 
 fn update(state: &mut AggState, input: &Input, row: usize, w: i64) -> Result<()> {

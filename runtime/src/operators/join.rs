@@ -28,6 +28,11 @@
 //! follow that count's moves to and from zero.
 
 use std::collections::{BTreeMap, HashMap};
+
+use datafusion::common::ScalarValue;
+use freshet_storage::codec::decode_datum;
+
+use crate::time::StateBound;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, UInt32Array};
@@ -64,6 +69,12 @@ pub struct JoinOperator {
     pair_schema: SchemaRef,
     /// Per side: full state key -> count delta of this epoch.
     pending: [BTreeMap<Vec<u8>, i64>; 2],
+    /// Interval join: when stored rows expire (see [`StateBound`]).
+    bounds: Vec<StateBound>,
+    /// Per side and column: the latest watermark.
+    watermarks: [HashMap<usize, ScalarValue>; 2],
+    /// Per bound: the value below which rows were last deleted.
+    cleaned: Vec<Option<ScalarValue>>,
 }
 
 /// An output row: a row of the batch by index and an encoded row of the
@@ -101,7 +112,77 @@ impl JoinOperator {
             filter: None,
             pair_schema,
             pending: [BTreeMap::new(), BTreeMap::new()],
+            bounds: Vec::new(),
+            watermarks: [HashMap::new(), HashMap::new()],
+            cleaned: Vec::new(),
         }
+    }
+
+    /// Deletes stored rows once the other side's watermark makes them
+    /// unreachable (interval joins).
+    pub fn with_bounds(mut self, bounds: Vec<StateBound>) -> Self {
+        self.cleaned = vec![None; bounds.len()];
+        self.bounds = bounds;
+        self
+    }
+
+    /// Deletes the committed rows of each bound's side that can no longer
+    /// match. A scan of that side's state, done only when a bound moves
+    /// (at most once per epoch).
+    /// `written` are the keys each side wrote this epoch (not yet in the
+    /// committed store, so checked apart).
+    fn expire(&mut self, ctx: &mut EpochCtx<'_>, written: &[Vec<Vec<u8>>; 2]) -> Result<()> {
+        for (i, b) in self.bounds.clone().into_iter().enumerate() {
+            let Some(wm) = self.watermarks[1 - b.side].get(&b.other_col) else {
+                continue;
+            };
+            let Some(cut) = crate::time::shift(wm, -b.offset_ns) else {
+                continue;
+            };
+            let key_types = self.key_types(b.side)?;
+            let cut = cut.cast_to(&self.types[b.side][b.col])?;
+            let prefix = freshet_storage::keys::table_prefix(self.state[b.side]);
+            let is_dead = |k: &[u8]| -> std::result::Result<bool, freshet_storage::StorageError> {
+                let mut buf = k.get(prefix.len() + 2..).unwrap_or(&[]);
+                for t in &key_types {
+                    decode_datum(&mut buf, t)?;
+                }
+                let mut v = ScalarValue::Null;
+                for t in &self.types[b.side][..=b.col] {
+                    v = decode_datum(&mut buf, t)?;
+                }
+                Ok(!v.is_null() && v < cut)
+            };
+            let mut dead = Vec::new();
+            for k in &written[b.side] {
+                if is_dead(k)? {
+                    dead.push(k.clone());
+                }
+            }
+            let mut cur = self.cleaned[i].clone();
+            if crate::time::advance(&mut cur, cut.clone()) {
+                ctx.store.scan_prefix_while(&prefix, |k, _| {
+                    if is_dead(k)? {
+                        dead.push(k.to_vec());
+                    }
+                    Ok(true)
+                })?;
+            }
+            self.cleaned[i] = cur;
+            for k in dead {
+                ctx.writes.delete(k);
+            }
+        }
+        Ok(())
+    }
+
+    /// The types of `side`'s key columns.
+    fn key_types(&self, side: usize) -> Result<Vec<DataType>> {
+        let schema = crate::operators::schema_of(&self.types[side]);
+        self.keys[side]
+            .iter()
+            .map(|e| Ok(e.data_type(&schema)?))
+            .collect()
     }
 
     /// Adds a residual condition over (left row, right row).
@@ -724,6 +805,7 @@ impl Operator for JoinOperator {
     }
 
     fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
+        let mut written: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
         for side in 0..2 {
             let deltas: Vec<(Vec<u8>, i64)> = std::mem::take(&mut self.pending[side])
                 .into_iter()
@@ -734,6 +816,9 @@ impl Operator for JoinOperator {
             }
             let keys: Vec<Vec<u8>> = deltas.iter().map(|(k, _)| k.clone()).collect();
             let old = ctx.store.multi_get(&keys)?;
+            if !self.bounds.is_empty() {
+                written[side] = keys.clone();
+            }
             for ((k, d), old) in deltas.into_iter().zip(old) {
                 let new = old.as_deref().map(decode_count).transpose()?.unwrap_or(0) + d;
                 if new == 0 {
@@ -743,6 +828,25 @@ impl Operator for JoinOperator {
                 }
             }
         }
+        if !self.bounds.is_empty() {
+            self.expire(ctx, &written)?;
+        }
         Ok(vec![])
+    }
+
+    fn on_watermark(
+        &mut self,
+        input: usize,
+        wm: crate::time::Watermark,
+        _ctx: &mut EpochCtx<'_>,
+    ) -> Result<super::WatermarkOut> {
+        let side = input.min(1);
+        let mut cur = self.watermarks[side].get(&wm.col).cloned();
+        if crate::time::advance(&mut cur, wm.value) {
+            if let Some(v) = cur {
+                self.watermarks[side].insert(wm.col, v);
+            }
+        }
+        Ok((Vec::new(), Vec::new()))
     }
 }

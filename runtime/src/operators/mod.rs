@@ -173,7 +173,10 @@ impl Operator for UnionOperator {
         wm: Watermark,
         _ctx: &mut EpochCtx<'_>,
     ) -> Result<WatermarkOut> {
-        Ok((Vec::new(), self.watermarks.update(input, wm).into_iter().collect()))
+        Ok((
+            Vec::new(),
+            self.watermarks.update(input, wm).into_iter().collect(),
+        ))
     }
 
     fn process(
@@ -206,12 +209,16 @@ impl Operator for UnionOperator {
 
 /// A schema of nullable columns `c0, c1, ...` of `types` (operators bind
 /// expressions by column index, so the names do not matter).
-pub fn schema_of(types: &[datafusion::arrow::datatypes::DataType]) -> datafusion::arrow::datatypes::SchemaRef {
+pub fn schema_of(
+    types: &[datafusion::arrow::datatypes::DataType],
+) -> datafusion::arrow::datatypes::SchemaRef {
     Arc::new(datafusion::arrow::datatypes::Schema::new(
         types
             .iter()
             .enumerate()
-            .map(|(i, t)| datafusion::arrow::datatypes::Field::new(format!("c{i}"), t.clone(), true))
+            .map(|(i, t)| {
+                datafusion::arrow::datatypes::Field::new(format!("c{i}"), t.clone(), true)
+            })
             .collect::<Vec<_>>(),
     ))
 }
@@ -273,6 +280,7 @@ pub fn build_operator(
             nulls_match,
             filter,
             state_slots,
+            bounds,
         } => Box::new(
             JoinOperator::new(
                 [left_keys.clone(), right_keys.clone()],
@@ -282,7 +290,8 @@ pub fn build_operator(
                 *nulls_match,
                 *outer,
             )
-            .with_filter(filter.clone()),
+            .with_filter(filter.clone())
+            .with_bounds(bounds.clone()),
         ),
         NodeKind::SemiJoin {
             keep,
@@ -329,15 +338,22 @@ pub fn build_operator(
             funcs,
             reach,
             state_slot,
-        } => Box::new(window::WindowOperator::new(
-            partition.clone(),
-            order.clone(),
-            funcs.clone(),
-            *reach,
-            input_types[0].clone(),
-            state_table(*state_slot),
-            node.schema.clone(),
-        )),
+            session,
+        } => {
+            let op = window::WindowOperator::new(
+                partition.clone(),
+                order.clone(),
+                funcs.clone(),
+                *reach,
+                input_types[0].clone(),
+                state_table(*state_slot),
+                node.schema.clone(),
+            );
+            Box::new(match session {
+                Some(s) => op.with_sessions(*s, time.get("view", view_name, "")),
+                None => op,
+            })
+        }
         NodeKind::Union => Box::new(UnionOperator {
             schema: node.schema.clone(),
             watermarks: WatermarkMin::new(node.inputs.len()),

@@ -89,6 +89,18 @@ impl SortedRows {
         Ok(())
     }
 
+    /// The types of the partition key columns, over input columns `input`.
+    pub fn partition_types(
+        &self,
+        input: &[datafusion::arrow::datatypes::DataType],
+    ) -> Result<Vec<datafusion::arrow::datatypes::DataType>> {
+        let schema = super::schema_of(input);
+        self.partition
+            .iter()
+            .map(|e| Ok(e.data_type(&schema)?))
+            .collect()
+    }
+
     /// This epoch's non-zero changes under `prefix`, in key order.
     pub fn pending_under(&self, prefix: &[u8]) -> Vec<(&[u8], i64, u32)> {
         self.pending

@@ -14,6 +14,12 @@
 //! gets the same values, and cancels in the difference. Otherwise (ranks,
 //! running totals, whole-partition frames) the whole partition is read,
 //! though only rows whose values changed are emitted.
+//!
+//! Session windows (`SESSION(...)`, the `session_start` / `session_end`
+//! functions) follow the watermark of their time column: rows behind it are
+//! late and dropped, and once a session ends at or before it (its last row
+//! plus the gap), no later row can reach it, so its rows leave the state.
+//! The output's `window_end` then carries the watermark onwards.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,10 +33,14 @@ use freshet_storage::codec::{decode_rows, encode_rows};
 use freshet_storage::keys::group_prefix;
 use freshet_storage::TableId;
 
+use datafusion::common::ScalarValue;
+use freshet_storage::codec::decode_datum;
+
 use super::sorted::{decode_value, row_of, SortedRow, SortedRows};
 use super::{EpochCtx, Operator};
 use crate::change::ChangeBatch;
 use crate::error::{Result, RuntimeError};
+use crate::time::{SessionClose, TimeStats};
 
 pub struct WindowOperator {
     funcs: Vec<Arc<dyn WindowExpr>>,
@@ -40,6 +50,19 @@ pub struct WindowOperator {
     out_types: Vec<DataType>,
     schema: SchemaRef,
     rows: SortedRows,
+    sessions: Option<Sessions>,
+}
+
+/// Session closing state (see the module doc).
+struct Sessions {
+    spec: SessionClose,
+    wm: Option<ScalarValue>,
+    /// The watermark state was last cleaned at.
+    cleaned: Option<ScalarValue>,
+    late: Arc<TimeStats>,
+    /// The output watermark, held until the barrier sends the rows that
+    /// precede it (this operator emits only at barriers).
+    out: Vec<crate::time::Watermark>,
 }
 
 /// A committed entry: full key, copies, sort key length.
@@ -76,7 +99,116 @@ impl WindowOperator {
             out_types,
             schema,
             rows: SortedRows::new(partition, order, state),
+            sessions: None,
         }
+    }
+
+    /// Session windows closed by the watermark of `spec.ts_col`.
+    pub fn with_sessions(mut self, spec: SessionClose, late: Arc<TimeStats>) -> Self {
+        self.sessions = Some(Sessions {
+            spec,
+            wm: None,
+            cleaned: None,
+            late,
+            out: Vec::new(),
+        });
+        self
+    }
+
+    /// Deletes the committed rows of sessions that ended at or before the
+    /// watermark, except in partitions this epoch changed (they are cleaned
+    /// at a later watermark, once their changes are committed).
+    fn retire_sessions(
+        &mut self,
+        touched: &std::collections::BTreeSet<Vec<u8>>,
+        ctx: &mut EpochCtx<'_>,
+    ) -> Result<()> {
+        let Some(ss) = &self.sessions else {
+            return Ok(());
+        };
+        let Some(wm) = ss.wm.clone() else {
+            return Ok(());
+        };
+        let mut cur = ss.cleaned.clone();
+        if !crate::time::advance(&mut cur, wm.clone()) {
+            return Ok(());
+        }
+        let spec = ss.spec;
+        let Some((wm_raw, unit)) = crate::time::timestamp_parts(&wm) else {
+            return Ok(());
+        };
+        let per = match unit {
+            datafusion::arrow::datatypes::TimeUnit::Second => 1_000_000_000,
+            datafusion::arrow::datatypes::TimeUnit::Millisecond => 1_000_000,
+            datafusion::arrow::datatypes::TimeUnit::Microsecond => 1_000,
+            datafusion::arrow::datatypes::TimeUnit::Nanosecond => 1,
+        };
+        let gap = (spec.gap_ns / per).max(1);
+        let part_types: Vec<DataType> = self.rows.partition_types(&self.input_types)?;
+        let prefix = freshet_storage::keys::table_prefix(self.rows.state);
+        let wm_key = crate::time::operator_wm_key(self.rows.state);
+        // (partition bytes, [(full key, ts)]) in key order: time order
+        // within a partition.
+        let mut parts: Vec<(Vec<u8>, Vec<(Vec<u8>, Option<i64>)>)> = Vec::new();
+        let ts_type = &self.input_types[spec.ts_col];
+        let input_types = &self.input_types;
+        ctx.store.scan_prefix_while(&prefix, |k, v| {
+            if k == wm_key.as_slice() {
+                return Ok(true);
+            }
+            let (_, sort_len) = decode_value(v)?;
+            let mut buf = k.get(prefix.len() + 2..).unwrap_or(&[]);
+            let before = buf.len();
+            for t in &part_types {
+                decode_datum(&mut buf, t)?;
+            }
+            let plen = prefix.len() + 2 + (before - buf.len());
+            let part = k[prefix.len() + 2..plen].to_vec();
+            let mut row = k.get(plen + sort_len as usize..).unwrap_or(&[]);
+            let mut ts = ScalarValue::Null;
+            for t in &input_types[..=spec.ts_col] {
+                ts = decode_datum(&mut row, t)?;
+            }
+            let _ = ts_type;
+            let ts = crate::time::timestamp_parts(&ts).map(|(x, _)| x);
+            match parts.last_mut() {
+                Some((p, rows)) if *p == part => rows.push((k.to_vec(), ts)),
+                _ => parts.push((part, vec![(k.to_vec(), ts)])),
+            }
+            Ok(true)
+        })?;
+        for (part, rows) in parts {
+            if touched.contains(&part) {
+                continue;
+            }
+            // Runs of rows less than `gap` apart; a run whose last row plus
+            // the gap is at or before the watermark is closed.
+            let mut i = 0;
+            while i < rows.len() {
+                let mut j = i;
+                while j + 1 < rows.len() {
+                    match (rows[j].1, rows[j + 1].1) {
+                        (Some(a), Some(b)) if b - a < gap => j += 1,
+                        _ => break,
+                    }
+                }
+                if let Some(last) = rows[j].1 {
+                    if last.saturating_add(gap) <= wm_raw {
+                        for (k, _) in &rows[i..=j] {
+                            ctx.writes.delete(k.clone());
+                        }
+                    }
+                }
+                i = j + 1;
+            }
+        }
+        let mut wm_bytes = Vec::new();
+        freshet_storage::codec::encode_datum(&mut wm_bytes, &wm)?;
+        ctx.writes.put(wm_key, wm_bytes);
+        if let Some(ss) = &mut self.sessions {
+            ss.cleaned = cur;
+        }
+        Ok(())
     }
 
     /// The committed entries a change under `prefix` can reach, in order.
@@ -173,17 +305,96 @@ impl WindowOperator {
 }
 
 impl Operator for WindowOperator {
+    fn on_start(&mut self, ctx: &mut EpochCtx<'_>, _fresh: bool) -> Result<()> {
+        let ts_type = self
+            .sessions
+            .as_ref()
+            .map(|s| self.input_types[s.spec.ts_col].clone());
+        if let (Some(ss), Some(ty)) = (&mut self.sessions, ts_type) {
+            if let Some(v) = ctx
+                .store
+                .get(&crate::time::operator_wm_key(self.rows.state))?
+            {
+                let wm = decode_datum(&mut v.as_slice(), &ty)?;
+                ss.wm = Some(wm.clone());
+                ss.cleaned = Some(wm);
+            }
+        }
+        Ok(())
+    }
+
     fn process(
         &mut self,
         _input: usize,
         batch: ChangeBatch,
         _ctx: &mut EpochCtx<'_>,
     ) -> Result<Vec<ChangeBatch>> {
+        let batch = match &self.sessions {
+            Some(Sessions {
+                spec,
+                wm: Some(wm),
+                late,
+                ..
+            }) => {
+                let mask = crate::time::below(batch.data.column(spec.ts_col), wm)?;
+                let n = mask.true_count();
+                if n > 0 {
+                    late.late(n as u64);
+                    batch.filter(&datafusion::arrow::compute::not(&mask)?)?
+                } else {
+                    batch
+                }
+            }
+            _ => batch,
+        };
         self.rows.add(&batch)?;
         Ok(vec![])
     }
 
+    fn on_watermark(
+        &mut self,
+        _input: usize,
+        wm: crate::time::Watermark,
+        _ctx: &mut EpochCtx<'_>,
+    ) -> Result<super::WatermarkOut> {
+        let Some(ss) = &mut self.sessions else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        if wm.col != ss.spec.ts_col || !crate::time::advance(&mut ss.wm, wm.value.clone()) {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        // Every later output row belongs to a session still open, which
+        // ends after the watermark.
+        let end_type = self.schema.field(ss.spec.end_col).data_type().clone();
+        ss.out = vec![crate::time::Watermark {
+            col: ss.spec.end_col,
+            value: wm.value.cast_to(&end_type)?,
+        }];
+        Ok((Vec::new(), Vec::new()))
+    }
+
+    fn take_watermarks(&mut self) -> Vec<crate::time::Watermark> {
+        self.sessions
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.out))
+            .unwrap_or_default()
+    }
+
     fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
+        let touched = if self.sessions.is_some() {
+            self.rows.dirty.clone()
+        } else {
+            Default::default()
+        };
+        let out = self.diff_partitions(ctx)?;
+        self.retire_sessions(&touched, ctx)?;
+        Ok(out)
+    }
+}
+
+impl WindowOperator {
+    /// Emits the difference of every partition this epoch changed.
+    fn diff_partitions(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
         // Changed (row, values) with weights; one partition's difference is
         // built at a time, so memory holds one partition plus the changes.
         let mut changed: Vec<Changed> = Vec::new();

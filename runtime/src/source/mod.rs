@@ -119,7 +119,13 @@ pub struct SplitWatermarks {
     idle: std::time::Duration,
     started: std::time::Instant,
     /// Split -> (its watermark, when it last had a record).
-    splits: BTreeMap<String, (Option<datafusion::common::ScalarValue>, Option<std::time::Instant>)>,
+    splits: BTreeMap<
+        String,
+        (
+            Option<datafusion::common::ScalarValue>,
+            Option<std::time::Instant>,
+        ),
+    >,
     sent: Option<datafusion::common::ScalarValue>,
 }
 
