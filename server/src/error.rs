@@ -77,6 +77,7 @@ impl ExecError {
             ExecError::Runtime(e) => match e {
                 RuntimeError::UniqueViolation { .. } => (code::UNIQUE, e.to_string()),
                 RuntimeError::NotNullViolation { .. } => (code::NOT_NULL, e.to_string()),
+                RuntimeError::AppendOnly(_) => (code::NOT_SUPPORTED, e.to_string()),
                 RuntimeError::DataFusion(d) => datafusion_state(d),
                 RuntimeError::Arrow(a) => arrow_state(a),
                 RuntimeError::Source(s) => (source_state(s), s.to_string()),
