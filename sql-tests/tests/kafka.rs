@@ -541,3 +541,69 @@ async fn startup_modes_latest_and_timestamp() -> Result<()> {
     wait_rows(&c, "SELECT * FROM tv", &["7,5"], 30).await?;
     Ok(())
 }
+
+/// Event time from Kafka: a topic of 3 partitions where partition 2 never
+/// receives a record. Its watermark would hold the source's back forever;
+/// after `watermark.idle_timeout` it stops counting and the windows close.
+/// A second source on the same topic with a long timeout shows the
+/// difference: its windows stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_partition_does_not_hold_windows_back() -> Result<()> {
+    let broker = Broker::start()?;
+    broker.create_topic("clicks", 3).await?;
+    let p = broker.producer()?;
+    for s in 0..60 {
+        p.send_str(
+            "clicks",
+            Some(s % 2),
+            &format!(r#"{{"k": 1, "ts": "2024-01-01T00:00:{s:02}"}}"#),
+        )?;
+    }
+    p.flush()?;
+    let server = TestServer::start().await?;
+    let c = server.connect().await?;
+    for (name, timeout) in [("quick", "2s"), ("patient", "1h")] {
+        c.batch_execute(&format!(
+            "CREATE SOURCE {name} (k INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1 second')
+               WITH ({}, watermark.idle_timeout = '{timeout}') FORMAT PLAIN ENCODE JSON;
+             CREATE MATERIALIZED VIEW {name}_windows AS
+               SELECT window_start, count(*) AS n FROM TUMBLE({name}, ts, INTERVAL '10 seconds')
+               GROUP BY window_start EMIT ON WINDOW CLOSE;",
+            kafka_with(&broker, "clicks")
+        ))
+        .await?;
+    }
+    // Partition 0 has the even seconds (up to 58), partition 1 the odd ones
+    // (up to 59): the watermark is the smaller minus the delay, 00:00:57,
+    // and the windows up to [00:00:40, 00:00:50) close.
+    wait_rows(
+        &c,
+        "SELECT window_start, n FROM quick_windows",
+        &[
+            "2024-01-01 00:00:00,10",
+            "2024-01-01 00:00:10,10",
+            "2024-01-01 00:00:20,10",
+            "2024-01-01 00:00:30,10",
+            "2024-01-01 00:00:40,10",
+        ],
+        40,
+    )
+    .await?;
+    let wm = query_rows(&c, "SHOW WATERMARKS").await?;
+    let quick = wm
+        .iter()
+        .find(|r| r[0] == "source" && r[1] == "quick")
+        .map(|r| r[3].clone());
+    assert_eq!(quick.as_deref(), Some("2024-01-01 00:00:57"), "{wm:?}");
+    // The patient source has read all 60 events too (its live view counts
+    // them), but partition 2 still holds its watermark back: no window has
+    // closed.
+    c.batch_execute(
+        "CREATE MATERIALIZED VIEW patient_live AS SELECT count(*) AS n FROM patient",
+    )
+    .await?;
+    wait_rows(&c, "SELECT n FROM patient_live", &["60"], 30).await?;
+    let patient = query_rows(&c, "SELECT count(*) FROM patient_windows").await?;
+    assert_eq!(patient[0][0], "0");
+    Ok(())
+}
