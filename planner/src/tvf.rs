@@ -48,6 +48,38 @@ pub fn register(ctx: &SessionContext) {
     ctx.register_udtf("session", Arc::new(SessionTvf));
     ctx.register_udwf(WindowUDF::new_from_impl(SessionBound { end: false }));
     ctx.register_udwf(WindowUDF::new_from_impl(SessionBound { end: true }));
+    ctx.register_udf(proctime_udf());
+}
+
+/// Name of the processing-time function: the wall clock, re-read at every
+/// checkpoint by the temporal filters that use it in views.
+pub const PROCTIME: &str = "proctime";
+
+/// `proctime()`: the current time as a `timestamptz`. Volatile, so
+/// DataFusion never folds it into a constant when it plans a view.
+fn proctime_udf() -> datafusion::logical_expr::ScalarUDF {
+    datafusion::logical_expr::create_udf(
+        PROCTIME,
+        vec![],
+        DataType::Timestamp(
+            datafusion::arrow::datatypes::TimeUnit::Microsecond,
+            Some("+00:00".into()),
+        ),
+        Volatility::Volatile,
+        Arc::new(|_args: &[datafusion::logical_expr::ColumnarValue]| {
+            Ok(datafusion::logical_expr::ColumnarValue::Scalar(
+                ScalarValue::TimestampMicrosecond(Some(now_micros()), Some("+00:00".into())),
+            ))
+        }),
+    )
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 /// `SESSION(rel, ts, gap [, key, ...])`: the relation's rows with the

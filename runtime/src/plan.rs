@@ -162,6 +162,13 @@ pub enum NodeKind {
         /// retired from state, and later rows behind it dropped as late.
         session: Option<crate::time::SessionClose>,
     },
+    /// `WHERE expiry > now()` (`>=` if `inclusive`): rows pass while the
+    /// processing time is before their `expiry` and are retracted after.
+    TemporalFilter {
+        expiry: Arc<dyn PhysicalExpr>,
+        inclusive: bool,
+        state_slot: u32,
+    },
     /// Writes the view's rows (a multiset keyed by the whole row).
     Materialize,
 }
@@ -419,6 +426,15 @@ impl fmt::Display for NodeKind {
                     ),
                     None => String::new(),
                 }
+            ),
+            NodeKind::TemporalFilter {
+                expiry,
+                inclusive,
+                state_slot,
+            } => write!(
+                f,
+                "StreamTemporalFilter {expiry} {} now() (rows expire as time passes) state=slot{state_slot}",
+                if *inclusive { ">=" } else { ">" }
             ),
             NodeKind::Materialize => write!(f, "StreamMaterialize key=all columns (multiset)"),
         }

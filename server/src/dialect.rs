@@ -489,6 +489,30 @@ fn parse_sql_one(sql: &str) -> ExecResult<Parsed> {
     }
 }
 
+/// In a materialized view, `now()` and `current_timestamp` mean the
+/// processing time as it advances: both become `proctime()`, which the
+/// planner turns into a temporal filter (`WHERE ts > now() - INTERVAL ...`).
+pub fn now_to_proctime(q: &mut datafusion::sql::sqlparser::ast::Query) {
+    use datafusion::sql::sqlparser::ast::{Expr, VisitMut, VisitorMut};
+    struct Now;
+    impl VisitorMut for Now {
+        type Break = ();
+        fn post_visit_expr(&mut self, e: &mut Expr) -> std::ops::ControlFlow<()> {
+            if let Expr::Function(f) = e {
+                let name = f.name.to_string().to_ascii_lowercase();
+                if matches!(
+                    name.as_str(),
+                    "now" | "current_timestamp" | "pg_catalog.now"
+                ) {
+                    *f = sql_call(freshet_planner::tvf::PROCTIME, vec![], vec![]);
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let _ = q.visit(&mut Now);
+}
+
 /// Interval literals with a clock time (`'1 day 02:03:04'`, PostgreSQL's
 /// output format, which drivers send back) spelled with units, which
 /// DataFusion parses: `'1 day 2 hours 3 minutes 4 seconds'`; and casts to

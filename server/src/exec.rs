@@ -1207,11 +1207,11 @@ impl Server {
         let name = cv.name.0.last().map(|p| p.to_string()).unwrap_or_default();
         let name = normalize_ident(&name);
         let (ctx, _, cat) = self.context(false).await?;
+        let mut query = cv.query.clone();
+        crate::dialect::now_to_proctime(&mut query);
         let plan = ctx
             .state()
-            .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(
-                cv.query.clone(),
-            ))))
+            .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(query))))
             .await?;
         let optimized = ctx.state().optimize(&plan)?;
         // Window functions (TUMBLE, HOP) read relations only visible once
@@ -1879,7 +1879,9 @@ fn reject_nondeterministic(plan: &LogicalPlan) -> ExecResult<()> {
         p.apply_expressions(|e| {
             e.apply(|x| {
                 if let datafusion::logical_expr::Expr::ScalarFunction(f) = x {
-                    if f.func.signature().volatility != Volatility::Immutable {
+                    if f.func.signature().volatility != Volatility::Immutable
+                        && f.func.name() != freshet_planner::tvf::PROCTIME
+                    {
                         bad = Some(format!("{}()", f.func.name()));
                         return Ok(TreeNodeRecursion::Stop);
                     }

@@ -196,3 +196,34 @@ async fn finish(
     drop(server);
     Ok(())
 }
+
+/// `WHERE ts > now() - INTERVAL ...` in a view: rows leave it as the
+/// processing time passes their expiry, and one already expired never
+/// enters. (Timing: the expiry is 2 seconds; the test waits up to 30.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporal_filter_expires_rows_as_time_passes() -> Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.connect().await?;
+    client
+        .batch_execute(
+            "CREATE TABLE ev (id INT, ts TIMESTAMPTZ);
+             CREATE MATERIALIZED VIEW recent AS SELECT id FROM ev WHERE ts > now() - INTERVAL '2 seconds';
+             CREATE MATERIALIZED VIEW recent_count AS SELECT count(*) AS n FROM ev WHERE ts >= now() - INTERVAL '2 seconds';
+             INSERT INTO ev VALUES (1, now()), (2, now() - INTERVAL '1 hour'), (3, now() + INTERVAL '1 hour');
+             FLUSH;",
+        )
+        .await?;
+    let rows = query_rows(&client, "SELECT id FROM recent ORDER BY id").await?;
+    assert_eq!(rows, vec![vec!["1".to_string()], vec!["3".to_string()]]);
+    // Row 1 expires after 2 seconds; row 3 in an hour.
+    freshet_sql_tests::wait_rows(&client, "SELECT id FROM recent", &["3"], 30).await?;
+    freshet_sql_tests::wait_rows(&client, "SELECT n FROM recent_count", &["1"], 30).await?;
+    // A plain query still reads now() as the current time.
+    let rows = query_rows(
+        &client,
+        "SELECT count(*) FROM ev WHERE ts > now() - INTERVAL '2 seconds'",
+    )
+    .await?;
+    assert_eq!(rows[0][0], "1");
+    Ok(())
+}

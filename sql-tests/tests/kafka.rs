@@ -598,10 +598,8 @@ async fn idle_partition_does_not_hold_windows_back() -> Result<()> {
     // The patient source has read all 60 events too (its live view counts
     // them), but partition 2 still holds its watermark back: no window has
     // closed.
-    c.batch_execute(
-        "CREATE MATERIALIZED VIEW patient_live AS SELECT count(*) AS n FROM patient",
-    )
-    .await?;
+    c.batch_execute("CREATE MATERIALIZED VIEW patient_live AS SELECT count(*) AS n FROM patient")
+        .await?;
     wait_rows(&c, "SELECT n FROM patient_live", &["60"], 30).await?;
     let patient = query_rows(&c, "SELECT count(*) FROM patient_windows").await?;
     assert_eq!(patient[0][0], "0");

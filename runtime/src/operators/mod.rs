@@ -12,6 +12,7 @@ mod join;
 mod materialize;
 mod project;
 mod sorted;
+mod temporal;
 mod topn;
 mod window;
 
@@ -354,6 +355,17 @@ pub fn build_operator(
                 None => op,
             })
         }
+        NodeKind::TemporalFilter {
+            expiry,
+            inclusive,
+            state_slot,
+        } => Box::new(temporal::TemporalFilterOperator::new(
+            expiry.clone(),
+            *inclusive,
+            state_table(*state_slot),
+            node.schema.clone(),
+            input_types[0].clone(),
+        )),
         NodeKind::Union => Box::new(UnionOperator {
             schema: node.schema.clone(),
             watermarks: WatermarkMin::new(node.inputs.len()),

@@ -1,0 +1,196 @@
+//! Temporal filter: `WHERE ts > now() - INTERVAL '1 hour'` in a view.
+//!
+//! A row passes while the processing time is before its expiry (`ts + 1
+//! hour` above), so rows leave the view as time passes. Processing time is
+//! the wall clock read at each barrier: a row that arrives already expired
+//! is dropped; a passing row is kept in state ordered by expiry, and the
+//! barrier that finds its expiry passed retracts it.
+//!
+//! State layout: `table | vnode 0 | memcomparable(expiry µs) |
+//! memcomparable(row) -> count`, one ordered range, so expired rows are the
+//! prefix below the current time.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMicrosecondType};
+use datafusion::common::ScalarValue;
+use datafusion::physical_expr::PhysicalExpr;
+use freshet_storage::codec::{decode_rows, encode_datum, encode_rows};
+use freshet_storage::keys::group_prefix;
+use freshet_storage::TableId;
+
+use super::expr::eval;
+use super::materialize::{decode_count, encode_count};
+use super::{EpochCtx, Operator};
+use crate::change::ChangeBatch;
+use crate::error::Result;
+
+pub struct TemporalFilterOperator {
+    expiry: Arc<dyn PhysicalExpr>,
+    /// `>=` (visible at the expiry instant itself) rather than `>`.
+    inclusive: bool,
+    table: TableId,
+    schema: SchemaRef,
+    types: Vec<DataType>,
+    /// Processing time (µs since the epoch) as of the last barrier.
+    now: i64,
+    /// Full state key -> count delta of this epoch.
+    pending: BTreeMap<Vec<u8>, i64>,
+}
+
+/// Microseconds since the Unix epoch, now.
+fn wall_clock_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+impl TemporalFilterOperator {
+    pub fn new(
+        expiry: Arc<dyn PhysicalExpr>,
+        inclusive: bool,
+        table: TableId,
+        schema: SchemaRef,
+        types: Vec<DataType>,
+    ) -> Self {
+        TemporalFilterOperator {
+            expiry,
+            inclusive,
+            table,
+            schema,
+            types,
+            now: wall_clock_micros(),
+            pending: BTreeMap::new(),
+        }
+    }
+
+    fn prefix(&self) -> Vec<u8> {
+        group_prefix(self.table, &[])
+    }
+
+    fn visible(&self, expiry: i64, now: i64) -> bool {
+        if self.inclusive {
+            expiry >= now
+        } else {
+            expiry > now
+        }
+    }
+
+    /// Key of a row with `expiry` whose encoding is `row`.
+    fn key(&self, expiry: i64, row: &[u8]) -> Result<Vec<u8>> {
+        let mut k = self.prefix();
+        encode_datum(&mut k, &ScalarValue::Int64(Some(expiry)))?;
+        k.extend_from_slice(row);
+        Ok(k)
+    }
+
+    /// Every key expired at `now` is below this one.
+    fn expired_bound(&self, now: i64) -> Result<Vec<u8>> {
+        let first_visible = if self.inclusive {
+            now
+        } else {
+            now.saturating_add(1)
+        };
+        let mut k = self.prefix();
+        encode_datum(&mut k, &ScalarValue::Int64(Some(first_visible)))?;
+        Ok(k)
+    }
+}
+
+impl Operator for TemporalFilterOperator {
+    fn process(
+        &mut self,
+        _input: usize,
+        batch: ChangeBatch,
+        _ctx: &mut EpochCtx<'_>,
+    ) -> Result<Vec<ChangeBatch>> {
+        let n = batch.num_rows();
+        if n == 0 {
+            return Ok(vec![]);
+        }
+        let exp = eval(&self.expiry, &batch.data)?;
+        let exp = datafusion::arrow::compute::cast(
+            &exp,
+            &DataType::Timestamp(TimeUnit::Microsecond, None),
+        )?;
+        let exp = exp.as_primitive::<TimestampMicrosecondType>();
+        let rows = encode_rows(batch.columns(), n)?;
+        let w = batch.weights.values();
+        let mut keep = Vec::with_capacity(n);
+        for i in 0..n {
+            let pass = exp.is_valid(i) && self.visible(exp.value(i), self.now);
+            keep.push(pass);
+            if pass && w[i] != 0 {
+                let k = self.key(exp.value(i), &rows[i])?;
+                *self.pending.entry(k).or_insert(0) += w[i];
+            }
+        }
+        let out = batch.filter(&BooleanArray::from(keep))?;
+        Ok(if out.is_empty() { vec![] } else { vec![out] })
+    }
+
+    fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
+        let now = wall_clock_micros().max(self.now);
+        let bound = self.expired_bound(now)?;
+        let prefix = self.prefix();
+        // Rows whose expiry has passed: committed ones and this epoch's.
+        let mut expired: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        ctx.store.scan_below_while(&prefix, &bound, |k, v| {
+            expired.insert(
+                k.to_vec(),
+                decode_count(v)
+                    .map_err(|e| freshet_storage::StorageError::Corrupt(e.to_string()))?,
+            );
+            Ok(true)
+        })?;
+        let young = self.pending.split_off(&bound);
+        for (k, d) in std::mem::replace(&mut self.pending, young) {
+            *expired.entry(k).or_insert(0) += d;
+        }
+        let mut gone: Vec<(Vec<u8>, i64)> = Vec::new();
+        for (k, c) in expired {
+            ctx.writes.delete(k.clone());
+            if c > 0 {
+                gone.push((k, c));
+            }
+        }
+        // The rest of the epoch's changes join the state.
+        let deltas: Vec<(Vec<u8>, i64)> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .filter(|(_, d)| *d != 0)
+            .collect();
+        if !deltas.is_empty() {
+            let keys: Vec<Vec<u8>> = deltas.iter().map(|(k, _)| k.clone()).collect();
+            let old = ctx.store.multi_get(&keys)?;
+            for ((k, d), old) in deltas.into_iter().zip(old) {
+                let c = old.as_deref().map(decode_count).transpose()?.unwrap_or(0) + d;
+                if c <= 0 {
+                    ctx.writes.delete(k);
+                } else {
+                    ctx.writes.put(k, encode_count(c));
+                }
+            }
+        }
+        self.now = now;
+        if gone.is_empty() {
+            return Ok(vec![]);
+        }
+        let skip = prefix.len() + 9; // the encoded Int64 expiry
+        let cols = decode_rows(
+            gone.iter().map(|(k, _)| k.get(skip..).unwrap_or(&[])),
+            &self.types,
+        )?;
+        let data = RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            cols,
+            &RecordBatchOptions::new().with_row_count(Some(gone.len())),
+        )?;
+        Ok(vec![ChangeBatch::with_weights(
+            data,
+            gone.into_iter().map(|(_, c)| -c).collect(),
+        )])
+    }
+}
