@@ -197,7 +197,8 @@ fn check_item<'a>(
     // Drop the clause and its separating comma (the one before it when it
     // is the last item, else the one after it).
     if last {
-        remove.push((start.saturating_sub(1), end - 1));
+        let comma_before = start > 0 && matches!(at(start - 1), Some(Token::Comma));
+        remove.push((if comma_before { start - 1 } else { start }, end - 1));
     } else {
         remove.push((start, end));
     }
@@ -1316,7 +1317,11 @@ fn parse_connector_ddl(sql: &str) -> ExecResult<Option<ConnectorDdl>> {
     let mut columns: Option<(usize, usize)> = None;
     if matches!(t.get(i), Some(Token::LParen)) {
         let end = group_end(&t, i)?;
-        columns = Some((i, end));
+        // `()` (what is left of a list holding only a WATERMARK): the
+        // connector's own columns, as with no list.
+        if end > i + 2 {
+            columns = Some((i, end));
+        }
         i = end;
     }
     // Clauses after the column list: WITH (...), FORMAT x ENCODE y (...).
@@ -1398,6 +1403,37 @@ fn strip_comments(sql: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn watermark_clause_is_taken_out_of_the_column_list() {
+        let cases = [
+            (
+                "CREATE TABLE t (a INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '5 seconds') APPEND ONLY",
+                "CREATE TABLE t (a INT, ts TIMESTAMP) ",
+            ),
+            (
+                "CREATE TABLE t (WATERMARK FOR ts AS ts, ts TIMESTAMP) APPEND ONLY",
+                "CREATE TABLE t ( ts TIMESTAMP) ",
+            ),
+            (
+                "CREATE SOURCE s (WATERMARK FOR date_time AS date_time - INTERVAL '2' SECOND) WITH (connector = 'nexmark')",
+                "CREATE SOURCE s () WITH (connector = 'nexmark')",
+            ),
+        ];
+        for (sql, rest) in cases {
+            let (out, time) = take_time_clauses(sql).unwrap();
+            assert_eq!(out, rest, "{sql}");
+            assert!(time.watermark.is_some(), "{sql}");
+        }
+        let (_, t) = take_time_clauses(cases[0].0).unwrap();
+        assert_eq!(t.watermark, Some(("ts".into(), "5 seconds".into())));
+        assert!(t.append_only);
+        let (_, t) = take_time_clauses(cases[2].0).unwrap();
+        assert_eq!(t.watermark, Some(("date_time".into(), "2 SECOND".into())));
+        assert!(
+            take_time_clauses("CREATE TABLE t (ts TIMESTAMP, WATERMARK FOR ts AS ts * 2)").is_err()
+        );
+    }
     use super::*;
 
     #[test]

@@ -10,6 +10,10 @@
 //! and reports rows per second until the views are committed (`FLUSH`).
 //! It then measures the latency of small commits (one-row INSERT + FLUSH)
 //! and reads the server's peak resident memory (VmHWM).
+//!
+//! A second argument runs one scenario: `join`, `topn`, `lag`, `rank`, or
+//! the event-time ones `tumble`, `tumble-eowc` and `hop` (windowed views
+//! over a table with a watermark; they report state entries too).
 
 use std::time::Instant;
 
@@ -86,6 +90,64 @@ async fn scenario(name: &str, views: &[&str], rows: u64) -> Result<()> {
     Ok(())
 }
 
+/// Event-time scenario: an `APPEND ONLY` table with a watermark, 100 events
+/// per second of event time over 1k users, and one windowed view. Reports
+/// events per second and the view's state entries (`SHOW STATE`): the
+/// largest seen after any chunk and at the end.
+async fn time_scenario(name: &str, view: &str, rows: u64) -> Result<()> {
+    let server = TestServer::start().await?;
+    let client = server.connect().await?;
+    client
+        .batch_execute(
+            "CREATE TABLE ev (id BIGINT, user_id BIGINT, amount BIGINT, ts TIMESTAMP,
+               WATERMARK FOR ts AS ts - INTERVAL '5 seconds') APPEND ONLY",
+        )
+        .await?;
+    client.batch_execute(view).await?;
+    let state = |rows: Vec<Vec<String>>| -> (i64, i64) {
+        rows.iter().fold((0, 0), |(k, b), r| {
+            (
+                k + r[1].parse::<i64>().unwrap_or(0),
+                b + r[2].parse::<i64>().unwrap_or(0),
+            )
+        })
+    };
+    let start = Instant::now();
+    let mut loaded = 0u64;
+    let mut max_keys = 0i64;
+    let mut state_time = 0.0f64;
+    while loaded < rows {
+        let n = CHUNK.min(rows - loaded);
+        client
+            .batch_execute(&format!(
+                "INSERT INTO ev SELECT value, value % 1000, value % 97, to_timestamp(value / 100)::timestamp FROM generate_series({}, {}); FLUSH",
+                loaded + 1,
+                loaded + n
+            ))
+            .await?;
+        loaded += n;
+        let t = Instant::now();
+        max_keys = max_keys.max(state(query_rows(&client, "SHOW STATE").await?).0);
+        state_time += t.elapsed().as_secs_f64();
+    }
+    let secs = start.elapsed().as_secs_f64() - state_time;
+    let (keys, bytes) = state(query_rows(&client, "SHOW STATE").await?);
+    let out = query_rows(&client, "SELECT count(*) FROM w").await?;
+    println!(
+        "{name:<34} events={rows:<9} {:>8.0} events/s ({secs:.2} s)  state: {keys} entries / {:.1} KiB at the end, at most {max_keys} after any chunk  view rows={}  peak RSS={}  store on disk={}",
+        rows as f64 / secs,
+        bytes as f64 / 1024.0,
+        out.first().and_then(|r| r.first()).cloned().unwrap_or_default(),
+        server.pid().map(vm_hwm).unwrap_or_default(),
+        dir_size(server.data_path()),
+    );
+    Ok(())
+}
+
+const TUMBLE_VIEW: &str = "CREATE MATERIALIZED VIEW w AS SELECT user_id, window_start, count(*) AS n FROM TUMBLE(ev, ts, INTERVAL '1 minute') GROUP BY user_id, window_start";
+const TUMBLE_EOWC_VIEW: &str = "CREATE MATERIALIZED VIEW w AS SELECT user_id, window_start, count(*) AS n FROM TUMBLE(ev, ts, INTERVAL '1 minute') GROUP BY user_id, window_start EMIT ON WINDOW CLOSE";
+const HOP_VIEW: &str = "CREATE MATERIALIZED VIEW w AS SELECT window_start, window_end, avg(amount) AS a FROM HOP(ev, ts, INTERVAL '10 seconds', INTERVAL '1 minute') GROUP BY window_start, window_end";
+
 /// Bytes under `dir` (the RocksDB files), as MiB.
 fn dir_size(dir: &std::path::Path) -> String {
     fn walk(p: &std::path::Path) -> u64 {
@@ -119,13 +181,27 @@ async fn main() -> Result<()> {
         .unwrap_or(1_000_000);
     println!("freshet-bench: {rows} rows per scenario, chunks of {CHUNK}");
     let only: Option<String> = std::env::args().nth(2);
+    match only.as_deref() {
+        Some("tumble") => {
+            return time_scenario("tumble 1 min count, 1k users", TUMBLE_VIEW, rows).await
+        }
+        Some("tumble-eowc") => {
+            return time_scenario("tumble 1 min count, EMIT ON CLOSE", TUMBLE_EOWC_VIEW, rows).await
+        }
+        Some("hop") => {
+            return time_scenario("hop 1 min / 10 s avg", HOP_VIEW, rows).await;
+        }
+        _ => {}
+    }
     if let Some(only) = only.as_deref() {
         let (name, view) = match only {
             "join" => ("join, 1k-row dimension", "CREATE MATERIALIZED VIEW j AS SELECT e.id, e.amount, u.name FROM events e JOIN users u ON e.user_id = u.id"),
             "topn" => ("top-10", "CREATE MATERIALIZED VIEW t AS SELECT id, amount FROM events ORDER BY amount DESC, id LIMIT 10"),
             "lag" => ("OVER lag/lead, 1k partitions", "CREATE MATERIALIZED VIEW w AS SELECT id, amount - lag(amount) OVER (PARTITION BY user_id ORDER BY id) AS delta, sum(amount) OVER (PARTITION BY user_id ORDER BY id ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) AS last5 FROM events"),
             "rank" => ("OVER rank, 1k partitions", "CREATE MATERIALIZED VIEW w AS SELECT id, rank() OVER (PARTITION BY user_id ORDER BY amount DESC) AS r FROM events"),
-            other => anyhow::bail!("unknown scenario {other} (join, topn, lag, rank)"),
+            other => anyhow::bail!(
+                "unknown scenario {other} (join, topn, lag, rank, tumble, tumble-eowc, hop)"
+            ),
         };
         return scenario(name, &[view], rows).await;
     }
