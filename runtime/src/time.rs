@@ -236,7 +236,10 @@ impl TimeStats {
 
 /// Every [`TimeStats`], by (kind, name, consumer).
 #[derive(Debug, Clone, Default)]
-pub struct TimeRegistry(Arc<Mutex<BTreeMap<(String, String, String), Arc<TimeStats>>>>);
+pub struct TimeRegistry(Arc<Mutex<BTreeMap<StatsKey, Arc<TimeStats>>>>);
+
+/// (kind, name, consumer).
+type StatsKey = (String, String, String);
 
 impl TimeRegistry {
     /// The stats of one object, created on first use.

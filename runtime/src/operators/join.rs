@@ -806,7 +806,7 @@ impl Operator for JoinOperator {
 
     fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
         let mut written: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
-        for side in 0..2 {
+        for (side, written) in written.iter_mut().enumerate() {
             let deltas: Vec<(Vec<u8>, i64)> = std::mem::take(&mut self.pending[side])
                 .into_iter()
                 .filter(|(_, d)| *d != 0)
@@ -817,7 +817,7 @@ impl Operator for JoinOperator {
             let keys: Vec<Vec<u8>> = deltas.iter().map(|(k, _)| k.clone()).collect();
             let old = ctx.store.multi_get(&keys)?;
             if !self.bounds.is_empty() {
-                written[side] = keys.clone();
+                *written = keys.clone();
             }
             for ((k, d), old) in deltas.into_iter().zip(old) {
                 let new = old.as_deref().map(decode_count).transpose()?.unwrap_or(0) + d;

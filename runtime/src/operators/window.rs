@@ -65,6 +65,10 @@ struct Sessions {
     out: Vec<crate::time::Watermark>,
 }
 
+/// A partition's encoded key and its rows' (full state key, event time),
+/// in time order.
+type PartitionTimes = (Vec<u8>, Vec<(Vec<u8>, Option<i64>)>);
+
 /// A committed entry: full key, copies, sort key length.
 type Entry = (Vec<u8>, i64, u32);
 
@@ -149,7 +153,7 @@ impl WindowOperator {
         let wm_key = crate::time::operator_wm_key(self.rows.state);
         // (partition bytes, [(full key, ts)]) in key order: time order
         // within a partition.
-        let mut parts: Vec<(Vec<u8>, Vec<(Vec<u8>, Option<i64>)>)> = Vec::new();
+        let mut parts: Vec<PartitionTimes> = Vec::new();
         let ts_type = &self.input_types[spec.ts_col];
         let input_types = &self.input_types;
         ctx.store.scan_prefix_while(&prefix, |k, v| {
