@@ -445,6 +445,140 @@ mod tests {
     use datafusion::arrow::array::TimestampMicrosecondArray;
     use std::sync::Arc;
 
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::logical_expr::Operator as Op;
+    use datafusion::physical_expr::expressions::{binary, col, lit};
+
+    fn pair_schema() -> Schema {
+        let ts = DataType::Timestamp(TimeUnit::Nanosecond, None);
+        Schema::new(vec![
+            Field::new("k", DataType::Int32, true),
+            Field::new("a_ts", ts.clone(), true),
+            Field::new("k2", DataType::Int32, true),
+            Field::new("b_ts", ts, true),
+        ])
+    }
+
+    fn minute() -> ScalarValue {
+        ScalarValue::IntervalMonthDayNano(Some(
+            datafusion::arrow::datatypes::IntervalMonthDayNano::new(0, 0, 60_000_000_000),
+        ))
+    }
+
+    #[test]
+    fn interval_join_bounds_from_between() {
+        // a.ts BETWEEN b.ts - 1 minute AND b.ts
+        let s = pair_schema();
+        let a = col("a_ts", &s).unwrap();
+        let b = col("b_ts", &s).unwrap();
+        let lower = binary(b.clone(), Op::Minus, lit(minute()), &s).unwrap();
+        let ge = binary(a.clone(), Op::GtEq, lower, &s).unwrap();
+        let le = binary(a, Op::LtEq, b, &s).unwrap();
+        let both = binary(ge, Op::And, le, &s).unwrap();
+        let mut got = join_time_bounds(&both, 2);
+        got.sort_by_key(|b| b.side);
+        assert_eq!(
+            got,
+            vec![
+                // left rows die once the right watermark passes a.ts + 1 min
+                StateBound {
+                    side: 0,
+                    col: 1,
+                    other_col: 1,
+                    offset_ns: 60_000_000_000
+                },
+                // right rows die once the left watermark passes b.ts
+                StateBound {
+                    side: 1,
+                    col: 1,
+                    other_col: 1,
+                    offset_ns: 0
+                },
+            ]
+        );
+        // Same-side comparisons and other operators give no bound.
+        let s2 = pair_schema();
+        let same = binary(
+            col("a_ts", &s2).unwrap(),
+            Op::Lt,
+            col("a_ts", &s2).unwrap(),
+            &s2,
+        )
+        .unwrap();
+        assert!(join_time_bounds(&same, 2).is_empty());
+        let eq = binary(
+            col("a_ts", &s2).unwrap(),
+            Op::Eq,
+            col("b_ts", &s2).unwrap(),
+            &s2,
+        )
+        .unwrap();
+        assert!(join_time_bounds(&eq, 2).is_empty());
+    }
+
+    #[test]
+    fn monotone_outputs_are_recognised() {
+        let s = pair_schema();
+        let a = col("a_ts", &s).unwrap();
+        assert_eq!(monotone_column(&a), Some(1));
+        let minus = binary(a.clone(), Op::Minus, lit(minute()), &s).unwrap();
+        assert_eq!(monotone_column(&minus), Some(1));
+        let k = col("k", &s).unwrap();
+        let neg = binary(lit(0i32), Op::Minus, k, &s).unwrap();
+        assert_eq!(monotone_column(&neg), None);
+    }
+
+    #[test]
+    fn idle_split_stops_holding_the_watermark_back() {
+        use datafusion::arrow::array::RecordBatch;
+        use datafusion::arrow::datatypes::Field;
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            true,
+        )]));
+        let spec = crate::source::SourceSpec {
+            name: "s".into(),
+            schema: schema.clone(),
+            pk: None,
+            connector: crate::source::Connector::Datagen(crate::source::DatagenOptions {
+                rows_per_second: 1,
+                seed: 0,
+                fields: Default::default(),
+            }),
+            format: crate::source::Format::Plain,
+            encode: crate::source::Encode::Json,
+            watermark: Some(WatermarkDef {
+                col: 0,
+                delay_ns: 0,
+            }),
+            idle_timeout: Duration::from_millis(50),
+        };
+        let mut w = crate::source::SplitWatermarks::new(&spec);
+        for p in ["p0", "p1"] {
+            w.add_split(p);
+        }
+        let rows = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(TimestampMicrosecondArray::from(vec![Some(
+                9_000_000,
+            )]))],
+        )
+        .unwrap();
+        w.observe("p0", Some(&rows));
+        // p1 has had nothing yet, but is not idle: no watermark.
+        assert_eq!(w.poll(), None);
+        std::thread::sleep(Duration::from_millis(80));
+        w.observe("p0", Some(&rows));
+        // p1 is idle now: p0 alone decides.
+        assert_eq!(
+            w.poll(),
+            Some(ScalarValue::TimestampMicrosecond(Some(9_000_000), None))
+        );
+        // Unchanged: nothing new to send.
+        assert_eq!(w.poll(), None);
+    }
+
     #[test]
     fn watermark_is_max_minus_delay() {
         let col: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![
