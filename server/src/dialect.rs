@@ -1050,7 +1050,12 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ArraySubqueryToAgg {
                     "current_user" | "session_user" | "current_role"
                 )
             {
-                *expr = Expr::Function(sql_call("session_user", vec![], vec![]));
+                let f = if name == "session_user" {
+                    "session_user"
+                } else {
+                    "current_user"
+                };
+                *expr = Expr::Function(sql_call(f, vec![], vec![]));
             }
             return std::ops::ControlFlow::Continue(());
         }
@@ -1098,7 +1103,12 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ArraySubqueryToAgg {
                 "current_user" | "session_user" | "current_role" | "user"
             )
         {
-            f.name = ObjectName::from(vec![Ident::new("session_user")]);
+            let to = if fname == "session_user" {
+                "session_user"
+            } else {
+                "current_user"
+            };
+            f.name = ObjectName::from(vec![Ident::new(to)]);
             f.args = FunctionArguments::List(FunctionArgumentList {
                 duplicate_treatment: None,
                 args: vec![],

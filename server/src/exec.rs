@@ -72,6 +72,17 @@ pub struct Cursor {
     pub rows: std::collections::VecDeque<RecordBatch>,
 }
 
+impl Session {
+    /// Records the user the connection logged in as (once).
+    pub fn remember_user(&mut self, user: Option<&String>) {
+        if let Some(u) = user {
+            self.settings
+                .entry("session_authorization".into())
+                .or_insert_with(|| u.clone());
+        }
+    }
+}
+
 impl Default for Session {
     fn default() -> Self {
         let mut settings = BTreeMap::new();
@@ -1000,11 +1011,17 @@ impl Server {
         settings: Option<&BTreeMap<String, String>>,
     ) -> ExecResult<Output> {
         let (ctx, data) = self.query_context().await?;
-        ctx.register_udf(current_setting_udf(
-            settings
-                .cloned()
-                .unwrap_or_else(|| Session::default().settings),
-        ));
+        let settings = settings
+            .cloned()
+            .unwrap_or_else(|| Session::default().settings);
+        let user = settings
+            .get("session_authorization")
+            .cloned()
+            .unwrap_or_else(|| "freshet".into());
+        for name in ["current_user", "session_user"] {
+            ctx.register_udf(user_udf(name, &user));
+        }
+        ctx.register_udf(current_setting_udf(settings));
         let plan = ctx
             .state()
             .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
@@ -2117,6 +2134,20 @@ pub fn setting_name(name: &str) -> String {
 }
 
 /// `current_setting(name [, missing_ok])` over a session's settings.
+/// `current_user` / `session_user`: the user the connection logged in as.
+fn user_udf(name: &str, user: &str) -> datafusion::logical_expr::ScalarUDF {
+    let user = user.to_string();
+    datafusion::logical_expr::create_udf(
+        name,
+        vec![],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |_args: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(user.clone()))))
+        }),
+    )
+}
+
 fn current_setting_udf(settings: BTreeMap<String, String>) -> datafusion::logical_expr::ScalarUDF {
     datafusion::logical_expr::create_udf(
         "current_setting",

@@ -181,7 +181,7 @@ fn error_response(e: ExecError) -> Response {
 
 #[async_trait]
 impl SimpleQueryHandler for Conn {
-    async fn do_query<C>(&self, _client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::PortalStore: PortalStore,
@@ -190,6 +190,7 @@ impl SimpleQueryHandler for Conn {
     {
         let mut out = Vec::new();
         let mut session = self.session.lock().await;
+        session.remember_user(client.metadata().get("user"));
         for sql in split_statements(query) {
             let result = match parse_one(&sql) {
                 Ok(parsed) => guarded(self.server.execute(&mut session, &parsed, None)).await,
@@ -418,7 +419,7 @@ impl ExtendedQueryHandler for Conn {
 
     async fn do_query<C>(
         &self,
-        _client: &mut C,
+        client: &mut C,
         portal: &Portal<Self::Statement>,
         _max_rows: usize,
     ) -> PgWireResult<Response>
@@ -440,6 +441,7 @@ impl ExtendedQueryHandler for Conn {
             None
         };
         let mut session = self.session.lock().await;
+        session.remember_user(client.metadata().get("user"));
         match guarded(self.server.execute(&mut session, parsed, params)).await {
             Ok(o) => to_response(o, &portal.result_column_format),
             Err(e) => Err(e.into_pgwire()),
