@@ -122,16 +122,7 @@ impl TableFunctionImpl for SessionTvf {
                 .build()?
                 .alias(alias))
         };
-        let mut out: Vec<Expr> = schema
-            .fields()
-            .iter()
-            .map(|f| {
-                col(datafusion::common::Column::new(
-                    Some(rel.as_str()),
-                    f.name(),
-                ))
-            })
-            .collect();
+        let mut out = columns_of(&rel, &schema);
         let (start, end) = (bound(false, "window_start")?, bound(true, "window_end")?);
         let plan = LogicalPlanBuilder::scan(rel.as_str(), provider_as_source(provider), None)?
             .window(vec![unalias(&start), unalias(&end)])?;
@@ -148,6 +139,15 @@ impl TableFunctionImpl for SessionTvf {
         out.extend(names);
         Ok(Arc::new(ViewTable::new(plan.project(out)?.build()?, None)))
     }
+}
+
+/// Every column of relation `rel` (with `schema`), qualified by its name.
+fn columns_of(rel: &str, schema: &datafusion::arrow::datatypes::SchemaRef) -> Vec<Expr> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| col(datafusion::common::Column::new(Some(rel), f.name())))
+        .collect()
 }
 
 fn unalias(e: &Expr) -> Expr {
@@ -219,12 +219,7 @@ impl PartitionEvaluator for SessionEval {
         let DataType::Timestamp(unit, _) = ts.data_type() else {
             return plan_err!("session windows need a timestamp column");
         };
-        let per = match unit {
-            datafusion::arrow::datatypes::TimeUnit::Second => 1_000_000_000,
-            datafusion::arrow::datatypes::TimeUnit::Millisecond => 1_000_000,
-            datafusion::arrow::datatypes::TimeUnit::Microsecond => 1_000,
-            datafusion::arrow::datatypes::TimeUnit::Nanosecond => 1,
-        };
+        let per = freshet_runtime::time::unit_ns(unit);
         let gap_ns = match ScalarValue::try_from_array(&values[1], 0)? {
             ScalarValue::Int64(Some(g)) => g,
             _ => return plan_err!("session windows need a constant gap"),
@@ -388,16 +383,7 @@ impl TableFunctionImpl for WindowTvf {
             lit(ScalarValue::TimestampNanosecond(Some(offset), tz.clone())),
             ts_type.clone(),
         );
-        let columns: Vec<Expr> = schema
-            .fields()
-            .iter()
-            .map(|f| {
-                col(datafusion::common::Column::new(
-                    Some(rel.as_str()),
-                    f.name(),
-                ))
-            })
-            .collect();
+        let columns = columns_of(&rel, &schema);
         let time = col(datafusion::common::Column::new(Some(rel.as_str()), &ts));
         let mut plan: Option<LogicalPlanBuilder> = None;
         for i in 0..hops {

@@ -34,7 +34,8 @@ pub struct Watermark {
     pub value: ScalarValue,
 }
 
-fn unit_ns(unit: &TimeUnit) -> i64 {
+/// Nanoseconds in one `unit`.
+pub fn unit_ns(unit: &TimeUnit) -> i64 {
     match unit {
         TimeUnit::Second => 1_000_000_000,
         TimeUnit::Millisecond => 1_000_000,

@@ -1708,16 +1708,10 @@ impl Server {
 
 /// A timestamp watermark as PostgreSQL prints a `timestamp`.
 fn timestamp_text(v: &ScalarValue) -> String {
-    use datafusion::arrow::datatypes::TimeUnit;
     let Some((x, unit)) = freshet_runtime::time::timestamp_parts(v) else {
         return v.to_string();
     };
-    let ns = match unit {
-        TimeUnit::Second => x.saturating_mul(1_000_000_000),
-        TimeUnit::Millisecond => x.saturating_mul(1_000_000),
-        TimeUnit::Microsecond => x.saturating_mul(1_000),
-        TimeUnit::Nanosecond => x,
-    };
+    let ns = x.saturating_mul(freshet_runtime::time::unit_ns(&unit));
     chrono::DateTime::from_timestamp_nanos(ns)
         .format("%Y-%m-%d %H:%M:%S%.f")
         .to_string()

@@ -87,6 +87,21 @@ async fn state_stays_bounded_as_windows_pass() -> Result<()> {
     Ok(())
 }
 
+/// Inserts (key, second) events into `ev` and flushes.
+async fn insert_events(client: &tokio_postgres::Client, events: &[(i64, i64)]) -> Result<()> {
+    let values: Vec<String> = events
+        .iter()
+        .map(|(k, s)| format!("({k}, to_timestamp({s})::timestamp)"))
+        .collect();
+    client
+        .batch_execute(&format!(
+            "INSERT INTO ev VALUES {}; FLUSH;",
+            values.join(", ")
+        ))
+        .await?;
+    Ok(())
+}
+
 /// Out-of-order and late events against an `EMIT ON WINDOW CLOSE` view:
 /// nothing is ever retracted from it, each window appears once with its
 /// final count, late events are counted, and all of it survives a restart.
@@ -114,16 +129,7 @@ async fn emit_on_window_close_only_appends() -> Result<()> {
     events.sort();
     let events: Vec<(i64, i64)> = events.into_iter().map(|(_, k, s)| (k, s)).collect();
     for (b, chunk) in events.chunks(50).enumerate() {
-        let values: Vec<String> = chunk
-            .iter()
-            .map(|(k, s)| format!("({k}, to_timestamp({s})::timestamp)"))
-            .collect();
-        client
-            .batch_execute(&format!(
-                "INSERT INTO ev VALUES {}; FLUSH;",
-                values.join(", ")
-            ))
-            .await?;
+        insert_events(&client, chunk).await?;
         if b == 20 {
             // Restart mid-stream: window state and the closing watermark
             // must come back.
@@ -142,16 +148,7 @@ async fn finish(
     rest: &[(i64, i64)],
 ) -> Result<()> {
     for chunk in rest.chunks(50) {
-        let values: Vec<String> = chunk
-            .iter()
-            .map(|(k, s)| format!("({k}, to_timestamp({s})::timestamp)"))
-            .collect();
-        client
-            .batch_execute(&format!(
-                "INSERT INTO ev VALUES {}; FLUSH;",
-                values.join(", ")
-            ))
-            .await?;
+        insert_events(&client, chunk).await?;
     }
     // Two late events: their windows closed long ago.
     client

@@ -141,12 +141,7 @@ impl WindowOperator {
         let Some((wm_raw, unit)) = crate::time::timestamp_parts(&wm) else {
             return Ok(());
         };
-        let per = match unit {
-            datafusion::arrow::datatypes::TimeUnit::Second => 1_000_000_000,
-            datafusion::arrow::datatypes::TimeUnit::Millisecond => 1_000_000,
-            datafusion::arrow::datatypes::TimeUnit::Microsecond => 1_000,
-            datafusion::arrow::datatypes::TimeUnit::Nanosecond => 1,
-        };
+        let per = crate::time::unit_ns(&unit);
         let gap = (spec.gap_ns / per).max(1);
         let part_types: Vec<DataType> = self.rows.partition_types(&self.input_types)?;
         let prefix = freshet_storage::keys::table_prefix(self.rows.state);
