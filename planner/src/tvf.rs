@@ -68,18 +68,13 @@ fn proctime_udf() -> datafusion::logical_expr::ScalarUDF {
         Volatility::Volatile,
         Arc::new(|_args: &[datafusion::logical_expr::ColumnarValue]| {
             Ok(datafusion::logical_expr::ColumnarValue::Scalar(
-                ScalarValue::TimestampMicrosecond(Some(now_micros()), Some("+00:00".into())),
+                ScalarValue::TimestampMicrosecond(
+                    Some(freshet_runtime::time::now_micros()),
+                    Some("+00:00".into()),
+                ),
             ))
         }),
     )
-}
-
-/// Microseconds since the Unix epoch, now.
-pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 /// `SESSION(rel, ts, gap [, key, ...])`: the relation's rows with the

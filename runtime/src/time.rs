@@ -432,6 +432,42 @@ pub struct SessionClose {
     pub end_col: usize,
 }
 
+/// The watermark an operator saved in `table` (see [`save_operator_wm`]).
+pub fn load_operator_wm(
+    store: &freshet_storage::Store,
+    table: freshet_storage::TableId,
+    ty: &DataType,
+) -> Result<Option<ScalarValue>> {
+    match store.get(&operator_wm_key(table))? {
+        Some(v) => Ok(Some(freshet_storage::codec::decode_datum(
+            &mut v.as_slice(),
+            ty,
+        )?)),
+        None => Ok(None),
+    }
+}
+
+/// Saves the watermark an operator has acted on (closed windows, retired
+/// sessions up to), in the running epoch, so a restart resumes from it.
+pub fn save_operator_wm(
+    writes: &mut freshet_storage::WriteSet,
+    table: freshet_storage::TableId,
+    wm: &ScalarValue,
+) -> Result<()> {
+    let mut v = Vec::new();
+    freshet_storage::codec::encode_datum(&mut v, wm)?;
+    writes.put(operator_wm_key(table), v);
+    Ok(())
+}
+
+/// Microseconds since the Unix epoch, now (processing time).
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
 /// Where an operator keeps its watermark in its state table: vnode
 /// `0xFFFF`, which no keyed entry uses (vnodes are below 256).
 pub fn operator_wm_key(table: freshet_storage::TableId) -> Vec<u8> {

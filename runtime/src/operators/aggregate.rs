@@ -328,9 +328,7 @@ impl AggregateOperator {
             }
             ctx.writes.delete(self.state_key(&key));
         }
-        let mut wm_bytes = Vec::new();
-        encode_datum(&mut wm_bytes, &wm)?;
-        ctx.writes.put(window_wm_key(self.table), wm_bytes);
+        crate::time::save_operator_wm(ctx.writes, self.table, &wm)?;
         if let Some(w) = &mut self.window {
             w.closed = Some(wm.clone());
             w.out.push(crate::time::Watermark { col: 0, value: wm });
@@ -629,11 +627,6 @@ fn window_prefix(table: TableId) -> Vec<u8> {
     k
 }
 
-/// Where a windowed aggregate keeps the watermark it closed windows up to.
-fn window_wm_key(table: TableId) -> Vec<u8> {
-    crate::time::operator_wm_key(table)
-}
-
 fn update(state: &mut AggState, input: &Input, row: usize, w: i64) -> Result<()> {
     match (state, input) {
         (AggState::Count(c), Input::None) => *c += w,
@@ -795,13 +788,10 @@ fn finish(a: &AggCall, s: &AggState, rows: i64) -> Result<ScalarValue> {
 
 impl Operator for AggregateOperator {
     fn on_start(&mut self, ctx: &mut EpochCtx<'_>, fresh: bool) -> Result<()> {
-        if let Some(v) = ctx.store.get(&window_wm_key(self.table))? {
-            let ty = self.group_types[0].clone();
-            let wm = decode_datum(&mut v.as_slice(), &ty)?;
-            if let Some(w) = &mut self.window {
-                w.wm = Some(wm.clone());
-                w.closed = Some(wm);
-            }
+        if let Some(w) = &mut self.window {
+            let wm = crate::time::load_operator_wm(ctx.store, self.table, &self.group_types[0])?;
+            w.wm = wm.clone();
+            w.closed = wm;
         }
         // Groups are loaded when first touched; a global aggregate's one
         // group is loaded now.

@@ -40,14 +40,6 @@ pub struct TemporalFilterOperator {
     pending: BTreeMap<Vec<u8>, i64>,
 }
 
-/// Microseconds since the Unix epoch, now.
-fn wall_clock_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
 impl TemporalFilterOperator {
     pub fn new(
         expiry: Arc<dyn PhysicalExpr>,
@@ -62,7 +54,7 @@ impl TemporalFilterOperator {
             table,
             schema,
             types,
-            now: wall_clock_micros(),
+            now: crate::time::now_micros(),
             pending: BTreeMap::new(),
         }
     }
@@ -79,9 +71,10 @@ impl TemporalFilterOperator {
         }
     }
 
-    /// Key of a row with `expiry` whose encoding is `row`.
-    fn key(&self, expiry: i64, row: &[u8]) -> Result<Vec<u8>> {
-        let mut k = self.prefix();
+    /// Key of a row with `expiry` whose encoding is `row`, under `prefix`.
+    fn key(prefix: &[u8], expiry: i64, row: &[u8]) -> Result<Vec<u8>> {
+        let mut k = Vec::with_capacity(prefix.len() + 9 + row.len());
+        k.extend_from_slice(prefix);
         encode_datum(&mut k, &ScalarValue::Int64(Some(expiry)))?;
         k.extend_from_slice(row);
         Ok(k)
@@ -120,11 +113,12 @@ impl Operator for TemporalFilterOperator {
         let rows = encode_rows(batch.columns(), n)?;
         let w = batch.weights.values();
         let mut keep = Vec::with_capacity(n);
+        let prefix = self.prefix();
         for i in 0..n {
             let pass = exp.is_valid(i) && self.visible(exp.value(i), self.now);
             keep.push(pass);
             if pass && w[i] != 0 {
-                let k = self.key(exp.value(i), &rows[i])?;
+                let k = Self::key(&prefix, exp.value(i), &rows[i])?;
                 *self.pending.entry(k).or_insert(0) += w[i];
             }
         }
@@ -133,7 +127,7 @@ impl Operator for TemporalFilterOperator {
     }
 
     fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
-        let now = wall_clock_micros().max(self.now);
+        let now = crate::time::now_micros().max(self.now);
         let bound = self.expired_bound(now)?;
         let prefix = self.prefix();
         // Rows whose expiry has passed: committed ones and this epoch's.

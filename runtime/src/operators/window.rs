@@ -201,9 +201,7 @@ impl WindowOperator {
                 i = j + 1;
             }
         }
-        let mut wm_bytes = Vec::new();
-        freshet_storage::codec::encode_datum(&mut wm_bytes, &wm)?;
-        ctx.writes.put(wm_key, wm_bytes);
+        crate::time::save_operator_wm(ctx.writes, self.rows.state, &wm)?;
         if let Some(ss) = &mut self.sessions {
             ss.cleaned = cur;
         }
@@ -310,14 +308,9 @@ impl Operator for WindowOperator {
             .as_ref()
             .map(|s| self.input_types[s.spec.ts_col].clone());
         if let (Some(ss), Some(ty)) = (&mut self.sessions, ts_type) {
-            if let Some(v) = ctx
-                .store
-                .get(&crate::time::operator_wm_key(self.rows.state))?
-            {
-                let wm = decode_datum(&mut v.as_slice(), &ty)?;
-                ss.wm = Some(wm.clone());
-                ss.cleaned = Some(wm);
-            }
+            let wm = crate::time::load_operator_wm(ctx.store, self.rows.state, &ty)?;
+            ss.wm = wm.clone();
+            ss.cleaned = wm;
         }
         Ok(())
     }
