@@ -1948,25 +1948,7 @@ fn bind(plan: LogicalPlan, params: Option<ParamValues>) -> ExecResult<LogicalPla
 }
 
 fn param_types(plan: &LogicalPlan) -> ExecResult<Vec<Option<DataType>>> {
-    let types = plan.get_parameter_types()?;
-    let mut out: Vec<(usize, Option<DataType>)> = types
-        .into_iter()
-        .filter_map(|(k, v)| {
-            k.trim_start_matches('$')
-                .parse::<usize>()
-                .ok()
-                .map(|i| (i, v))
-        })
-        .collect();
-    out.sort_by_key(|(i, _)| *i);
-    let n = out.last().map(|(i, _)| *i).unwrap_or(0);
-    let mut res = vec![None; n];
-    for (i, t) in out {
-        if i >= 1 {
-            res[i - 1] = t;
-        }
-    }
-    Ok(res)
+    Ok(crate::params::infer_types(plan))
 }
 
 fn normalize_ident(s: &str) -> String {

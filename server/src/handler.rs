@@ -26,6 +26,7 @@ use pgwire::messages::PgWireBackendMessage;
 use crate::dialect::{parse_one, split_statements, Parsed};
 use crate::error::{code, ExecError};
 use crate::exec::{Output, Server, Session};
+use crate::params;
 
 /// One client connection.
 pub struct Conn {
@@ -211,45 +212,54 @@ impl SimpleQueryHandler for Conn {
     }
 }
 
-/// Decodes bound parameters into values of the types the plan expects.
+/// Decodes bound parameters: a type the client declared in Parse wins (as
+/// in PostgreSQL), otherwise the type the plan infers.
 fn decode_params(
     portal: &Portal<Prepared>,
     inferred: &[Option<DataType>],
 ) -> PgWireResult<ParamValues> {
     let mut values = Vec::with_capacity(portal.parameter_len());
     for i in 0..portal.parameter_len() {
-        let target = inferred.get(i).cloned().flatten();
-        let client_type = portal.statement.parameter_types.get(i).cloned().flatten();
-        let raw = portal.parameters.get(i).cloned().flatten();
-        let v = match raw {
-            None => {
-                ScalarValue::try_from(target.clone().unwrap_or(DataType::Utf8)).map_err(df_err)?
-            }
+        let declared = portal
+            .statement
+            .parameter_types
+            .get(i)
+            .cloned()
+            .flatten()
+            .filter(|t| t.oid() != 0 && *t != Type::UNKNOWN);
+        let declared_arrow = declared.as_ref().and_then(params::arrow_type);
+        let inferred = inferred.get(i).cloned().flatten();
+        let want = declared_arrow.clone().or_else(|| inferred.clone());
+        let bad = |e: params::ParamError| {
+            ExecError::new(
+                code::INVALID_TEXT,
+                format!("invalid input for parameter ${}: {e}", i + 1),
+            )
+            .into_pgwire()
+        };
+        let v = match portal.parameters.get(i).cloned().flatten() {
+            None => ScalarValue::try_from(want.clone().unwrap_or(DataType::Utf8)).map_err(df_err)?,
             Some(bytes) if portal.parameter_format.is_binary(i) => {
-                let ty = client_type
+                let ty = declared
                     .or_else(|| {
-                        target
-                            .as_ref()
+                        want.as_ref()
                             .and_then(|t| arrow_pg::datatypes::into_pg_type(t).ok())
                     })
                     .unwrap_or(Type::TEXT);
-                decode_binary(portal, i, &ty, &bytes)?
+                params::from_binary(&bytes, &ty).map_err(bad)?
             }
             Some(bytes) => {
-                ScalarValue::Utf8(Some(String::from_utf8(bytes.to_vec()).map_err(|_| {
+                let text = std::str::from_utf8(&bytes).map_err(|_| {
                     ExecError::new(code::INVALID_TEXT, "parameter is not valid UTF-8").into_pgwire()
-                })?))
+                })?;
+                params::from_text(text, want.as_ref()).map_err(bad)?
             }
         };
-        let v = match &target {
-            Some(t) if &v.data_type() != t && !v.is_null() => v.cast_to(t).map_err(|e| {
-                ExecError::new(
-                    code::INVALID_TEXT,
-                    format!("invalid input for parameter ${}: {e}", i + 1),
-                )
-                .into_pgwire()
-            })?,
-            Some(t) if v.is_null() => ScalarValue::try_from(t).map_err(df_err)?,
+        // Without a declared type the value takes the inferred one exactly.
+        let v = match &inferred {
+            Some(t) if declared_arrow.is_none() && &v.data_type() != t => v
+                .cast_to(t)
+                .map_err(|e| bad(params::ParamError(e.to_string())))?,
             _ => v,
         };
         values.push(v);
@@ -261,43 +271,6 @@ fn decode_params(
 
 fn df_err(e: datafusion::error::DataFusionError) -> PgWireError {
     ExecError::from(e).into_pgwire()
-}
-
-fn decode_binary(
-    portal: &Portal<Prepared>,
-    i: usize,
-    ty: &Type,
-    _bytes: &[u8],
-) -> PgWireResult<ScalarValue> {
-    use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
-    Ok(match *ty {
-        Type::BOOL => ScalarValue::Boolean(portal.parameter::<bool>(i, ty)?),
-        Type::INT2 => ScalarValue::Int16(portal.parameter::<i16>(i, ty)?),
-        Type::INT4 => ScalarValue::Int32(portal.parameter::<i32>(i, ty)?),
-        Type::INT8 => ScalarValue::Int64(portal.parameter::<i64>(i, ty)?),
-        Type::FLOAT4 => ScalarValue::Float32(portal.parameter::<f32>(i, ty)?),
-        Type::FLOAT8 => ScalarValue::Float64(portal.parameter::<f64>(i, ty)?),
-        Type::BYTEA => ScalarValue::Binary(portal.parameter::<Vec<u8>>(i, ty)?),
-        Type::NUMERIC => ScalarValue::Utf8(
-            portal
-                .parameter::<rust_decimal::Decimal>(i, ty)?
-                .map(|d| d.to_string()),
-        ),
-        Type::DATE => {
-            ScalarValue::Utf8(portal.parameter::<NaiveDate>(i, ty)?.map(|d| d.to_string()))
-        }
-        Type::TIMESTAMP => ScalarValue::Utf8(
-            portal
-                .parameter::<NaiveDateTime>(i, ty)?
-                .map(|d| d.to_string()),
-        ),
-        Type::TIMESTAMPTZ => ScalarValue::Utf8(
-            portal
-                .parameter::<DateTime<FixedOffset>>(i, ty)?
-                .map(|d| d.to_rfc3339()),
-        ),
-        _ => ScalarValue::Utf8(portal.parameter::<String>(i, ty)?),
-    })
 }
 
 #[async_trait]

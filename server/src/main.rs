@@ -12,6 +12,7 @@ mod error;
 mod exec;
 mod handler;
 mod pgcatalog;
+mod params;
 mod pgfuncs;
 mod pgtext;
 
