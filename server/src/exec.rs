@@ -53,6 +53,11 @@ pub enum Output {
     },
     Begin,
     Commit,
+    /// `COPY ... TO STDOUT`: the lines of copy data.
+    CopyOut {
+        columns: usize,
+        lines: Vec<String>,
+    },
 }
 
 /// Per-connection settings.
@@ -63,6 +68,9 @@ pub struct Session {
     /// Open cursors (`DECLARE ... CURSOR FOR`): the query's result, read
     /// once at `DECLARE`, and the rows not fetched yet.
     pub cursors: BTreeMap<String, Cursor>,
+    /// Tables this session created with `CREATE TEMPORARY TABLE`, dropped
+    /// when it ends.
+    pub temp_tables: Vec<(String, TableId)>,
 }
 
 /// A cursor's remaining rows.
@@ -111,6 +119,7 @@ impl Default for Session {
             settings,
             implicit_flush: false,
             cursors: BTreeMap::new(),
+            temp_tables: Vec::new(),
         }
     }
 }
@@ -177,6 +186,8 @@ impl Server {
             );
         }
         stored.sort_by_key(|e| e.id);
+        // Temporary tables of sessions that ended with the last run.
+        let mut temporary = Vec::new();
         for e in stored {
             let parsed = crate::dialect::parse_one(&e.ddl)?;
             if let Parsed::CreateConnector(ddl) = parsed {
@@ -205,6 +216,9 @@ impl Server {
                     self.engine
                         .create_table(entry.rel.table_def(), vec![])
                         .await?;
+                    if matches!(stmt.as_ref(), Statement::CreateTable(c) if c.temporary) {
+                        temporary.push((entry.rel.name.clone(), entry.rel.id));
+                    }
                     self.with_catalog(|c| c.insert(entry))?;
                 }
                 RelKind::View => {
@@ -262,10 +276,28 @@ impl Server {
                 }
             }
         })?;
+        self.drop_temporary(temporary).await?;
         let n = self.catalog().entries().count();
         if n > 0 {
             tracing::info!(objects = n, "recovered catalog");
         }
+        Ok(())
+    }
+
+    /// Drops a session's temporary tables (and what depends on them), unless
+    /// one was dropped already and its name reused.
+    pub async fn drop_temporary(&self, tables: Vec<(String, TableId)>) -> ExecResult<()> {
+        if tables.is_empty() {
+            return Ok(());
+        }
+        let _g = self.write_lock.lock().await;
+        let cat = self.catalog();
+        let names: Vec<String> = tables
+            .into_iter()
+            .filter(|(name, id)| cat.get(name).is_some_and(|e| e.rel.id == *id))
+            .map(|(name, _)| name)
+            .collect();
+        self.drop_names(RelKind::Table, true, &names, true).await?;
         Ok(())
     }
 
@@ -754,9 +786,16 @@ impl Server {
                 }
                 Ok(out)
             }
-            Statement::CreateTable(_) => {
+            Statement::CreateTable(c) => {
                 let _g = self.write_lock.lock().await;
-                self.create_table(stmt).await
+                let out = self.create_table(stmt).await?;
+                if c.temporary {
+                    let name = lower_name(&c.name.to_string());
+                    if let Some(e) = self.catalog().get(&name) {
+                        session.temp_tables.push((name, e.rel.id));
+                    }
+                }
+                Ok(out)
             }
             Statement::CreateView(cv) if cv.materialized => {
                 let _g = self.write_lock.lock().await;
@@ -844,6 +883,53 @@ impl Server {
                 })?;
                 Ok(text_rows(show_schema(&key), vec![value]))
             }
+            Statement::Copy {
+                source,
+                to: true,
+                target: datafusion::sql::sqlparser::ast::CopyTarget::Stdout,
+                options,
+                legacy_options,
+                ..
+            } => {
+                use datafusion::sql::sqlparser::ast::CopySource;
+                let format = crate::copy::CopyFormat::from_options(options, legacy_options)?;
+                let query = match source {
+                    CopySource::Query(q) => Statement::Query(q.clone()),
+                    CopySource::Table {
+                        table_name,
+                        columns,
+                    } => {
+                        let cols = if columns.is_empty() {
+                            "*".to_string()
+                        } else {
+                            columns
+                                .iter()
+                                .map(|c| c.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        };
+                        let sql = format!("SELECT {cols} FROM {table_name}");
+                        match crate::dialect::parse_one(&sql)? {
+                            Parsed::Sql(stmt) => *stmt,
+                            _ => return Err(ExecError::new(code::SYNTAX, "COPY table")),
+                        }
+                    }
+                };
+                let Output::Rows { schema, batches } =
+                    self.query(&query, params, Some(&session.settings)).await?
+                else {
+                    return Err(ExecError::new(code::INTERNAL, "COPY query returned no rows"));
+                };
+                let names: Vec<String> =
+                    schema.fields().iter().map(|f| f.name().clone()).collect();
+                Ok(Output::CopyOut {
+                    columns: names.len(),
+                    lines: format.lines(&names, &batches)?,
+                })
+            }
+            Statement::Copy { .. } => Err(ExecError::not_supported(
+                "COPY FROM and COPY TO a file are not supported: use COPY ... TO STDOUT, and INSERT or a source to load data",
+            )),
             Statement::Declare { stmts } => {
                 for d in stmts {
                     let Some(q) = &d.for_query else {
@@ -1108,6 +1194,11 @@ impl Server {
         let original = stmt.to_string();
         let mut stmt = stmt.clone();
         let time = table_time_clauses(&mut stmt)?;
+        // A temporary table is an ordinary one that its session drops at
+        // its end (the stored DDL keeps TEMPORARY for recovery).
+        if let Statement::CreateTable(c) = &mut stmt {
+            c.temporary = false;
+        }
         let plan = ctx
             .state()
             .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
@@ -1951,7 +2042,7 @@ fn param_types(plan: &LogicalPlan) -> ExecResult<Vec<Option<DataType>>> {
     Ok(crate::params::infer_types(plan))
 }
 
-fn normalize_ident(s: &str) -> String {
+pub fn normalize_ident(s: &str) -> String {
     if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
         s[1..s.len() - 1].replace("\"\"", "\"")
     } else {

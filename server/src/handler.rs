@@ -35,6 +35,24 @@ pub struct Conn {
     parser: Arc<StmtParser>,
 }
 
+impl Drop for Conn {
+    /// The session ends: its temporary tables go.
+    fn drop(&mut self) {
+        let tables = std::mem::take(&mut self.session.get_mut().temp_tables);
+        if tables.is_empty() {
+            return;
+        }
+        let server = self.server.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = server.drop_temporary(tables).await {
+                    tracing::warn!(error = %e, "dropping a session's temporary tables failed");
+                }
+            });
+        }
+    }
+}
+
 /// Builds the handlers for one connection.
 pub struct ConnHandlers(Arc<Conn>, Arc<crate::auth::Startup>);
 
@@ -145,6 +163,16 @@ fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
         }
         Output::Begin => Response::TransactionStart(Tag::new("BEGIN")),
         Output::Commit => Response::TransactionEnd(Tag::new("COMMIT")),
+        Output::CopyOut { columns, lines } => {
+            use pgwire::api::results::CopyResponse;
+            use pgwire::messages::copy::CopyData;
+            let data = stream::iter(
+                lines
+                    .into_iter()
+                    .map(|l| Ok(CopyData::new(bytes::Bytes::from(l.into_bytes())))),
+            );
+            Response::CopyOut(CopyResponse::new(0, columns, data))
+        }
     })
 }
 
@@ -357,6 +385,32 @@ impl ExtendedQueryHandler for Conn {
                         .await?;
                     client
                         .send(PgWireBackendMessage::NoData(NoData::new()))
+                        .await?;
+                    return Ok(());
+                }
+            }
+        }
+        if message.target_type == b'P' {
+            let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
+            if client.portal_store().get_portal(name).is_none() {
+                // A cursor opened with DECLARE (psycopg's server cursors
+                // describe it as a portal before fetching).
+                let schema = {
+                    let session = self.session.lock().await;
+                    session
+                        .cursors
+                        .get(name)
+                        .or_else(|| session.cursors.get(&crate::exec::normalize_ident(name)))
+                        .map(|c| c.schema.clone())
+                };
+                if let Some(schema) = schema {
+                    use pgwire::messages::data::{FieldDescription, RowDescription};
+                    let fields = pg_fields(&schema, &Format::UnifiedText)?;
+                    let fields: Vec<FieldDescription> = fields.iter().map(Into::into).collect();
+                    client
+                        .send(PgWireBackendMessage::RowDescription(RowDescription::new(
+                            fields,
+                        )))
                         .await?;
                     return Ok(());
                 }

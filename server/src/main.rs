@@ -7,6 +7,7 @@
 mod auth;
 mod catalog;
 mod colnames;
+mod copy;
 mod dialect;
 mod error;
 mod exec;
