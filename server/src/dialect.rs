@@ -739,12 +739,6 @@ const CLIENT_IDIOMS: &[(&str, &str)] = &[
         "pg_catalog.array_to_string(array(select rolname from pg_catalog.pg_roles where oid = any (pol.polroles) order by 1),',')",
         "''",
     ),
-    // pgjdbc's key and index metadata expands pg_index.indkey with
-    // information_schema._pg_expandarray; pg_index has no rows for
-    // Freshet's objects, so no key column matches.
-    ("(information_schema._pg_expandarray(i.indkey)).n", "CAST(NULL AS int)"),
-    ("information_schema._pg_expandarray(i.indkey) AS KEYS", "NULL AS KEYS"),
-    ("result.A_ATTNUM = (result.KEYS).x", "false"),
     (
         "SELECT setting FROM pg_catalog.pg_settings WHERE name='max_index_keys'",
         "SELECT '32' AS setting",
@@ -753,21 +747,6 @@ const CLIENT_IDIOMS: &[(&str, &str)] = &[
     // psqlODBC's SQLPrimaryKeys: a boolean compared with 't' and an
     // int2vector subscript (pg_index has no rows for Freshet's objects).
     ("i.indisprimary = 't'", "i.indisprimary"),
-    ("ta.attnum = i.indkey[ia.attnum-1]", "false"),
-    // SQLAlchemy's key and index reflection unnests `int2vector` columns of
-    // pg_index, which has no rows for Freshet's objects.
-    (
-        "unnest(pg_catalog.pg_index.indkey) AS attnum",
-        "CAST(NULL AS smallint) AS attnum",
-    ),
-    (
-        "unnest(pg_catalog.pg_index.indclass) AS att_opclass",
-        "CAST(NULL AS int) AS att_opclass",
-    ),
-    (
-        "generate_subscripts(pg_catalog.pg_index.indkey, 1) AS ord",
-        "CAST(NULL AS int) AS ord",
-    ),
     (
         "pg_catalog.array_remove(pg_catalog.array_remove(c.reloptions,'check_option=local'),'check_option=cascaded') AS reloptions, CASE WHEN 'check_option=local' = ANY (c.reloptions) THEN 'LOCAL'::text WHEN 'check_option=cascaded' = ANY (c.reloptions) THEN 'CASCADED'::text ELSE NULL END AS checkoption",
         "CAST(NULL AS text[]) AS reloptions, CAST(NULL AS text) AS checkoption",
@@ -984,7 +963,7 @@ fn like_escape_to_backslash(
 /// Multi-line idioms, as (fragment, replacement), matched with whitespace
 /// collapsed: Grafana's expansion of `search_path` into schema names (a
 /// lateral `generate_series` over an array) as one `array_has` over the same
-/// list, and SQLAlchemy 1.4's unnesting of `pg_index.indkey`.
+/// list, and SQLAlchemy 1.4's boolean compared with `'f'`.
 const CLIENT_IDIOMS_MULTILINE: &[(&str, &str)] = &[(
     r#"quote_ident(table_schema) IN (
           SELECT
@@ -998,21 +977,103 @@ const CLIENT_IDIOMS_MULTILINE: &[(&str, &str)] = &[(
           )"#,
     "array_has(string_to_array(replace(current_setting('search_path'),' ',''),','), quote_ident(table_schema))",
 ), (
-    // SQLAlchemy 1.4's key and index reflection over pg_index, which has no
-    // rows for Freshet's objects.
-    "SELECT unnest(ix.indkey) attnum,
-                           generate_subscripts(ix.indkey, 1) ord",
-    "SELECT CAST(NULL AS smallint) attnum, CAST(NULL AS int) ord",
-), (
-    "a.attnum = ANY(ix.indkey)",
-    "false",
-), (
-    "a.attnum = ANY(cons.conkey)",
-    "false",
-), (
     "ix.indisprimary = 'f'",
     "NOT ix.indisprimary",
 )];
+
+/// PostgreSQL's `int2vector` and `oidvector` catalog columns
+/// (`pg_index.indkey`, ...) are subscripted from 0; here they are arrays,
+/// subscripted from 1, so the index is shifted.
+fn zero_based_vector_subscript(
+    root: &datafusion::sql::sqlparser::ast::Expr,
+    access_chain: &mut [datafusion::sql::sqlparser::ast::AccessExpr],
+) {
+    use datafusion::sql::sqlparser::ast::{AccessExpr, BinaryOperator, Expr, Subscript, Value};
+    fn name_of(e: &Expr) -> Option<&str> {
+        match e {
+            Expr::Identifier(i) => Some(&i.value),
+            Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.as_str()),
+            _ => None,
+        }
+    }
+    // `i.indkey[0]` parses as `i` with the chain `.indkey`, `[0]`.
+    let (column, at) = match access_chain {
+        [AccessExpr::Dot(d), AccessExpr::Subscript(_), ..] => (name_of(d), 1),
+        [AccessExpr::Subscript(_), ..] => (name_of(root), 0),
+        _ => return,
+    };
+    let Some(column) = column else {
+        return;
+    };
+    if !matches!(
+        column.to_ascii_lowercase().as_str(),
+        "indkey" | "indoption" | "indclass" | "indcollation"
+    ) {
+        return;
+    }
+    if let Some(AccessExpr::Subscript(Subscript::Index { index })) = access_chain.get_mut(at) {
+        *index = Expr::BinaryOp {
+            left: Box::new(Expr::Nested(Box::new(index.clone()))),
+            op: BinaryOperator::Plus,
+            right: Box::new(Expr::Value(Value::Number("1".into(), false).into())),
+        };
+    }
+}
+
+/// Set-returning functions in a select list of a catalog query, as
+/// `unnest`: `generate_series(a, b)` gives rows (not DataFusion's list),
+/// `generate_subscripts(a, 1)` gives `1..cardinality(a)`, and
+/// `information_schema._pg_expandarray(a)` the `(x, n)` records of
+/// pgjdbc's key metadata.
+fn set_returning_array_function(
+    name: &str,
+    f: &datafusion::sql::sqlparser::ast::Function,
+) -> Option<datafusion::sql::sqlparser::ast::Expr> {
+    use datafusion::sql::sqlparser::ast::{
+        CastKind, DataType as T, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value,
+    };
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(name);
+    let name = name.strip_prefix("information_schema.").unwrap_or(name);
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let args: Vec<Expr> = list
+        .args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    match (name, args.as_slice()) {
+        ("generate_subscripts", [array, _dim]) => {
+            let len = Expr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(Expr::Function(sql_call(
+                    "cardinality",
+                    vec![array.clone()],
+                    vec![],
+                ))),
+                data_type: T::BigInt(None),
+                array: false,
+                format: None,
+            };
+            let one = Expr::Value(Value::Number("1".into(), false).into());
+            let series = Expr::Function(sql_call("generate_series", vec![one, len], vec![]));
+            Some(Expr::Function(sql_call("unnest", vec![series], vec![])))
+        }
+        ("generate_series", [_, _] | [_, _, _]) => {
+            // In a select list PostgreSQL's generate_series returns rows.
+            let series = Expr::Function(sql_call("generate_series", args.clone(), vec![]));
+            Some(Expr::Function(sql_call("unnest", vec![series], vec![])))
+        }
+        ("_pg_expandarray", [array]) => {
+            let records = Expr::Function(sql_call("_pg_expandarray", vec![array.clone()], vec![]));
+            Some(Expr::Function(sql_call("unnest", vec![records], vec![])))
+        }
+        _ => None,
+    }
+}
 
 /// `ARRAY(SELECT x FROM ... [ORDER BY ...])` becomes
 /// `(SELECT array_agg(x [ORDER BY ...]) FROM ...)`, a scalar subquery
@@ -1039,6 +1100,23 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ArraySubqueryToAgg {
             like_escape_to_backslash(pattern, escape_char);
             if escape_char.is_some() {
                 like_to_function(expr);
+            }
+            return std::ops::ControlFlow::Continue(());
+        }
+        if let Expr::CompoundFieldAccess { root, access_chain } = expr {
+            zero_based_vector_subscript(root, access_chain);
+            // `(record).field`: a field of a parenthesized expression.
+            if let (Expr::Nested(inner), [datafusion::sql::sqlparser::ast::AccessExpr::Dot(Expr::Identifier(field))]) =
+                (root.as_ref(), access_chain.as_slice())
+            {
+                let name = datafusion::sql::sqlparser::ast::Value::SingleQuotedString(
+                    field.value.to_ascii_lowercase(),
+                );
+                *expr = Expr::Function(sql_call(
+                    "get_field",
+                    vec![inner.as_ref().clone(), Expr::Value(name.into())],
+                    vec![],
+                ));
             }
             return std::ops::ControlFlow::Continue(());
         }
@@ -1095,8 +1173,12 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ArraySubqueryToAgg {
         let Expr::Function(f) = expr else {
             return std::ops::ControlFlow::Continue(());
         };
-        // `current_user` and friends parse as argument-less functions.
         let fname = f.name.to_string().to_ascii_lowercase();
+        if let Some(e) = set_returning_array_function(&fname, f) {
+            *expr = e;
+            return std::ops::ControlFlow::Continue(());
+        }
+        // `current_user` and friends parse as argument-less functions.
         if matches!(f.args, FunctionArguments::None)
             && matches!(
                 fname.as_str(),

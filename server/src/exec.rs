@@ -577,6 +577,13 @@ impl Server {
                     kind: crate::pgcatalog::ObjectKind::of(e.rel.kind),
                     comments: cat.comments_of(e.rel.id),
                     definition: view_definition(e),
+                    pk: e
+                        .rel
+                        .pk
+                        .iter()
+                        .flatten()
+                        .map(|&i| e.rel.schema.field(i).name().clone())
+                        .collect(),
                 })
                 .collect(),
         );

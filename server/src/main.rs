@@ -15,6 +15,7 @@ mod handler;
 mod pgcatalog;
 mod params;
 mod pgfuncs;
+mod pgkeys;
 mod pgtext;
 
 use std::net::SocketAddr;

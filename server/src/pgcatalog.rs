@@ -41,6 +41,8 @@ pub struct Object {
     pub comments: Vec<(i32, String)>,
     /// The defining query of a view or materialized view.
     pub definition: Option<String>,
+    /// Primary key columns, in key order (tables only).
+    pub pk: Vec<String>,
 }
 
 /// What kind of relation an object is.
@@ -212,7 +214,7 @@ impl PgCatalog {
             let state = ctx.state_ref();
             let existing = state.read().clone();
             let new_state = SessionStateBuilder::new_from_existing(existing)
-                .with_type_planner(Arc::new(pgc::oid_type_planner::PgOidTypePlanner))
+                .with_type_planner(Arc::new(PgTypePlanner))
                 .build();
             *state.write() = new_state;
         }
@@ -234,10 +236,15 @@ struct FreshetPgCatalog {
 #[async_trait]
 impl SchemaProvider for FreshetPgCatalog {
     fn table_names(&self) -> Vec<String> {
-        self.inner.table_names()
+        let mut names = self.inner.table_names();
+        names.push("pg_policies".into());
+        names
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        if name.eq_ignore_ascii_case("pg_policies") {
+            return Ok(Some(pg_policies()?));
+        }
         let Some(t) = self.inner.table(name).await? else {
             return Ok(None);
         };
@@ -256,6 +263,21 @@ impl SchemaProvider for FreshetPgCatalog {
                 index: self.index.clone(),
                 fix: Fix::Namespaces,
             }),
+            "pg_index" | "pg_constraint" | "pg_attribute" => {
+                let pg_class = self.inner.table("pg_class").await?;
+                let fix = match name.to_ascii_lowercase().as_str() {
+                    "pg_index" => Fix::Indexes,
+                    "pg_constraint" => Fix::Constraints,
+                    _ => Fix::Attributes,
+                };
+                Arc::new(Adjusted {
+                    inner: t,
+                    objects: self.objects.clone(),
+                    pg_class,
+                    index: self.index.clone(),
+                    fix,
+                })
+            }
             "pg_description" => {
                 let pg_class = self.inner.table("pg_class").await?;
                 Arc::new(Adjusted {
@@ -271,8 +293,32 @@ impl SchemaProvider for FreshetPgCatalog {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.inner.table_exist(name)
+        name.eq_ignore_ascii_case("pg_policies") || self.inner.table_exist(name)
     }
+}
+
+/// The `pg_policies` view: Freshet has no row-level security, so no rows.
+fn pg_policies() -> Result<Arc<dyn TableProvider>> {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    let text = |n: &str| Field::new(n, DataType::Utf8, true);
+    let schema = Arc::new(Schema::new(vec![
+        text("schemaname"),
+        text("tablename"),
+        text("policyname"),
+        text("permissive"),
+        Field::new(
+            "roles",
+            DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+            true,
+        ),
+        text("cmd"),
+        text("qual"),
+        text("with_check"),
+    ]));
+    Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+        schema,
+        vec![vec![]],
+    )?))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -281,6 +327,12 @@ enum Fix {
     Relkind,
     /// Adds a row per stored comment.
     Comments,
+    /// Freshet's primary-key indexes, with array-typed vector columns.
+    Indexes,
+    /// Freshet's primary-key constraints, with array-typed key columns.
+    Constraints,
+    /// Adds the columns of primary-key indexes; key columns are NOT NULL.
+    Attributes,
     /// Adds the system namespaces (`pg_catalog` is OID 11, as the static
     /// `pg_type` and `pg_proc` rows expect).
     Namespaces,
@@ -288,7 +340,7 @@ enum Fix {
 
 /// One row of `schema` with the given values; other columns NULL, or zero
 /// where the column is not nullable.
-fn row_batch(
+pub(crate) fn row_batch(
     schema: &SchemaRef,
     values: &[(&str, datafusion::common::ScalarValue)],
 ) -> Result<RecordBatch> {
@@ -346,6 +398,45 @@ fn oids(b: &RecordBatch) -> Result<Vec<u32>> {
     Ok((0..c.len()).map(|i| c.value(i)).collect())
 }
 
+/// The tables with a primary key, with their OID and namespace from
+/// `pg_class` batches.
+fn keyed<'a>(objects: &'a [Object], pg_class: &[RecordBatch]) -> Result<Vec<crate::pgkeys::Keyed<'a>>> {
+    let mut found: HashMap<String, (i32, i32)> = HashMap::new();
+    for b in pg_class {
+        let names = column::<StringArray>(b, "relname")?;
+        let ns = datafusion::arrow::compute::cast(
+            b.column_by_name("relnamespace")
+                .ok_or_else(|| DataFusionError::Internal("relnamespace".into()))?,
+            &DataType::Int32,
+        )?;
+        let ns = ns
+            .as_any()
+            .downcast_ref::<Int32Array>()
+            .ok_or_else(|| DataFusionError::Internal("relnamespace".into()))?;
+        for (i, oid) in oids(b)?.into_iter().enumerate() {
+            found.insert(names.value(i).to_string(), (oid as i32, ns.value(i)));
+        }
+    }
+    Ok(objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Table && !o.pk.is_empty())
+        .filter_map(|o| {
+            let (oid, namespace) = *found.get(&o.name)?;
+            let attnums = o
+                .pk
+                .iter()
+                .map(|c| o.schema.index_of(c).ok().map(|i| i as i16 + 1))
+                .collect::<Option<Vec<_>>>()?;
+            Some(crate::pgkeys::Keyed {
+                object: o,
+                oid,
+                namespace,
+                attnums,
+            })
+        })
+        .collect())
+}
+
 impl Adjusted {
     async fn rows(&self, state: &dyn Session) -> Result<Vec<RecordBatch>> {
         let batches = read_all(&self.inner, state).await?;
@@ -366,7 +457,10 @@ impl Adjusted {
                 }
                 self.index.set(by_oid);
                 let schema = self.schema();
-                batches
+                let keys = keyed(&objects, &batches)?;
+                let with_index: std::collections::HashSet<&str> =
+                    keys.iter().map(|k| k.object.name.as_str()).collect();
+                let mut out: Vec<RecordBatch> = batches
                     .into_iter()
                     .map(|b| {
                         let names = column::<StringArray>(&b, "relname")?;
@@ -382,6 +476,15 @@ impl Adjusted {
                         let idx = b.schema().index_of("relkind")?;
                         let mut cols: Vec<ArrayRef> = b.columns().to_vec();
                         cols[idx] = Arc::new(fixed);
+                        if let Ok(h) = b.schema().index_of("relhasindex") {
+                            let had = column::<datafusion::arrow::array::BooleanArray>(&b, "relhasindex")?;
+                            let fixed: datafusion::arrow::array::BooleanArray = (0..b.num_rows())
+                                .map(|i| {
+                                    Some(with_index.contains(names.value(i)) || had.value(i))
+                                })
+                                .collect();
+                            cols[h] = Arc::new(fixed);
+                        }
                         // Columns the library lacks (reloptions), all NULL.
                         for f in schema.fields().iter().skip(cols.len()) {
                             cols.push(datafusion::arrow::array::new_null_array(
@@ -391,7 +494,53 @@ impl Adjusted {
                         }
                         Ok(RecordBatch::try_new(schema.clone(), cols)?)
                     })
+                    .collect::<Result<_>>()?;
+                let inner = self.inner.schema();
+                for k in &keys {
+                    let row = crate::pgkeys::class_row(&inner, k)?;
+                    let mut cols = row.columns().to_vec();
+                    for f in schema.fields().iter().skip(cols.len()) {
+                        cols.push(datafusion::arrow::array::new_null_array(f.data_type(), 1));
+                    }
+                    out.push(RecordBatch::try_new(schema.clone(), cols)?);
+                }
+                Ok(out)
+            }
+            Fix::Indexes | Fix::Constraints => {
+                let Some(pg_class) = &self.pg_class else {
+                    return Ok(vec![]);
+                };
+                let classes = read_all(pg_class, state).await?;
+                let keys = keyed(&objects, &classes)?;
+                let schema = self.schema();
+                keys.iter()
+                    .map(|k| match self.fix {
+                        Fix::Indexes => crate::pgkeys::index_row(&schema, k),
+                        _ => crate::pgkeys::constraint_row(&schema, k),
+                    })
                     .collect()
+            }
+            Fix::Attributes => {
+                let Some(pg_class) = &self.pg_class else {
+                    return Ok(batches);
+                };
+                let classes = read_all(pg_class, state).await?;
+                let keys = keyed(&objects, &classes)?;
+                if keys.is_empty() {
+                    return Ok(batches);
+                }
+                let mut out = Vec::with_capacity(batches.len() + keys.len());
+                for b in &batches {
+                    for k in &keys {
+                        if let Some(rows) = crate::pgkeys::index_attributes(b, k)? {
+                            out.push(rows);
+                        }
+                    }
+                }
+                for b in batches {
+                    out.push(crate::pgkeys::key_columns_not_null(b, &keys)?);
+                }
+                Ok(out)
             }
             Fix::Namespaces => {
                 use datafusion::common::ScalarValue;
@@ -482,6 +631,11 @@ impl Adjusted {
 impl TableProvider for Adjusted {
     fn schema(&self) -> SchemaRef {
         let inner = self.inner.schema();
+        match self.fix {
+            Fix::Indexes => return crate::pgkeys::schema_with_arrays("pg_index", &inner),
+            Fix::Constraints => return crate::pgkeys::schema_with_arrays("pg_constraint", &inner),
+            _ => {}
+        }
         if matches!(self.fix, Fix::Relkind) && inner.index_of("reloptions").is_err() {
             let mut fields: Vec<datafusion::arrow::datatypes::FieldRef> =
                 inner.fields().iter().cloned().collect();
@@ -516,5 +670,40 @@ impl TableProvider for Adjusted {
             self.schema(),
             projection.cloned(),
         )?)
+    }
+}
+
+/// PostgreSQL type names clients cast to that DataFusion lacks: `name`,
+/// `"char"`, `pg_node_tree`, and the vector types as arrays, then the
+/// library's OID aliases (`regclass`, `oid`, ...).
+#[derive(Debug)]
+struct PgTypePlanner;
+
+impl datafusion::logical_expr::planner::TypePlanner for PgTypePlanner {
+    fn plan_type_field(
+        &self,
+        sql_type: &datafusion::sql::sqlparser::ast::DataType,
+    ) -> Result<Option<datafusion::arrow::datatypes::FieldRef>> {
+        use datafusion::arrow::datatypes::Field;
+        use datafusion::sql::sqlparser::ast::{DataType as T, ObjectNamePart};
+        let name = match sql_type {
+            T::Custom(name, args) if args.is_empty() => match name.0.last() {
+                Some(ObjectNamePart::Identifier(i)) => i.value.to_ascii_lowercase(),
+                _ => String::new(),
+            },
+            _ => String::new(),
+        };
+        let list = |t: DataType| DataType::List(Arc::new(Field::new("item", t, true)));
+        let t = match name.as_str() {
+            "name" | "char" | "pg_node_tree" | "unknown" => Some(DataType::Utf8),
+            "int2vector" => Some(list(DataType::Int16)),
+            "oidvector" => Some(list(DataType::Int32)),
+            "xid" | "cid" => Some(DataType::Int64),
+            _ => None,
+        };
+        if let Some(t) = t {
+            return Ok(Some(Arc::new(Field::new("", t, true))));
+        }
+        pgc::oid_type_planner::PgOidTypePlanner.plan_type_field(sql_type)
     }
 }

@@ -296,7 +296,6 @@ pub fn register(ctx: &SessionContext, index: &OidIndex) {
         "pg_get_function_result",
         "pg_get_function_arguments",
         "pg_get_function_identity_arguments",
-        "pg_get_indexdef",
         "pg_tablespace_location",
     ] {
         ctx.register_udf(udf(
@@ -430,6 +429,51 @@ pub fn register(ctx: &SessionContext, index: &OidIndex) {
         DataType::Utf8,
         comment(index.clone(), true),
     ));
+    ctx.register_udf(ScalarUDF::new_from_impl(ExpandArray {
+        signature: Signature::any(1, Volatility::Immutable),
+    }));
+    ctx.register_udf(udf(
+        "pg_get_ruledef",
+        DataType::Utf8,
+        // Freshet has no rewrite rules beyond a view's own.
+        Arc::new(|_args, n| Ok(Arc::new(StringArray::from(vec![None::<&str>; n])) as ArrayRef)),
+    ));
+    // Primary keys: their index and constraint OIDs are offsets of the
+    // table's (see `pgkeys`).
+    let idx = index.clone();
+    ctx.register_udf(udf(
+        "pg_get_indexdef",
+        DataType::Utf8,
+        Arc::new(move |args, n| {
+            let oids = ints(args, 0, n)?;
+            let cols = ints(args, 1, n)?;
+            let out: StringArray = oids
+                .into_iter()
+                .zip(cols)
+                .map(|(oid, col)| {
+                    let table = idx.get(oid? - crate::pgkeys::INDEX_OID_OFFSET)?;
+                    crate::pgkeys::index_def(&table, col.unwrap_or(0))
+                })
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        }),
+    ));
+    let idx = index.clone();
+    ctx.register_udf(udf(
+        "pg_get_constraintdef",
+        DataType::Utf8,
+        Arc::new(move |args, n| {
+            let oids = ints(args, 0, n)?;
+            let out: StringArray = oids
+                .into_iter()
+                .map(|oid| {
+                    let table = idx.get(oid? - crate::pgkeys::CONSTRAINT_OID_OFFSET)?;
+                    crate::pgkeys::constraint_def(&table)
+                })
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        }),
+    ));
     let idx = index.clone();
     ctx.register_udf(udf(
         "pg_get_viewdef",
@@ -443,6 +487,99 @@ pub fn register(ctx: &SessionContext, index: &OidIndex) {
             Ok(Arc::new(out) as ArrayRef)
         }),
     ));
+}
+
+/// `_pg_expandarray(a)`: the elements of `a` with their positions, as a
+/// list of `(x, n)` records (unnested by the dialect, like PostgreSQL's
+/// set-returning `information_schema._pg_expandarray`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ExpandArray {
+    signature: Signature,
+}
+
+impl ExpandArray {
+    fn record(elem: &DataType) -> DataType {
+        use datafusion::arrow::datatypes::Field;
+        DataType::Struct(
+            vec![
+                Field::new("x", elem.clone(), true),
+                Field::new("n", DataType::Int32, true),
+            ]
+            .into(),
+        )
+    }
+}
+
+impl ScalarUDFImpl for ExpandArray {
+    fn name(&self) -> &str {
+        "_pg_expandarray"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        use datafusion::arrow::datatypes::Field;
+        let elem = match arg_types.first() {
+            Some(DataType::List(f)) | Some(DataType::LargeList(f)) => f.data_type().clone(),
+            Some(DataType::Null) | None => DataType::Null,
+            Some(other) => {
+                return Err(datafusion::error::DataFusionError::Plan(format!(
+                    "_pg_expandarray expects an array, not {other}"
+                )))
+            }
+        };
+        Ok(DataType::List(Arc::new(Field::new(
+            "item",
+            Self::record(&elem),
+            true,
+        ))))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::{AsArray, Int32Array, ListArray, StructArray};
+        use datafusion::arrow::buffer::OffsetBuffer;
+        use datafusion::arrow::datatypes::Field;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let input = arrays
+            .first()
+            .ok_or_else(|| datafusion::error::DataFusionError::Plan("_pg_expandarray(array)".into()))?;
+        let input = cast(input, &{
+            let DataType::List(f) = self.return_type(&[input.data_type().clone()])? else {
+                unreachable!("return_type gives a list")
+            };
+            let DataType::Struct(fields) = f.data_type() else {
+                unreachable!("records are structs")
+            };
+            DataType::List(Arc::new(Field::new("item", fields[0].data_type().clone(), true)))
+        })?;
+        let list = input.as_list::<i32>();
+        let offsets = list.offsets();
+        let positions: Int32Array = (0..list.len())
+            .flat_map(|i| {
+                let len = (offsets[i + 1] - offsets[i]) as i32;
+                (1..=len).map(Some)
+            })
+            .collect();
+        let values = list.values().slice(
+            offsets[0] as usize,
+            (offsets[list.len()] - offsets[0]) as usize,
+        );
+        let elem = values.data_type().clone();
+        let DataType::Struct(fields) = Self::record(&elem) else {
+            unreachable!("records are structs")
+        };
+        let records = StructArray::try_new(fields.clone(), vec![values, Arc::new(positions)], None)?;
+        let rebased: Vec<i32> = offsets.iter().map(|o| o - offsets[0]).collect();
+        let out = ListArray::try_new(
+            Arc::new(Field::new("item", DataType::Struct(fields), true)),
+            OffsetBuffer::new(rebased.into()),
+            Arc::new(records),
+            list.nulls().cloned(),
+        )?;
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
 }
 
 #[cfg(test)]
