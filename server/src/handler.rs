@@ -100,7 +100,7 @@ impl QueryParser for StmtParser {
         &self,
         _client: &C,
         sql: &str,
-        _types: &[Option<Type>],
+        types: &[Option<Type>],
     ) -> PgWireResult<Option<Prepared>>
     where
         C: ClientInfo + Unpin + Send + Sync,
@@ -108,9 +108,13 @@ impl QueryParser for StmtParser {
         let stmts = split_statements(sql);
         match stmts.len() {
             0 => Ok(None),
-            1 => Ok(Some(Prepared {
-                parsed: parse_one(&stmts[0]).map_err(ExecError::into_pgwire)?,
-            })),
+            1 => {
+                let mut parsed = parse_one(&stmts[0]).map_err(ExecError::into_pgwire)?;
+                if let Parsed::Sql(stmt) = &mut parsed {
+                    params::type_selected_placeholders(stmt, types);
+                }
+                Ok(Some(Prepared { parsed }))
+            }
             _ => Err(ExecError::new(
                 code::SYNTAX,
                 "cannot insert multiple commands into a prepared statement",

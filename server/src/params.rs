@@ -60,6 +60,87 @@ pub fn arrow_type(ty: &Type) -> Option<DataType> {
     Some(t)
 }
 
+/// The SQL name of a declared parameter type Freshet has a column type for.
+fn sql_type_name(ty: &Type) -> Option<String> {
+    let name = match *ty {
+        Type::BOOL => "boolean",
+        Type::INT2 => "smallint",
+        Type::INT4 => "integer",
+        Type::INT8 => "bigint",
+        Type::FLOAT4 => "real",
+        Type::FLOAT8 => "double precision",
+        Type::NUMERIC => "numeric",
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::JSON | Type::JSONB
+        | Type::UUID => "text",
+        Type::BYTEA => "bytea",
+        Type::DATE => "date",
+        Type::TIME => "time",
+        Type::TIMESTAMP => "timestamp",
+        Type::TIMESTAMPTZ => "timestamptz",
+        Type::INTERVAL => "interval",
+        _ => return Some(format!("{}[]", sql_type_name(&array_element_type(ty)?)?)),
+    };
+    Some(name.to_string())
+}
+
+/// A parameter the client declared a type for, standing alone in a select
+/// list (`SELECT $1`), gets that type as its result column's, as in
+/// PostgreSQL: it becomes `CAST($1 AS type)`.
+pub fn type_selected_placeholders(
+    stmt: &mut datafusion::sql::sqlparser::ast::Statement,
+    declared: &[Option<Type>],
+) {
+    use datafusion::sql::sqlparser::ast::{
+        CastKind, Expr, SelectItem, SetExpr, Statement, Value,
+    };
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let Statement::Query(q) = stmt else {
+        return;
+    };
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    let cast = |e: &Expr| -> Option<Expr> {
+        let Expr::Value(v) = e else {
+            return None;
+        };
+        let Value::Placeholder(id) = &v.value else {
+            return None;
+        };
+        let ty = declared.get(index(id)? - 1)?.as_ref()?;
+        let name = sql_type_name(ty)?;
+        let data_type = Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(&name)
+            .ok()?
+            .parse_data_type()
+            .ok()?;
+        Some(Expr::Cast {
+            kind: CastKind::Cast,
+            expr: Box::new(e.clone()),
+            data_type,
+            array: false,
+            format: None,
+        })
+    };
+    for item in select.projection.iter_mut() {
+        match item {
+            SelectItem::UnnamedExpr(e) => {
+                if let Some(c) = cast(e) {
+                    // Still named `?column?` (see `colnames`).
+                    *e = c;
+                }
+            }
+            SelectItem::ExprWithAlias { expr, .. } => {
+                if let Some(c) = cast(expr) {
+                    *expr = c;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The element type of an array type.
 fn array_element_type(ty: &Type) -> Option<Type> {
     match ty.kind() {

@@ -44,7 +44,7 @@ public class CheckJdbc {
                 ResultSet rs = md.getTables(null, "public", "%", new String[] {"TABLE", "VIEW", "MATERIALIZED VIEW"});
                 Map<String, String> kinds = new TreeMap<>();
                 while (rs.next()) kinds.put(rs.getString("TABLE_NAME"), rs.getString("TABLE_TYPE"));
-                eq(kinds.toString(), "{avg_price=MATERIALIZED VIEW, bids=TABLE, high_bids=VIEW}");
+                eq(kinds.toString(), "{auctions=TABLE, avg_price=MATERIALIZED VIEW, bids=TABLE, high_bids=VIEW}");
             });
             check("getColumns(bids)", () -> {
                 ResultSet rs = md.getColumns(null, "public", "bids", null);
@@ -53,7 +53,23 @@ public class CheckJdbc {
                 eq(cols.toString(), "[auction:int8, bidder:int8, price:int8, date_time:timestamp]");
             });
             check("getColumns(avg_price)", () -> eq(column(md.getColumns(null, "public", "avg_price", "%"), "COLUMN_NAME").toString(), "[auction, avg_price, num_bids, last_bid]"));
-            check("getPrimaryKeys(bids) runs", () -> column(md.getPrimaryKeys(null, "public", "bids"), "COLUMN_NAME"));
+            check("getPrimaryKeys: none for bids, (id, seller) for auctions", () -> {
+                eq(column(md.getPrimaryKeys(null, "public", "bids"), "COLUMN_NAME").toString(), "[]");
+                ResultSet rs = md.getPrimaryKeys(null, "public", "auctions");
+                List<String> keys = new ArrayList<>();
+                while (rs.next()) keys.add(rs.getString("COLUMN_NAME") + ":" + rs.getInt("KEY_SEQ") + ":" + rs.getString("PK_NAME"));
+                eq(keys.toString(), "[id:1:auctions_pkey, seller:2:auctions_pkey]");
+            });
+            check("getIndexInfo(auctions): the primary key's unique index", () -> {
+                ResultSet rs = md.getIndexInfo(null, "public", "auctions", false, true);
+                List<String> cols = new ArrayList<>();
+                while (rs.next()) cols.add(rs.getString("INDEX_NAME") + ":" + rs.getBoolean("NON_UNIQUE") + ":" + rs.getShort("ORDINAL_POSITION") + ":" + rs.getString("COLUMN_NAME"));
+                eq(cols.toString(), "[auctions_pkey:false:1:id, auctions_pkey:false:2:seller]");
+            });
+            check("getImportedKeys and getExportedKeys: none", () -> {
+                eq(column(md.getImportedKeys(null, "public", "bids"), "FKCOLUMN_NAME").toString(), "[]");
+                eq(column(md.getExportedKeys(null, "public", "auctions"), "FKCOLUMN_NAME").toString(), "[]");
+            });
             check("getTypeInfo lists int8 and text", () -> {
                 List<String> names = column(md.getTypeInfo(), "TYPE_NAME");
                 eq(names.contains("int8") && names.contains("text"), true);
@@ -67,6 +83,19 @@ public class CheckJdbc {
                             while (rs.next()) rows.add(rs.getLong(1) + "/" + rs.getLong(2) + "/" + rs.getTimestamp(3));
                             eq(rows.toString(), "[100/200/2024-01-01 10:01:00.0, 102/220/2024-01-01 10:01:30.0]");
                         }
+                    }
+                }
+            });
+            check("PreparedStatement with setBigDecimal against a bigint column, setTimestamp, setObject", () -> {
+                try (PreparedStatement ps = c.prepareStatement(
+                        "SELECT bidder FROM bids WHERE price >= ? AND date_time >= ? AND auction = ? ORDER BY bidder")) {
+                    ps.setBigDecimal(1, new java.math.BigDecimal("199.5"));
+                    ps.setTimestamp(2, Timestamp.valueOf("2024-01-01 10:00:00"));
+                    ps.setObject(3, 2);
+                    try (ResultSet rs = ps.executeQuery()) {
+                        List<String> rows = new ArrayList<>();
+                        while (rs.next()) rows.add(rs.getString(1));
+                        eq(rows.toString(), "[100, 102]");
                     }
                 }
             });

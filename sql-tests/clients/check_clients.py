@@ -89,7 +89,8 @@ def _():
     cur = c.cursor()
     cur.execute("SELECT table_name, table_type FROM information_schema.tables "
                 "WHERE table_schema = 'public' ORDER BY 1")
-    eq(cur.fetchall(), [("avg_price", "VIEW"), ("bids", "BASE TABLE"), ("high_bids", "VIEW")])
+    eq(cur.fetchall(), [("auctions", "BASE TABLE"), ("avg_price", "VIEW"), ("bids", "BASE TABLE"),
+                        ("high_bids", "VIEW")])
     cur.execute("SELECT column_name, data_type FROM information_schema.columns "
                 "WHERE table_schema = 'public' AND table_name = 'avg_price' ORDER BY ordinal_position")
     eq([r[0] for r in cur.fetchall()], ["auction", "avg_price", "num_bids", "last_bid"])
@@ -115,6 +116,55 @@ def _():
         eq(c.execute("SELECT avg_price FROM avg_price WHERE auction = %s", (2,), prepare=True).fetchone()[0], 210.0)
 
 
+@check("psycopg 3: Python values as typed parameters, text and binary")
+def _():
+    import decimal
+    values = (42, 3.5, decimal.Decimal("12345.6789"), "it's", dt.datetime(2024, 1, 1, 10, 0, 0, 123456),
+              dt.datetime(2024, 1, 1, 10, tzinfo=dt.timezone.utc), True, dt.date(2024, 1, 1),
+              dt.timedelta(days=1, seconds=7384), None, [1, 2, 3])
+    with psycopg.connect(host=HOST, port=PORT, user=USER, dbname=DB, autocommit=True) as c:
+        for mark in ("%s", "%b"):
+            row = c.execute("SELECT " + ", ".join([mark] * len(values)), values).fetchone()
+            eq(row, values)
+        # A numeric parameter against a bigint column keeps its fraction.
+        rows = c.execute("SELECT bidder FROM bids WHERE price > %s ORDER BY bidder", (decimal.Decimal("199.5"),))
+        eq(rows.fetchall(), [(100,), (102,)])
+        rows = c.execute("SELECT bidder FROM bids WHERE date_time > %s AND bidder = ANY(%s) ORDER BY 1",
+                         (dt.datetime(2024, 1, 1, 10, 0, 1), [100, 102]))
+        eq(rows.fetchall(), [(100,), (102,)])
+
+
+@check("psycopg 3: server cursor, COPY TO STDOUT, temporary table")
+def _():
+    with psycopg.connect(host=HOST, port=PORT, user=USER, dbname=DB) as c:
+        with c.cursor(name="bids_cur") as cur:
+            cur.itersize = 2
+            cur.execute("SELECT * FROM bids WHERE auction > %s ORDER BY auction, bidder", (0,))
+            eq(list(cur), BIDS)
+        with c.cursor() as cur:
+            with cur.copy("COPY (SELECT auction, price FROM bids ORDER BY auction, bidder) TO STDOUT") as cp:
+                eq([tuple(r) for r in cp.rows()], [(str(a), str(p)) for a, _, p, _ in BIDS])
+            with cur.copy("COPY auctions TO STDOUT WITH (FORMAT csv, HEADER)") as cp:
+                text = b"".join(bytes(b) for b in cp).decode()
+            eq(sorted(text.splitlines()), ["7,1,10", "8,2,20", "seller,id,category"])
+        c.commit()
+        c.execute("CREATE TEMP TABLE tmp_bids (auction bigint, price bigint)")
+        with c.cursor() as cur:
+            cur.executemany("INSERT INTO tmp_bids VALUES (%s, %s)", [(9, 10), (9, 11)])
+        c.commit()
+        c.execute("FLUSH")
+        eq(c.execute("SELECT sum(price) FROM tmp_bids").fetchone()[0], 21)
+    # The session ended: its temporary table is gone.
+    import time
+    with psycopg.connect(host=HOST, port=PORT, user=USER, dbname=DB, autocommit=True) as c:
+        for _ in range(50):
+            n = c.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'tmp_bids'").fetchone()[0]
+            if n == 0:
+                break
+            time.sleep(0.1)
+        eq(n, 0)
+
+
 import sqlalchemy as sa  # noqa: E402
 
 
@@ -128,7 +178,9 @@ for driver in ("psycopg2", "psycopg"):
     def _(driver=driver):
         insp = sa.inspect(engine(driver))
         eq("public" in insp.get_schema_names(), True)
-        eq(insp.get_table_names(), ["bids"])
+        eq(sorted(insp.get_table_names()), ["auctions", "bids"])
+        pk = insp.get_pk_constraint("auctions")
+        eq((pk["constrained_columns"], pk["name"]), (["id", "seller"], "auctions_pkey"))
         eq(insp.get_view_names(), ["high_bids"])
         eq(insp.get_materialized_view_names(), ["avg_price"])
         cols = {c["name"]: str(c["type"]) for c in insp.get_columns("bids")}

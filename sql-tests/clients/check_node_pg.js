@@ -28,6 +28,14 @@ async function check(label, fn) {
     const r = await c.query("SELECT bidder FROM bids WHERE auction = $1 AND price > $2 ORDER BY bidder", [2, 150]);
     eq(r.rows.map((x) => x.bidder), ["100", "102"]);
   });
+  await check("typed casts of untyped parameters: array, timestamp, jsonb, NULL", async () => {
+    const r = await c.query("SELECT $1::bigint[] AS arr, $2::timestamp AS ts, $3::int AS n, $4::jsonb AS j",
+      [[1, 2], new Date(Date.UTC(2024, 0, 1, 10)), null, { a: 1 }]);
+    eq(r.rows[0].arr, ["1", "2"]);
+    eq(r.rows[0].n, null);
+    const any = await c.query("SELECT bidder FROM bids WHERE bidder = ANY($1) ORDER BY bidder", [[100, 103]]);
+    eq(any.rows.map((x) => x.bidder), ["100", "100", "103"]);
+  });
   await check("binary results", async () => {
     const r = await c.query({ text: "SELECT count(*) AS n FROM bids WHERE auction = $1", values: [1], binary: true });
     eq(r.rows.length, 1);

@@ -22,7 +22,7 @@ conn = pyodbc.connect(
 def tables():
     rows = conn.cursor().tables(schema="public").fetchall()
     eq(sorted((r.table_name, r.table_type) for r in rows),
-       [("avg_price", "MATVIEW"), ("bids", "TABLE"), ("high_bids", "VIEW")])
+       [("auctions", "TABLE"), ("avg_price", "MATVIEW"), ("bids", "TABLE"), ("high_bids", "VIEW")])
 
 
 def schemas():
@@ -37,7 +37,14 @@ def columns():
 
 
 def primary_keys():
-    conn.cursor().primaryKeys(table="bids").fetchall()
+    eq(conn.cursor().primaryKeys(table="bids").fetchall(), [])
+    rows = conn.cursor().primaryKeys(table="auctions").fetchall()
+    eq([(r.column_name, r.key_seq, r.pk_name) for r in rows],
+       [("id", 1, "auctions_pkey"), ("seller", 2, "auctions_pkey")])
+
+
+def foreign_keys():
+    eq(conn.cursor().foreignKeys(table="bids").fetchall(), [])
 
 
 def query():
@@ -50,7 +57,8 @@ def query():
 check("SQLTables: tables, views, materialized views", tables)
 check("SQLTables: schemas", schemas)
 check("SQLColumns", columns)
-check("SQLPrimaryKeys runs", primary_keys)
+check("SQLPrimaryKeys", primary_keys)
+check("SQLForeignKeys", foreign_keys)
 check("SQLGetTypeInfo", lambda: eq(len(conn.cursor().getTypeInfo().fetchall()) > 10, True))
 check("parameterized query and a materialized view", query)
 

@@ -18,20 +18,25 @@ engine = sa.create_engine(f"postgresql+psycopg2://{USER}@{HOST}:{PORT}/{DB}", po
 insp = sa.inspect(engine)
 
 check("schemas", lambda: eq("public" in insp.get_schema_names(), True))
-check("tables", lambda: eq(insp.get_table_names(), ["bids"]))
+check("tables", lambda: eq(sorted(insp.get_table_names()), ["auctions", "bids"]))
 # 1.4 lists materialized views among views (Superset's dataset picker).
 check("views include materialized views", lambda: eq(sorted(insp.get_view_names()), ["avg_price", "high_bids"]))
 check("materialized views only", lambda: eq(insp.get_view_names(include=("materialized",)), ["avg_price"]))
 check("columns", lambda: eq([c["name"] for c in insp.get_columns("avg_price")], ["auction", "avg_price", "num_bids", "last_bid"]))
-check("primary key, indexes, unique constraints reflect (none)", lambda: (
-    insp.get_pk_constraint("bids"), eq(insp.get_indexes("bids"), []), eq(insp.get_unique_constraints("bids"), [])))
+check("no primary key, indexes or unique constraints on bids", lambda: (
+    eq(insp.get_pk_constraint("bids")["constrained_columns"], []),
+    eq(insp.get_indexes("bids"), []), eq(insp.get_unique_constraints("bids"), [])))
+check("the primary key of auctions, in key order", lambda: (
+    eq(insp.get_pk_constraint("auctions"), {"constrained_columns": ["id", "seller"], "name": "auctions_pkey"}),
+    eq(insp.get_indexes("auctions"), [])))
 check("table comment", lambda: eq(insp.get_table_comment("bids")["text"], "Nexmark-style bid stream"))
 
 
 def reflect():
     md = sa.MetaData()
     md.reflect(bind=engine, views=True)
-    eq(sorted(md.tables), ["avg_price", "bids", "high_bids"])
+    eq(sorted(md.tables), ["auctions", "avg_price", "bids", "high_bids"])
+    eq([c.name for c in md.tables["auctions"].primary_key.columns], ["id", "seller"])
     bids = md.tables["bids"]
     with engine.connect() as c:
         rows = c.execute(sa.select(bids.c.bidder).where(bids.c.auction == 2).order_by(bids.c.bidder)).fetchall()

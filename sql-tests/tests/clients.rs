@@ -84,6 +84,19 @@ async fn psql_meta_commands_show_freshet_objects() -> Result<()> {
             ],
         ),
         ("\\d high_bids", &["View \"public.high_bids\"", "price"]),
+        (
+            "\\d auctions",
+            &[
+                "not null",
+                "Indexes:",
+                "\"auctions_pkey\" PRIMARY KEY, btree (id, seller)",
+            ],
+        ),
+        (
+            "COPY (SELECT auction, price FROM bids WHERE auction = 2 ORDER BY price) TO STDOUT",
+            &["2\t200\n2\t220"],
+        ),
+        ("\\copy auctions TO STDOUT WITH (FORMAT csv)", &["7,1,10"]),
         ("\\dt+", &["Nexmark-style bid stream"]),
         ("\\df", &["List of functions"]),
         (
