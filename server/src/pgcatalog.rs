@@ -30,6 +30,9 @@ use freshet_planner::relation::RelKind;
 pub const DATABASE: &str = "freshet";
 /// The one user schema.
 pub const SCHEMA: &str = "public";
+/// Its OID, PostgreSQL's for `public` (tools and replayed catalog queries
+/// use it).
+pub const SCHEMA_OID: i32 = 2200;
 
 /// One object as the catalog tables show it.
 #[derive(Debug, Clone)]
@@ -398,6 +401,31 @@ fn oids(b: &RecordBatch) -> Result<Vec<u32>> {
     Ok((0..c.len()).map(|i| c.value(i)).collect())
 }
 
+/// `batch` with `column` set to the user schema's OID in the marked rows.
+fn with_oids(batch: RecordBatch, column: &str, rows: &[bool]) -> Result<RecordBatch> {
+    if !rows.iter().any(|r| *r) {
+        return Ok(batch);
+    }
+    let idx = batch.schema().index_of(column)?;
+    let old = datafusion::arrow::compute::cast(batch.column(idx), &DataType::Int32)?;
+    let old = old
+        .as_any()
+        .downcast_ref::<Int32Array>()
+        .ok_or_else(|| DataFusionError::Internal(format!("{column} is not an OID")))?;
+    let fixed: Int32Array = (0..batch.num_rows())
+        .map(|i| {
+            if rows[i] {
+                Some(SCHEMA_OID)
+            } else {
+                old.is_valid(i).then(|| old.value(i))
+            }
+        })
+        .collect();
+    let mut cols = batch.columns().to_vec();
+    cols[idx] = datafusion::arrow::compute::cast(&fixed, batch.schema().field(idx).data_type())?;
+    Ok(RecordBatch::try_new(batch.schema(), cols)?)
+}
+
 /// The tables with a primary key, with their OID and namespace from
 /// `pg_class` batches.
 fn keyed<'a>(objects: &'a [Object], pg_class: &[RecordBatch]) -> Result<Vec<crate::pgkeys::Keyed<'a>>> {
@@ -421,7 +449,8 @@ fn keyed<'a>(objects: &'a [Object], pg_class: &[RecordBatch]) -> Result<Vec<crat
         .iter()
         .filter(|o| o.kind == ObjectKind::Table && !o.pk.is_empty())
         .filter_map(|o| {
-            let (oid, namespace) = *found.get(&o.name)?;
+            let (oid, _) = *found.get(&o.name)?;
+            let namespace = SCHEMA_OID;
             let attnums = o
                 .pk
                 .iter()
@@ -473,6 +502,11 @@ impl Adjusted {
                                 })
                             })
                             .collect();
+                        let ours: Vec<bool> = (0..b.num_rows())
+                            .map(|i| kind_of.contains_key(names.value(i)))
+                            .collect();
+                        let b = with_oids(b.clone(), "relnamespace", &ours)?;
+                        let names = column::<StringArray>(&b, "relname")?;
                         let idx = b.schema().index_of("relkind")?;
                         let mut cols: Vec<ArrayRef> = b.columns().to_vec();
                         cols[idx] = Arc::new(fixed);
@@ -552,7 +586,15 @@ impl Adjusted {
                     }
                 }
                 let schema = self.inner.schema();
-                let mut out = batches;
+                let mut out = batches
+                    .into_iter()
+                    .map(|b| {
+                        let names = column::<StringArray>(&b, "nspname")?;
+                        let public: Vec<bool> =
+                            (0..b.num_rows()).map(|i| names.value(i) == SCHEMA).collect();
+                        with_oids(b, "oid", &public)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
                 for (oid, name) in [
                     (11, "pg_catalog"),
                     (99, "pg_toast"),

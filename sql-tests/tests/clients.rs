@@ -4,8 +4,9 @@
 //! SQLAlchemy's Inspector, pandas; `clients/check_clients.py`), pgjdbc's
 //! DatabaseMetaData (`clients/CheckJdbc.java`), node-postgres
 //! (`clients/check_node_pg.js`), psqlODBC (`clients/check_odbc.py`),
-//! SQLAlchemy 1.4 (`clients/check_sqlalchemy14.py`) and password
-//! authentication.
+//! SQLAlchemy 1.4 (`clients/check_sqlalchemy14.py`), Metabase's and
+//! DBeaver's catalog statements replayed through pgjdbc
+//! (`clients/ReplayJdbc.java`) and password authentication.
 //! `scripts/test.sh` installs psql, the JDBC driver, node's `pg` and the
 //! Python packages.
 
@@ -189,6 +190,35 @@ async fn pgjdbc_metadata_and_prepared_statements() -> Result<()> {
         .arg(jar)
         .arg(clients_dir().join("CheckJdbc.java"));
     run_check(cmd, "pgjdbc").await
+}
+
+/// Metabase's sync and DBeaver's navigator, replayed statement by statement
+/// through pgjdbc (`clients/replay/*.sql`), each result checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metabase_and_dbeaver_replays() -> Result<()> {
+    let jar = std::env::var("FRESHET_PGJDBC_JAR")
+        .unwrap_or_else(|_| "/usr/share/java/postgresql.jar".into());
+    for tool in ["metabase", "dbeaver"] {
+        let server = loaded_server().await?;
+        let out = Command::new("java")
+            .arg("-cp")
+            .arg(&jar)
+            .arg(clients_dir().join("ReplayJdbc.java"))
+            .args(["127.0.0.1", &server.port.to_string(), "freshet", "freshet"])
+            .arg(clients_dir().join("replay").join(format!("{tool}.sql")))
+            .output()
+            .context("running the replay (scripts/test.sh installs a JDK and pgjdbc)")?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!("{text}");
+        if !out.status.success() {
+            bail!("{tool} replay failed:\n{text}\nserver log:\n{}", server.log());
+        }
+    }
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
