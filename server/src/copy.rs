@@ -28,7 +28,11 @@ impl CopyFormat {
                 CopyOption::Format(f) => match f.value.to_ascii_lowercase().as_str() {
                     "text" => csv = false,
                     "csv" => csv = true,
-                    "binary" => return Err(ExecError::not_supported("COPY in binary format is not supported")),
+                    "binary" => {
+                        return Err(ExecError::not_supported(
+                            "COPY in binary format is not supported",
+                        ))
+                    }
                     other => {
                         return Err(ExecError::new(
                             code::INVALID_PARAMETER,
@@ -40,13 +44,19 @@ impl CopyFormat {
                 CopyOption::Null(s) => null = Some(s.clone()),
                 CopyOption::Header(h) => header = *h,
                 CopyOption::Quote(c) => quote = *c,
-                other => return Err(ExecError::not_supported(format!("COPY option {other} is not supported"))),
+                other => {
+                    return Err(ExecError::not_supported(format!(
+                        "COPY option {other} is not supported"
+                    )))
+                }
             }
         }
         for o in legacy {
             match o {
                 CopyLegacyOption::Binary => {
-                    return Err(ExecError::not_supported("COPY in binary format is not supported"))
+                    return Err(ExecError::not_supported(
+                        "COPY in binary format is not supported",
+                    ))
                 }
                 CopyLegacyOption::Delimiter(c) => delimiter = Some(*c),
                 CopyLegacyOption::Null(s) => null = Some(s.clone()),
@@ -65,7 +75,11 @@ impl CopyFormat {
                         }
                     }
                 }
-                other => return Err(ExecError::not_supported(format!("COPY option {other} is not supported"))),
+                other => {
+                    return Err(ExecError::not_supported(format!(
+                        "COPY option {other} is not supported"
+                    )))
+                }
             }
         }
         Ok(CopyFormat {
@@ -86,8 +100,11 @@ impl CopyFormat {
         }
         for b in batches {
             let b = crate::pgtext::pg_text_batch(b.clone(), |_| true);
-            let cols: Vec<Vec<Option<String>>> =
-                b.columns().iter().map(text_values).collect::<ExecResult<_>>()?;
+            let cols: Vec<Vec<Option<String>>> = b
+                .columns()
+                .iter()
+                .map(text_values)
+                .collect::<ExecResult<_>>()?;
             for row in 0..b.num_rows() {
                 let cells = cols
                     .iter()
@@ -153,7 +170,10 @@ fn text_values(col: &ArrayRef) -> ExecResult<Vec<Option<String>>> {
         DataType::Boolean => {
             let a = col.as_boolean();
             for i in 0..n {
-                out.push(a.is_valid(i).then(|| if a.value(i) { "t" } else { "f" }.to_string()));
+                out.push(
+                    a.is_valid(i)
+                        .then(|| if a.value(i) { "t" } else { "f" }.to_string()),
+                );
             }
         }
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
@@ -183,9 +203,10 @@ fn text_values(col: &ArrayRef) -> ExecResult<Vec<Option<String>>> {
                     .into_iter()
                     .map(|v| match v {
                         None => "NULL".to_string(),
-                        Some(s) if s.is_empty()
-                            || s.eq_ignore_ascii_case("null")
-                            || s.contains([',', '{', '}', '"', '\\', ' ']) =>
+                        Some(s)
+                            if s.is_empty()
+                                || s.eq_ignore_ascii_case("null")
+                                || s.contains([',', '{', '}', '"', '\\', ' ']) =>
                         {
                             format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
                         }
@@ -214,12 +235,18 @@ mod tests {
 
     fn batch() -> RecordBatch {
         RecordBatch::try_from_iter([
-            ("a", Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef),
+            (
+                "a",
+                Arc::new(Int64Array::from(vec![Some(1), None])) as ArrayRef,
+            ),
             (
                 "b",
                 Arc::new(StringArray::from(vec![Some("x\ty"), Some("q,\"r\"")])) as ArrayRef,
             ),
-            ("c", Arc::new(BooleanArray::from(vec![true, false])) as ArrayRef),
+            (
+                "c",
+                Arc::new(BooleanArray::from(vec![true, false])) as ArrayRef,
+            ),
         ])
         .unwrap()
     }
@@ -234,10 +261,7 @@ mod tests {
     #[test]
     fn csv_with_header_quotes() {
         let f = CopyFormat::from_options(
-            &[
-                CopyOption::Format("csv".into()),
-                CopyOption::Header(true),
-            ],
+            &[CopyOption::Format("csv".into()), CopyOption::Header(true)],
             &[],
         )
         .unwrap();

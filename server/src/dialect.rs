@@ -677,11 +677,51 @@ fn pg_compatible(sql: &str) -> Option<Statement> {
         return None;
     }
     let mut stmt = stmts.remove(0);
+    information_schema_columns(&mut stmt);
     let _ = stmt.visit(&mut ArraySubqueryToAgg);
     if let Statement::Query(q) = &mut stmt {
         crate::colnames::disambiguate(q);
     }
     Some(stmt)
+}
+
+/// `information_schema.columns` is Freshet's (PostgreSQL's type names, see
+/// `infoschema`), under its own name in `pg_catalog`; an unaliased
+/// reference keeps the name `columns` for qualified column references.
+fn information_schema_columns(stmt: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{
+        Ident, ObjectName, TableAlias, TableFactor, VisitMut, VisitorMut,
+    };
+    struct Columns;
+    impl VisitorMut for Columns {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> std::ops::ControlFlow<()> {
+            if let TableFactor::Table { name, alias, .. } = t {
+                let parts: Vec<String> = name
+                    .0
+                    .iter()
+                    .map(|p| p.to_string().to_ascii_lowercase())
+                    .collect();
+                let n = parts.len();
+                if n >= 2 && parts[n - 2] == "information_schema" && parts[n - 1] == "columns" {
+                    *name = ObjectName::from(vec![
+                        Ident::new("pg_catalog"),
+                        Ident::new(crate::infoschema::COLUMNS_TABLE),
+                    ]);
+                    if alias.is_none() {
+                        *alias = Some(TableAlias {
+                            explicit: true,
+                            name: Ident::new("columns"),
+                            columns: vec![],
+                            at: None,
+                        });
+                    }
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let _ = stmt.visit(&mut Columns);
 }
 
 /// PostgreSQL's fixed OIDs of system catalogs that clients name in
@@ -1106,8 +1146,10 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ArraySubqueryToAgg {
         if let Expr::CompoundFieldAccess { root, access_chain } = expr {
             zero_based_vector_subscript(root, access_chain);
             // `(record).field`: a field of a parenthesized expression.
-            if let (Expr::Nested(inner), [datafusion::sql::sqlparser::ast::AccessExpr::Dot(Expr::Identifier(field))]) =
-                (root.as_ref(), access_chain.as_slice())
+            if let (
+                Expr::Nested(inner),
+                [datafusion::sql::sqlparser::ast::AccessExpr::Dot(Expr::Identifier(field))],
+            ) = (root.as_ref(), access_chain.as_slice())
             {
                 let name = datafusion::sql::sqlparser::ast::Value::SingleQuotedString(
                     field.value.to_ascii_lowercase(),

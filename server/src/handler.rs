@@ -270,7 +270,9 @@ fn decode_params(
             .into_pgwire()
         };
         let v = match portal.parameters.get(i).cloned().flatten() {
-            None => ScalarValue::try_from(want.clone().unwrap_or(DataType::Utf8)).map_err(df_err)?,
+            None => {
+                ScalarValue::try_from(want.clone().unwrap_or(DataType::Utf8)).map_err(df_err)?
+            }
             Some(bytes) if portal.parameter_format.is_binary(i) => {
                 let ty = declared
                     .or_else(|| {

@@ -47,7 +47,9 @@ pub fn arrow_type(ty: &Type) -> Option<DataType> {
         Type::TIME => DataType::Time64(TimeUnit::Microsecond),
         Type::TIMESTAMP => DataType::Timestamp(TimeUnit::Microsecond, None),
         Type::TIMESTAMPTZ => DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
-        Type::INTERVAL => DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano),
+        Type::INTERVAL => {
+            DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano)
+        }
         _ => {
             let elem = array_element_type(ty)?;
             return Some(DataType::List(Arc::new(Field::new(
@@ -70,7 +72,12 @@ fn sql_type_name(ty: &Type) -> Option<String> {
         Type::FLOAT4 => "real",
         Type::FLOAT8 => "double precision",
         Type::NUMERIC => "numeric",
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::JSON | Type::JSONB
+        Type::TEXT
+        | Type::VARCHAR
+        | Type::BPCHAR
+        | Type::NAME
+        | Type::JSON
+        | Type::JSONB
         | Type::UUID => "text",
         Type::BYTEA => "bytea",
         Type::DATE => "date",
@@ -90,9 +97,7 @@ pub fn type_selected_placeholders(
     stmt: &mut datafusion::sql::sqlparser::ast::Statement,
     declared: &[Option<Type>],
 ) {
-    use datafusion::sql::sqlparser::ast::{
-        CastKind, Expr, SelectItem, SetExpr, Statement, Value,
-    };
+    use datafusion::sql::sqlparser::ast::{CastKind, Expr, SelectItem, SetExpr, Statement, Value};
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
     use datafusion::sql::sqlparser::parser::Parser;
     let Statement::Query(q) = stmt else {
@@ -170,8 +175,7 @@ pub fn infer_types(plan: &LogicalPlan) -> Vec<Option<DataType>> {
                     Expr::TryCast(c) => note(&mut found, &c.expr, c.field.data_type().clone()),
                     Expr::ScalarFunction(f) if is_array_function(f.name()) => {
                         if let [arr, needle, ..] = f.args.as_slice() {
-                            if let Some(t) = schema.as_ref().and_then(|s| needle.get_type(s).ok())
-                            {
+                            if let Some(t) = schema.as_ref().and_then(|s| needle.get_type(s).ok()) {
                                 if !matches!(t, DataType::Null) {
                                     let list =
                                         DataType::List(Arc::new(Field::new("item", t, true)));
@@ -187,7 +191,12 @@ pub fn infer_types(plan: &LogicalPlan) -> Vec<Option<DataType>> {
         });
         Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
     });
-    let n = found.keys().max().copied().unwrap_or(0).max(max_placeholder(plan));
+    let n = found
+        .keys()
+        .max()
+        .copied()
+        .unwrap_or(0)
+        .max(max_placeholder(plan));
     (1..=n).map(|i| found.get(&i).cloned()).collect()
 }
 
@@ -210,7 +219,10 @@ fn note(found: &mut HashMap<usize, DataType>, e: &Expr, t: DataType) {
 }
 
 fn index(id: &str) -> Option<usize> {
-    id.trim_start_matches('$').parse::<usize>().ok().filter(|i| *i >= 1)
+    id.trim_start_matches('$')
+        .parse::<usize>()
+        .ok()
+        .filter(|i| *i >= 1)
 }
 
 fn max_placeholder(plan: &LogicalPlan) -> usize {
@@ -265,7 +277,9 @@ pub fn from_text(text: &str, want: Option<&DataType>) -> Result<ScalarValue> {
         DataType::Boolean => match text.trim().to_ascii_lowercase().as_str() {
             "t" | "true" | "yes" | "y" | "on" | "1" => Ok(ScalarValue::Boolean(Some(true))),
             "f" | "false" | "no" | "n" | "off" | "0" => Ok(ScalarValue::Boolean(Some(false))),
-            _ => Err(err(format!("invalid input syntax for type boolean: \"{text}\""))),
+            _ => Err(err(format!(
+                "invalid input syntax for type boolean: \"{text}\""
+            ))),
         },
         DataType::Decimal128(_, _) => decimal(text.trim()),
         DataType::Interval(_) => interval(text).map(|v| ScalarValue::IntervalMonthDayNano(Some(v))),
@@ -281,10 +295,7 @@ pub fn from_text(text: &str, want: Option<&DataType>) -> Result<ScalarValue> {
 fn decimal(text: &str) -> Result<ScalarValue> {
     let bad = || err(format!("invalid input syntax for type numeric: \"{text}\""));
     let (mantissa, exp) = match text.find(['e', 'E']) {
-        Some(p) => (
-            &text[..p],
-            text[p + 1..].parse::<i32>().map_err(|_| bad())?,
-        ),
+        Some(p) => (&text[..p], text[p + 1..].parse::<i32>().map_err(|_| bad())?),
         None => (text, 0),
     };
     let (neg, digits) = match mantissa.strip_prefix('-') {
@@ -321,7 +332,11 @@ fn decimal(text: &str) -> Result<ScalarValue> {
 /// PostgreSQL's interval input: `1 day 02:03:04`, `1 year 2 mons`,
 /// `-3 hours`, `00:00:01.5`, `@ 1 minute ago` and ISO 8601 `P1DT2H`.
 pub fn interval(text: &str) -> Result<IntervalMonthDayNano> {
-    let bad = || err(format!("invalid input syntax for type interval: \"{text}\""));
+    let bad = || {
+        err(format!(
+            "invalid input syntax for type interval: \"{text}\""
+        ))
+    };
     let s = text.trim().to_ascii_lowercase();
     if let Some(iso) = s.strip_prefix('p') {
         return iso_interval(iso).ok_or_else(bad);
@@ -347,7 +362,10 @@ pub fn interval(text: &str) -> Result<IntervalMonthDayNano> {
         let n: f64 = tok.parse().map_err(|_| bad())?;
         let unit = tokens.get(i + 1).copied().unwrap_or("second");
         let unit = unit.trim_end_matches(',');
-        let unit = unit.strip_suffix('s').filter(|u| !u.is_empty()).unwrap_or(unit);
+        let unit = unit
+            .strip_suffix('s')
+            .filter(|u| !u.is_empty())
+            .unwrap_or(unit);
         let sec = 1_000_000_000f64;
         match unit {
             "millennium" | "millennia" => months += (n * 12_000.0) as i64,
@@ -431,18 +449,30 @@ fn iso_interval(s: &str) -> Option<IntervalMonthDayNano> {
     if !num.is_empty() {
         return None;
     }
-    Some(IntervalMonthDayNano::new(months as i32, days as i32, nanos as i64))
+    Some(IntervalMonthDayNano::new(
+        months as i32,
+        days as i32,
+        nanos as i64,
+    ))
 }
 
 /// A timestamp in PostgreSQL's input forms, including offsets like `+02`.
 fn timestamp(text: &str, unit: TimeUnit, tz: Option<Arc<str>>) -> Result<ScalarValue> {
     let t = text.trim();
-    let bad = || err(format!("invalid input syntax for type timestamp: \"{text}\""));
-    let naive = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d"];
+    let bad = || {
+        err(format!(
+            "invalid input syntax for type timestamp: \"{text}\""
+        ))
+    };
+    let naive = [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d",
+    ];
     let micros = 'found: {
         // With an offset: "+02", "+02:00", "+0200", "Z".
-        let with_offset = if let Some(s) = t.strip_suffix('Z').or_else(|| t.strip_suffix(" UTC"))
-        {
+        let with_offset = if let Some(s) = t.strip_suffix('Z').or_else(|| t.strip_suffix(" UTC")) {
             Some((s.to_string(), 0))
         } else {
             offset_suffix(t)
@@ -453,7 +483,11 @@ fn timestamp(text: &str, unit: TimeUnit, tz: Option<Arc<str>>) -> Result<ScalarV
                     break 'found dt.and_utc().timestamp_micros() - secs * 1_000_000;
                 }
                 if let Ok(d) = chrono::NaiveDate::parse_from_str(&body, f) {
-                    break 'found d.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc().timestamp_micros()
+                    break 'found d
+                        .and_hms_opt(0, 0, 0)
+                        .ok_or_else(bad)?
+                        .and_utc()
+                        .timestamp_micros()
                         - secs * 1_000_000;
                 }
             }
@@ -464,7 +498,11 @@ fn timestamp(text: &str, unit: TimeUnit, tz: Option<Arc<str>>) -> Result<ScalarV
             }
         }
         if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
-            break 'found d.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc().timestamp_micros();
+            break 'found d
+                .and_hms_opt(0, 0, 0)
+                .ok_or_else(bad)?
+                .and_utc()
+                .timestamp_micros();
         }
         return ScalarValue::Utf8(Some(text.to_string()))
             .cast_to(&DataType::Timestamp(unit, tz))
@@ -488,7 +526,10 @@ fn offset_suffix(t: &str) -> Option<(String, i64)> {
     }
     let (h, m) = match digits.len() {
         1 | 2 => (digits.parse::<i64>().ok()?, 0),
-        4 => (digits[..2].parse::<i64>().ok()?, digits[2..].parse::<i64>().ok()?),
+        4 => (
+            digits[..2].parse::<i64>().ok()?,
+            digits[2..].parse::<i64>().ok()?,
+        ),
         _ => return None,
     };
     Some((body.trim().to_string(), sign * (h * 3600 + m * 60)))
@@ -503,8 +544,7 @@ fn bytea(text: &str) -> Result<Vec<u8>> {
         return (0..hex.len())
             .step_by(2)
             .map(|i| {
-                u8::from_str_radix(&hex[i..i + 2], 16)
-                    .map_err(|_| err("invalid hexadecimal digit"))
+                u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| err("invalid hexadecimal digit"))
             })
             .collect();
     }
@@ -584,7 +624,12 @@ pub fn parse_array(text: &str) -> Result<Vec<Option<String>>> {
 
 /// Decodes a parameter in binary form, sent as PostgreSQL type `ty`.
 pub fn from_binary(bytes: &[u8], ty: &Type) -> Result<ScalarValue> {
-    let bad = || err(format!("incorrect binary data format for type {}", ty.name()));
+    let bad = || {
+        err(format!(
+            "incorrect binary data format for type {}",
+            ty.name()
+        ))
+    };
     let fixed = |n: usize| -> Result<&[u8]> {
         if bytes.len() == n {
             Ok(bytes)
@@ -639,7 +684,10 @@ pub fn from_binary(bytes: &[u8], ty: &Type) -> Result<ScalarValue> {
         Type::NUMERIC => decimal(&binary_numeric(bytes).ok_or_else(bad)?)?,
         Type::JSONB => {
             // A version byte (1), then the JSON text.
-            let text = bytes.get(1..).filter(|_| bytes.first() == Some(&1)).ok_or_else(bad)?;
+            let text = bytes
+                .get(1..)
+                .filter(|_| bytes.first() == Some(&1))
+                .ok_or_else(bad)?;
             ScalarValue::Utf8(Some(utf8(text)?))
         }
         Type::UUID => {
@@ -667,7 +715,8 @@ fn utf8(bytes: &[u8]) -> Result<String> {
 
 /// PostgreSQL's binary numeric (base-10000 digits) as decimal text.
 fn binary_numeric(b: &[u8]) -> Option<String> {
-    let word = |i: usize| -> Option<i16> { Some(i16::from_be_bytes(b.get(i..i + 2)?.try_into().ok()?)) };
+    let word =
+        |i: usize| -> Option<i16> { Some(i16::from_be_bytes(b.get(i..i + 2)?.try_into().ok()?)) };
     let ndigits = word(0)? as usize;
     let weight = word(2)? as i32;
     let sign = word(4)? as u16;
@@ -675,7 +724,9 @@ fn binary_numeric(b: &[u8]) -> Option<String> {
     if sign == 0xC000 {
         return None; // NaN has no Decimal128 form
     }
-    let digits: Vec<i16> = (0..ndigits).map(|i| word(8 + 2 * i)).collect::<Option<_>>()?;
+    let digits: Vec<i16> = (0..ndigits)
+        .map(|i| word(8 + 2 * i))
+        .collect::<Option<_>>()?;
     let mut int = String::new();
     for w in 0..=weight.max(-1) {
         let d = digits.get(w as usize).copied().unwrap_or(0);
@@ -713,16 +764,24 @@ fn binary_array(b: &[u8], elem: &Type) -> Result<ScalarValue> {
     let bad = || err("incorrect binary data format for an array");
     let int = |i: usize| -> Result<i32> {
         Ok(i32::from_be_bytes(
-            b.get(i..i + 4).ok_or_else(bad)?.try_into().map_err(|_| bad())?,
+            b.get(i..i + 4)
+                .ok_or_else(bad)?
+                .try_into()
+                .map_err(|_| bad())?,
         ))
     };
     let ndim = int(0)?;
     let elem_type = arrow_type(elem).unwrap_or(DataType::Utf8);
     if ndim == 0 {
-        return Ok(ScalarValue::List(ScalarValue::new_list_nullable(&[], &elem_type)));
+        return Ok(ScalarValue::List(ScalarValue::new_list_nullable(
+            &[],
+            &elem_type,
+        )));
     }
     if ndim != 1 {
-        return Err(err("multidimensional arrays are not supported as parameters"));
+        return Err(err(
+            "multidimensional arrays are not supported as parameters",
+        ));
     }
     let n = int(12)?.max(0) as usize;
     let mut pos = 20;
@@ -739,7 +798,9 @@ fn binary_array(b: &[u8], elem: &Type) -> Result<ScalarValue> {
         values.push(v.cast_to(&elem_type).map_err(|e| err(e.to_string()))?);
         pos = end;
     }
-    Ok(ScalarValue::List(ScalarValue::new_list_nullable(&values, &elem_type)))
+    Ok(ScalarValue::List(ScalarValue::new_list_nullable(
+        &values, &elem_type,
+    )))
 }
 
 #[cfg(test)]
@@ -780,8 +841,14 @@ mod tests {
 
     #[test]
     fn numerics_keep_their_scale() {
-        assert_eq!(decimal("10.5").unwrap(), ScalarValue::Decimal128(Some(105), 38, 1));
-        assert_eq!(decimal("-1e2").unwrap(), ScalarValue::Decimal128(Some(-100), 38, 0));
+        assert_eq!(
+            decimal("10.5").unwrap(),
+            ScalarValue::Decimal128(Some(105), 38, 1)
+        );
+        assert_eq!(
+            decimal("-1e2").unwrap(),
+            ScalarValue::Decimal128(Some(-100), 38, 0)
+        );
         assert!(decimal("1.2.3").is_err());
         // 12345.6789: ndigits 3, weight 1, dscale 4 -> digits 1 2345 6789.
         let b = [0, 3, 0, 1, 0, 0, 0, 4, 0, 1, 0x09, 0x29, 0x1a, 0x85];

@@ -248,6 +248,13 @@ impl SchemaProvider for FreshetPgCatalog {
         if name.eq_ignore_ascii_case("pg_policies") {
             return Ok(Some(pg_policies()?));
         }
+        if name == crate::infoschema::COLUMNS_TABLE {
+            let batch = crate::infoschema::columns(&self.objects.get())?;
+            return Ok(Some(Arc::new(datafusion::datasource::MemTable::try_new(
+                batch.schema(),
+                vec![vec![batch]],
+            )?)));
+        }
         let Some(t) = self.inner.table(name).await? else {
             return Ok(None);
         };
@@ -296,7 +303,9 @@ impl SchemaProvider for FreshetPgCatalog {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        name.eq_ignore_ascii_case("pg_policies") || self.inner.table_exist(name)
+        name.eq_ignore_ascii_case("pg_policies")
+            || name == crate::infoschema::COLUMNS_TABLE
+            || self.inner.table_exist(name)
     }
 }
 
@@ -428,7 +437,10 @@ fn with_oids(batch: RecordBatch, column: &str, rows: &[bool]) -> Result<RecordBa
 
 /// The tables with a primary key, with their OID and namespace from
 /// `pg_class` batches.
-fn keyed<'a>(objects: &'a [Object], pg_class: &[RecordBatch]) -> Result<Vec<crate::pgkeys::Keyed<'a>>> {
+fn keyed<'a>(
+    objects: &'a [Object],
+    pg_class: &[RecordBatch],
+) -> Result<Vec<crate::pgkeys::Keyed<'a>>> {
     let mut found: HashMap<String, (i32, i32)> = HashMap::new();
     for b in pg_class {
         let names = column::<StringArray>(b, "relname")?;
@@ -451,11 +463,10 @@ fn keyed<'a>(objects: &'a [Object], pg_class: &[RecordBatch]) -> Result<Vec<crat
         .filter_map(|o| {
             let (oid, _) = *found.get(&o.name)?;
             let namespace = SCHEMA_OID;
-            let attnums = o
-                .pk
-                .iter()
-                .map(|c| o.schema.index_of(c).ok().map(|i| i as i16 + 1))
-                .collect::<Option<Vec<_>>>()?;
+            let attnums =
+                o.pk.iter()
+                    .map(|c| o.schema.index_of(c).ok().map(|i| i as i16 + 1))
+                    .collect::<Option<Vec<_>>>()?;
             Some(crate::pgkeys::Keyed {
                 object: o,
                 oid,
@@ -511,11 +522,12 @@ impl Adjusted {
                         let mut cols: Vec<ArrayRef> = b.columns().to_vec();
                         cols[idx] = Arc::new(fixed);
                         if let Ok(h) = b.schema().index_of("relhasindex") {
-                            let had = column::<datafusion::arrow::array::BooleanArray>(&b, "relhasindex")?;
+                            let had = column::<datafusion::arrow::array::BooleanArray>(
+                                &b,
+                                "relhasindex",
+                            )?;
                             let fixed: datafusion::arrow::array::BooleanArray = (0..b.num_rows())
-                                .map(|i| {
-                                    Some(with_index.contains(names.value(i)) || had.value(i))
-                                })
+                                .map(|i| Some(with_index.contains(names.value(i)) || had.value(i)))
                                 .collect();
                             cols[h] = Arc::new(fixed);
                         }
@@ -590,8 +602,9 @@ impl Adjusted {
                     .into_iter()
                     .map(|b| {
                         let names = column::<StringArray>(&b, "nspname")?;
-                        let public: Vec<bool> =
-                            (0..b.num_rows()).map(|i| names.value(i) == SCHEMA).collect();
+                        let public: Vec<bool> = (0..b.num_rows())
+                            .map(|i| names.value(i) == SCHEMA)
+                            .collect();
                         with_oids(b, "oid", &public)
                     })
                     .collect::<Result<Vec<_>>>()?;

@@ -542,9 +542,9 @@ impl ScalarUDFImpl for ExpandArray {
         use datafusion::arrow::buffer::OffsetBuffer;
         use datafusion::arrow::datatypes::Field;
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let input = arrays
-            .first()
-            .ok_or_else(|| datafusion::error::DataFusionError::Plan("_pg_expandarray(array)".into()))?;
+        let input = arrays.first().ok_or_else(|| {
+            datafusion::error::DataFusionError::Plan("_pg_expandarray(array)".into())
+        })?;
         let input = cast(input, &{
             let DataType::List(f) = self.return_type(&[input.data_type().clone()])? else {
                 unreachable!("return_type gives a list")
@@ -552,7 +552,11 @@ impl ScalarUDFImpl for ExpandArray {
             let DataType::Struct(fields) = f.data_type() else {
                 unreachable!("records are structs")
             };
-            DataType::List(Arc::new(Field::new("item", fields[0].data_type().clone(), true)))
+            DataType::List(Arc::new(Field::new(
+                "item",
+                fields[0].data_type().clone(),
+                true,
+            )))
         })?;
         let list = input.as_list::<i32>();
         let offsets = list.offsets();
@@ -570,7 +574,8 @@ impl ScalarUDFImpl for ExpandArray {
         let DataType::Struct(fields) = Self::record(&elem) else {
             unreachable!("records are structs")
         };
-        let records = StructArray::try_new(fields.clone(), vec![values, Arc::new(positions)], None)?;
+        let records =
+            StructArray::try_new(fields.clone(), vec![values, Arc::new(positions)], None)?;
         let rebased: Vec<i32> = offsets.iter().map(|o| o - offsets[0]).collect();
         let out = ListArray::try_new(
             Arc::new(Field::new("item", DataType::Struct(fields), true)),

@@ -80,9 +80,7 @@ fn vector_type(table: &str, column: &str) -> Option<DataType> {
         ("pg_index", "indkey" | "indoption") => DataType::Int16,
         ("pg_index", "indcollation" | "indclass") => DataType::Int32,
         ("pg_constraint", "conkey" | "confkey" | "confdelsetcols") => DataType::Int16,
-        ("pg_constraint", "conpfeqop" | "conppeqop" | "conffeqop" | "conexclop") => {
-            DataType::Int32
-        }
+        ("pg_constraint", "conpfeqop" | "conppeqop" | "conffeqop" | "conexclop") => DataType::Int32,
         _ => return None,
     };
     Some(DataType::List(Arc::new(Field::new("item", elem, true))))

@@ -100,6 +100,70 @@ def _():
 
 
 import psycopg  # noqa: E402
+from psycopg import pq  # noqa: E402
+
+# Grafana's PostgreSQL data source: its table and column discovery
+# (postgresMetaQuery.ts, with the search_path expansion it always adds) and
+# a time-series panel, sent as Grafana's pgx backend does (simple protocol).
+GRAFANA_IN_SEARCH_PATH = """quote_ident(table_schema) IN (
+          SELECT
+            CASE WHEN trim(s[i]) = '"$user"' THEN user ELSE trim(s[i]) END
+          FROM
+            generate_series(
+              array_lower(string_to_array(current_setting('search_path'),','),1),
+              array_upper(string_to_array(current_setting('search_path'),','),1)
+            ) as i,
+            string_to_array(current_setting('search_path'),',') s
+          )"""
+
+
+def grafana_columns(table):
+    t = "'%s'" % table
+    return """SELECT quote_ident(column_name) AS "column", data_type AS "type"
+    FROM information_schema.columns
+    WHERE
+      CASE WHEN array_length(parse_ident(%s),1) = 2
+        THEN quote_ident(table_schema) = (parse_ident(%s))[1]
+          AND quote_ident(table_name) = (parse_ident(%s))[2]
+        ELSE quote_ident(table_name) = %s
+          AND %s
+      END""" % (t, t, t, t, GRAFANA_IN_SEARCH_PATH)
+
+
+@check("Grafana: health check, table and column discovery, a time-series panel")
+def _():
+    with psycopg.connect(host=HOST, port=PORT, user=USER, dbname=DB, autocommit=True) as c:
+        def rows(sql):
+            res = c.pgconn.exec_(sql.encode())
+            ok = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK, pq.ExecStatus.EMPTY_QUERY)
+            if res.status not in ok:
+                raise AssertionError((res.error_message or b"").decode())
+            return [tuple(None if res.get_value(r, f) is None else res.get_value(r, f).decode()
+                          for f in range(res.nfields)) for r in range(res.ntuples)]
+        eq(rows("-- ping"), [])
+        eq(int(rows("SELECT current_setting('server_version_num')::int/100 as version")[0][0]) >= 1500, True)
+        tables = rows("""SELECT
+    CASE WHEN %s
+      THEN quote_ident(table_name)
+      ELSE quote_ident(table_schema) || '.' || quote_ident(table_name)
+    END AS "table"
+    FROM information_schema.tables
+    WHERE quote_ident(table_schema) NOT IN ('information_schema', 'pg_catalog')
+    ORDER BY CASE WHEN %s THEN 0 ELSE 1 END, 1""" % (GRAFANA_IN_SEARCH_PATH, GRAFANA_IN_SEARCH_PATH))
+        eq(tables, [("auctions",), ("avg_price",), ("bids",), ("high_bids",)])
+        for table in ("bids", "public.bids"):
+            eq(rows(grafana_columns(table)), [("auction", "bigint"), ("bidder", "bigint"), ("price", "bigint"),
+                                              ("date_time", "timestamp without time zone")])
+        eq([r[0] for r in rows(grafana_columns("avg_price"))], ["auction", "avg_price", "num_bids", "last_bid"])
+        panel = rows("""SELECT
+  floor(extract(epoch from date_time)/60)*60 AS "time",
+  avg(price) AS "price"
+FROM bids
+WHERE
+  date_time BETWEEN '2024-01-01T09:00:00Z' AND '2024-01-01T11:00:00Z'
+GROUP BY 1
+ORDER BY 1""")
+        eq(panel, [("1704103200", "62.5"), ("1704103260", "210"), ("1704103320", "10")])
 
 
 @check("psycopg 3: server-side parameters, text and binary results, prepared statements")

@@ -215,7 +215,10 @@ async fn metabase_and_dbeaver_replays() -> Result<()> {
         );
         eprintln!("{text}");
         if !out.status.success() {
-            bail!("{tool} replay failed:\n{text}\nserver log:\n{}", server.log());
+            bail!(
+                "{tool} replay failed:\n{text}\nserver log:\n{}",
+                server.log()
+            );
         }
     }
     Ok(())
