@@ -478,7 +478,18 @@ fn parse_sql_one(sql: &str) -> ExecResult<Parsed> {
                 crate::colnames::disambiguate(q);
             }
             if matches!(stmt, Statement::Query(_)) && is_catalog_query(&stmt, sql) {
-                return Ok(Parsed::Sql(Box::new(pg_compatible(sql).unwrap_or(stmt))));
+                // The rewriter renames `current_user`; its column keeps
+                // PostgreSQL's name.
+                let named = match &mut stmt {
+                    Statement::Query(q) => name_session_functions(q),
+                    _ => false,
+                };
+                let text = if named {
+                    stmt.to_string()
+                } else {
+                    sql.to_string()
+                };
+                return Ok(Parsed::Sql(Box::new(pg_compatible(&text).unwrap_or(stmt))));
             }
             Ok(Parsed::Sql(Box::new(stmt)))
         }
@@ -656,7 +667,7 @@ fn pg_compatible(sql: &str) -> Option<Statement> {
     use datafusion::sql::sqlparser::ast::VisitMut;
     use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
     static PARSER: std::sync::OnceLock<PostgresCompatibilityParser> = std::sync::OnceLock::new();
-    let mut sql = system_regclass_literals(sql);
+    let mut sql = regclass_parameters(&system_regclass_literals(sql));
     for (from, to) in CLIENT_IDIOMS {
         if sql.contains(from) {
             sql = sql.replace(from, to);
@@ -724,9 +735,102 @@ fn information_schema_columns(stmt: &mut Statement) {
     let _ = stmt.visit(&mut Columns);
 }
 
+/// Unaliased `current_user`, `session_user`, `user` and `current_role` in
+/// a select list get their PostgreSQL column name as an alias. Whether any
+/// did.
+fn name_session_functions(q: &mut datafusion::sql::sqlparser::ast::Query) -> bool {
+    use datafusion::sql::sqlparser::ast::{Expr, FunctionArguments, Ident, SelectItem, SetExpr};
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return false;
+    };
+    let mut named = false;
+    for item in select.projection.iter_mut() {
+        let SelectItem::UnnamedExpr(e) = item else {
+            continue;
+        };
+        let name = match e {
+            Expr::Identifier(i) if i.quote_style.is_none() => i.value.to_ascii_lowercase(),
+            Expr::Function(f) if matches!(f.args, FunctionArguments::None) => {
+                f.name.to_string().to_ascii_lowercase()
+            }
+            _ => continue,
+        };
+        if matches!(
+            name.as_str(),
+            "current_user" | "session_user" | "user" | "current_role"
+        ) {
+            *item = SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias: Ident::with_quote('"', name),
+            };
+            named = true;
+        }
+    }
+    named
+}
+
+/// `$n::regclass` (a relation name bound as a parameter, as psycopg 3
+/// sends SQLAlchemy's comment lookup) resolves the name when the query runs.
+fn regclass_parameters(sql: &str) -> String {
+    if !sql.contains("::") || !sql.to_ascii_lowercase().contains("regclass") {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(p) = rest.find('$') {
+        out.push_str(&rest[..p]);
+        let after = &rest[p + 1..];
+        let digits = after.chars().take_while(|c| c.is_ascii_digit()).count();
+        let tail = &after[digits..];
+        let cast = ["::pg_catalog.regclass", "::regclass"]
+            .into_iter()
+            .find(|c| tail.len() >= c.len() && tail[..c.len()].eq_ignore_ascii_case(c));
+        match cast {
+            Some(c) if digits > 0 => {
+                out.push_str(&format!("freshet_regclass(${})", &after[..digits]));
+                rest = &tail[c.len()..];
+            }
+            _ => {
+                out.push('$');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    cast_regclass_parameters(&out)
+}
+
+/// `CAST($n AS [pg_catalog.]regclass)`, the other spelling of `$n::regclass`.
+fn cast_regclass_parameters(sql: &str) -> String {
+    let lower = sql.to_ascii_lowercase();
+    let mut out = String::with_capacity(sql.len());
+    let mut at = 0;
+    while let Some(p) = lower[at..].find("cast($").map(|p| p + at) {
+        let args = &lower[p + 5..];
+        let Some(close) = args.find(')') else {
+            break;
+        };
+        let inner: Vec<&str> = args[..close].split_whitespace().collect();
+        let typed = matches!(
+            inner.as_slice(),
+            [param, "as", "regclass" | "pg_catalog.regclass"]
+                if param.len() > 1 && param[1..].chars().all(|c| c.is_ascii_digit())
+        );
+        out.push_str(&sql[at..p]);
+        if typed {
+            out.push_str(&format!("freshet_regclass({})", inner[0]));
+        } else {
+            out.push_str(&sql[p..p + 5 + close + 1]);
+        }
+        at = p + 5 + close + 1;
+    }
+    out.push_str(&sql[at..]);
+    out
+}
+
 /// PostgreSQL's fixed OIDs of system catalogs that clients name in
 /// `'pg_class'::regclass`-style casts (to match `classoid` columns).
-const SYSTEM_CATALOG_OIDS: &[(&str, u32)] = &[
+pub(crate) const SYSTEM_CATALOG_OIDS: &[(&str, u32)] = &[
     ("pg_class", 1259),
     ("pg_constraint", 2606),
     ("pg_namespace", 2615),
@@ -1537,6 +1641,15 @@ fn strip_comments(sql: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn regclass_parameters_resolve_at_run_time() {
+        assert_eq!(
+            super::regclass_parameters(
+                "a = $2::regclass AND b = CAST($10 AS REGCLASS) AND c = CAST(x AS int)"
+            ),
+            "a = freshet_regclass($2) AND b = freshet_regclass($10) AND c = CAST(x AS int)"
+        );
+    }
 
     #[test]
     fn watermark_clause_is_taken_out_of_the_column_list() {

@@ -21,6 +21,36 @@ use crate::pgcatalog::Object;
 pub struct OidIndex(pub Arc<RwLock<HashMap<i64, Object>>>);
 
 impl OidIndex {
+    /// The OID of a relation named `name` (`[schema.]name`, quoted or not).
+    fn oid_of(&self, name: &str) -> Option<i64> {
+        let name = name.trim();
+        let (schema, rel) = match name.rsplit_once('.') {
+            Some((s, r)) => (Some(s.trim_matches('"')), r),
+            None => (None, name),
+        };
+        let rel = if rel.starts_with('"') {
+            rel.trim_matches('"').replace("\"\"", "\"")
+        } else {
+            rel.to_ascii_lowercase()
+        };
+        if schema.is_none_or(|s| s.eq_ignore_ascii_case("pg_catalog")) {
+            if let Some((_, oid)) = crate::dialect::SYSTEM_CATALOG_OIDS
+                .iter()
+                .find(|(n, _)| *n == rel)
+            {
+                return Some(i64::from(*oid));
+            }
+        }
+        if schema.is_some_and(|s| s != crate::pgcatalog::SCHEMA) {
+            return None;
+        }
+        let map = match self.0.read() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        map.iter().find(|(_, o)| o.name == rel).map(|(oid, _)| *oid)
+    }
+
     fn get(&self, oid: i64) -> Option<Object> {
         match self.0.read() {
             Ok(m) => m.get(&oid).cloned(),
@@ -428,6 +458,32 @@ pub fn register(ctx: &SessionContext, index: &OidIndex) {
         "col_description",
         DataType::Utf8,
         comment(index.clone(), true),
+    ));
+    let idx = index.clone();
+    ctx.register_udf(udf(
+        "freshet_regclass",
+        DataType::Int32,
+        Arc::new(move |args, n| {
+            let names = cast(
+                args.first().ok_or_else(|| {
+                    datafusion::error::DataFusionError::Plan("regclass of what?".into())
+                })?,
+                &DataType::Utf8,
+            )?;
+            let names = names
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| datafusion::error::DataFusionError::Internal("regclass".into()))?;
+            let out: datafusion::arrow::array::Int32Array = (0..n)
+                .map(|i| {
+                    let i = if names.len() == 1 { 0 } else { i };
+                    (i < names.len() && names.is_valid(i))
+                        .then(|| idx.oid_of(names.value(i)).map(|o| o as i32))
+                        .flatten()
+                })
+                .collect();
+            Ok(Arc::new(out) as ArrayRef)
+        }),
     ));
     ctx.register_udf(ScalarUDF::new_from_impl(ExpandArray {
         signature: Signature::any(1, Volatility::Immutable),

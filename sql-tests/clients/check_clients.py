@@ -51,6 +51,9 @@ def _():
     eq(int(cur.fetchone()[0]) >= 150000, True)
     cur.execute("SELECT version()")
     eq(cur.fetchone()[0].startswith("PostgreSQL 15."), True)
+    cur.execute("SELECT current_user, session_user, user")
+    eq([d.name for d in cur.description], ["current_user", "session_user", "user"])
+    eq(cur.fetchone(), (USER, USER, USER))
     c.rollback()
     c.close()
 
@@ -250,10 +253,8 @@ for driver in ("psycopg2", "psycopg"):
         cols = {c["name"]: str(c["type"]) for c in insp.get_columns("bids")}
         eq(cols, {"auction": "BIGINT", "bidder": "BIGINT", "price": "BIGINT", "date_time": "TIMESTAMP"})
         eq([c["name"] for c in insp.get_columns("avg_price")], ["auction", "avg_price", "num_bids", "last_bid"])
-        if driver == "psycopg2":
-            # psycopg 3 binds the catalog name of `classoid = $n::regclass`
-            # as a parameter, which Freshet does not resolve yet.
-            eq(insp.get_table_comment("bids")["text"], "Nexmark-style bid stream")
+        # psycopg 3 binds the catalog name of `classoid = $n::regclass`.
+        eq(insp.get_table_comment("bids")["text"], "Nexmark-style bid stream")
         eq(insp.has_table("bids"), True)
         eq("price > 100" in insp.get_view_definition("high_bids"), True)
 
