@@ -1,5 +1,5 @@
-//! `COPY (query) TO STDOUT` and `COPY table TO STDOUT`: the rows of a query
-//! in PostgreSQL's text or CSV copy format.
+//! `COPY ... TO STDOUT` and `COPY table FROM STDIN`: rows in PostgreSQL's
+//! text or CSV copy format, written out or read in.
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::DataType;
@@ -140,6 +140,168 @@ impl CopyFormat {
     }
 }
 
+impl CopyFormat {
+    /// The fields of each row of copy data sent by a client (`None` for
+    /// NULL), after the header line if there is one.
+    pub fn parse(&self, data: &[u8]) -> ExecResult<Vec<Vec<Option<String>>>> {
+        let text = std::str::from_utf8(data)
+            .map_err(|_| ExecError::new(code::INVALID_TEXT, "COPY data is not valid UTF-8"))?;
+        let mut rows = if self.csv {
+            self.parse_csv(text)?
+        } else {
+            self.parse_text(text)?
+        };
+        if self.header && !rows.is_empty() {
+            rows.remove(0);
+        }
+        Ok(rows)
+    }
+
+    fn parse_text(&self, text: &str) -> ExecResult<Vec<Vec<Option<String>>>> {
+        let mut rows = Vec::new();
+        for line in text.split_terminator('\n') {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line == "\\." {
+                break;
+            }
+            let mut fields = Vec::new();
+            let mut field = String::new();
+            let mut raw = String::new();
+            let mut chars = line.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c == self.delimiter {
+                    fields.push(self.text_field(&field, &raw));
+                    field.clear();
+                    raw.clear();
+                    continue;
+                }
+                raw.push(c);
+                if c != '\\' {
+                    field.push(c);
+                    continue;
+                }
+                let Some(e) = chars.next() else {
+                    break;
+                };
+                raw.push(e);
+                match e {
+                    'b' => field.push('\u{8}'),
+                    'f' => field.push('\u{c}'),
+                    'n' => field.push('\n'),
+                    'r' => field.push('\r'),
+                    't' => field.push('\t'),
+                    'v' => field.push('\u{b}'),
+                    'x' => {
+                        let mut v = 0u32;
+                        let mut n = 0;
+                        while n < 2 {
+                            match chars.peek().and_then(|c| c.to_digit(16)) {
+                                Some(d) => {
+                                    v = v * 16 + d;
+                                    raw.push(chars.next().unwrap_or('0'));
+                                    n += 1;
+                                }
+                                None => break,
+                            }
+                        }
+                        if n == 0 {
+                            field.push('x');
+                        } else {
+                            field.push(char::from_u32(v).unwrap_or('?'));
+                        }
+                    }
+                    '0'..='7' => {
+                        let mut v = e.to_digit(8).unwrap_or(0);
+                        for _ in 0..2 {
+                            match chars.peek().and_then(|c| c.to_digit(8)) {
+                                Some(d) => {
+                                    v = v * 8 + d;
+                                    raw.push(chars.next().unwrap_or('0'));
+                                }
+                                None => break,
+                            }
+                        }
+                        field.push(char::from_u32(v).unwrap_or('?'));
+                    }
+                    other => field.push(other),
+                }
+            }
+            fields.push(self.text_field(&field, &raw));
+            rows.push(fields);
+        }
+        Ok(rows)
+    }
+
+    /// A text-format field: NULL when its raw text is the NULL marker.
+    fn text_field(&self, field: &str, raw: &str) -> Option<String> {
+        (raw != self.null).then(|| field.to_string())
+    }
+
+    fn parse_csv(&self, text: &str) -> ExecResult<Vec<Vec<Option<String>>>> {
+        let mut rows = Vec::new();
+        let mut fields: Vec<Option<String>> = Vec::new();
+        let mut field = String::new();
+        let (mut quoted, mut in_quotes, mut any) = (false, false, false);
+        let mut chars = text.chars().peekable();
+        let end_field =
+            |field: &mut String, quoted: &mut bool, fields: &mut Vec<Option<String>>| {
+                let v = if !*quoted && *field == self.null {
+                    None
+                } else {
+                    Some(std::mem::take(field))
+                };
+                field.clear();
+                *quoted = false;
+                fields.push(v);
+            };
+        while let Some(c) = chars.next() {
+            if in_quotes {
+                if c == self.quote {
+                    if chars.peek() == Some(&self.quote) {
+                        chars.next();
+                        field.push(c);
+                    } else {
+                        in_quotes = false;
+                    }
+                } else {
+                    field.push(c);
+                }
+                continue;
+            }
+            any = true;
+            if c == self.quote {
+                in_quotes = true;
+                quoted = true;
+            } else if c == self.delimiter {
+                end_field(&mut field, &mut quoted, &mut fields);
+            } else if c == '\n' || c == '\r' {
+                if c == '\r' && chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                if fields.is_empty() && field == "\\." && !quoted {
+                    return Ok(rows);
+                }
+                end_field(&mut field, &mut quoted, &mut fields);
+                rows.push(std::mem::take(&mut fields));
+                any = false;
+            } else {
+                field.push(c);
+            }
+        }
+        if in_quotes {
+            return Err(ExecError::new(
+                code::BAD_COPY_FORMAT,
+                "unterminated CSV quoted field",
+            ));
+        }
+        if any && !(fields.is_empty() && field == "\\.") {
+            end_field(&mut field, &mut quoted, &mut fields);
+            rows.push(fields);
+        }
+        Ok(rows)
+    }
+}
+
 /// Text format escapes: backslash, the delimiter, newline, CR and tab.
 fn escape_text(v: &str, delimiter: char) -> String {
     let mut s = String::with_capacity(v.len());
@@ -256,6 +418,41 @@ mod tests {
         let f = CopyFormat::from_options(&[], &[]).unwrap();
         let lines = f.lines(&[], &[batch()]).unwrap();
         assert_eq!(lines, vec!["1\tx\\ty\tt\n", "\\N\tq,\"r\"\tf\n"]);
+    }
+
+    #[test]
+    fn text_input_unescapes_and_reads_nulls() {
+        let f = CopyFormat::from_options(&[], &[]).unwrap();
+        let rows = f
+            .parse(b"1\ta\\tb\t\\N\n2\t\\x41\\101\t\n\\.\nignored\n")
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                vec![Some("1".into()), Some("a\tb".into()), None],
+                vec![Some("2".into()), Some("AA".into()), Some("".into())],
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_input_quotes_newlines_header() {
+        let f = CopyFormat::from_options(
+            &[CopyOption::Format("csv".into()), CopyOption::Header(true)],
+            &[],
+        )
+        .unwrap();
+        let rows = f
+            .parse(b"a,b,c\r\n1,\"x,\"\"y\"\"\nz\",\n2,\"\",q")
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                vec![Some("1".into()), Some("x,\"y\"\nz".into()), None],
+                vec![Some("2".into()), Some("".into()), Some("q".into())],
+            ]
+        );
+        assert!(f.parse(b"a\n\"open").is_err());
     }
 
     #[test]

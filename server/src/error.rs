@@ -24,6 +24,7 @@ pub mod code {
     pub const DEPENDENT_OBJECTS: &str = "2BP01";
     pub const DIVISION_BY_ZERO: &str = "22012";
     pub const INVALID_TEXT: &str = "22P02";
+    pub const BAD_COPY_FORMAT: &str = "22P04";
     pub const OUT_OF_RANGE: &str = "22003";
     pub const INVALID_PARAMETER: &str = "22023";
     pub const NOT_SUPPORTED: &str = "0A000";

@@ -58,6 +58,10 @@ pub enum Output {
         columns: usize,
         lines: Vec<String>,
     },
+    /// `COPY ... FROM STDIN`: the client sends `columns` fields per row.
+    CopyIn {
+        columns: usize,
+    },
 }
 
 /// Per-connection settings.
@@ -71,6 +75,20 @@ pub struct Session {
     /// Tables this session created with `CREATE TEMPORARY TABLE`, dropped
     /// when it ends.
     pub temp_tables: Vec<(String, TableId)>,
+    /// A `COPY ... FROM STDIN` waiting for its data.
+    pub copy_in: Option<CopyIn>,
+}
+
+/// A `COPY table FROM STDIN` in progress: where the rows go and the data
+/// received so far.
+#[derive(Debug, Clone)]
+pub struct CopyIn {
+    table: String,
+    id: TableId,
+    /// The table's columns the data's fields fill, in order.
+    columns: Vec<usize>,
+    format: crate::copy::CopyFormat,
+    pub data: Vec<u8>,
 }
 
 /// A cursor's remaining rows.
@@ -120,6 +138,7 @@ impl Default for Session {
             implicit_flush: false,
             cursors: BTreeMap::new(),
             temp_tables: Vec::new(),
+            copy_in: None,
         }
     }
 }
@@ -934,8 +953,56 @@ impl Server {
                     lines: format.lines(&names, &batches)?,
                 })
             }
+            Statement::Copy {
+                source: datafusion::sql::sqlparser::ast::CopySource::Table {
+                    table_name,
+                    columns,
+                },
+                to: false,
+                target: datafusion::sql::sqlparser::ast::CopyTarget::Stdin,
+                options,
+                legacy_options,
+                values,
+            } if values.is_empty() => {
+                let format = crate::copy::CopyFormat::from_options(options, legacy_options)?;
+                let name = match table_name.0.last() {
+                    Some(datafusion::sql::sqlparser::ast::ObjectNamePart::Identifier(i))
+                        if i.quote_style.is_some() =>
+                    {
+                        i.value.clone()
+                    }
+                    _ => table_name.to_string().rsplit('.').next().unwrap_or("").to_lowercase(),
+                };
+                let rel = self.writable_table(&name)?;
+                let targets = columns
+                    .iter()
+                    .map(|c| {
+                        let c = normalize_ident(&c.to_string());
+                        rel.schema.index_of(&c).map_err(|_| {
+                            ExecError::new(
+                                code::UNDEFINED_COLUMN,
+                                format!("column \"{c}\" of relation \"{name}\" does not exist"),
+                            )
+                        })
+                    })
+                    .collect::<ExecResult<Vec<usize>>>()?;
+                let targets = if targets.is_empty() {
+                    (0..rel.schema.fields().len()).collect()
+                } else {
+                    targets
+                };
+                let columns = targets.len();
+                session.copy_in = Some(CopyIn {
+                    table: name,
+                    id: rel.id,
+                    columns: targets,
+                    format,
+                    data: Vec::new(),
+                });
+                Ok(Output::CopyIn { columns })
+            }
             Statement::Copy { .. } => Err(ExecError::not_supported(
-                "COPY FROM and COPY TO a file are not supported: use COPY ... TO STDOUT, and INSERT or a source to load data",
+                "COPY to or from a file or program (use COPY ... TO STDOUT or COPY ... FROM STDIN, psql's \\copy)",
             )),
             Statement::Declare { stmts } => {
                 for d in stmts {
@@ -1135,6 +1202,100 @@ impl Server {
         }
         let batches = df.collect().await?;
         Ok(Output::Rows { schema, batches })
+    }
+
+    /// A table that accepts rows, by name.
+    fn writable_table(&self, name: &str) -> ExecResult<Arc<Relation>> {
+        let cat = self.catalog();
+        let entry = cat.get(name).ok_or_else(|| {
+            ExecError::new(
+                code::UNDEFINED_TABLE,
+                format!("relation \"{name}\" does not exist"),
+            )
+        })?;
+        match entry.rel.kind {
+            RelKind::Table => Ok(entry.rel.clone()),
+            RelKind::Source => Err(ExecError::new(
+                code::WRONG_OBJECT_TYPE,
+                format!("cannot change source \"{name}\"; its rows come from its connector"),
+            )),
+            _ => Err(ExecError::new(
+                code::WRONG_OBJECT_TYPE,
+                format!("cannot change \"{name}\"; only tables accept rows"),
+            )),
+        }
+    }
+
+    /// Inserts the rows of a finished `COPY ... FROM STDIN` as one
+    /// statement; the number of rows.
+    pub async fn finish_copy_in(&self, copy: CopyIn, flush: bool) -> ExecResult<usize> {
+        let _g = self.write_lock.lock().await;
+        let rel = self.writable_table(&copy.table)?;
+        if rel.id != copy.id {
+            return Err(ExecError::new(
+                code::UNDEFINED_TABLE,
+                format!("relation \"{}\" was dropped during COPY", copy.table),
+            ));
+        }
+        let rows = copy.format.parse(&copy.data)?;
+        let n = rows.len();
+        let fields = rel.schema.fields();
+        let mut columns: Vec<Vec<ScalarValue>> = vec![Vec::with_capacity(n); fields.len()];
+        for (line, row) in rows.into_iter().enumerate() {
+            if row.len() != copy.columns.len() {
+                let what = if row.len() > copy.columns.len() {
+                    "extra data after last expected column".to_string()
+                } else {
+                    format!(
+                        "missing data for column \"{}\"",
+                        fields[copy.columns[row.len()]].name()
+                    )
+                };
+                return Err(ExecError::new(
+                    code::BAD_COPY_FORMAT,
+                    format!("{what} (COPY {}, line {})", copy.table, line + 1),
+                ));
+            }
+            let mut given = vec![None; fields.len()];
+            for (value, &col) in row.into_iter().zip(&copy.columns) {
+                given[col] = value;
+            }
+            for (i, (f, v)) in fields.iter().zip(given).enumerate() {
+                let bad = |e: String| {
+                    ExecError::new(
+                        code::INVALID_TEXT,
+                        format!(
+                            "invalid input for column \"{}\" (COPY {}, line {}): {e}",
+                            f.name(),
+                            copy.table,
+                            line + 1
+                        ),
+                    )
+                };
+                let value = match v {
+                    None => ScalarValue::try_from(f.data_type())?,
+                    Some(text) => crate::params::from_text(&text, Some(f.data_type()))
+                        .map_err(|e| bad(e.to_string()))?
+                        .cast_to(f.data_type())
+                        .map_err(|e| bad(e.to_string()))?,
+                };
+                columns[i].push(value);
+            }
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        let arrays = columns
+            .into_iter()
+            .map(ScalarValue::iter_to_array)
+            .collect::<Result<Vec<_>, _>>()?;
+        let batch = RecordBatch::try_new(rel.schema.clone(), arrays)
+            .map_err(|e| ExecError::new(code::INTERNAL, e.to_string()))?;
+        self.engine.dml(rel.id, DmlOp::Insert(vec![batch])).await?;
+        if flush {
+            self.engine.flush().await?;
+        }
+        Ok(n)
     }
 
     async fn dml(&self, stmt: &Statement, params: Option<ParamValues>) -> ExecResult<Output> {

@@ -35,6 +35,75 @@ pub struct Conn {
     parser: Arc<StmtParser>,
 }
 
+/// `COPY ... FROM STDIN`: data is gathered, then inserted at CopyDone.
+#[async_trait]
+impl pgwire::api::copy::CopyHandler for Conn {
+    async fn on_copy_data<C>(
+        &self,
+        _client: &mut C,
+        copy_data: pgwire::messages::copy::CopyData,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let mut session = self.session.lock().await;
+        match session.copy_in.as_mut() {
+            Some(copy) => {
+                copy.data.extend_from_slice(&copy_data.data);
+                Ok(())
+            }
+            None => {
+                Err(ExecError::new("08P01", "COPY data without a COPY FROM STDIN").into_pgwire())
+            }
+        }
+    }
+
+    async fn on_copy_done<C>(
+        &self,
+        client: &mut C,
+        _done: pgwire::messages::copy::CopyDone,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        let (copy, flush) = {
+            let mut session = self.session.lock().await;
+            (session.copy_in.take(), session.implicit_flush)
+        };
+        let copy = copy.ok_or_else(|| {
+            ExecError::new("08P01", "COPY done without a COPY FROM STDIN").into_pgwire()
+        })?;
+        let n = guarded(self.server.finish_copy_in(copy, flush))
+            .await
+            .map_err(ExecError::into_pgwire)?;
+        client
+            .send(PgWireBackendMessage::CommandComplete(
+                Tag::new("COPY").with_rows(n).into(),
+            ))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(
+        &self,
+        _client: &mut C,
+        fail: pgwire::messages::copy::CopyFail,
+    ) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.session.lock().await.copy_in = None;
+        ExecError::new("57014", format!("COPY from stdin failed: {}", fail.message)).into_pgwire()
+    }
+}
+
 impl Drop for Conn {
     /// The session ends: its temporary tables go.
     fn drop(&mut self) {
@@ -76,6 +145,10 @@ impl PgWireServerHandlers for ConnHandlers {
     }
 
     fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.0.clone()
+    }
+
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
         self.0.clone()
     }
 
@@ -176,6 +249,14 @@ fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
                     .map(|l| Ok(CopyData::new(bytes::Bytes::from(l.into_bytes())))),
             );
             Response::CopyOut(CopyResponse::new(0, columns, data))
+        }
+        Output::CopyIn { columns } => {
+            use pgwire::api::results::CopyResponse;
+            Response::CopyIn(CopyResponse::new(
+                0,
+                columns,
+                stream::empty::<PgWireResult<pgwire::messages::copy::CopyData>>(),
+            ))
         }
     })
 }

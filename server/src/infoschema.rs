@@ -17,7 +17,7 @@ use crate::pgcatalog::{Object, DATABASE, SCHEMA};
 pub const COLUMNS_TABLE: &str = "freshet_information_schema_columns";
 
 /// PostgreSQL's `information_schema` name of a type, and its `udt_name`.
-fn type_names(t: &DataType) -> (String, String) {
+pub fn type_names(t: &DataType) -> (String, String) {
     let Ok(ty) = arrow_pg::datatypes::into_pg_type(t) else {
         return ("USER-DEFINED".into(), t.to_string());
     };

@@ -287,7 +287,12 @@ pub fn from_text(text: &str, want: Option<&DataType>) -> Result<ScalarValue> {
         DataType::Binary => Ok(ScalarValue::Binary(Some(bytea(text)?))),
         _ => ScalarValue::Utf8(Some(text.to_string()))
             .cast_to(want)
-            .map_err(|e| err(e.to_string())),
+            .map_err(|_| {
+                err(format!(
+                    "invalid input syntax for type {}: \"{text}\"",
+                    crate::infoschema::type_names(want).0
+                ))
+            }),
     }
 }
 

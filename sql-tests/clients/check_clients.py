@@ -201,7 +201,7 @@ def _():
         eq(rows.fetchall(), [(100,), (102,)])
 
 
-@check("psycopg 3: server cursor, COPY TO STDOUT, temporary table")
+@check("psycopg 3: server cursor, COPY TO STDOUT and FROM STDIN, temporary table")
 def _():
     with psycopg.connect(host=HOST, port=PORT, user=USER, dbname=DB) as c:
         with c.cursor(name="bids_cur") as cur:
@@ -219,8 +219,14 @@ def _():
         with c.cursor() as cur:
             cur.executemany("INSERT INTO tmp_bids VALUES (%s, %s)", [(9, 10), (9, 11)])
         c.commit()
+        with c.cursor() as cur:
+            with cur.copy("COPY tmp_bids (price, auction) FROM STDIN") as cp:
+                cp.write_row((100, 9))
+                cp.write_row((None, 8))
+            eq(cur.rowcount, 2)
+        c.commit()
         c.execute("FLUSH")
-        eq(c.execute("SELECT sum(price) FROM tmp_bids").fetchone()[0], 21)
+        eq(c.execute("SELECT sum(price), count(*), count(price) FROM tmp_bids").fetchone(), (121, 4, 3))
     # The session ended: its temporary table is gone.
     import time
     with psycopg.connect(host=HOST, port=PORT, user=USER, dbname=DB, autocommit=True) as c:

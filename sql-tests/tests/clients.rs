@@ -128,6 +128,55 @@ async fn psql_meta_commands_show_freshet_objects() -> Result<()> {
     Ok(())
 }
 
+/// psql's `\copy ... FROM` (COPY FROM STDIN) in CSV and text format, and
+/// its errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_copy_from_a_file() -> Result<()> {
+    let server = loaded_server().await?;
+    let dir = std::env::temp_dir().join(format!("freshet-copy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let csv = dir.join("items.csv");
+    std::fs::write(
+        &csv,
+        "id,name,at,ok,amount\n1,\"tea, green\",2024-01-01 10:00:00,t,2.50\n2,,2024-01-02 11:30:00,false,10\n",
+    )?;
+    let text = dir.join("items.txt");
+    std::fs::write(&text, "3\tline\\nbreak\t\\N\tt\t0.1\n")?;
+    let bad = dir.join("bad.txt");
+    std::fs::write(&bad, "4\tonly two\n")?;
+    psql(
+        &server,
+        "CREATE TABLE items (id bigint PRIMARY KEY, name text, at timestamp, ok boolean, amount numeric(10, 2))",
+    )?;
+    let out = psql(
+        &server,
+        &format!(
+            "\\copy items FROM '{}' WITH (FORMAT csv, HEADER)\n\\copy items (id, name, at, ok, amount) FROM '{}'\nFLUSH\n\\pset format unaligned\nSELECT id, name, at, ok, amount FROM items ORDER BY id",
+            csv.display(),
+            text.display()
+        ),
+    )?;
+    for want in [
+        "COPY 2",
+        "COPY 1",
+        "1|tea, green|2024-01-01 10:00:00|t|2.50\n",
+        "2||2024-01-02 11:30:00|f|10.00\n",
+        "3|line\nbreak||t|0.10\n",
+    ] {
+        if !out.contains(want) {
+            bail!("missing {want:?} in\n{out}");
+        }
+    }
+    let err = psql(&server, &format!("\\copy items FROM '{}'", bad.display()))
+        .err()
+        .context("a short row was accepted")?;
+    if !format!("{err:#}").contains("missing data for column \"at\"") {
+        bail!("unexpected error: {err:#}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_drivers_and_tools() -> Result<()> {
     let mut cmd = Command::new(venv_python("FRESHET_CLIENT_PYTHON", "venv"));
