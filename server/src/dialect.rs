@@ -668,6 +668,9 @@ fn pg_compatible(sql: &str) -> Option<Statement> {
     use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
     static PARSER: std::sync::OnceLock<PostgresCompatibilityParser> = std::sync::OnceLock::new();
     let mut sql = regclass_parameters(&system_regclass_literals(sql));
+    if sql.contains("WITH RECURSIVE typeinfo_tree(") {
+        sql = ASYNCPG_TYPE_INTROSPECTION.to_string();
+    }
     for (from, to) in CLIENT_IDIOMS {
         if sql.contains(from) {
             sql = sql.replace(from, to);
@@ -734,6 +737,24 @@ fn information_schema_columns(stmt: &mut Statement) {
     }
     let _ = stmt.visit(&mut Columns);
 }
+
+/// asyncpg's type introspection (a recursive walk over domains, composites,
+/// ranges and array elements of the types `$1` names), for Freshet's types:
+/// the types asked for and, for arrays, their element types, with the same
+/// columns.
+const ASYNCPG_TYPE_INTROSPECTION: &str = "SELECT t.oid AS oid, ns.nspname AS ns, \
+    t.typname AS name, t.typtype AS kind, CAST(NULL AS oid) AS basetype, t.typelem AS elemtype, \
+    e.typdelim AS elemdelim, CAST(NULL AS oid) AS range_subtype, \
+    CAST(NULL AS text[]) AS attrtypoids, CAST(NULL AS text[]) AS attrnames, d.depth AS depth, \
+    CAST(NULL AS text) AS basetype_name, e.typname AS elemtype_name, \
+    CAST(NULL AS text) AS range_subtype_name \
+    FROM (SELECT r.oid AS oid, 0 AS depth FROM pg_catalog.pg_type r WHERE r.oid = ANY($1::oid[]) \
+      UNION ALL SELECT r.typelem AS oid, 1 AS depth FROM pg_catalog.pg_type r \
+      WHERE r.oid = ANY($1::oid[]) AND r.typelem <> 0 AND r.typlen = -1) d \
+    JOIN pg_catalog.pg_type t ON t.oid = d.oid \
+    JOIN pg_catalog.pg_namespace ns ON ns.oid = t.typnamespace \
+    LEFT JOIN pg_catalog.pg_type e ON t.typlen = -1 AND t.typelem <> 0 AND e.oid = t.typelem \
+    ORDER BY depth DESC";
 
 /// Unaliased `current_user`, `session_user`, `user` and `current_role` in
 /// a select list get their PostgreSQL column name as an alias. Whether any

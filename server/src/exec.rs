@@ -130,6 +130,7 @@ impl Default for Session {
             ("integer_datetimes", "on"),
             ("max_identifier_length", "63"),
             ("implicit_flush", "off"),
+            ("jit", "off"),
         ] {
             settings.insert(k.to_string(), v.to_string());
         }

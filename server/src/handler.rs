@@ -414,6 +414,10 @@ impl ExtendedQueryHandler for Conn {
             .await
             .map_err(ExecError::into_pgwire)?;
         let n = types.len().max(target.parameter_types.len());
+        let oid_casts = match &target.statement.parsed {
+            Parsed::Sql(stmt) => params::oid_casts(stmt),
+            _ => Default::default(),
+        };
         let params: Vec<Type> = (0..n)
             .map(|i| {
                 target
@@ -421,6 +425,8 @@ impl ExtendedQueryHandler for Conn {
                     .get(i)
                     .cloned()
                     .flatten()
+                    .filter(|t| t.oid() != 0)
+                    .or_else(|| oid_casts.get(&(i + 1)).cloned())
                     .or_else(|| {
                         types
                             .get(i)

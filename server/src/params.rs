@@ -146,6 +146,41 @@ pub fn type_selected_placeholders(
     }
 }
 
+/// Parameters cast to `oid` or `oid[]` (`$1::oid[]`): their type for
+/// ParameterDescription, which the Arrow type (a 32-bit integer) would report
+/// as `int4`. asyncpg, for one, only knows `oid[]` before it has introspected
+/// types.
+pub fn oid_casts(stmt: &datafusion::sql::sqlparser::ast::Statement) -> HashMap<usize, Type> {
+    use datafusion::sql::sqlparser::ast::{Expr, Value, Visit, Visitor};
+    struct Casts(HashMap<usize, Type>);
+    impl Visitor for Casts {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> std::ops::ControlFlow<()> {
+            if let Expr::Cast {
+                expr, data_type, ..
+            } = e
+            {
+                if let Expr::Value(v) = expr.as_ref() {
+                    if let Value::Placeholder(id) = &v.value {
+                        let ty = match data_type.to_string().to_ascii_lowercase().as_str() {
+                            "oid" => Some(Type::OID),
+                            "oid[]" => Some(Type::OID_ARRAY),
+                            _ => None,
+                        };
+                        if let (Some(ty), Some(n)) = (ty, index(id)) {
+                            self.0.insert(n, ty);
+                        }
+                    }
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let mut v = Casts(HashMap::new());
+    let _ = stmt.visit(&mut v);
+    v.0
+}
+
 /// The element type of an array type.
 fn array_element_type(ty: &Type) -> Option<Type> {
     match ty.kind() {

@@ -459,6 +459,27 @@ pub fn register(ctx: &SessionContext, index: &OidIndex) {
         DataType::Utf8,
         comment(index.clone(), true),
     ));
+    ctx.register_udf(udf(
+        "set_config",
+        DataType::Utf8,
+        // The new value, as PostgreSQL returns it; settings that matter are
+        // changed with SET (asyncpg turns `jit` off this way).
+        Arc::new(|args, n| {
+            let v = args.get(1).ok_or_else(|| {
+                datafusion::error::DataFusionError::Plan("set_config(name, value, is_local)".into())
+            })?;
+            let v = cast(v, &DataType::Utf8)?;
+            if v.len() == n {
+                Ok(v)
+            } else {
+                let s = v
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .and_then(|a| (a.len() == 1 && a.is_valid(0)).then(|| a.value(0).to_string()));
+                Ok(Arc::new(StringArray::from(vec![s; n])) as ArrayRef)
+            }
+        }),
+    ));
     let idx = index.clone();
     ctx.register_udf(udf(
         "freshet_regclass",

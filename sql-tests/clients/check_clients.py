@@ -51,6 +51,10 @@ def _():
     eq(int(cur.fetchone()[0]) >= 150000, True)
     cur.execute("SELECT version()")
     eq(cur.fetchone()[0].startswith("PostgreSQL 15."), True)
+    cur.execute("SELECT auction::text, (price + 1)::text, 42::bigint, count(*) OVER (), "
+                "CASE WHEN true THEN 1 END, interval '1 day', price, b.price, (bidder) FROM bids b LIMIT 1")
+    eq([d.name for d in cur.description],
+       ["auction", "text", "int8", "count", "case", "interval", "price", "price", "bidder"])
     cur.execute("SELECT current_user, session_user, user")
     eq([d.name for d in cur.description], ["current_user", "session_user", "user"])
     eq(cur.fetchone(), (USER, USER, USER))
