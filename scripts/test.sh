@@ -45,13 +45,13 @@ if ! odbcinst -q -d 2>/dev/null | grep -q "PostgreSQL Unicode"; then
   need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq odbc-postgresql unixodbc unixodbc-dev
 fi
 VENV="$TOOLS/venv"
-if ! "$VENV/bin/python" -c "import psycopg2, psycopg, sqlalchemy, pandas, pyodbc" >/dev/null 2>&1; then
+if ! "$VENV/bin/python" -c "import psycopg2, psycopg, sqlalchemy, pandas, pyodbc, asyncpg" >/dev/null 2>&1; then
   echo "== installing the Python client packages into $VENV (once per machine)"
   if ! python3 -m venv "$VENV" 2>/dev/null; then
     need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
     python3 -m venv "$VENV"
   fi
-  "$VENV/bin/pip" install -q psycopg2-binary "psycopg[binary]" sqlalchemy pandas pyodbc
+  "$VENV/bin/pip" install -q psycopg2-binary "psycopg[binary]" sqlalchemy pandas pyodbc asyncpg
 fi
 export FRESHET_CLIENT_PYTHON="$VENV/bin/python"
 # SQLAlchemy 1.4 (what Superset runs) in a venv of its own.

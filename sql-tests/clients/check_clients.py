@@ -269,6 +269,40 @@ for driver in ("psycopg2", "psycopg"):
         eq("price > 100" in insp.get_view_definition("high_bids"), True)
 
 
+import asyncio  # noqa: E402
+
+import asyncpg  # noqa: E402
+
+
+@check("asyncpg: binary results, typed parameters, arrays (type introspection), a cursor, errors")
+def _():
+    async def run():
+        c = await asyncpg.connect(host=HOST, port=int(PORT), user=USER, database=DB)
+        try:
+            rows = await c.fetch("SELECT * FROM bids WHERE auction = $1 ORDER BY bidder", 2)
+            eq([tuple(r) for r in rows], [b for b in BIDS if b[0] == 2])
+            row = await c.fetchrow("SELECT 42::bigint AS a, 12.34::numeric(10,2) AS b, interval '1 day' AS c, "
+                                   "ARRAY[1,2] AS d, '{\"a\":1}'::jsonb AS e, date '2024-01-01' AS f")
+            import decimal
+            eq(tuple(row), (42, decimal.Decimal("12.34"), dt.timedelta(days=1), [1, 2], '{"a":1}',
+                            dt.date(2024, 1, 1)))
+            rows = await c.fetch("SELECT bidder FROM bids WHERE price > $1 AND bidder = ANY($2::bigint[]) "
+                                 "ORDER BY bidder", 100, [100, 102])
+            eq([r[0] for r in rows], [100, 102])
+            async with c.transaction():
+                got = [tuple(r) async for r in c.cursor("SELECT * FROM bids ORDER BY auction, bidder", prefetch=2)]
+            eq(got, BIDS)
+            try:
+                await c.fetch("SELECT * FROM no_such_table")
+                raise AssertionError("no error")
+            except asyncpg.UndefinedTableError:
+                pass
+            eq(await c.fetchval("SELECT count(*) FROM avg_price"), 3)
+        finally:
+            await c.close()
+    asyncio.run(run())
+
+
 import pandas as pd  # noqa: E402
 
 
