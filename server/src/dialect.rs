@@ -569,6 +569,18 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for IntervalClockTimes {
                 *data_type = DataType::Text;
             }
         }
+        // A bytea literal (`'\x0102'::bytea`) in PostgreSQL's input forms.
+        if let Expr::Cast {
+            expr: inner,
+            data_type: DataType::Bytea,
+            ..
+        } = expr
+        {
+            if let Some(lit) = bytea_literal(inner) {
+                *expr = lit;
+                return std::ops::ControlFlow::Continue(());
+            }
+        }
         let value = match expr {
             Expr::Interval(i) if i.leading_field.is_none() && i.last_field.is_none() => {
                 i.value.as_mut()
@@ -736,6 +748,85 @@ fn information_schema_columns(stmt: &mut Statement) {
         }
     }
     let _ = stmt.visit(&mut Columns);
+}
+
+/// A string literal read as PostgreSQL's `bytea` input (`\x` hex or
+/// backslash escapes), as a binary literal.
+fn bytea_literal(
+    e: &datafusion::sql::sqlparser::ast::Expr,
+) -> Option<datafusion::sql::sqlparser::ast::Expr> {
+    use datafusion::sql::sqlparser::ast::{Expr, Value};
+    let Expr::Value(v) = e else {
+        return None;
+    };
+    let (Value::SingleQuotedString(s) | Value::EscapedStringLiteral(s)) = &v.value else {
+        return None;
+    };
+    let bytes = crate::params::bytea(s).ok()?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02X}")).collect();
+    Some(Expr::Value(Value::HexStringLiteral(hex).into()))
+}
+
+/// INSERT ... VALUES string literals bound for `bytea` columns, read as
+/// PostgreSQL's `bytea` input (DataFusion would store the text's bytes).
+/// `schema_of` gives a table's columns by name.
+pub fn bytea_insert_values(
+    stmt: &mut Statement,
+    schema_of: &dyn Fn(&str) -> Option<datafusion::arrow::datatypes::SchemaRef>,
+) {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::sql::sqlparser::ast::{ObjectNamePart, SetExpr, TableObject};
+    let Statement::Insert(ins) = stmt else {
+        return;
+    };
+    let TableObject::TableName(name) = &ins.table else {
+        return;
+    };
+    let Some(schema) = schema_of(&name.to_string()) else {
+        return;
+    };
+    let binary = |i: usize| {
+        schema
+            .fields()
+            .get(i)
+            .is_some_and(|f| matches!(f.data_type(), DataType::Binary | DataType::LargeBinary))
+    };
+    // Whether each VALUES column goes to a bytea column.
+    let targets: Vec<bool> = if ins.columns.is_empty() {
+        (0..schema.fields().len()).map(binary).collect()
+    } else {
+        ins.columns
+            .iter()
+            .map(|c| {
+                let c = match c.0.last() {
+                    Some(ObjectNamePart::Identifier(i)) if i.quote_style.is_some() => {
+                        i.value.clone()
+                    }
+                    Some(ObjectNamePart::Identifier(i)) => i.value.to_lowercase(),
+                    _ => String::new(),
+                };
+                schema.index_of(&c).is_ok_and(binary)
+            })
+            .collect()
+    };
+    if !targets.iter().any(|b| *b) {
+        return;
+    }
+    let Some(source) = ins.source.as_mut() else {
+        return;
+    };
+    let SetExpr::Values(values) = source.body.as_mut() else {
+        return;
+    };
+    for row in values.rows.iter_mut() {
+        for (v, bin) in row.iter_mut().zip(&targets) {
+            if *bin {
+                if let Some(lit) = bytea_literal(v) {
+                    *v = lit;
+                }
+            }
+        }
+    }
 }
 
 /// asyncpg's type introspection (a recursive walk over domains, composites,

@@ -1303,9 +1303,14 @@ impl Server {
         let _g = self.write_lock.lock().await;
         let with_rowkey = matches!(stmt, Statement::Update(_) | Statement::Delete(_));
         let (ctx, data, cat) = self.context(with_rowkey).await?;
+        let mut stmt = stmt.clone();
+        crate::dialect::bytea_insert_values(&mut stmt, &|name| {
+            let name = normalize_ident(name.rsplit('.').next().unwrap_or(name));
+            cat.get(&name).map(|e| e.rel.schema.clone())
+        });
         let plan = ctx
             .state()
-            .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
             .await?;
         let plan = bind(plan, params)?;
         let LogicalPlan::Dml(dml) = plan else {

@@ -575,20 +575,43 @@ fn offset_suffix(t: &str) -> Option<(String, i64)> {
     Some((body.trim().to_string(), sign * (h * 3600 + m * 60)))
 }
 
-/// `\x0102` (hex) or escaped bytea text.
-fn bytea(text: &str) -> Result<Vec<u8>> {
+/// PostgreSQL's `bytea` input: `\x0102` (hex), or text with `\\` and
+/// `\ooo` (octal) escapes.
+pub fn bytea(text: &str) -> Result<Vec<u8>> {
     if let Some(hex) = text.strip_prefix("\\x") {
+        let hex: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
         if hex.len() % 2 != 0 {
             return Err(err("invalid hexadecimal data: odd number of digits"));
         }
         return (0..hex.len())
             .step_by(2)
             .map(|i| {
-                u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| err("invalid hexadecimal digit"))
+                u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16)
+                    .map_err(|_| err("invalid hexadecimal digit"))
             })
             .collect();
     }
-    Ok(text.as_bytes().to_vec())
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            out.push(bytes[i]);
+            i += 1;
+        } else if bytes.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else {
+            let oct = bytes
+                .get(i + 1..i + 4)
+                .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
+                .ok_or_else(|| err("invalid input syntax for type bytea"))?;
+            let v = oct.iter().fold(0u32, |v, d| v * 8 + u32::from(d - b'0'));
+            out.push(u8::try_from(v).map_err(|_| err("invalid input syntax for type bytea"))?);
+            i += 4;
+        }
+    }
+    Ok(out)
 }
 
 /// The elements of a one-dimensional array literal `{a,"b c",NULL}`.
