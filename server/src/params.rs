@@ -580,7 +580,7 @@ fn offset_suffix(t: &str) -> Option<(String, i64)> {
 pub fn bytea(text: &str) -> Result<Vec<u8>> {
     if let Some(hex) = text.strip_prefix("\\x") {
         let hex: String = hex.chars().filter(|c| !c.is_whitespace()).collect();
-        if hex.len() % 2 != 0 {
+        if hex.len() & 1 == 1 {
             return Err(err("invalid hexadecimal data: odd number of digits"));
         }
         return (0..hex.len())
