@@ -1000,6 +1000,16 @@ const CLIENT_IDIOMS: &[(&str, &str)] = &[
         "SELECT '32' AS setting",
     ),
     ("typinput='pg_catalog.array_in'::regproc", "typinput='array_in'"),
+    // psql's `\d index`: an EXISTS in the select list, which DataFusion
+    // cannot run; Freshet's constraints are never deferrable.
+    (
+        "(NOT i.indimmediate) AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = i.indrelid AND conindid = i.indexrelid AND contype IN ('p','u','x') AND condeferrable) AS condeferrable",
+        "false AS condeferrable",
+    ),
+    (
+        "(NOT i.indimmediate) AND EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = i.indrelid AND conindid = i.indexrelid AND contype IN ('p','u','x') AND condeferred) AS condeferred",
+        "false AS condeferred",
+    ),
     // psqlODBC's SQLPrimaryKeys: a boolean compared with 't' and an
     // int2vector subscript (pg_index has no rows for Freshet's objects).
     ("i.indisprimary = 't'", "i.indisprimary"),

@@ -93,6 +93,14 @@ async fn psql_meta_commands_show_freshet_objects() -> Result<()> {
                 "\"auctions_pkey\" PRIMARY KEY, btree (id, seller)",
             ],
         ),
+        ("\\di", &["auctions_pkey", "index", "auctions"]),
+        (
+            "\\d auctions_pkey",
+            &[
+                "Index \"public.auctions_pkey\"",
+                "primary key, btree, for table \"public.auctions\"",
+            ],
+        ),
         (
             "COPY (SELECT auction, price FROM bids WHERE auction = 2 ORDER BY price) TO STDOUT",
             &["2\t200\n2\t220"],
