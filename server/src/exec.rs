@@ -88,7 +88,24 @@ pub struct CopyIn {
     /// The table's columns the data's fields fill, in order.
     columns: Vec<usize>,
     format: crate::copy::CopyFormat,
-    pub data: Vec<u8>,
+    data: Vec<u8>,
+    /// More data came than one COPY takes; the rest was dropped.
+    too_large: bool,
+}
+
+/// The most data one `COPY ... FROM STDIN` takes (it is held in memory).
+const COPY_IN_LIMIT: usize = 1 << 30;
+
+impl CopyIn {
+    /// Adds data the client sent.
+    pub fn append(&mut self, bytes: &[u8]) {
+        if self.too_large || self.data.len() + bytes.len() > COPY_IN_LIMIT {
+            self.too_large = true;
+            self.data = Vec::new();
+            return;
+        }
+        self.data.extend_from_slice(bytes);
+    }
 }
 
 /// A cursor's remaining rows.
@@ -999,6 +1016,7 @@ impl Server {
                     columns: targets,
                     format,
                     data: Vec::new(),
+                    too_large: false,
                 });
                 Ok(Output::CopyIn { columns })
             }
@@ -1236,6 +1254,15 @@ impl Server {
             return Err(ExecError::new(
                 code::UNDEFINED_TABLE,
                 format!("relation \"{}\" was dropped during COPY", copy.table),
+            ));
+        }
+        if copy.too_large {
+            return Err(ExecError::new(
+                "54000",
+                format!(
+                    "COPY data over {} MiB; split it into several COPY statements",
+                    COPY_IN_LIMIT >> 20
+                ),
             ));
         }
         let rows = copy.format.parse(&copy.data)?;

@@ -51,7 +51,7 @@ impl pgwire::api::copy::CopyHandler for Conn {
         let mut session = self.session.lock().await;
         match session.copy_in.as_mut() {
             Some(copy) => {
-                copy.data.extend_from_slice(&copy_data.data);
+                copy.append(&copy_data.data);
                 Ok(())
             }
             None => {
