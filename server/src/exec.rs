@@ -1198,7 +1198,7 @@ impl Server {
             .cloned()
             .unwrap_or_else(|| "freshet".into());
         for name in ["current_user", "session_user"] {
-            ctx.register_udf(user_udf(name, &user));
+            ctx.register_udf(constant_udf(name, user.clone()));
         }
         ctx.register_udf(current_setting_udf(settings));
         let plan = ctx
@@ -2401,21 +2401,23 @@ pub fn setting_name(name: &str) -> String {
     }
 }
 
-/// `current_setting(name [, missing_ok])` over a session's settings.
-/// `current_user` / `session_user`: the user the connection logged in as.
-fn user_udf(name: &str, user: &str) -> datafusion::logical_expr::ScalarUDF {
-    let user = user.to_string();
+/// A function of no arguments that returns `value` (`current_user`, the
+/// user the connection logged in as; `version()`, ...).
+fn constant_udf(name: &str, value: String) -> datafusion::logical_expr::ScalarUDF {
     datafusion::logical_expr::create_udf(
         name,
         vec![],
         DataType::Utf8,
         Volatility::Stable,
         Arc::new(move |_args: &[ColumnarValue]| {
-            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(user.clone()))))
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                value.clone(),
+            ))))
         }),
     )
 }
 
+/// `current_setting(name [, missing_ok])` over a session's settings.
 fn current_setting_udf(settings: BTreeMap<String, String>) -> datafusion::logical_expr::ScalarUDF {
     datafusion::logical_expr::create_udf(
         "current_setting",
@@ -2455,25 +2457,13 @@ fn current_setting_udf(settings: BTreeMap<String, String>) -> datafusion::logica
 
 /// Registers the PostgreSQL functions Freshet adds to DataFusion's.
 fn register_functions(ctx: &SessionContext) {
-    let constant = |name: &str, value: String| {
-        let v = value.clone();
-        datafusion::logical_expr::create_udf(
-            name,
-            vec![],
-            DataType::Utf8,
-            Volatility::Stable,
-            Arc::new(move |_args: &[ColumnarValue]| {
-                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(v.clone()))))
-            }),
-        )
-    };
-    ctx.register_udf(constant(
+    ctx.register_udf(constant_udf(
         "version",
         format!(
             "PostgreSQL {PG_VERSION} (Freshet {}) on x86_64-pc-linux-gnu, a streaming SQL database",
             env!("CARGO_PKG_VERSION")
         ),
     ));
-    ctx.register_udf(constant("current_database", "freshet".into()));
-    ctx.register_udf(constant("current_schema", "public".into()));
+    ctx.register_udf(constant_udf("current_database", "freshet".into()));
+    ctx.register_udf(constant_udf("current_schema", "public".into()));
 }

@@ -201,10 +201,16 @@ fn venv_python(var: &str, venv: &str) -> String {
 }
 
 /// Runs a client check program and fails with its output if it fails.
-async fn run_check(mut cmd: Command, what: &str) -> Result<()> {
+async fn run_check(cmd: Command, what: &str) -> Result<()> {
+    run_check_with(cmd, what, &[]).await
+}
+
+/// Like [`run_check`], with `extra` arguments after the connection's.
+async fn run_check_with(mut cmd: Command, what: &str, extra: &[PathBuf]) -> Result<()> {
     let server = loaded_server().await?;
     let out = cmd
         .args(["127.0.0.1", &server.port.to_string(), "freshet", "freshet"])
+        .args(extra)
         .output()
         .with_context(|| {
             format!("running the {what} checks (scripts/test.sh installs what they need)")
@@ -256,27 +262,12 @@ async fn metabase_and_dbeaver_replays() -> Result<()> {
     let jar = std::env::var("FRESHET_PGJDBC_JAR")
         .unwrap_or_else(|_| "/usr/share/java/postgresql.jar".into());
     for tool in ["metabase", "dbeaver"] {
-        let server = loaded_server().await?;
-        let out = Command::new("java")
-            .arg("-cp")
+        let mut cmd = Command::new("java");
+        cmd.arg("-cp")
             .arg(&jar)
-            .arg(clients_dir().join("ReplayJdbc.java"))
-            .args(["127.0.0.1", &server.port.to_string(), "freshet", "freshet"])
-            .arg(clients_dir().join("replay").join(format!("{tool}.sql")))
-            .output()
-            .context("running the replay (scripts/test.sh installs a JDK and pgjdbc)")?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        eprintln!("{text}");
-        if !out.status.success() {
-            bail!(
-                "{tool} replay failed:\n{text}\nserver log:\n{}",
-                server.log()
-            );
-        }
+            .arg(clients_dir().join("ReplayJdbc.java"));
+        let file = clients_dir().join("replay").join(format!("{tool}.sql"));
+        run_check_with(cmd, &format!("{tool} replay"), &[file]).await?;
     }
     Ok(())
 }
