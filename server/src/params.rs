@@ -64,30 +64,17 @@ pub fn arrow_type(ty: &Type) -> Option<DataType> {
 
 /// The SQL name of a declared parameter type Freshet has a column type for.
 fn sql_type_name(ty: &Type) -> Option<String> {
-    let name = match *ty {
-        Type::BOOL => "boolean",
-        Type::INT2 => "smallint",
-        Type::INT4 => "integer",
-        Type::INT8 => "bigint",
-        Type::FLOAT4 => "real",
-        Type::FLOAT8 => "double precision",
-        Type::NUMERIC => "numeric",
-        Type::TEXT
-        | Type::VARCHAR
-        | Type::BPCHAR
-        | Type::NAME
-        | Type::JSON
-        | Type::JSONB
-        | Type::UUID => "text",
-        Type::BYTEA => "bytea",
-        Type::DATE => "date",
-        Type::TIME => "time",
-        Type::TIMESTAMP => "timestamp",
-        Type::TIMESTAMPTZ => "timestamptz",
-        Type::INTERVAL => "interval",
-        _ => return Some(format!("{}[]", sql_type_name(&array_element_type(ty)?)?)),
-    };
-    Some(name.to_string())
+    fn of(t: &DataType) -> Option<String> {
+        match t {
+            DataType::List(f) => Some(format!("{}[]", of(f.data_type())?)),
+            t => {
+                let (name, _) = crate::infoschema::type_names(t);
+                (name != "USER-DEFINED" && name != "ARRAY").then_some(name)
+            }
+        }
+    }
+    // Through the Arrow type, so `varchar`, `json` or `uuid` become `text`.
+    of(&arrow_type(ty)?)
 }
 
 /// A parameter the client declared a type for, standing alone in a select
