@@ -260,26 +260,7 @@ pub fn quote_ident(name: &str) -> String {
 /// `batch` (the table's), renumbered, under the index's OID.
 pub fn index_attributes(batch: &RecordBatch, k: &Keyed) -> Result<Option<RecordBatch>> {
     use datafusion::arrow::compute::{cast, take};
-    let relid = cast(
-        batch
-            .column_by_name("attrelid")
-            .ok_or_else(|| datafusion::error::DataFusionError::Internal("attrelid".into()))?,
-        &DataType::Int32,
-    )?;
-    let attnum = cast(
-        batch
-            .column_by_name("attnum")
-            .ok_or_else(|| datafusion::error::DataFusionError::Internal("attnum".into()))?,
-        &DataType::Int16,
-    )?;
-    let relid = relid
-        .as_any()
-        .downcast_ref::<Int32Array>()
-        .ok_or_else(|| datafusion::error::DataFusionError::Internal("attrelid".into()))?;
-    let attnum = attnum
-        .as_any()
-        .downcast_ref::<Int16Array>()
-        .ok_or_else(|| datafusion::error::DataFusionError::Internal("attnum".into()))?;
+    let (relid, attnum) = relid_attnum(batch)?;
     let mut rows = Vec::new();
     for want in &k.attnums {
         if let Some(i) =
@@ -314,22 +295,12 @@ pub fn index_attributes(batch: &RecordBatch, k: &Keyed) -> Result<Option<RecordB
 /// `pg_attribute` rows with `attnotnull` set for primary-key columns.
 pub fn key_columns_not_null(batch: RecordBatch, keys: &[Keyed]) -> Result<RecordBatch> {
     use datafusion::arrow::array::{Array, BooleanArray};
-    use datafusion::arrow::compute::cast;
     let schema = batch.schema();
-    let (Ok(nn), Some(relid), Some(attnum)) = (
-        schema.index_of("attnotnull"),
-        batch.column_by_name("attrelid"),
-        batch.column_by_name("attnum"),
-    ) else {
+    let Ok(nn) = schema.index_of("attnotnull") else {
         return Ok(batch);
     };
-    let relid = cast(relid, &DataType::Int32)?;
-    let attnum = cast(attnum, &DataType::Int16)?;
-    let (Some(relid), Some(attnum), Some(old)) = (
-        relid.as_any().downcast_ref::<Int32Array>(),
-        attnum.as_any().downcast_ref::<Int16Array>(),
-        batch.column(nn).as_any().downcast_ref::<BooleanArray>(),
-    ) else {
+    let (relid, attnum) = relid_attnum(&batch)?;
+    let Some(old) = batch.column(nn).as_any().downcast_ref::<BooleanArray>() else {
         return Ok(batch);
     };
     let fixed: BooleanArray = (0..batch.num_rows())
@@ -343,4 +314,26 @@ pub fn key_columns_not_null(batch: RecordBatch, keys: &[Keyed]) -> Result<Record
     let mut cols = batch.columns().to_vec();
     cols[nn] = Arc::new(fixed);
     Ok(RecordBatch::try_new(schema, cols)?)
+}
+
+/// A `pg_attribute` batch's `attrelid` and `attnum` columns, as Int32 and
+/// Int16 whatever integer types the library uses.
+fn relid_attnum(batch: &RecordBatch) -> Result<(Int32Array, Int16Array)> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::{Int16Type, Int32Type};
+    let col = |name: &str, t: &DataType| -> Result<ArrayRef> {
+        let c = batch.column_by_name(name).ok_or_else(|| {
+            datafusion::error::DataFusionError::Internal(format!("pg_attribute has no {name}"))
+        })?;
+        Ok(cast(c, t)?)
+    };
+    Ok((
+        col("attrelid", &DataType::Int32)?
+            .as_primitive::<Int32Type>()
+            .clone(),
+        col("attnum", &DataType::Int16)?
+            .as_primitive::<Int16Type>()
+            .clone(),
+    ))
 }
