@@ -52,6 +52,18 @@ impl ChangeBatch {
         Self::new(data, Int64Array::from(weights))
     }
 
+    /// A batch of `schema` from columns and one weight per row (also for
+    /// schemas without columns).
+    pub fn from_columns(schema: SchemaRef, cols: Vec<ArrayRef>, weights: Vec<i64>) -> Result<Self> {
+        let data = RecordBatch::try_new_with_options(
+            schema,
+            cols,
+            &datafusion::arrow::array::RecordBatchOptions::new()
+                .with_row_count(Some(weights.len())),
+        )?;
+        Ok(Self::with_weights(data, weights))
+    }
+
     pub fn num_rows(&self) -> usize {
         self.data.num_rows()
     }

@@ -578,10 +578,7 @@ impl AggregateOperator {
             .collect();
         let (vals, weights): (Vec<Vec<ScalarValue>>, Vec<i64>) = rows.into_iter().unzip();
         let cols = scalars_to_columns(&vals, &types)?;
-        let opts =
-            datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(weights.len()));
-        let data = RecordBatch::try_new_with_options(self.schema.clone(), cols, &opts)?;
-        Ok(ChangeBatch::with_weights(data, weights))
+        ChangeBatch::from_columns(self.schema.clone(), cols, weights)
     }
 
     /// Emits retractions and new rows for every touched group (the pure part

@@ -553,12 +553,7 @@ impl JoinOperator {
 
     /// A change batch of the output schema from columns and weights.
     fn output(&self, cols: Vec<ArrayRef>, weights: Vec<i64>) -> Result<ChangeBatch> {
-        let data = RecordBatch::try_new_with_options(
-            self.schema.clone(),
-            cols,
-            &RecordBatchOptions::new().with_row_count(Some(weights.len())),
-        )?;
-        Ok(ChangeBatch::with_weights(data, weights))
+        ChangeBatch::from_columns(self.schema.clone(), cols, weights)
     }
 
     /// The type of `side`'s single key column.

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray};
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
@@ -177,14 +177,10 @@ impl Operator for TemporalFilterOperator {
             gone.iter().map(|(k, _)| k.get(skip..).unwrap_or(&[])),
             &self.types,
         )?;
-        let data = RecordBatch::try_new_with_options(
+        Ok(vec![ChangeBatch::from_columns(
             self.schema.clone(),
             cols,
-            &RecordBatchOptions::new().with_row_count(Some(gone.len())),
-        )?;
-        Ok(vec![ChangeBatch::with_weights(
-            data,
             gone.into_iter().map(|(_, c)| -c).collect(),
-        )])
+        )?])
     }
 }

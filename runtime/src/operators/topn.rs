@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{RecordBatch, RecordBatchOptions, UInt64Array};
+use datafusion::arrow::array::UInt64Array;
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::physical_expr::PhysicalExpr;
@@ -185,14 +185,10 @@ impl Operator for TopNOperator {
                 out_rows.iter().map(|(_, r, _)| *r),
             )));
         }
-        let data = RecordBatch::try_new_with_options(
+        Ok(vec![ChangeBatch::from_columns(
             self.schema.clone(),
             cols,
-            &RecordBatchOptions::new().with_row_count(Some(out_rows.len())),
-        )?;
-        Ok(vec![ChangeBatch::with_weights(
-            data,
             out_rows.into_iter().map(|(_, _, c)| c).collect(),
-        )])
+        )?])
     }
 }

@@ -439,14 +439,10 @@ impl WindowOperator {
             changed.iter().map(|((_, v), _)| v.as_slice()),
             &self.out_types,
         )?);
-        let data = RecordBatch::try_new_with_options(
+        Ok(vec![ChangeBatch::from_columns(
             self.schema.clone(),
             cols,
-            &RecordBatchOptions::new().with_row_count(Some(changed.len())),
-        )?;
-        Ok(vec![ChangeBatch::with_weights(
-            data,
             changed.into_iter().map(|(_, w)| w).collect(),
-        )])
+        )?])
     }
 }
