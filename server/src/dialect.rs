@@ -22,6 +22,8 @@ pub enum Parsed {
     ShowMaterializedViews,
     ShowSources,
     ShowSourceErrors,
+    /// `SHOW SOURCE PROGRESS`: rows read and whether each reader finished.
+    ShowSourceProgress,
     /// `SHOW WATERMARKS`: watermarks and late events per table, source and view.
     ShowWatermarks,
     /// `SHOW STATE`: committed operator state entries per materialized view.
@@ -341,6 +343,7 @@ pub fn parse_one(sql: &str) -> ExecResult<Parsed> {
         ["show", "materialized", "views"] => return Ok(Parsed::ShowMaterializedViews),
         ["show", "sources"] => return Ok(Parsed::ShowSources),
         ["show", "source", "errors"] => return Ok(Parsed::ShowSourceErrors),
+        ["show", "source", "progress"] => return Ok(Parsed::ShowSourceProgress),
         ["show", "watermarks"] => return Ok(Parsed::ShowWatermarks),
         ["show", "state"] => return Ok(Parsed::ShowState),
         ["drop", "source", ..] => return parse_drop_source(sql),

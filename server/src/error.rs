@@ -35,6 +35,7 @@ pub mod code {
     pub const UNDEFINED_OBJECT: &str = "42704";
     pub const INTERNAL: &str = "XX000";
     pub const CONNECTION_FAILURE: &str = "08001";
+    pub const UNDEFINED_FILE: &str = "58P01";
 }
 
 /// An error while executing a statement.
@@ -99,6 +100,7 @@ fn source_state(e: &SourceError) -> &'static str {
         SourceError::Unsupported(_) => code::NOT_SUPPORTED,
         SourceError::Connect(_) => code::CONNECTION_FAILURE,
         SourceError::Missing(_) => code::UNDEFINED_OBJECT,
+        SourceError::File(_) => code::UNDEFINED_FILE,
     }
 }
 

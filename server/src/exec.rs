@@ -748,7 +748,8 @@ impl Server {
             Parsed::ShowTables | Parsed::ShowMaterializedViews | Parsed::ShowSources => {
                 Some(name_schema())
             }
-            Parsed::ShowSourceErrors => Some(source_errors_schema()),
+            Parsed::ShowSourceErrors => Some(crate::sourceshow::errors_schema()),
+            Parsed::ShowSourceProgress => Some(crate::sourceshow::progress_schema()),
             Parsed::ShowWatermarks => Some(watermarks_schema()),
             Parsed::ShowState => Some(state_schema()),
             _ => None,
@@ -773,7 +774,8 @@ impl Server {
             Parsed::ShowTables => Ok(self.show_names(RelKind::Table)),
             Parsed::ShowMaterializedViews => Ok(self.show_names(RelKind::View)),
             Parsed::ShowSources => Ok(self.show_names(RelKind::Source)),
-            Parsed::ShowSourceErrors => Ok(self.source_errors()),
+            Parsed::ShowSourceErrors => Ok(crate::sourceshow::errors(&self.engine)),
+            Parsed::ShowSourceProgress => Ok(crate::sourceshow::progress(&self.engine)),
             Parsed::ShowWatermarks => Ok(self.watermarks()),
             Parsed::ShowState => self.state_sizes().await,
             Parsed::DropSource {
@@ -1959,43 +1961,6 @@ impl Server {
             .unwrap_or_default();
         Output::Rows { schema, batches }
     }
-
-    /// `SHOW SOURCE ERRORS`: the last records each reader skipped, and why.
-    fn source_errors(&self) -> Output {
-        let schema = source_errors_schema();
-        let (mut src, mut owner, mut part, mut off, mut reason, mut at) =
-            (vec![], vec![], vec![], vec![], vec![], vec![]);
-        let (mut skipped, mut rows) = (vec![], vec![]);
-        for (_, st) in self.engine.source_stats() {
-            let total = st.skipped.load(std::sync::atomic::Ordering::Relaxed) as i64;
-            let read = st.rows.load(std::sync::atomic::Ordering::Relaxed) as i64;
-            for e in st.errors() {
-                src.push(st.source.clone());
-                owner.push(st.owner.clone());
-                skipped.push(total);
-                rows.push(read);
-                part.push(e.partition);
-                off.push(e.offset);
-                reason.push(e.reason);
-                let t: chrono::DateTime<chrono::Utc> = e.at.into();
-                at.push(t.format("%Y-%m-%d %H:%M:%S%.3f+00").to_string());
-            }
-        }
-        let cols: Vec<datafusion::arrow::array::ArrayRef> = vec![
-            Arc::new(StringArray::from(src)),
-            Arc::new(StringArray::from(owner)),
-            Arc::new(datafusion::arrow::array::Int64Array::from(skipped)),
-            Arc::new(datafusion::arrow::array::Int64Array::from(rows)),
-            Arc::new(datafusion::arrow::array::Int32Array::from(part)),
-            Arc::new(datafusion::arrow::array::Int64Array::from(off)),
-            Arc::new(StringArray::from(reason)),
-            Arc::new(StringArray::from(at)),
-        ];
-        let batches = RecordBatch::try_new(schema.clone(), cols)
-            .map(|b| vec![b])
-            .unwrap_or_default();
-        Output::Rows { schema, batches }
-    }
 }
 
 /// A timestamp watermark as PostgreSQL prints a `timestamp`.
@@ -2107,19 +2072,6 @@ fn watermark_def(
         col: idx,
         delay_ns,
     }))
-}
-
-fn source_errors_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("source", DataType::Utf8, true),
-        Field::new("consumer", DataType::Utf8, true),
-        Field::new("skipped_total", DataType::Int64, true),
-        Field::new("rows_total", DataType::Int64, true),
-        Field::new("partition", DataType::Int32, true),
-        Field::new("offset", DataType::Int64, true),
-        Field::new("reason", DataType::Utf8, true),
-        Field::new("at", DataType::Utf8, true),
-    ]))
 }
 
 /// Resolves a new reader's start positions as catalog writes.

@@ -18,6 +18,7 @@ mod pgcatalog;
 mod pgfuncs;
 mod pgkeys;
 mod pgtext;
+mod sourceshow;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

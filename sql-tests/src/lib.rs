@@ -7,6 +7,8 @@
 //! restarts the server in the middle of a file and reconnects.
 
 pub mod kafka;
+pub mod nexmark;
+pub mod postgres;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

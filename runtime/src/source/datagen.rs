@@ -266,6 +266,7 @@ pub fn run(ctx: ReaderCtx, d: &DatagenOptions) -> Result<(), SourceError> {
         if let Some(t) = total {
             n = n.min(t.saturating_sub(done));
             if n == 0 && done >= t {
+                ctx.stats.finished.store(true, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(200));
                 continue;
             }
@@ -276,7 +277,6 @@ pub fn run(ctx: ReaderCtx, d: &DatagenOptions) -> Result<(), SourceError> {
         }
         let rows = generate(&ctx.spec, d, done..done + n)?;
         done += n;
-        ctx.stats.rows.fetch_add(n, Ordering::Relaxed);
         wms.observe(SPLIT, Some(&rows));
         let msg = Ingest {
             key: ctx.key,
@@ -287,5 +287,6 @@ pub fn run(ctx: ReaderCtx, d: &DatagenOptions) -> Result<(), SourceError> {
         if !ctx.sink.send(msg) {
             return Ok(());
         }
+        ctx.stats.rows.fetch_add(n, Ordering::Relaxed);
     }
 }

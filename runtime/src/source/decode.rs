@@ -378,7 +378,8 @@ fn decode_with(
     Some((b, ok))
 }
 
-fn describe(e: ArrowError, p: &[u8]) -> String {
+/// A decoding error as a short reason for `SHOW SOURCE ERRORS`.
+pub(crate) fn describe(e: ArrowError, p: &[u8]) -> String {
     let msg = match e {
         ArrowError::JsonError(m) | ArrowError::CsvError(m) | ArrowError::ParseError(m) => m,
         ArrowError::InvalidArgumentError(m) => m,

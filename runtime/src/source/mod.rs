@@ -1,5 +1,5 @@
 //! Source connectors: what a `CREATE SOURCE` / connector table reads from
-//! (Kafka, datagen, nexmark), how records become Arrow rows, and the reader
+//! (Kafka, files, datagen, nexmark), how records become Arrow rows, and the reader
 //! threads that feed the engine.
 //!
 //! # Exactly once
@@ -16,6 +16,7 @@
 
 pub mod datagen;
 pub mod decode;
+pub mod file;
 pub mod kafka;
 pub mod nexmark;
 mod options;
@@ -30,7 +31,8 @@ use freshet_storage::keys::meta_key;
 use freshet_storage::TableId;
 
 pub use options::{
-    Connector, DatagenOptions, Encode, Format, KafkaOptions, NexmarkOptions, NexmarkTable, Options,
+    Connector, DatagenOptions, Encode, FileOptions, Format, KafkaOptions, NexmarkOptions,
+    NexmarkTable, Options,
     SourceSpec, StartupMode,
 };
 pub use stats::{SourceErrorRecord, SourceStats, StatsRegistry};
@@ -50,6 +52,9 @@ pub enum SourceError {
     /// The named topic (or similar object) does not exist (42704).
     #[error("{0}")]
     Missing(String),
+    /// A file or directory cannot be found or read (58P01).
+    #[error("{0}")]
+    File(String),
 }
 
 /// Split state: split name (`p0`, `offset`, ...) -> position.
@@ -224,6 +229,7 @@ pub fn spawn_reader(ctx: ReaderCtx) -> std::io::Result<()> {
         let spec = ctx.spec.clone();
         let r = match &spec.connector {
             Connector::Kafka(k) => kafka::run(ctx, k),
+            Connector::File(f) => file::run(ctx, f),
             Connector::Datagen(d) => datagen::run(ctx, d),
             Connector::Nexmark(n) => nexmark::run(ctx, n),
         };
@@ -241,6 +247,7 @@ pub fn spawn_reader(ctx: ReaderCtx) -> std::io::Result<()> {
 pub fn initial_state(spec: &SourceSpec) -> Result<SplitState, SourceError> {
     match &spec.connector {
         Connector::Kafka(k) => kafka::initial_state(k),
+        Connector::File(_) => Ok(SplitState::new()),
         Connector::Datagen(_) => Ok(SplitState::new()),
         Connector::Nexmark(n) => Ok(nexmark::initial_state(n)),
     }
@@ -251,6 +258,7 @@ pub fn initial_state(spec: &SourceSpec) -> Result<SplitState, SourceError> {
 pub fn validate(spec: &SourceSpec) -> Result<(), SourceError> {
     match &spec.connector {
         Connector::Kafka(k) => kafka::check_topic(k).map(|_| ()),
+        Connector::File(f) => file::check(f),
         Connector::Datagen(d) => datagen::check(spec, d),
         Connector::Nexmark(n) => nexmark::check(spec, n),
     }

@@ -1,6 +1,12 @@
 //! The `nexmark` connector: the Nexmark person, auction and bid streams
 //! from the `nexmark` crate. Event `n` depends only on the options, the
-//! stored base time and `n`, so a restart resumes the same stream.
+//! stored base time and `n`, so a restart resumes the same stream, and the
+//! three tables generated with the same options are one consistent stream
+//! (sellers and bidders are generated people, bids hit generated auctions).
+//!
+//! Paced (`nexmark.use.real.time = 'true'`) an event goes out once as much
+//! wall time has passed as event time; unpaced the reader produces as fast
+//! as the engine takes rows, with the same event times.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,6 +26,10 @@ use super::{Ingest, ReaderCtx, SourceChunk, SourceError, SourceSpec, SplitState}
 
 const OFFSET: &str = "offset";
 const BASE_TIME: &str = "base_time";
+/// Event time of the first event of an unpaced stream without
+/// `nexmark.base.time`: 2026-01-01 00:00:00 UTC, so an unpaced stream is the
+/// same on every run (and results can be compared across runs and engines).
+pub const UNPACED_BASE_TIME_MS: i64 = 1_767_225_600_000;
 
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, None)
@@ -105,14 +115,21 @@ pub fn check(spec: &SourceSpec, n: &NexmarkOptions) -> Result<(), SourceError> {
     Ok(())
 }
 
-/// The event-time base, fixed when the reader is created.
+/// The event-time base, fixed when the reader is created: the option, or
+/// the creation time for a paced stream, or a fixed instant for an unpaced
+/// one.
 pub fn initial_state(n: &NexmarkOptions) -> SplitState {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
+    let default = if n.real_time {
+        now
+    } else {
+        UNPACED_BASE_TIME_MS
+    };
     let mut s = SplitState::new();
-    s.insert(BASE_TIME.into(), n.base_time_ms.map_or(now, |b| b as i64));
+    s.insert(BASE_TIME.into(), n.base_time_ms.map_or(default, |b| b as i64));
     s
 }
 
@@ -120,7 +137,7 @@ fn rows(events: &[Event], t: NexmarkTable) -> Vec<ArrayRef> {
     let int = |f: &dyn Fn(&Event) -> i64| -> ArrayRef {
         Arc::new(Int64Array::from_iter_values(events.iter().map(f)))
     };
-    let text = |f: &dyn Fn(&Event) -> String| -> ArrayRef {
+    let text = |f: &dyn Fn(&Event) -> &str| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(events.iter().map(f)))
     };
     let time = |f: &dyn Fn(&Event) -> i64| -> ArrayRef {
@@ -139,34 +156,34 @@ fn rows(events: &[Event], t: NexmarkTable) -> Vec<ArrayRef> {
     match t {
         NexmarkTable::Person => vec![
             int(&get!(Person, p => p.id as i64)),
-            text(&get!(Person, p => p.name.clone())),
-            text(&get!(Person, p => p.email_address.clone())),
-            text(&get!(Person, p => p.credit_card.clone())),
-            text(&get!(Person, p => p.city.clone())),
-            text(&get!(Person, p => p.state.clone())),
+            text(&get!(Person, p => p.name.as_str())),
+            text(&get!(Person, p => p.email_address.as_str())),
+            text(&get!(Person, p => p.credit_card.as_str())),
+            text(&get!(Person, p => p.city.as_str())),
+            text(&get!(Person, p => p.state.as_str())),
             time(&get!(Person, p => p.date_time as i64)),
-            text(&get!(Person, p => p.extra.clone())),
+            text(&get!(Person, p => p.extra.as_str())),
         ],
         NexmarkTable::Auction => vec![
             int(&get!(Auction, a => a.id as i64)),
-            text(&get!(Auction, a => a.item_name.clone())),
-            text(&get!(Auction, a => a.description.clone())),
+            text(&get!(Auction, a => a.item_name.as_str())),
+            text(&get!(Auction, a => a.description.as_str())),
             int(&get!(Auction, a => a.initial_bid as i64)),
             int(&get!(Auction, a => a.reserve as i64)),
             time(&get!(Auction, a => a.date_time as i64)),
             time(&get!(Auction, a => a.expires as i64)),
             int(&get!(Auction, a => a.seller as i64)),
             int(&get!(Auction, a => a.category as i64)),
-            text(&get!(Auction, a => a.extra.clone())),
+            text(&get!(Auction, a => a.extra.as_str())),
         ],
         NexmarkTable::Bid => vec![
             int(&get!(Bid, b => b.auction as i64)),
             int(&get!(Bid, b => b.bidder as i64)),
             int(&get!(Bid, b => b.price as i64)),
-            text(&get!(Bid, b => b.channel.clone())),
-            text(&get!(Bid, b => b.url.clone())),
+            text(&get!(Bid, b => b.channel.as_str())),
+            text(&get!(Bid, b => b.url.as_str())),
             time(&get!(Bid, b => b.date_time as i64)),
-            text(&get!(Bid, b => b.extra.clone())),
+            text(&get!(Bid, b => b.extra.as_str())),
         ],
     }
 }
@@ -219,25 +236,26 @@ pub fn run(ctx: ReaderCtx, n: &NexmarkOptions) -> Result<(), SourceError> {
         .unwrap_or_else(|| initial_state(n)[BASE_TIME]) as u64;
     let mut done = ctx.state.get(OFFSET).copied().unwrap_or(0).max(0) as u64;
     let mut gen = generator(n, base_time, done);
-    // Pace by event time: an event goes out once as much wall time has
-    // passed since the reader started as event time since its first event.
+    // Paced: an event goes out once as much wall time has passed since the
+    // reader started as event time since its first event.
     let wall0 = Instant::now();
     let ts0 = gen.timestamp();
     let mut wms = super::SplitWatermarks::new(&ctx.spec);
+    let bounded = |g: &EventGenerator| n.event_num.is_none_or(|max| g.global_offset() < max);
     loop {
         if ctx.stop.stopped() {
             return Ok(());
         }
-        if n.event_num.is_some_and(|max| done >= max) {
+        if !bounded(&gen) {
+            ctx.stats.finished.store(true, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(200));
             continue;
         }
-        let mut events = Vec::new();
+        let mut events = Vec::with_capacity(n.max_chunk_size);
         let elapsed = wall0.elapsed().as_millis() as u64;
         while events.len() < n.max_chunk_size
-            && n.event_num
-                .is_none_or(|max| done + (events.len() as u64) < max)
-            && gen.timestamp().saturating_sub(ts0) <= elapsed
+            && bounded(&gen)
+            && (!n.real_time || gen.timestamp().saturating_sub(ts0) <= elapsed)
         {
             match gen.next() {
                 Some(e) => events.push(e),
@@ -250,10 +268,9 @@ pub fn run(ctx: ReaderCtx, n: &NexmarkOptions) -> Result<(), SourceError> {
         }
         done += events.len() as u64;
         let batch = to_batch(&ctx.spec, n.table, &events)?;
+        drop(events);
         wms.observe(OFFSET, Some(&batch));
-        ctx.stats
-            .rows
-            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        let rows = batch.num_rows() as u64;
         let msg = Ingest {
             key: ctx.key,
             chunk: Some(SourceChunk {
@@ -269,5 +286,8 @@ pub fn run(ctx: ReaderCtx, n: &NexmarkOptions) -> Result<(), SourceError> {
         if !ctx.sink.send(msg) {
             return Ok(());
         }
+        // Counted once the engine has the chunk: a FLUSH after a reader
+        // reports `finished` covers every row it counted.
+        ctx.stats.rows.fetch_add(rows, Ordering::Relaxed);
     }
 }

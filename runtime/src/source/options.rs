@@ -29,6 +29,7 @@ pub struct SourceSpec {
 #[derive(Debug, Clone)]
 pub enum Connector {
     Kafka(KafkaOptions),
+    File(FileOptions),
     Datagen(DatagenOptions),
     Nexmark(NexmarkOptions),
 }
@@ -55,6 +56,19 @@ pub struct KafkaOptions {
     pub linger_ms: u64,
 }
 
+/// The `filesystem` (or `posix_fs`) connector.
+#[derive(Debug, Clone)]
+pub struct FileOptions {
+    /// A glob over file paths (`/data/*.csv`); a plain directory means
+    /// every file in it (`/data/*`).
+    pub pattern: String,
+    /// Look for new files (and lines appended to known ones) this often;
+    /// `None`: read what is there when the reader starts, then finish.
+    pub monitor: Option<std::time::Duration>,
+    /// Most lines per decoded batch.
+    pub max_chunk_rows: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct DatagenOptions {
     pub rows_per_second: u64,
@@ -73,8 +87,14 @@ pub enum NexmarkTable {
 #[derive(Debug, Clone)]
 pub struct NexmarkOptions {
     pub table: NexmarkTable,
-    /// Stop after this many events of the table's type (`None`: never).
+    /// Stop once this many Nexmark events (of all three types, as in
+    /// RisingWave) have passed; the table gets its share of them (`None`:
+    /// never).
     pub event_num: Option<u64>,
+    /// Pace by wall time (`nexmark.use.real.time`): an event goes out when as
+    /// much wall time has passed as event time. Unpaced, the generator runs
+    /// as fast as the engine takes rows, with the same event times.
+    pub real_time: bool,
     /// Minimum gap between events, in nanoseconds (sets the rate).
     pub min_event_gap_ns: u64,
     pub max_chunk_size: usize,
@@ -151,7 +171,9 @@ impl SourceSpec {
         }
         let connector = o
             .take("connector")
-            .ok_or_else(|| bad("missing option \"connector\" (kafka, datagen or nexmark)"))?
+            .ok_or_else(|| {
+                bad("missing option \"connector\" (kafka, filesystem, datagen or nexmark)")
+            })?
             .to_ascii_lowercase();
         let format = match format.map(|f| f.to_ascii_lowercase()) {
             None => Format::Plain,
@@ -236,18 +258,20 @@ impl SourceSpec {
         };
         let connector = match connector.as_str() {
             "kafka" => Connector::Kafka(parse_kafka(&mut o)?),
+            "filesystem" | "posix_fs" => Connector::File(parse_file(&mut o)?),
             "datagen" => Connector::Datagen(parse_datagen(&mut o, &schema)?),
             "nexmark" => Connector::Nexmark(parse_nexmark(&mut o)?),
             other => {
                 return Err(SourceError::Unsupported(format!(
-                    "connector \"{other}\" is not supported (use kafka, datagen or nexmark)"
+                    "connector \"{other}\" is not supported (use kafka, filesystem, datagen or nexmark)"
                 )))
             }
         };
         if !matches!(connector, Connector::Kafka(_)) && format != Format::Plain {
-            return Err(SourceError::Unsupported(
-                "generator connectors produce plain rows; use FORMAT PLAIN".into(),
-            ));
+            return Err(SourceError::Unsupported(format!(
+                "the {} connector produces plain rows; use FORMAT PLAIN",
+                connector_name(&connector)
+            )));
         }
         o.finish(&format!("the {} connector", connector_name(&connector)))?;
         Ok(SourceSpec {
@@ -286,6 +310,7 @@ fn parse_duration(v: &str) -> Option<std::time::Duration> {
 fn connector_name(c: &Connector) -> &'static str {
     match c {
         Connector::Kafka(_) => "kafka",
+        Connector::File(_) => "filesystem",
         Connector::Datagen(_) => "datagen",
         Connector::Nexmark(_) => "nexmark",
     }
@@ -354,6 +379,50 @@ fn parse_kafka(o: &mut Opts) -> Result<KafkaOptions, SourceError> {
     })
 }
 
+fn parse_file(o: &mut Opts) -> Result<FileOptions, SourceError> {
+    let path = o.take("path");
+    let root = o.take("posix_fs.root");
+    let pattern = o.take("match_pattern");
+    let pattern = match (path, root) {
+        (Some(p), None) if pattern.is_none() => super::file::pattern_of(&p),
+        (None, Some(r)) => {
+            let r = r.trim_end_matches('/');
+            format!("{r}/{}", pattern.as_deref().unwrap_or("*"))
+        }
+        (None, None) => {
+            return Err(bad(
+                "missing option \"path\" (a directory or glob) for the filesystem connector",
+            ))
+        }
+        _ => {
+            return Err(bad(
+                "give either \"path\" or \"posix_fs.root\" (with \"match_pattern\"), not both",
+            ))
+        }
+    };
+    let monitor = match o
+        .take("source.monitor.interval")
+        .or_else(|| o.take("source.monitor-interval"))
+    {
+        None => None,
+        Some(v) => Some(
+            parse_duration(&v)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "invalid value for source.monitor.interval: \"{v}\" (use e.g. '500ms', '10s', '5m')"
+                    ))
+                })?,
+        ),
+    };
+    let max_chunk_rows = o.take_num("source.max.chunk.rows")?.unwrap_or(8192).max(1);
+    Ok(FileOptions {
+        pattern,
+        monitor,
+        max_chunk_rows,
+    })
+}
+
 fn parse_datagen(o: &mut Opts, schema: &SchemaRef) -> Result<DatagenOptions, SourceError> {
     let rows_per_second = o.take_num("datagen.rows.per.second")?.unwrap_or(10);
     let seed = o.take_num("datagen.seed")?.unwrap_or(0);
@@ -415,9 +484,17 @@ fn parse_nexmark(o: &mut Opts) -> Result<NexmarkOptions, SourceError> {
         .max(1);
     let base_time_ms = o.take_num("nexmark.base.time")?;
     let _ = o.take("nexmark.split.num");
+    // Unbounded streams are paced by default (an unpaced one would fill the
+    // disk); bounded ones run as fast as the engine goes.
+    let real_time = match o.take("nexmark.use.real.time") {
+        None => event_num.is_none(),
+        Some(v) => parse_bool(&v)
+            .ok_or_else(|| bad(format!("invalid value for nexmark.use.real.time: \"{v}\"")))?,
+    };
     Ok(NexmarkOptions {
         table,
         event_num,
+        real_time,
         min_event_gap_ns,
         max_chunk_size,
         base_time_ms,

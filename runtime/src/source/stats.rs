@@ -1,7 +1,7 @@
 //! Per-reader counters and the last skipped records, readable through SQL.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -26,8 +26,12 @@ pub struct SourceStats {
     pub source: String,
     /// The view or table the reader feeds.
     pub owner: String,
+    /// Rows handed to the engine.
     pub rows: AtomicU64,
     pub skipped: AtomicU64,
+    /// A bounded reader (a generator with an end, a file source without
+    /// monitoring) has handed the engine its last row.
+    pub finished: AtomicBool,
     errors: Mutex<VecDeque<SourceErrorRecord>>,
     last_log: Mutex<Option<Instant>>,
 }
@@ -39,6 +43,7 @@ impl SourceStats {
             owner: owner.to_string(),
             rows: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            finished: AtomicBool::new(false),
             errors: Mutex::new(VecDeque::new()),
             last_log: Mutex::new(None),
         }
