@@ -6,9 +6,13 @@
 use std::io::Write;
 use std::path::Path;
 
+use std::time::{Duration, Instant};
+
 use anyhow::{Context, Result};
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, SimpleQueryMessage};
+
+use crate::{query_rows, TestServer};
 
 /// The three Nexmark streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,4 +396,149 @@ pub async fn fingerprint(client: &Client, relation: &str) -> Result<String> {
         });
     }
     Ok(format!("rows={} sums=[{}]", parts[0], parts[1..].join(", ")))
+}
+
+/// The server's user + system CPU time, in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name in parentheses; utime and stime are
+    // fields 14 and 15 of the whole line, in clock ticks (100 per second).
+    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn dir_bytes(p: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else {
+        return 0;
+    };
+    rd.filter_map(|e| e.ok())
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Lines in a file (events in a CSV file of [`write_csv`]).
+pub fn count_lines(p: &std::path::Path) -> u64 {
+    std::fs::read(p)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+        .unwrap_or(0)
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// What one query's run measured.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// Wall time from `CREATE MATERIALIZED VIEW` to the committed `FLUSH`.
+    pub secs: f64,
+    /// The server's CPU time over the same span.
+    pub cpu_secs: f64,
+    /// Rows the view's readers handed the engine.
+    pub source_rows: i64,
+    pub peak_rss_mib: f64,
+    pub state_entries: i64,
+    pub state_mib: f64,
+    pub store_mib: f64,
+    pub fingerprint: String,
+}
+
+/// How one query's run ended.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Ran(Measured),
+    CannotPlan { code: String, message: String },
+    Timeout { source_rows: i64 },
+}
+
+/// Runs one query on a fresh server: its setup, its sources, its view;
+/// waits until every reader of the view has handed over its last row, then
+/// `FLUSH`es and measures.
+pub async fn run_query(q: &Query, input: &Input, timeout: Duration) -> Result<Outcome> {
+    let server = TestServer::start().await?;
+    let pid = server.pid().context("server pid")?;
+    let c = server.connect().await?;
+    if !q.setup.is_empty() {
+        c.batch_execute(q.setup).await.context("setup")?;
+    }
+    for t in q.tables {
+        c.batch_execute(&source_ddl(*t, input))
+            .await
+            .with_context(|| format!("creating source {}", t.name()))?;
+    }
+    let view = view_name(q);
+    let (t0, cpu0) = (Instant::now(), cpu_secs(pid));
+    if let Err(e) = c
+        .batch_execute(&format!("CREATE MATERIALIZED VIEW {view} AS {}", q.sql))
+        .await
+    {
+        let (code, msg) = match e.as_db_error() {
+            Some(d) => (d.code().code().to_string(), d.message().to_string()),
+            None => ("-".into(), e.to_string()),
+        };
+        return Ok(Outcome::CannotPlan { code, message: msg });
+    }
+    let Some(source_rows) = wait_finished(&c, &view, timeout).await? else {
+        let rows = query_rows(&c, "SHOW SOURCE PROGRESS").await?;
+        let source_rows = rows.iter().filter(|r| r[1] == view).map(|r| r[2].parse::<i64>().unwrap_or(0)).sum();
+        return Ok(Outcome::Timeout { source_rows });
+    };
+    let (secs, cpu) = (t0.elapsed().as_secs_f64(), cpu_secs(pid) - cpu0);
+    let rss = peak_rss_mib(pid);
+    let state = query_rows(&c, "SHOW STATE").await?;
+    let (keys, bytes) = state
+        .iter()
+        .filter(|r| r[0] == view)
+        .fold((0i64, 0i64), |(k, b), r| {
+            (k + r[1].parse::<i64>().unwrap_or(0), b + r[2].parse::<i64>().unwrap_or(0))
+        });
+    let store_mib = dir_bytes(server.data_path()) as f64 / MIB;
+    let fingerprint = fingerprint(&c, &view).await?;
+    Ok(Outcome::Ran(Measured {
+        secs,
+        cpu_secs: cpu,
+        source_rows,
+        peak_rss_mib: rss,
+        state_entries: keys,
+        state_mib: bytes as f64 / MIB,
+        store_mib,
+        fingerprint,
+    }))
+}
+
+/// Waits until every reader feeding `view` has handed over its last row
+/// (`SHOW SOURCE PROGRESS`), then `FLUSH`es, so the view holds every row.
+/// Returns the rows the readers read, or `None` after `timeout`.
+pub async fn wait_finished(c: &Client, view: &str, timeout: Duration) -> Result<Option<i64>> {
+    let t0 = Instant::now();
+    loop {
+        let progress = query_rows(c, "SHOW SOURCE PROGRESS").await?;
+        let mine: Vec<&Vec<String>> = progress.iter().filter(|r| r[1] == view).collect();
+        if !mine.is_empty() && mine.iter().all(|r| r[4] == "t") {
+            c.batch_execute("FLUSH").await?;
+            return Ok(Some(mine.iter().map(|r| r[2].parse::<i64>().unwrap_or(0)).sum()));
+        }
+        if t0.elapsed() > timeout {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
