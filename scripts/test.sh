@@ -3,7 +3,8 @@
 # it installs what the build lacks, installs the Tansu Kafka-protocol broker
 # the Kafka tests start (once per machine), builds the server and runs all
 # tests (unit tests, .slt files against the real server, the differential
-# test, the extended-protocol test, crash recovery, Kafka sources).
+# test, the extended-protocol test, crash recovery, Kafka and file sources,
+# Nexmark, with a real PostgreSQL as the oracle of its fingerprints).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
@@ -37,6 +38,13 @@ if ! command -v psql >/dev/null 2>&1; then
   echo "== installing postgresql-client (psql, for the client tests)"
   need_root apt-get update -qq || true
   need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client
+fi
+# A PostgreSQL server: the oracle the Nexmark fingerprint test compares
+# with (started by the test itself on a free port, temporary data dir).
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  echo "== installing postgresql (the oracle of the fingerprint tests)"
+  need_root apt-get update -qq || true
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
 fi
 # psqlODBC through unixODBC (pyodbc needs libodbc at install and run time).
 if ! odbcinst -q -d 2>/dev/null | grep -q "PostgreSQL Unicode"; then

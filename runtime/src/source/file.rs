@@ -10,7 +10,7 @@
 //! read too.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
@@ -25,6 +25,9 @@ use super::{Encode, Ingest, ReaderCtx, SourceChunk, SourceError, SourceSpec};
 
 /// Most bytes of lines per batch.
 const MAX_CHUNK_BYTES: usize = 8 << 20;
+/// A longer line is skipped as bad (a file without newlines must not be
+/// read into memory whole).
+const MAX_LINE_BYTES: usize = 64 << 20;
 /// The one watermark split of a file source: files are read in name order,
 /// one after the other, so their event times form one stream.
 const WATERMARK_SPLIT: &str = "files";
@@ -183,10 +186,23 @@ impl Reader<'_> {
             let mut eof = false;
             while lines.len() < self.f.max_chunk_rows && buf.len() < MAX_CHUNK_BYTES {
                 let start = buf.len();
-                let n = input.read_until(b'\n', &mut buf)?;
+                let n = (&mut input)
+                    .take(MAX_LINE_BYTES as u64 + 1)
+                    .read_until(b'\n', &mut buf)?;
                 if n == 0 {
                     eof = true;
                     break;
+                }
+                if n > MAX_LINE_BYTES {
+                    buf.truncate(start);
+                    let rest = skip_line(&mut input)?;
+                    self.ctx.stats.skip(
+                        -1,
+                        offset as i64,
+                        format!("file \"{name}\" at byte {offset}: line longer than {MAX_LINE_BYTES} bytes"),
+                    );
+                    offset += (n + rest) as u64;
+                    continue;
                 }
                 if buf.last() != Some(&b'\n') && !settled {
                     buf.truncate(start); // an unfinished last line: later
@@ -250,6 +266,29 @@ impl Reader<'_> {
         }
         self.ctx.stats.rows.fetch_add(n, Ordering::Relaxed);
         true
+    }
+}
+
+/// Skips to just after the next newline (or the end); returns the bytes
+/// skipped.
+fn skip_line(input: &mut impl BufRead) -> std::io::Result<usize> {
+    let mut skipped = 0;
+    loop {
+        let avail = input.fill_buf()?;
+        if avail.is_empty() {
+            return Ok(skipped);
+        }
+        match avail.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                input.consume(i + 1);
+                return Ok(skipped + i + 1);
+            }
+            None => {
+                let n = avail.len();
+                input.consume(n);
+                skipped += n;
+            }
+        }
     }
 }
 
@@ -327,6 +366,13 @@ mod tests {
         assert_eq!(pattern_of("/data/*.csv"), "/data/*.csv");
         assert_eq!(base_dir("/data/in/*.csv"), PathBuf::from("/data/in"));
         assert_eq!(base_dir("/data/*/x.csv"), PathBuf::from("/data"));
+    }
+
+    #[test]
+    fn skip_line_stops_after_the_newline() {
+        let mut r = std::io::Cursor::new(b"aaaa\nbb".to_vec());
+        assert_eq!(skip_line(&mut r).unwrap_or(0), 5);
+        assert_eq!(skip_line(&mut r).unwrap_or(0), 2);
     }
 
     #[test]
