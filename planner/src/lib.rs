@@ -18,6 +18,7 @@ pub mod error;
 pub mod relation;
 pub mod session;
 pub mod stream;
+pub mod to_char;
 pub mod tvf;
 
 pub use error::{PlanError, Result};

@@ -8,7 +8,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::relation::{QueryData, Relation, RelationProvider};
 
 /// A fresh DataFusion context with Freshet's settings: PostgreSQL dialect,
-/// plain `Utf8` strings, the `public` schema as default, JSON functions.
+/// plain `Utf8` strings, the `public` schema as default, JSON functions,
+/// PostgreSQL's `to_char`.
 pub fn new_context() -> SessionContext {
     let mut config = SessionConfig::new()
         .with_default_catalog_and_schema("freshet", "public")
@@ -24,6 +25,8 @@ pub fn new_context() -> SessionContext {
     }
     let mut ctx = SessionContext::new_with_config(config);
     crate::tvf::register(&ctx);
+    // PostgreSQL's to_char templates (DataFusion's takes chrono's).
+    ctx.register_udf(crate::to_char::to_char_udf());
     // JSON functions and the `->` / `->>` operators over JSON text.
     if let Err(e) = datafusion_functions_json::register_all(&mut ctx) {
         tracing::warn!("JSON functions unavailable: {e}");
