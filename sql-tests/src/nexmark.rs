@@ -108,7 +108,7 @@ pub const QUERIES: &[Query] = &[
         name: "q5",
         tables: &[Bid],
         setup: "",
-        sql: "SELECT ab.auction, ab.num FROM (SELECT auction, count(*) AS num, window_start AS starttime FROM HOP(bid, date_time, INTERVAL '2 seconds', INTERVAL '10 seconds') GROUP BY window_start, auction) ab JOIN (SELECT max(cb.num) AS maxn, cb.starttime_c FROM (SELECT count(*) AS num, window_start AS starttime_c FROM HOP(bid, date_time, INTERVAL '2 seconds', INTERVAL '10 seconds') GROUP BY auction, window_start) cb GROUP BY cb.starttime_c) mb ON ab.starttime = mb.starttime_c AND ab.num >= mb.maxn",
+        sql: "SELECT ab.auction, ab.num FROM (SELECT auction, count(*) AS num, window_start AS starttime FROM HOP(bid, date_time, INTERVAL '2 seconds', INTERVAL '10 seconds') GROUP BY window_start, auction) ab JOIN (SELECT max(cb.num) AS maxn, cb.starttime_c FROM (SELECT count(*) AS num, window_start AS starttime_c FROM HOP(bid, date_time, INTERVAL '2 seconds', INTERVAL '10 seconds') GROUP BY auction, window_start) cb GROUP BY cb.starttime_c) mb ON ab.starttime = mb.starttime_c AND ab.num >= mb.maxn EMIT ON WINDOW CLOSE",
     },
     Query {
         name: "q6",
@@ -120,13 +120,13 @@ pub const QUERIES: &[Query] = &[
         name: "q7",
         tables: &[Bid],
         setup: "",
-        sql: "SELECT b.auction, b.price, b.bidder, b.date_time FROM bid b JOIN (SELECT max(price) AS maxprice, window_end AS date_time FROM TUMBLE(bid, date_time, INTERVAL '10 seconds') GROUP BY window_end) b1 ON b.price = b1.maxprice WHERE b.date_time BETWEEN b1.date_time - INTERVAL '10 seconds' AND b1.date_time",
+        sql: "SELECT b.auction, b.price, b.bidder, b.date_time FROM bid b JOIN (SELECT max(price) AS maxprice, window_end AS date_time FROM TUMBLE(bid, date_time, INTERVAL '10 seconds') GROUP BY window_end) b1 ON b.price = b1.maxprice WHERE b.date_time BETWEEN b1.date_time - INTERVAL '10 seconds' AND b1.date_time EMIT ON WINDOW CLOSE",
     },
     Query {
         name: "q8",
         tables: &[Person, Auction],
         setup: "",
-        sql: "SELECT p.id, p.name, p.starttime FROM (SELECT id, name, window_start AS starttime, window_end AS endtime FROM TUMBLE(person, date_time, INTERVAL '10 seconds') GROUP BY id, name, window_start, window_end) p JOIN (SELECT seller, window_start AS starttime, window_end AS endtime FROM TUMBLE(auction, date_time, INTERVAL '10 seconds') GROUP BY seller, window_start, window_end) a ON p.id = a.seller AND p.starttime = a.starttime AND p.endtime = a.endtime",
+        sql: "SELECT p.id, p.name, p.starttime FROM (SELECT id, name, window_start AS starttime, window_end AS endtime FROM TUMBLE(person, date_time, INTERVAL '10 seconds') GROUP BY id, name, window_start, window_end) p JOIN (SELECT seller, window_start AS starttime, window_end AS endtime FROM TUMBLE(auction, date_time, INTERVAL '10 seconds') GROUP BY seller, window_start, window_end) a ON p.id = a.seller AND p.starttime = a.starttime AND p.endtime = a.endtime EMIT ON WINDOW CLOSE",
     },
     Query {
         name: "q9",
@@ -144,7 +144,7 @@ pub const QUERIES: &[Query] = &[
         name: "q11",
         tables: &[Bid],
         setup: "",
-        sql: "SELECT bidder, count(*) AS bid_count, window_start AS starttime, window_end AS endtime FROM SESSION(bid, date_time, INTERVAL '10 seconds', bidder) GROUP BY bidder, window_start, window_end",
+        sql: "SELECT bidder, count(*) AS bid_count, window_start AS starttime, window_end AS endtime FROM SESSION(bid, date_time, INTERVAL '10 seconds', bidder) GROUP BY bidder, window_start, window_end EMIT ON WINDOW CLOSE",
     },
     Query {
         name: "q12",
