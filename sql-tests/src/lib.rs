@@ -197,6 +197,20 @@ impl Drop for TestServer {
     }
 }
 
+/// Bytes of the files under `dir`, recursively (a data dir's size).
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.filter_map(|e| e.ok())
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// Runs a simple query and returns its rows as text (NULL as `NULL`).
 pub async fn query_rows(client: &Client, sql: &str) -> Result<Vec<Vec<String>>> {
     let mut rows = Vec::new();

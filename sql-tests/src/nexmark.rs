@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use tokio_postgres::types::Type;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::{query_rows, TestServer};
+use crate::{dir_bytes, query_rows, TestServer};
 
 /// The three Nexmark streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -423,18 +423,6 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn dir_bytes(p: &std::path::Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(p) else {
-        return 0;
-    };
-    rd.filter_map(|e| e.ok())
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
 
 /// Lines in a file (events in a CSV file of [`write_csv`]).
 pub fn count_lines(p: &std::path::Path) -> u64 {

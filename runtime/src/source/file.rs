@@ -134,16 +134,8 @@ pub fn run(ctx: ReaderCtx, f: &FileOptions) -> Result<(), SourceError> {
             std::thread::sleep(every.min(Duration::from_millis(100)));
         }
         // A quiet source may still move its watermark (idle timeout).
-        if let Some(wm) = reader.wms.poll() {
-            let msg = Ingest {
-                key: ctx.key,
-                chunk: None,
-                state: Vec::new(),
-                watermark: Some(wm),
-            };
-            if !ctx.sink.send(msg) {
-                return Ok(());
-            }
+        if !super::send_idle_watermark(&ctx, &mut reader.wms) {
+            return Ok(());
         }
     }
 }

@@ -240,16 +240,8 @@ pub fn run(ctx: ReaderCtx, k: &KafkaOptions) -> Result<(), SourceError> {
         if recs.is_empty() {
             // A quiet topic: partitions may have turned idle, which can
             // move the watermark on its own.
-            if let Some(wm) = wms.poll() {
-                let msg = Ingest {
-                    key: ctx.key,
-                    chunk: None,
-                    state: Vec::new(),
-                    watermark: Some(wm),
-                };
-                if !ctx.sink.send(msg) {
-                    return Ok(());
-                }
+            if !super::send_idle_watermark(&ctx, &mut wms) {
+                return Ok(());
             }
             continue;
         }

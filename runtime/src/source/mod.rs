@@ -193,6 +193,20 @@ impl SplitWatermarks {
     }
 }
 
+/// Sends a quiet reader's watermark when it moved without records (its
+/// splits turned idle); `false` once the engine is gone.
+pub(crate) fn send_idle_watermark(ctx: &ReaderCtx, wms: &mut SplitWatermarks) -> bool {
+    let Some(wm) = wms.poll() else {
+        return true;
+    };
+    ctx.sink.send(Ingest {
+        key: ctx.key,
+        chunk: None,
+        state: Vec::new(),
+        watermark: Some(wm),
+    })
+}
+
 /// Where a reader sends its chunks; `send` blocks while the engine is busy
 /// and returns `false` once the engine is gone.
 pub trait IngestSink: Send + 'static {

@@ -18,7 +18,7 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use freshet_sql_tests::{query_rows, TestServer};
+use freshet_sql_tests::{dir_bytes, query_rows, TestServer};
 
 const CHUNK: u64 = 100_000;
 
@@ -150,19 +150,7 @@ const HOP_VIEW: &str = "CREATE MATERIALIZED VIEW w AS SELECT window_start, windo
 
 /// Bytes under `dir` (the RocksDB files), as MiB.
 fn dir_size(dir: &std::path::Path) -> String {
-    fn walk(p: &std::path::Path) -> u64 {
-        let Ok(rd) = std::fs::read_dir(p) else {
-            return 0;
-        };
-        rd.filter_map(|e| e.ok())
-            .map(|e| match e.metadata() {
-                Ok(m) if m.is_dir() => walk(&e.path()),
-                Ok(m) => m.len(),
-                Err(_) => 0,
-            })
-            .sum()
-    }
-    format!("{:.0} MiB", walk(dir) as f64 / (1024.0 * 1024.0))
+    format!("{:.0} MiB", dir_bytes(dir) as f64 / (1024.0 * 1024.0))
 }
 
 fn groups_for(name: &str) -> u64 {
