@@ -105,17 +105,20 @@ pub fn run(ctx: ReaderCtx, f: &FileOptions) -> Result<(), SourceError> {
         wms: super::SplitWatermarks::new(&ctx.spec),
     };
     reader.wms.add_split(WATERMARK_SPLIT);
+    let mut last_warning: Option<std::time::Instant> = None;
     loop {
         for path in list(&f.pattern) {
             let name = path.to_string_lossy().into_owned();
-            let from = offsets.get(&name).copied().unwrap_or(0);
-            match reader.read_file(&path, &name, from) {
-                Ok(Some(next)) => {
-                    offsets.insert(name, next);
-                }
-                Ok(None) => return Ok(()), // stopped, or the engine is gone
+            let offset = offsets.entry(name.clone()).or_insert(0);
+            match reader.read_file(&path, &name, offset) {
+                Ok(true) => {}
+                Ok(false) => return Ok(()), // stopped, or the engine is gone
                 Err(e) => {
-                    tracing::warn!(source = %ctx.spec.name, file = %name, "cannot read file: {e}")
+                    // Retried at the next pass from what was sent.
+                    if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                        last_warning = Some(std::time::Instant::now());
+                        tracing::warn!(source = %ctx.spec.name, file = %name, "cannot read file: {e}");
+                    }
                 }
             }
         }
@@ -147,12 +150,14 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// Reads `path` from byte `from` to its end, a batch at a time. Returns
-    /// the offset after the last line sent, or `None` once stopped.
-    fn read_file(&mut self, path: &Path, name: &str, from: u64) -> std::io::Result<Option<u64>> {
+    /// Reads `path` from byte `*sent` to its end, a batch at a time,
+    /// moving `*sent` past each batch the engine has taken. Returns `false`
+    /// once stopped or the engine is gone.
+    fn read_file(&mut self, path: &Path, name: &str, sent: &mut u64) -> std::io::Result<bool> {
+        let from = *sent;
         let meta = std::fs::metadata(path)?;
         if meta.len() <= from {
-            return Ok(Some(from));
+            return Ok(true);
         }
         // A last line without a newline may still be being written: with
         // monitoring it waits until the file has been quiet for an interval.
@@ -166,12 +171,11 @@ impl Reader<'_> {
         file.seek(SeekFrom::Start(from))?;
         let mut input = BufReader::with_capacity(1 << 20, file);
         let mut offset = from;
-        let mut sent = from;
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
         let mut lines: Vec<(usize, usize, u64)> = Vec::new(); // start, end in buf; file offset
         loop {
             if self.ctx.stop.stopped() {
-                return Ok(None);
+                return Ok(false);
             }
             buf.clear();
             lines.clear();
@@ -219,7 +223,7 @@ impl Reader<'_> {
                     lines.push((start, end, line_at));
                 }
             }
-            if !lines.is_empty() || offset > sent {
+            if !lines.is_empty() || offset > *sent {
                 let slices: Vec<&[u8]> = lines.iter().map(|&(s, e, _)| &buf[s..e]).collect();
                 let rows = decode(&self.ctx.spec, &slices, |i, reason| {
                     self.ctx.stats.skip(
@@ -229,12 +233,12 @@ impl Reader<'_> {
                     )
                 });
                 if !self.send(name, rows, offset) {
-                    return Ok(None);
+                    return Ok(false);
                 }
-                sent = offset;
+                *sent = offset;
             }
             if eof {
-                return Ok(Some(offset));
+                return Ok(true);
             }
         }
     }
