@@ -47,10 +47,12 @@ impl ScalarUDFImpl for ToChar {
 
     fn return_type(&self, args: &[DataType]) -> Result<DataType> {
         match args.first() {
-            Some(DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 | DataType::Null) => {
-                Ok(DataType::Utf8)
-            }
-            Some(other) => not_impl_err!("to_char({other}, text) is not supported; to_char takes a timestamp or a date"),
+            Some(
+                DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 | DataType::Null,
+            ) => Ok(DataType::Utf8),
+            Some(other) => not_impl_err!(
+                "to_char({other}, text) is not supported; to_char takes a timestamp or a date"
+            ),
             None => exec_err!("to_char takes two arguments"),
         }
     }
@@ -79,7 +81,9 @@ impl ScalarUDFImpl for ToChar {
             let toks = match (&fixed, &formats) {
                 (Some(Some(t)), _) => Some(std::borrow::Cow::Borrowed(t)),
                 (Some(None), _) => None,
-                (None, Some(f)) => f.is_valid(i).then(|| std::borrow::Cow::Owned(parse(f.value(i)))),
+                (None, Some(f)) => f
+                    .is_valid(i)
+                    .then(|| std::borrow::Cow::Owned(parse(f.value(i)))),
                 (None, None) => None,
             };
             match (v, toks, v.and_then(datetime)) {
@@ -91,11 +95,13 @@ impl ScalarUDFImpl for ToChar {
             }
         }
         let out: ArrayRef = Arc::new(out.finish());
-        Ok(if values.len() == 1 && matches!(value, ColumnarValue::Scalar(_)) {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        Ok(
+            if values.len() == 1 && matches!(value, ColumnarValue::Scalar(_)) {
+                ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
+            } else {
+                ColumnarValue::Array(out)
+            },
+        )
     }
 }
 
@@ -116,7 +122,10 @@ fn to_micros(a: &ArrayRef) -> Result<Vec<Option<i64>>> {
         }
         DataType::Timestamp(TimeUnit::Microsecond, None) => a.clone(),
         DataType::Timestamp(_, _) => cast(
-            &cast(a, &DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())))?,
+            &cast(
+                a,
+                &DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into())),
+            )?,
             &DataType::Timestamp(TimeUnit::Microsecond, None),
         )?,
         other => return not_impl_err!("to_char({other}, text) is not supported"),
@@ -350,10 +359,28 @@ fn parse(t: &str) -> Vec<Tok> {
 }
 
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
-const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+const DAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
 
 fn name(out: &mut StringBuilder, s: &str, case: Case, pad: Option<usize>) {
     let _ = match case {
@@ -406,7 +433,16 @@ fn render(toks: &[Tok], t: &NaiveDateTime, out: &mut StringBuilder) {
                     (true, true) => "A.M.",
                     (false, true) => "P.M.",
                 };
-                name(out, s, if case == Case::Lower { Case::Lower } else { Case::Upper }, None)
+                name(
+                    out,
+                    s,
+                    if case == Case::Lower {
+                        Case::Lower
+                    } else {
+                        Case::Upper
+                    },
+                    None,
+                )
             }
             Field::YyyyComma => {
                 let _ = write!(out, "{},{:03}", year / 1000, year % 1000);
@@ -426,7 +462,12 @@ fn render(toks: &[Tok], t: &NaiveDateTime, out: &mut StringBuilder) {
                 c,
                 (!fm).then_some(9),
             ),
-            Field::DayAbbr(c) => name(out, &DAYS[t.weekday().num_days_from_sunday() as usize][..3], c, None),
+            Field::DayAbbr(c) => name(
+                out,
+                &DAYS[t.weekday().num_days_from_sunday() as usize][..3],
+                c,
+                None,
+            ),
             Field::Ddd => num(out, t.ordinal() as i64, 3, fm),
             Field::Dd => num(out, t.day() as i64, 2, fm),
             Field::D => num(out, t.weekday().number_from_sunday() as i64, 1, fm),

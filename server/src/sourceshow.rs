@@ -4,7 +4,9 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use freshet_runtime::Engine;
 
@@ -91,10 +93,14 @@ pub fn progress(engine: &Engine) -> Output {
                 stats.iter().map(|(_, s)| s.owner.as_str()),
             )),
             Arc::new(Int64Array::from_iter_values(
-                stats.iter().map(|(_, s)| s.rows.load(Ordering::Relaxed) as i64),
+                stats
+                    .iter()
+                    .map(|(_, s)| s.rows.load(Ordering::Relaxed) as i64),
             )),
             Arc::new(Int64Array::from_iter_values(
-                stats.iter().map(|(_, s)| s.skipped.load(Ordering::Relaxed) as i64),
+                stats
+                    .iter()
+                    .map(|(_, s)| s.skipped.load(Ordering::Relaxed) as i64),
             )),
             Arc::new(BooleanArray::from_iter(
                 stats

@@ -356,8 +356,15 @@ pub async fn fingerprint(client: &Client, relation: &str) -> Result<String> {
         let name = format!("\"{}\"", c.name().replace('"', "\"\""));
         let t = c.type_();
         exprs.push(
-            if [Type::INT2, Type::INT4, Type::INT8, Type::NUMERIC, Type::FLOAT4, Type::FLOAT8]
-                .contains(t)
+            if [
+                Type::INT2,
+                Type::INT4,
+                Type::INT8,
+                Type::NUMERIC,
+                Type::FLOAT4,
+                Type::FLOAT8,
+            ]
+            .contains(t)
             {
                 format!("sum({name})")
             } else if [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME].contains(t) {
@@ -395,7 +402,11 @@ pub async fn fingerprint(client: &Client, relation: &str) -> Result<String> {
             },
         });
     }
-    Ok(format!("rows={} sums=[{}]", parts[0], parts[1..].join(", ")))
+    Ok(format!(
+        "rows={} sums=[{}]",
+        parts[0],
+        parts[1..].join(", ")
+    ))
 }
 
 /// The server's user + system CPU time, in seconds.
@@ -422,7 +433,6 @@ fn peak_rss_mib(pid: u32) -> f64 {
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
-
 
 /// Lines in a file (events in a CSV file of [`write_csv`]).
 pub fn count_lines(p: &std::path::Path) -> u64 {
@@ -486,7 +496,11 @@ pub async fn run_query(q: &Query, input: &Input, timeout: Duration) -> Result<Ou
     }
     let Some(source_rows) = wait_finished(&c, &view, timeout).await? else {
         let rows = query_rows(&c, "SHOW SOURCE PROGRESS").await?;
-        let source_rows = rows.iter().filter(|r| r[1] == view).map(|r| r[2].parse::<i64>().unwrap_or(0)).sum();
+        let source_rows = rows
+            .iter()
+            .filter(|r| r[1] == view)
+            .map(|r| r[2].parse::<i64>().unwrap_or(0))
+            .sum();
         return Ok(Outcome::Timeout { source_rows });
     };
     let (secs, cpu) = (t0.elapsed().as_secs_f64(), cpu_secs(pid) - cpu0);
@@ -496,7 +510,10 @@ pub async fn run_query(q: &Query, input: &Input, timeout: Duration) -> Result<Ou
         .iter()
         .filter(|r| r[0] == view)
         .fold((0i64, 0i64), |(k, b), r| {
-            (k + r[1].parse::<i64>().unwrap_or(0), b + r[2].parse::<i64>().unwrap_or(0))
+            (
+                k + r[1].parse::<i64>().unwrap_or(0),
+                b + r[2].parse::<i64>().unwrap_or(0),
+            )
         });
     let store_mib = dir_bytes(server.data_path()) as f64 / MIB;
     let fingerprint = fingerprint(&c, &view).await?;
@@ -522,7 +539,9 @@ pub async fn wait_finished(c: &Client, view: &str, timeout: Duration) -> Result<
         let mine: Vec<&Vec<String>> = progress.iter().filter(|r| r[1] == view).collect();
         if !mine.is_empty() && mine.iter().all(|r| r[4] == "t") {
             c.batch_execute("FLUSH").await?;
-            return Ok(Some(mine.iter().map(|r| r[2].parse::<i64>().unwrap_or(0)).sum()));
+            return Ok(Some(
+                mine.iter().map(|r| r[2].parse::<i64>().unwrap_or(0)).sum(),
+            ));
         }
         if t0.elapsed() > timeout {
             return Ok(None);

@@ -87,19 +87,38 @@ impl PgServer {
         }
         let data = dir.join("data");
         let out = command(&bin.join("initdb"), root)
-            .args(["-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync", "--locale=C", "-D"])
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+                "-D",
+            ])
             .arg(&data)
             .output()
             .context("running initdb")?;
         if !out.status.success() {
             bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr));
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let log = std::fs::File::create(dir.join("postgres.log"))?;
         let child = command(&bin.join("postgres"), root)
             .arg("-D")
             .arg(&data)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .args([
+                "-p",
+                &port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+            ])
             .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
             .arg("-k")
             .arg(&dir)
@@ -123,7 +142,10 @@ impl PgServer {
                 }
             }
             if Instant::now() > deadline {
-                bail!("postgres did not accept connections within 30 s: {}", s.log());
+                bail!(
+                    "postgres did not accept connections within 30 s: {}",
+                    s.log()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

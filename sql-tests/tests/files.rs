@@ -14,7 +14,14 @@ const ROWS_PER_FILE: u64 = 40_000;
 /// Writes rows `first..first + n` (`id, grp, note`) as CSV or JSON lines,
 /// with a bad line after row `bad_after` if given. The file appears
 /// complete: it is written under a hidden name, then renamed.
-fn write_file(dir: &Path, name: &str, json: bool, first: u64, n: u64, bad_after: Option<u64>) -> Result<()> {
+fn write_file(
+    dir: &Path,
+    name: &str,
+    json: bool,
+    first: u64,
+    n: u64,
+    bad_after: Option<u64>,
+) -> Result<()> {
     let tmp = dir.join(format!(".{name}"));
     let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
     for id in first..first + n {
@@ -50,8 +57,22 @@ async fn files_are_read_exactly_once_across_kills() -> Result<()> {
     std::fs::create_dir_all(&json)?;
     for i in 0..FILES {
         let first = 1 + i * ROWS_PER_FILE;
-        write_file(&csv, &format!("part-{i:03}.csv"), false, first, ROWS_PER_FILE, None)?;
-        write_file(&json, &format!("part-{i:03}.json"), true, first, ROWS_PER_FILE, None)?;
+        write_file(
+            &csv,
+            &format!("part-{i:03}.csv"),
+            false,
+            first,
+            ROWS_PER_FILE,
+            None,
+        )?;
+        write_file(
+            &json,
+            &format!("part-{i:03}.json"),
+            true,
+            first,
+            ROWS_PER_FILE,
+            None,
+        )?;
     }
     let mut server = TestServer::start_with(&["--checkpoint-interval", "50ms"]).await?;
     let c = server.connect().await?;
@@ -81,8 +102,22 @@ async fn files_are_read_exactly_once_across_kills() -> Result<()> {
     // Files added later are picked up; a bad line is skipped and listed,
     // and the lines after it are read.
     let more = 5_000;
-    write_file(&csv, "part-100.csv", false, total + 1, more, Some(total + 10))?;
-    write_file(&json, "part-100.json", true, total + 1, more, Some(total + 20))?;
+    write_file(
+        &csv,
+        "part-100.csv",
+        false,
+        total + 1,
+        more,
+        Some(total + 10),
+    )?;
+    write_file(
+        &json,
+        "part-100.json",
+        true,
+        total + 1,
+        more,
+        Some(total + 20),
+    )?;
     wait_rows(&c, "SELECT n, s, d FROM cv", &[&expect(total + more)], 60).await?;
     wait_rows(&c, "SELECT n, s, d FROM jv", &[&expect(total + more)], 60).await?;
     let per_grp: i64 = query_rows(&c, "SELECT sum(n) FROM jg").await?[0][0].parse()?;
@@ -111,7 +146,8 @@ async fn file_source_errors() -> Result<()> {
         "58P01"
     );
     assert_eq!(
-        state("CREATE SOURCE s (a INT) WITH (connector = 'filesystem') FORMAT PLAIN ENCODE CSV").await,
+        state("CREATE SOURCE s (a INT) WITH (connector = 'filesystem') FORMAT PLAIN ENCODE CSV")
+            .await,
         "22023"
     );
     assert_eq!(

@@ -87,6 +87,14 @@ async fn nexmark_bids_resume_exactly_after_kill() -> Result<()> {
     // bids, 1 in 50 a person.
     wait_rows(&c, "SELECT * FROM b", &["27600,t,t"], 90).await?;
     wait_rows(&c, "SELECT * FROM p", &["100,100"], 30).await?;
+    assert_eq!(
+        sqlstate_of(
+            &c,
+            "CREATE SOURCE x WITH (connector = 'nexmark', nexmark.use.real.time = 'sometimes')"
+        )
+        .await,
+        "22023"
+    );
     // Columns of a nexmark source must be nexmark columns.
     assert_eq!(
         sqlstate_of(

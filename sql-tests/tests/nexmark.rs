@@ -51,7 +51,14 @@ async fn unpaced_generator_fills_ten_second_windows() -> Result<()> {
     .await?;
     assert_eq!(
         w[0],
-        ["30", "9200", "9200", "276000", "2026-01-01 00:00:00", "2026-01-01 00:04:50"]
+        [
+            "30",
+            "9200",
+            "9200",
+            "276000",
+            "2026-01-01 00:00:00",
+            "2026-01-01 00:04:50"
+        ]
     );
     // Closed windows: all but the last, which the watermark has not passed.
     let closed = query_rows(&c, "SELECT count(*), min(n), max(n) FROM w_closed").await?;
@@ -182,10 +189,7 @@ async fn fingerprints_over_a_csv_file_match_postgresql() -> Result<()> {
 }
 
 /// Sends `data` into a `COPY ... FROM STDIN` and finishes it.
-async fn futures_copy(
-    sink: tokio_postgres::CopyInSink<bytes::Bytes>,
-    data: Vec<u8>,
-) -> Result<()> {
+async fn futures_copy(sink: tokio_postgres::CopyInSink<bytes::Bytes>, data: Vec<u8>) -> Result<()> {
     use futures::SinkExt;
     let mut sink = Box::pin(sink);
     for chunk in data.chunks(1 << 20) {

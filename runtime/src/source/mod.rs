@@ -32,8 +32,7 @@ use freshet_storage::TableId;
 
 pub use options::{
     Connector, DatagenOptions, Encode, FileOptions, Format, KafkaOptions, NexmarkOptions,
-    NexmarkTable, Options,
-    SourceSpec, StartupMode,
+    NexmarkTable, Options, SourceSpec, StartupMode,
 };
 pub use stats::{SourceErrorRecord, SourceStats, StatsRegistry};
 

@@ -129,7 +129,10 @@ pub fn initial_state(n: &NexmarkOptions) -> SplitState {
         UNPACED_BASE_TIME_MS
     };
     let mut s = SplitState::new();
-    s.insert(BASE_TIME.into(), n.base_time_ms.map_or(default, |b| b as i64));
+    s.insert(
+        BASE_TIME.into(),
+        n.base_time_ms.map_or(default, |b| b as i64),
+    );
     s
 }
 

@@ -500,3 +500,92 @@ fn parse_nexmark(o: &mut Opts) -> Result<NexmarkOptions, SourceError> {
         base_time_ms,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn parse(with: &[(&str, &str)]) -> Result<SourceSpec, SourceError> {
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        let with: Options = with
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        SourceSpec::parse("s", schema, None, false, &with, None, Some("csv"), &vec![])
+    }
+
+    #[test]
+    fn file_options() {
+        let Ok(SourceSpec {
+            connector: Connector::File(f),
+            ..
+        }) = parse(&[
+            ("connector", "filesystem"),
+            ("path", "/d"),
+            ("source.monitor.interval", "2s"),
+        ])
+        else {
+            panic!("filesystem options");
+        };
+        assert_eq!(f.pattern, "/d/*");
+        assert_eq!(f.monitor, Some(std::time::Duration::from_secs(2)));
+        let Ok(SourceSpec {
+            connector: Connector::File(f),
+            ..
+        }) = parse(&[
+            ("connector", "posix_fs"),
+            ("posix_fs.root", "/d/"),
+            ("match_pattern", "*.csv"),
+        ])
+        else {
+            panic!("posix_fs options");
+        };
+        assert_eq!((f.pattern.as_str(), f.monitor), ("/d/*.csv", None));
+        for bad in [
+            &[("connector", "filesystem")][..],
+            &[
+                ("connector", "filesystem"),
+                ("path", "/d"),
+                ("posix_fs.root", "/e"),
+            ],
+            &[
+                ("connector", "filesystem"),
+                ("path", "/d"),
+                ("source.monitor.interval", "0s"),
+            ],
+            &[("connector", "filesystem"), ("path", "/d"), ("nope", "1")],
+        ] {
+            assert!(matches!(parse(bad), Err(SourceError::Option(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn nexmark_pacing_defaults() {
+        let pacing = |with: &[(&str, &str)]| match parse(with) {
+            Ok(SourceSpec {
+                connector: Connector::Nexmark(n),
+                ..
+            }) => Some(n.real_time),
+            _ => None,
+        };
+        assert_eq!(pacing(&[("connector", "nexmark")]), Some(true));
+        assert_eq!(
+            pacing(&[("connector", "nexmark"), ("nexmark.event.num", "10")]),
+            Some(false)
+        );
+        assert_eq!(
+            pacing(&[
+                ("connector", "nexmark"),
+                ("nexmark.event.num", "10"),
+                ("nexmark.use.real.time", "true")
+            ]),
+            Some(true)
+        );
+        assert_eq!(
+            pacing(&[("connector", "nexmark"), ("nexmark.use.real.time", "maybe")]),
+            None
+        );
+    }
+}

@@ -101,12 +101,18 @@ async fn main() -> Result<()> {
         Some(d) => format!("CSV files in {}", d.display()),
         None => format!("the unpaced nexmark generator, {} ns apart", a.gap_ns),
     };
-    println!("freshet-nexmark: {events} events from {what}; {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "freshet-nexmark: {events} events from {what}; {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!();
     println!("| query | events/s | wall s | CPU s | events per CPU-s | source rows | peak RSS MiB | state entries / MiB | store MiB | fingerprint |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
     for q in QUERIES {
-        if a.queries.as_ref().is_some_and(|qs| !qs.iter().any(|n| n == q.name)) {
+        if a.queries
+            .as_ref()
+            .is_some_and(|qs| !qs.iter().any(|n| n == q.name))
+        {
             continue;
         }
         let line = match nexmark::run_query(q, &input, a.timeout).await {
@@ -134,7 +140,11 @@ async fn main() -> Result<()> {
                 q.name,
                 a.timeout.as_secs()
             ),
-            Err(e) => format!("| {} | failed: {} |", q.name, format!("{e:#}").replace('\n', " ")),
+            Err(e) => format!(
+                "| {} | failed: {} |",
+                q.name,
+                format!("{e:#}").replace('\n', " ")
+            ),
         };
         println!("{line}");
     }
