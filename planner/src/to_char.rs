@@ -383,13 +383,16 @@ const DAYS: [&str; 7] = [
 ];
 
 fn name(out: &mut StringBuilder, s: &str, case: Case, pad: Option<usize>) {
-    let _ = match case {
-        Case::Upper => write!(out, "{}", s.to_uppercase()),
-        Case::Title => write!(out, "{s}"),
-        Case::Lower => write!(out, "{}", s.to_lowercase()),
-    };
+    // Names are ASCII: cased a character at a time, no allocation per row.
+    for c in s.chars() {
+        let _ = out.write_char(match case {
+            Case::Upper => c.to_ascii_uppercase(),
+            Case::Title => c,
+            Case::Lower => c.to_ascii_lowercase(),
+        });
+    }
     if let Some(w) = pad {
-        for _ in s.chars().count()..w {
+        for _ in s.len()..w {
             let _ = out.write_char(' ');
         }
     }
