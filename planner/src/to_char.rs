@@ -64,10 +64,7 @@ impl ScalarUDFImpl for ToChar {
         let n = args.number_rows;
         // One template for the batch (the usual case) is parsed once.
         let fixed = match format {
-            ColumnarValue::Scalar(s) => Some(match scalar_text(s) {
-                Some(t) => Some(parse(&t)),
-                None => None,
-            }),
+            ColumnarValue::Scalar(s) => Some(scalar_text(s).map(|t| parse(&t))),
             ColumnarValue::Array(_) => None,
         };
         let values = value.to_array(n)?;
