@@ -130,15 +130,7 @@ impl TestServer {
 
     /// Opens a new client connection.
     pub async fn connect(&self) -> Result<Client> {
-        let conf = format!(
-            "host=127.0.0.1 port={} user=freshet dbname=freshet connect_timeout=5",
-            self.port
-        );
-        let (client, conn) = tokio_postgres::connect(&conf, NoTls).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(client)
+        connect_loopback(self.port, "freshet").await
     }
 
     /// `kill -9` the server, then start it again on the same data.
@@ -195,6 +187,29 @@ impl Drop for TestServer {
             let _ = std::fs::remove_dir_all(&self.data_dir);
         }
     }
+}
+
+/// Connects to a server on `127.0.0.1:port` as `user`, into the database
+/// of the same name, driving the connection on a task of its own.
+pub async fn connect_loopback(port: u16, user: &str) -> Result<Client> {
+    let conf = format!("host=127.0.0.1 port={port} user={user} dbname={user} connect_timeout=5");
+    let (client, conn) = tokio_postgres::connect(&conf, NoTls).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// A process's peak resident memory (`VmHWM`), in KiB.
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Bytes of the files under `dir`, recursively (a data dir's size).

@@ -422,18 +422,6 @@ fn cpu_secs(pid: u32) -> f64 {
     (tick(11) + tick(12)) / 100.0
 }
 
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// Lines in a file (events in a CSV file of [`write_csv`]).
 pub fn count_lines(p: &std::path::Path) -> u64 {
     std::fs::read(p)
@@ -504,7 +492,7 @@ pub async fn run_query(q: &Query, input: &Input, timeout: Duration) -> Result<Ou
         return Ok(Outcome::Timeout { source_rows });
     };
     let (secs, cpu) = (t0.elapsed().as_secs_f64(), cpu_secs(pid) - cpu0);
-    let rss = peak_rss_mib(pid);
+    let rss = crate::peak_rss_kib(pid).map_or(0.0, |kb| kb as f64 / 1024.0);
     let state = query_rows(&c, "SHOW STATE").await?;
     let (keys, bytes) = state
         .iter()

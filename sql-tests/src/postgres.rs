@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 /// The directory of `initdb` and `postgres`: `$FRESHET_PG_BIN`, else the
 /// newest `/usr/lib/postgresql/<version>/bin`, else the `PATH`.
@@ -156,15 +156,7 @@ impl PgServer {
     }
 
     pub async fn connect(&self) -> Result<Client> {
-        let conf = format!(
-            "host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=5",
-            self.port
-        );
-        let (client, conn) = tokio_postgres::connect(&conf, NoTls).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(client)
+        crate::connect_loopback(self.port, "postgres").await
     }
 }
 

@@ -18,19 +18,12 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use freshet_sql_tests::{dir_bytes, query_rows, TestServer};
+use freshet_sql_tests::{dir_bytes, peak_rss_kib, query_rows, TestServer};
 
 const CHUNK: u64 = 100_000;
 
 fn vm_hwm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM"))
-                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
-        })
-        .unwrap_or_else(|| "n/a".into())
+    peak_rss_kib(pid).map_or_else(|| "n/a".into(), |kb| format!("{kb} kB"))
 }
 
 async fn scenario(name: &str, views: &[&str], rows: u64) -> Result<()> {
