@@ -15,10 +15,12 @@
 //! accepted and computed wrongly.
 
 pub mod error;
+pub mod pg;
 pub mod relation;
 pub mod session;
 pub mod stream;
 pub mod to_char;
+pub mod to_timestamp;
 pub mod tvf;
 
 pub use error::{PlanError, Result};

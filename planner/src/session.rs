@@ -21,12 +21,27 @@ pub fn new_context() -> SessionContext {
         let opts = config.options_mut();
         opts.sql_parser.dialect = Dialect::PostgreSQL;
         opts.sql_parser.map_string_types_to_utf8view = false;
+        // `1.5` is numeric, as in PostgreSQL.
+        opts.sql_parser.parse_float_as_decimal = true;
         opts.execution.time_zone = Some("+00:00".to_string());
     }
-    let mut ctx = SessionContext::new_with_config(config);
+    let state = datafusion::execution::session_state::SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_analyzer_rules(crate::pg::analyzer_rules())
+        .build();
+    let planners = crate::pg::expr_planners(state.expr_planners().to_vec());
+    let state = datafusion::execution::session_state::SessionStateBuilder::new_from_existing(state)
+        .with_expr_planners(planners)
+        .build();
+    let mut ctx = SessionContext::new_with_state(state);
+    crate::pg::register(&ctx);
     crate::tvf::register(&ctx);
     // PostgreSQL's to_char templates (DataFusion's takes chrono's).
     ctx.register_udf(crate::to_char::to_char_udf());
+    for f in crate::to_timestamp::functions() {
+        ctx.register_udf(f);
+    }
     // JSON functions and the `->` / `->>` operators over JSON text.
     if let Err(e) = datafusion_functions_json::register_all(&mut ctx) {
         tracing::warn!("JSON functions unavailable: {e}");

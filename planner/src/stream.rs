@@ -1051,9 +1051,6 @@ impl Builder {
             return Err(unsupported(format!("the aggregate expression {e}")));
         };
         let name = func.name().to_ascii_lowercase();
-        if !params.order_by.is_empty() {
-            return Err(unsupported(format!("ORDER BY inside {name}(...)")));
-        }
         let kind = match name.as_str() {
             "count" if params.args.is_empty() => AggKind::CountStar,
             "count" => AggKind::Count,
@@ -1061,9 +1058,34 @@ impl Builder {
             "avg" | "mean" => AggKind::Avg,
             "min" => AggKind::Min,
             "max" => AggKind::Max,
+            "bool_and" | "every" => AggKind::BoolAnd,
+            "bool_or" => AggKind::BoolOr,
+            "bit_and" => AggKind::BitAnd,
+            "bit_or" => AggKind::BitOr,
+            "bit_xor" => AggKind::BitXor,
+            "string_agg" => AggKind::StringAgg,
             other => return Err(unsupported(format!("the aggregate function {other}"))),
         };
-        if kind != AggKind::CountStar && params.args.len() != 1 {
+        // Order matters only to string_agg; the others ignore it, as
+        // PostgreSQL's results do not depend on it.
+        let order = if kind == AggKind::StringAgg {
+            self.sort_keys(&params.order_by, input)?
+        } else {
+            Vec::new()
+        };
+        let separator = if kind == AggKind::StringAgg {
+            match params.args.get(1) {
+                Some(Expr::Literal(v, _)) => match v.cast_to(&datafusion::arrow::datatypes::DataType::Utf8) {
+                    Ok(datafusion::common::ScalarValue::Utf8(s)) => Some(s.unwrap_or_default()),
+                    _ => return Err(unsupported("string_agg with a separator that is not text")),
+                },
+                _ => return Err(unsupported("string_agg with a separator that is not a constant")),
+            }
+        } else {
+            None
+        };
+        let arity = if kind == AggKind::StringAgg { 2 } else { 1 };
+        if kind != AggKind::CountStar && params.args.len() != arity {
             return Err(unsupported(format!(
                 "{name} with {} arguments",
                 params.args.len()
@@ -1076,7 +1098,7 @@ impl Builder {
         if matches!(kind, AggKind::Sum | AggKind::Avg) && !(input_type.is_numeric()) {
             return Err(unsupported(format!("{name} over {input_type}")));
         }
-        if matches!(kind, AggKind::Min | AggKind::Max)
+        if !matches!(kind, AggKind::CountStar | AggKind::Count | AggKind::Sum | AggKind::Avg)
             && !freshet_storage::codec::is_supported(&input_type)
         {
             return Err(unsupported(format!("{name} over {input_type}")));
@@ -1089,6 +1111,8 @@ impl Builder {
             kind,
             arg,
             filter,
+            order,
+            separator,
             distinct: params.distinct && kind != AggKind::CountStar,
             input_type,
             output_type,

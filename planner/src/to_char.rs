@@ -137,21 +137,21 @@ fn datetime(us: i64) -> Option<NaiveDateTime> {
 
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq)]
-enum Tok {
+pub(crate) enum Tok {
     Lit(String),
     /// A field, and whether `FM` (no padding) precedes it.
     Field(Field, bool),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Case {
+pub(crate) enum Case {
     Upper,
     Title,
     Lower,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Field {
+pub(crate) enum Field {
     Hh24,
     Hh12,
     Mi,
@@ -287,7 +287,7 @@ fn field(p: &str) -> Field {
 }
 
 /// Parses a template into pieces.
-fn parse(t: &str) -> Vec<Tok> {
+pub(crate) fn parse(t: &str) -> Vec<Tok> {
     let mut out: Vec<Tok> = Vec::new();
     let mut lit = String::new();
     let mut rest = t;

@@ -45,6 +45,14 @@ pub enum AggKind {
     Avg,
     Min,
     Max,
+    /// `bool_and` / `every`.
+    BoolAnd,
+    BoolOr,
+    BitAnd,
+    BitOr,
+    BitXor,
+    /// `string_agg(value, separator [ORDER BY ...])`.
+    StringAgg,
 }
 
 /// One aggregate call of a hash aggregate.
@@ -57,6 +65,10 @@ pub struct AggCall {
     pub filter: Option<Arc<dyn PhysicalExpr>>,
     /// `agg(DISTINCT x)`: the group keeps the multiset of values.
     pub distinct: bool,
+    /// `agg(x ORDER BY ...)` of an order-sensitive aggregate (`string_agg`).
+    pub order: Vec<(Arc<dyn PhysicalExpr>, datafusion::arrow::compute::SortOptions)>,
+    /// `string_agg`'s constant separator.
+    pub separator: Option<String>,
     pub input_type: DataType,
     pub output_type: DataType,
     pub display: String,

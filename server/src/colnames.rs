@@ -25,7 +25,19 @@ pub fn disambiguate(query: &mut Query) {
             Expr::Cast { expr, .. } | Expr::Nested(expr) => key(expr),
             Expr::CompoundIdentifier(p) => p.last().map(|i| i.value.clone()).unwrap_or_default(),
             Expr::Identifier(i) => i.value.clone(),
-            other => other.to_string(),
+            other => {
+                // Casts inside do not count either: `round(2.5)` and
+                // `round(2.5::float8)` end up with one name once the
+                // literal's cast is folded.
+                let mut e = other.clone();
+                let _ = datafusion::sql::sqlparser::ast::visit_expressions_mut(&mut e, |x| {
+                    while let Expr::Cast { expr, .. } | Expr::Nested(expr) = x {
+                        *x = expr.as_ref().clone();
+                    }
+                    std::ops::ControlFlow::<()>::Continue(())
+                });
+                e.to_string()
+            }
         }
     }
     let mut seen = std::collections::HashSet::new();

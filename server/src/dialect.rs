@@ -566,6 +566,64 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for IntervalClockTimes {
         expr: &mut datafusion::sql::sqlparser::ast::Expr,
     ) -> std::ops::ControlFlow<()> {
         use datafusion::sql::sqlparser::ast::{DataType, Expr, Value};
+        // `1.5e3` is the numeric 1500, as in PostgreSQL; DataFusion's
+        // decimal literals take no exponent.
+        if let Expr::Value(v) = expr {
+            if let Value::Number(n, _) = &v.value {
+                if let Some(plain) = expand_exponent(n) {
+                    let scale = plain.split_once('.').map_or(0, |(_, f)| f.len());
+                    *expr = Expr::Cast {
+                        kind: datafusion::sql::sqlparser::ast::CastKind::DoubleColon,
+                        expr: Box::new(Expr::value(Value::Number(plain, false))),
+                        data_type: DataType::Numeric(
+                            datafusion::sql::sqlparser::ast::ExactNumberInfo::PrecisionAndScale(
+                                38,
+                                scale as i64,
+                            ),
+                        ),
+                        array: false,
+                        format: None,
+                    };
+                    return std::ops::ControlFlow::Continue(());
+                }
+            }
+        }
+        // PostgreSQL's prefix operators `|/` (square root), `||/` (cube
+        // root) and `@` (absolute value) as the functions they are.
+        if let Expr::UnaryOp { op, expr: inner } = expr {
+            use datafusion::sql::sqlparser::ast::UnaryOperator as U;
+            let name = match op {
+                U::PGSquareRoot => Some("sqrt"),
+                U::PGCubeRoot => Some("cbrt"),
+                U::PGAbs => Some("abs"),
+                _ => None,
+            };
+            if let Some(name) = name {
+                *expr = Expr::Function(sql_call(name, vec![inner.as_ref().clone()], vec![]));
+                return std::ops::ControlFlow::Continue(());
+            }
+        }
+        // `- INTERVAL '1 day 2 hours'` negates every field; DataFusion
+        // re-parses the text with a `-` in front, which negates only the
+        // first (and fails on `'-1 day'`).
+        if let Expr::UnaryOp {
+            op: datafusion::sql::sqlparser::ast::UnaryOperator::Minus,
+            expr: inner,
+        } = expr
+        {
+            let mut e = inner.as_ref();
+            while let Expr::Nested(x) = e {
+                e = x;
+            }
+            if matches!(e, Expr::Interval(_)) {
+                *expr = Expr::Nested(Box::new(Expr::BinaryOp {
+                    left: inner.clone(),
+                    op: datafusion::sql::sqlparser::ast::BinaryOperator::Multiply,
+                    right: Box::new(Expr::value(Value::Number("-1".into(), false))),
+                }));
+                return std::ops::ControlFlow::Continue(());
+            }
+        }
         // JSON values are text to Freshet (the JSON functions take text).
         if let Expr::Cast { data_type, .. } = expr {
             if matches!(data_type, DataType::JSON | DataType::JSONB) {
@@ -606,9 +664,38 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for IntervalClockTimes {
     }
 }
 
+/// A number literal with an exponent (`1.5e-2`) written without one
+/// (`0.015`); `None` when it has none or is out of reach (|exponent| > 1000).
+fn expand_exponent(n: &str) -> Option<String> {
+    let (mant, exp) = n.split_once(['e', 'E'])?;
+    let exp: i64 = exp.parse().ok()?;
+    if exp.abs() > 1000 {
+        return None;
+    }
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    let digits = format!("{int}{frac}");
+    let point = int.len() as i64 + exp;
+    let s = if point <= 0 {
+        format!("0.{}{digits}", "0".repeat((-point) as usize))
+    } else if point as usize >= digits.len() {
+        format!("{digits}{}", "0".repeat(point as usize - digits.len()))
+    } else {
+        format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+    };
+    let s = s.trim_start_matches('0');
+    Some(if s.is_empty() || s.starts_with('.') {
+        format!("0{s}")
+    } else {
+        s.to_string()
+    })
+}
+
 /// `text` with each `[-]h:m[:s]` clock time written as units; `None` when
 /// there is none.
 fn interval_with_units(text: &str) -> Option<String> {
+    if let Some(t) = iso_interval_units(text.trim()) {
+        return Some(t);
+    }
     let mut changed = false;
     let parts: Vec<String> = text
         .split_whitespace()
@@ -634,6 +721,41 @@ fn interval_with_units(text: &str) -> Option<String> {
         })
         .collect();
     changed.then(|| parts.join(" "))
+}
+
+/// An ISO 8601 duration (`P1Y2M3DT4H5M6S`, `PT1.5S`, `P2W`) in units.
+fn iso_interval_units(text: &str) -> Option<String> {
+    let body = text.strip_prefix(['P', 'p'])?;
+    if body.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut num = String::new();
+    let mut in_time = false;
+    for c in body.chars() {
+        match c.to_ascii_uppercase() {
+            'T' if num.is_empty() => in_time = true,
+            d if d.is_ascii_digit() || d == '.' || d == '-' => num.push(d),
+            u => {
+                if num.is_empty() {
+                    return None;
+                }
+                let unit = match (u, in_time) {
+                    ('Y', false) => "years",
+                    ('M', false) => "months",
+                    ('W', false) => "weeks",
+                    ('D', false) => "days",
+                    ('H', true) => "hours",
+                    ('M', true) => "minutes",
+                    ('S', true) => "seconds",
+                    _ => return None,
+                };
+                out.push(format!("{num} {unit}"));
+                num.clear();
+            }
+        }
+    }
+    (num.is_empty() && !out.is_empty()).then(|| out.join(" "))
 }
 
 /// Whether a query is a client's catalog query (it reads `pg_catalog` or
@@ -1850,6 +1972,15 @@ mod tests {
         };
         assert_eq!(names, vec!["a".to_string(), "b".to_string()]);
         assert!(if_exists && cascade);
+    }
+
+    #[test]
+    fn exponents_expand() {
+        assert_eq!(expand_exponent("1e3").as_deref(), Some("1000"));
+        assert_eq!(expand_exponent("1.5e-2").as_deref(), Some("0.015"));
+        assert_eq!(expand_exponent("2E10").as_deref(), Some("20000000000"));
+        assert_eq!(expand_exponent("12.5e1").as_deref(), Some("125"));
+        assert_eq!(expand_exponent("12"), None);
     }
 
     #[test]

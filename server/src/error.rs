@@ -113,6 +113,9 @@ fn arrow_state(e: &ArrowError) -> (&'static str, String) {
         {
             code::OUT_OF_RANGE
         }
+        ArrowError::CastError(m) if integer_out_of_range(&clean(m)).is_some() => {
+            return (code::OUT_OF_RANGE, pg_message(clean(m)));
+        }
         ArrowError::CastError(_) | ArrowError::ParseError(_) => code::INVALID_TEXT,
         ArrowError::ArithmeticOverflow(_) => code::OUT_OF_RANGE,
         ArrowError::ComputeError(m) if m.contains("Overflow") || m.contains("overflow") => {
@@ -146,8 +149,28 @@ fn clean(msg: &str) -> String {
     m.to_string()
 }
 
+/// An integer cast of text that is a number, only too large for the type:
+/// PostgreSQL's `value "..." is out of range for type integer` (22003).
+fn integer_out_of_range(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("Cannot cast string '")?;
+    let (value, rest) = rest.split_once("' to value of ")?;
+    let ty = match rest.split_whitespace().next()? {
+        "Int16" => "smallint",
+        "Int32" => "integer",
+        "Int64" => "bigint",
+        _ => return None,
+    };
+    let v = value.trim();
+    let digits = v.strip_prefix(['-', '+']).unwrap_or(v);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("value \"{value}\" is out of range for type {ty}"))
+}
+
 /// Rewrites DataFusion's messages for the common cases into PostgreSQL's wording.
 fn pg_message(msg: String) -> String {
+    if let Some(m) = integer_out_of_range(&msg) {
+        return m;
+    }
     if let Some(rest) = msg.strip_prefix("table '") {
         if let Some((name, _)) = rest.split_once("' not found") {
             let short = name.rsplit('.').next().unwrap_or(name);
@@ -197,7 +220,18 @@ fn datafusion_state(e: &DataFusionError) -> (&'static str, String) {
         {
             code::UNDEFINED_FUNCTION
         }
-        _ if lower.contains("overflow") => code::OUT_OF_RANGE,
+        _ if lower.contains("overflow") || lower.contains("out of range") => {
+            if lower.contains("date/time field") {
+                "22008"
+            } else {
+                code::OUT_OF_RANGE
+            }
+        }
+        _ if lower.contains("invalid input syntax for type timestamp")
+            || lower.contains("invalid input syntax for type date") =>
+        {
+            "22007"
+        }
         _ if lower.contains("cannot cast")
             || lower.contains("cannot parse")
             || lower.contains("invalid input syntax") =>

@@ -708,11 +708,18 @@ impl Server {
                 let plan = ctx
                     .state()
                     .statement_to_plan(DFStatement::Statement(stmt.clone()))
-                    .await?;
+                    .await
+            .and_then(freshet_planner::pg::type_literals)?;
                 let types = param_types(&plan)?;
                 let schema = match stmt.as_ref() {
                     Statement::Query(q) => {
-                        Some(rename(&Arc::new(plan.schema().as_arrow().clone()), q))
+                        // Analysis settles PostgreSQL's result types
+                        // (`date - date` is int4, ...); a plan it cannot
+                        // analyze before its parameters are bound keeps
+                        // the types binding gave.
+                        let analyzed = ctx.state().optimize(&plan).ok();
+                        let s = analyzed.as_ref().map_or(plan.schema(), |p| p.schema());
+                        Some(rename(&Arc::new(s.as_arrow().clone()), q))
                     }
                     _ => None,
                 };
@@ -734,7 +741,8 @@ impl Server {
                     let plan = ctx
                         .state()
                         .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(q))))
-                        .await?;
+                        .await
+            .and_then(freshet_planner::pg::type_literals)?;
                     Ok((param_types(&plan)?, None))
                 }
                 None => Ok((vec![], None)),
@@ -1206,7 +1214,8 @@ impl Server {
         let plan = ctx
             .state()
             .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
-            .await?;
+            .await
+            .and_then(freshet_planner::pg::type_literals)?;
         if let LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Statement(_) = plan {
             return Err(ExecError::not_supported(format!(
                 "statement not supported: {}",
@@ -1340,7 +1349,8 @@ impl Server {
         let plan = ctx
             .state()
             .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
-            .await?;
+            .await
+            .and_then(freshet_planner::pg::type_literals)?;
         let plan = bind(plan, params)?;
         let LogicalPlan::Dml(dml) = plan else {
             return Err(ExecError::new(code::INTERNAL, "expected a DML plan"));
@@ -1405,7 +1415,8 @@ impl Server {
         let plan = ctx
             .state()
             .statement_to_plan(DFStatement::Statement(Box::new(stmt.clone())))
-            .await?;
+            .await
+            .and_then(freshet_planner::pg::type_literals)?;
         let LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(c)) = plan else {
             return Err(ExecError::not_supported("this form of CREATE TABLE"));
         };
@@ -1523,7 +1534,8 @@ impl Server {
         let plan = ctx
             .state()
             .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(query))))
-            .await?;
+            .await
+            .and_then(freshet_planner::pg::type_literals)?;
         let optimized = ctx.state().optimize(&plan)?;
         // Window functions (TUMBLE, HOP) read relations only visible once
         // their queries are expanded.
@@ -2305,7 +2317,8 @@ async fn plan_plain_view(
         .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(
             cv.query.clone(),
         ))))
-        .await?;
+        .await
+            .and_then(freshet_planner::pg::type_literals)?;
     if !cv.columns.is_empty() {
         let schema = plan.schema().clone();
         if cv.columns.len() != schema.fields().len() {

@@ -210,7 +210,7 @@ impl QueryParser for StmtParser {
 }
 
 fn pg_fields(schema: &SchemaRef, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
-    arrow_pg::datatypes::arrow_schema_to_pg_fields(schema, format, None)
+    arrow_pg::datatypes::arrow_schema_to_pg_fields(&crate::pgtext::pg_schema(schema), format, None)
 }
 
 fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
@@ -223,6 +223,7 @@ fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
                 .map(|f| f.format() == pgwire::api::results::FieldFormat::Text)
                 .collect();
             let rows = stream::iter(batches).flat_map(move |b| {
+                let b = crate::pgtext::pg_signed_batch(b);
                 let b = crate::pgtext::pg_text_batch(b, |i| text.get(i).copied().unwrap_or(true));
                 stream::iter(arrow_pg::encode_recordbatch(f2.clone(), b))
             });

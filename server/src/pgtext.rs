@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{
-    DataType, Field, Float32Type, Float64Type, Schema, TimeUnit, TimestampMicrosecondType,
+    DataType, Field, Float32Type, Float64Type, IntervalMonthDayNanoType, IntervalUnit, Schema,
+    TimeUnit, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
 
@@ -49,6 +50,61 @@ pub fn format_float(v: f64, decimal: String, shortest: String) -> String {
     decimal
 }
 
+/// The decimal and exponent forms (`0.003`, `3e-3`) of a finite float's
+/// shortest round-trip digits as Ryu gives them (ties to even, as
+/// PostgreSQL's own Ryu does; Rust's formatter rounds ties up).
+fn shortest_forms(ryu: &str) -> (String, String) {
+    let (neg, body) = match ryu.strip_prefix('-') {
+        Some(b) => ("-", b),
+        None => ("", ryu),
+    };
+    let (mant, exp) = match body.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (body, 0),
+    };
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    let all = format!("{int}{frac}");
+    let lead = all.len() - all.trim_start_matches('0').len();
+    let digits = all.trim_start_matches('0').trim_end_matches('0');
+    if digits.is_empty() {
+        return (format!("{neg}0"), format!("{neg}0e0"));
+    }
+    // value = 0.digits x 10^point
+    let point = int.len() as i32 + exp - lead as i32;
+    let n = digits.len() as i32;
+    let decimal = if point <= 0 {
+        format!("{neg}0.{}{digits}", "0".repeat((-point) as usize))
+    } else if point >= n {
+        format!("{neg}{digits}{}", "0".repeat((point - n) as usize))
+    } else {
+        format!("{neg}{}.{}", &digits[..point as usize], &digits[point as usize..])
+    };
+    let m = if n > 1 {
+        format!("{}.{}", &digits[..1], &digits[1..])
+    } else {
+        digits.to_string()
+    };
+    (decimal, format!("{neg}{m}e{}", point - 1))
+}
+
+/// PostgreSQL's text of a float8.
+pub fn float8_text(v: f64) -> String {
+    if !v.is_finite() {
+        return format_float(v, String::new(), String::new());
+    }
+    let (d, e) = shortest_forms(ryu::Buffer::new().format_finite(v));
+    format_float(v, d, e)
+}
+
+/// PostgreSQL's text of a float4.
+pub fn float4_text(v: f32) -> String {
+    if !v.is_finite() {
+        return format_float(f64::from(v), String::new(), String::new());
+    }
+    let (d, e) = shortest_forms(ryu::Buffer::new().format_finite(v));
+    format_float(f64::from(v), d, e)
+}
+
 fn ts_string(secs: i64, nanos: u32, tz: bool) -> Option<String> {
     let dt = chrono::DateTime::from_timestamp(secs, nanos)?.naive_utc();
     let mut s = dt.format("%Y-%m-%d %H:%M:%S").to_string();
@@ -67,17 +123,67 @@ fn ts_string(secs: i64, nanos: u32, tz: bool) -> Option<String> {
     Some(s)
 }
 
+/// An interval in PostgreSQL's default `IntervalStyle` (`postgres`):
+/// `1 year 2 mons -3 days +04:05:06.5`.
+pub fn interval_string(months: i32, days: i32, nanos: i64) -> String {
+    let mut out = String::new();
+    let mut is_zero = true;
+    let mut is_before = false;
+    let mut part = |out: &mut String, value: i64, unit: &str| {
+        if value == 0 {
+            return;
+        }
+        let sep = if is_zero { "" } else { " " };
+        let plus = if is_before && value > 0 { "+" } else { "" };
+        let s = if value != 1 { "s" } else { "" };
+        out.push_str(&format!("{sep}{plus}{value} {unit}{s}"));
+        is_before = value < 0;
+        is_zero = false;
+    };
+    part(&mut out, i64::from(months / 12), "year");
+    part(&mut out, i64::from(months % 12), "mon");
+    part(&mut out, i64::from(days), "day");
+    let micros = nanos / 1_000;
+    if is_zero || micros != 0 {
+        let minus = micros < 0;
+        let m = micros.unsigned_abs();
+        let (h, rest) = (m / 3_600_000_000, m % 3_600_000_000);
+        let (mi, rest) = (rest / 60_000_000, rest % 60_000_000);
+        let (sec, frac) = (rest / 1_000_000, rest % 1_000_000);
+        let sign = if minus {
+            "-"
+        } else if is_before {
+            "+"
+        } else {
+            ""
+        };
+        let sep = if is_zero { "" } else { " " };
+        out.push_str(&format!("{sep}{sign}{h:02}:{mi:02}:{sec:02}"));
+        if frac != 0 {
+            let f = format!("{frac:06}");
+            out.push('.');
+            out.push_str(f.trim_end_matches('0'));
+        }
+    }
+    out
+}
+
 fn convert(col: &ArrayRef) -> Option<ArrayRef> {
     let out: StringArray = match col.data_type() {
+        DataType::Interval(IntervalUnit::MonthDayNano) => col
+            .as_primitive::<IntervalMonthDayNanoType>()
+            .iter()
+            .map(|v| v.map(|v| interval_string(v.months, v.days, v.nanoseconds)))
+            .collect(),
         DataType::Float64 => col
             .as_primitive::<Float64Type>()
             .iter()
-            .map(|v| v.map(|v| format_float(v, format!("{v}"), format!("{v:e}"))))
+            .map(|v| v.map(float8_text))
             .collect(),
         DataType::Float32 => col
             .as_primitive::<Float32Type>()
             .iter()
-            .map(|v| v.map(|v| format_float(f64::from(v), format!("{v}"), format!("{v:e}"))))
+            .map(|v| v.map(float4_text))
             .collect(),
         DataType::Timestamp(unit, tz) => {
             let tz = tz.is_some();
@@ -145,6 +251,51 @@ fn convert(col: &ArrayRef) -> Option<ArrayRef> {
     Some(Arc::new(out))
 }
 
+/// PostgreSQL has no unsigned integers: `row_number()` and other counts
+/// DataFusion types `UInt64` are `bigint` to clients.
+fn signed(t: &DataType) -> Option<DataType> {
+    match t {
+        DataType::UInt64 | DataType::UInt32 => Some(DataType::Int64),
+        DataType::UInt16 => Some(DataType::Int32),
+        DataType::UInt8 => Some(DataType::Int16),
+        _ => None,
+    }
+}
+
+/// `schema` with unsigned integer columns as the signed types clients see.
+pub fn pg_schema(schema: &Arc<Schema>) -> Arc<Schema> {
+    if !schema.fields().iter().any(|f| signed(f.data_type()).is_some()) {
+        return schema.clone();
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match signed(f.data_type()) {
+            Some(t) => f.as_ref().clone().with_data_type(t),
+            None => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// `batch` with unsigned integer columns cast to signed ones (see
+/// [`pg_schema`]); values beyond the signed range become NULL.
+pub fn pg_signed_batch(batch: RecordBatch) -> RecordBatch {
+    let schema = batch.schema();
+    if !schema.fields().iter().any(|f| signed(f.data_type()).is_some()) {
+        return batch;
+    }
+    let cols: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| match signed(c.data_type()) {
+            Some(t) => datafusion::arrow::compute::cast(c, &t).unwrap_or_else(|_| c.clone()),
+            None => c.clone(),
+        })
+        .collect();
+    RecordBatch::try_new(pg_schema(&schema), cols).unwrap_or(batch)
+}
+
 /// Rewrites float and timestamp columns of `batch` whose result format is
 /// text into PostgreSQL-formatted strings.
 pub fn pg_text_batch(batch: RecordBatch, is_text: impl Fn(usize) -> bool) -> RecordBatch {
@@ -176,7 +327,7 @@ mod tests {
     use super::*;
 
     fn f(v: f64) -> String {
-        format_float(v, format!("{v}"), format!("{v:e}"))
+        float8_text(v)
     }
 
     #[test]
@@ -188,6 +339,23 @@ mod tests {
         assert_eq!(f(1.5e-5), "1.5e-05");
         assert_eq!(f(123456789012345.0), "123456789012345");
         assert_eq!(f(1234567890123456.0), "1.234567890123456e+15");
+        // A tie at 17 digits rounds to even, as PostgreSQL's Ryu does.
+        assert_eq!(f(-148140854.173828125), "-148140854.17382812");
+        assert_eq!(f(0.003), "0.003");
+        assert_eq!(f(1e-7), "1e-07");
+        assert_eq!(float4_text(0.1), "0.1");
+    }
+
+    #[test]
+    fn intervals_like_postgres() {
+        let h = 3_600_000_000_000i64;
+        assert_eq!(interval_string(0, 0, 0), "00:00:00");
+        assert_eq!(interval_string(14, 3, 4 * h + 306_500_000_000), "1 year 2 mons 3 days 04:05:06.5");
+        assert_eq!(interval_string(0, -1, 0), "-1 days");
+        assert_eq!(interval_string(0, 1, -h), "1 day -01:00:00");
+        assert_eq!(interval_string(0, -1, h), "-1 days +01:00:00");
+        assert_eq!(interval_string(0, 21, 23 * h + 3_599_000_000_000), "21 days 23:59:59");
+        assert_eq!(interval_string(1, 0, 0), "1 mon");
     }
 
     #[test]

@@ -170,7 +170,9 @@ WHERE
   date_time BETWEEN '2024-01-01T09:00:00Z' AND '2024-01-01T11:00:00Z'
 GROUP BY 1
 ORDER BY 1""")
-        eq(panel, [("1704103200", "62.5"), ("1704103260", "210"), ("1704103320", "10")])
+        # avg(bigint) is a numeric with 16 fraction digits, as in PostgreSQL.
+        eq(panel, [("1704103200", "62.5000000000000000"), ("1704103260", "210.0000000000000000"),
+                   ("1704103320", "10.0000000000000000")])
 
 
 @check("psycopg 3: server-side parameters, text and binary results, prepared statements")

@@ -8,6 +8,8 @@
 
 pub mod kafka;
 pub mod nexmark;
+pub mod oracle;
+pub mod exprgen;
 pub mod postgres;
 
 use std::net::TcpListener;

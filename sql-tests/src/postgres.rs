@@ -95,7 +95,7 @@ impl PgServer {
                 "-E",
                 "UTF8",
                 "--no-sync",
-                "--locale=C",
+                "--locale=C.UTF-8",
                 "-D",
             ])
             .arg(&data)
@@ -157,6 +157,23 @@ impl PgServer {
 
     pub async fn connect(&self) -> Result<Client> {
         crate::connect_loopback(self.port, "postgres").await
+    }
+
+    /// Creates the database `name` and connects to it.
+    pub async fn new_database(&self, name: &str) -> Result<Client> {
+        self.connect()
+            .await?
+            .simple_query(&format!("CREATE DATABASE {name}"))
+            .await?;
+        let conf = format!(
+            "host=127.0.0.1 port={} user=postgres dbname={name} connect_timeout=5",
+            self.port
+        );
+        let (client, conn) = tokio_postgres::connect(&conf, tokio_postgres::NoTls).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
     }
 }
 

@@ -79,7 +79,7 @@ async fn psql_meta_commands_show_freshet_objects() -> Result<()> {
             &[
                 "Materialized view \"public.avg_price\"",
                 "num_bids",
-                "double precision",
+                "numeric",
                 "View definition:",
                 "GROUP BY auction",
             ],

@@ -234,8 +234,12 @@ fn random_op(rng: &mut StdRng) -> String {
 async fn check_views(client: &tokio_postgres::Client, step: usize) -> Result<()> {
     for (name, query, batch) in VIEWS {
         let batch = if batch.is_empty() { *query } else { *batch };
-        let mut got = query_rows(client, &format!("SELECT * FROM {name}")).await?;
-        let mut want = query_rows(client, batch).await?;
+        let mut got = query_rows(client, &format!("SELECT * FROM {name}"))
+            .await
+            .map_err(|e| anyhow::anyhow!("reading view {name}: {e:?}"))?;
+        let mut want = query_rows(client, batch)
+            .await
+            .map_err(|e| anyhow::anyhow!("{batch}: {e:?}"))?;
         got.sort();
         want.sort();
         if got != want {

@@ -68,7 +68,7 @@ async fn prepared_statements_with_parameters() -> Result<()> {
     );
     client.batch_execute("FLUSH").await?;
     let rows = client
-        .query("SELECT ok, n, total FROM pv ORDER BY ok", &[])
+        .query("SELECT ok, n, total::bigint FROM pv ORDER BY ok", &[])
         .await?;
     let got: Vec<(bool, i64, i64)> = rows
         .iter()

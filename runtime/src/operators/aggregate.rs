@@ -37,6 +37,7 @@ use super::expr::eval;
 use super::{EpochCtx, Operator};
 use crate::change::ChangeBatch;
 use crate::error::{Result, RuntimeError};
+use crate::numeric::exact_avg;
 use crate::plan::{AggCall, AggKind};
 
 /// How a sum or average accumulates its input.
@@ -204,6 +205,8 @@ enum Input {
     Float(ArrayRef),
     Decimal(ArrayRef),
     Any(ArrayRef),
+    /// Multiset elements of a value aggregate (see `agg_values`).
+    Elements(Vec<Option<Vec<u8>>>),
 }
 
 impl AggregateOperator {
@@ -352,6 +355,7 @@ impl AggregateOperator {
                     n: 0,
                 },
                 AggKind::Min | AggKind::Max => AggState::MinMax(MultiSet::default()),
+                _ => AggState::MinMax(MultiSet::default()),
             })
             .collect()
     }
@@ -362,6 +366,9 @@ impl AggregateOperator {
         };
         let arr = eval(arg, batch)?;
         Ok(match a.kind {
+            k if super::agg_values::is_value_agg(k) => {
+                Input::Elements(super::agg_values::elements(a, &arr, batch)?)
+            }
             _ if a.distinct => Input::Any(arr),
             AggKind::CountStar => Input::None,
             AggKind::Count | AggKind::Min | AggKind::Max => Input::Any(arr),
@@ -370,6 +377,7 @@ impl AggregateOperator {
                 NumKind::Float => Input::Float(cast(&arr, &DataType::Float64)?),
                 NumKind::Decimal => Input::Decimal(arr),
             },
+            _ => Input::Any(arr),
         })
     }
 
@@ -654,6 +662,11 @@ fn update(state: &mut AggState, input: &Input, row: usize, w: i64) -> Result<()>
                 }
             }
         }
+        (AggState::MinMax(m), Input::Elements(e)) => {
+            if let Some(Some(k)) = e.get(row) {
+                m.add(k.clone(), w);
+            }
+        }
         (AggState::MinMax(m), Input::Any(a)) => {
             if a.is_valid(row) {
                 let mut k = Vec::new();
@@ -707,6 +720,9 @@ fn distinct_value(a: &AggCall, m: &MultiSet) -> Result<ScalarValue> {
 fn finish(a: &AggCall, s: &AggState, rows: i64) -> Result<ScalarValue> {
     let out = &a.output_type;
     let v = match (a.kind, s) {
+        (k, AggState::MinMax(m)) if super::agg_values::is_value_agg(k) => {
+            super::agg_values::finish(a, m.iter())?
+        }
         (AggKind::Count | AggKind::Sum | AggKind::Avg, AggState::MinMax(m)) if a.distinct => {
             distinct_value(a, m)?
         }
@@ -741,6 +757,11 @@ fn finish(a: &AggCall, s: &AggState, rows: i64) -> Result<ScalarValue> {
                 ScalarValue::try_from(out)?
             } else {
                 match (num_kind(&a.input_type), out) {
+                    // PostgreSQL's numeric average: exact, rounded half
+                    // away from zero at the output's scale.
+                    (NumKind::Int, DataType::Decimal128(p, s2)) => {
+                        ScalarValue::Decimal128(exact_avg(*int, *n, (*s2).max(0) as u32), *p, *s2)
+                    }
                     (NumKind::Int, _) => ScalarValue::Float64(Some(*int as f64 / *n as f64)),
                     (NumKind::Float, _) => ScalarValue::Float64(Some(*float / *n as f64)),
                     (NumKind::Decimal, DataType::Decimal128(p, s2)) => {
@@ -748,8 +769,11 @@ fn finish(a: &AggCall, s: &AggState, rows: i64) -> Result<ScalarValue> {
                             DataType::Decimal128(_, s) => *s,
                             _ => 0,
                         };
-                        let shift = 10i128.pow((*s2 - s1).max(0) as u32);
-                        ScalarValue::Decimal128(Some(int * shift / i128::from(*n)), *p, *s2)
+                        ScalarValue::Decimal128(
+                            exact_avg(*int, *n, (*s2 - s1).max(0) as u32),
+                            *p,
+                            *s2,
+                        )
                     }
                     _ => {
                         return Err(RuntimeError::Internal(
@@ -891,6 +915,8 @@ mod tests {
             arg,
             filter: None,
             distinct: false,
+            order: Vec::new(),
+            separator: None,
             input_type: DataType::Int64,
             output_type: DataType::Int64,
             display: format!("{kind:?}"),

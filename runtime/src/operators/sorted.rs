@@ -162,7 +162,7 @@ pub fn decode_value(v: &[u8]) -> freshet_storage::Result<(i64, u32)> {
 }
 
 /// Order-preserving encoding of one sort value.
-fn sort_bytes(out: &mut Vec<u8>, datum: &[u8], is_null: bool, opts: SortOptions) {
+pub(crate) fn sort_bytes(out: &mut Vec<u8>, datum: &[u8], is_null: bool, opts: SortOptions) {
     // Our own NULL placement byte, then the datum (inverted when descending).
     out.push(match (is_null, opts.nulls_first) {
         (true, true) => 0,
