@@ -426,9 +426,15 @@ impl Builder {
                 };
                 match l.input.as_ref() {
                     LogicalPlan::Sort(s) => self.top_n(&s.input, &s.expr, fetch, skip),
-                    _ => Err(unsupported(
-                        "LIMIT or OFFSET without ORDER BY (which rows it keeps is not defined)",
-                    )),
+                    // Without ORDER BY, PostgreSQL keeps whichever rows it
+                    // meets first; a view keeps the first rows in the order
+                    // of their encoded values, so the same rows every time.
+                    LogicalPlan::TableScan(scan) if scan.fetch.is_some() => {
+                        let mut scan = scan.clone();
+                        scan.fetch = None;
+                        self.top_n(&LogicalPlan::TableScan(scan), &[], fetch, skip)
+                    }
+                    input => self.top_n(input, &[], fetch, skip),
                 }
             }
             LogicalPlan::Join(j) => {
@@ -569,10 +575,51 @@ impl Builder {
             }
             LogicalPlan::Window(w) => self.window(w),
             LogicalPlan::Distinct(_) => Err(unsupported("DISTINCT ON")),
-            LogicalPlan::EmptyRelation(_) | LogicalPlan::Values(_) => Err(unsupported(
-                "a view that reads no table (constant rows or VALUES)",
-            )),
-            LogicalPlan::Unnest(_) => Err(unsupported("UNNEST")),
+            LogicalPlan::EmptyRelation(e) => {
+                let rows = if e.produce_one_row { 1 } else { 0 };
+                let schema = Arc::new(e.schema.as_arrow().clone());
+                let batch = datafusion::arrow::array::RecordBatch::try_new_with_options(
+                    schema,
+                    vec![],
+                    &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
+                )
+                .map_err(|e| PlanError::DataFusion(e.into()))?;
+                Ok(self.push(NodeKind::Values { rows: batch }, vec![], nullable_schema(&e.schema)))
+            }
+            LogicalPlan::Values(v) => {
+                let batch = values_batch(v)?;
+                Ok(self.push(NodeKind::Values { rows: batch }, vec![], nullable_schema(&v.schema)))
+            }
+            LogicalPlan::Unnest(u) => {
+                if !u.struct_type_columns.is_empty() {
+                    return Err(unsupported("UNNEST of a struct"));
+                }
+                if u.list_type_columns.iter().any(|(_, l)| l.depth != 1) {
+                    return Err(unsupported("UNNEST of nested lists"));
+                }
+                let mut seen = std::collections::HashSet::new();
+                let mut columns = Vec::with_capacity(u.dependency_indices.len());
+                for &d in &u.dependency_indices {
+                    let is_list = u.list_type_columns.iter().any(|(i, _)| *i == d);
+                    if is_list && !seen.insert(d) {
+                        return Err(unsupported("UNNEST of one list twice"));
+                    }
+                    columns.push((d, is_list));
+                }
+                let keep_nulls = !matches!(
+                    u.options.null_handling,
+                    datafusion::common::NullHandling::Drop
+                );
+                let input = self.visit(&u.input)?;
+                Ok(self.push(
+                    NodeKind::Unnest {
+                        columns,
+                        keep_nulls,
+                    },
+                    vec![input],
+                    nullable_schema(&u.schema),
+                ))
+            }
             LogicalPlan::RecursiveQuery(_) => Err(unsupported("WITH RECURSIVE")),
             other => Err(unsupported(format!("the plan node {}", other.display()))),
         }
@@ -1119,6 +1166,59 @@ impl Builder {
             display: e.schema_name().to_string(),
         })
     }
+}
+
+/// The rows of a `VALUES` list, each expression evaluated once.
+fn values_batch(v: &datafusion::logical_expr::Values) -> Result<datafusion::arrow::array::RecordBatch> {
+    use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
+    let schema = Arc::new(v.schema.as_arrow().clone());
+    let one = RecordBatch::try_new_with_options(
+        Arc::new(datafusion::arrow::datatypes::Schema::empty()),
+        vec![],
+        &RecordBatchOptions::new().with_row_count(Some(1)),
+    )
+    .map_err(|e| PlanError::DataFusion(e.into()))?;
+    let empty = DFSchema::empty();
+    let props = datafusion::execution::context::ExecutionProps::new();
+    let mut cols: Vec<Vec<datafusion::common::ScalarValue>> = vec![Vec::new(); schema.fields().len()];
+    for row in &v.values {
+        for (c, e) in row.iter().enumerate() {
+            let p = datafusion::physical_expr::create_physical_expr(
+                e,
+                &empty,
+                &props,
+                &PhysicalPlanningContext::default(),
+            )?;
+            let val = match p.evaluate(&one)? {
+                datafusion::logical_expr::ColumnarValue::Scalar(s) => s,
+                datafusion::logical_expr::ColumnarValue::Array(a) => {
+                    datafusion::common::ScalarValue::try_from_array(&a, 0)?
+                }
+            };
+            let want = schema.field(c).data_type();
+            let val = if &val.data_type() != want { val.cast_to(want)? } else { val };
+            if let Some(col) = cols.get_mut(c) {
+                col.push(val);
+            }
+        }
+    }
+    let arrays = cols
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(vals, f)| {
+            if vals.is_empty() {
+                Ok(datafusion::arrow::array::new_empty_array(f.data_type()))
+            } else {
+                datafusion::common::ScalarValue::iter_to_array(vals)
+            }
+        })
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    RecordBatch::try_new_with_options(
+        schema,
+        arrays,
+        &RecordBatchOptions::new().with_row_count(Some(v.values.len())),
+    )
+    .map_err(|e| PlanError::DataFusion(e.into()))
 }
 
 /// How many rows before and after the current one a window function's value

@@ -825,6 +825,7 @@ impl Worker {
         let epoch = Epoch(self.epoch.0 + 1);
         let mut gids = Vec::with_capacity(def.plan.nodes.len());
         let mut scans: Vec<(u64, crate::table::ReadTarget)> = Vec::new();
+        let mut constants: Vec<(u64, datafusion::arrow::array::RecordBatch)> = Vec::new();
         let mut sources = Vec::new();
         for (idx, node) in def.plan.nodes.iter().enumerate() {
             let gid = self.next_node;
@@ -890,6 +891,7 @@ impl Worker {
                     }
                     scans.push((gid, crate::table::ReadTarget::View { id: *view, schema }));
                 }
+                NodeKind::Values { rows } => constants.push((gid, rows.clone())),
                 NodeKind::SourceScan { spec, .. } => {
                     if let Some(wd) = spec.watermark {
                         self.source_watermarks.insert(gid, wd.col);
@@ -926,6 +928,16 @@ impl Worker {
             },
         );
         if fresh {
+            for (gid, rows) in constants {
+                push(
+                    &mut self.nodes,
+                    &self.store,
+                    &mut self.writes,
+                    epoch,
+                    gid,
+                    &ChangeBatch::inserts(rows),
+                )?;
+            }
             for (gid, target) in scans {
                 let entries = match &target {
                     crate::table::ReadTarget::Table { id, .. }

@@ -93,8 +93,19 @@ pub enum NodeKind {
         view: TableId,
         name: String,
     },
+    /// Constant rows (`VALUES`, `SELECT 1`): inserted once, when the view
+    /// is created, and never changed.
+    Values {
+        rows: datafusion::arrow::array::RecordBatch,
+    },
     Project {
         exprs: Vec<Arc<dyn PhysicalExpr>>,
+    },
+    /// One row per element of list columns; `columns` gives each output
+    /// column's input column and whether it is that list's elements.
+    Unnest {
+        columns: Vec<(usize, bool)>,
+        keep_nulls: bool,
     },
     Filter {
         predicate: Arc<dyn PhysicalExpr>,
@@ -295,6 +306,17 @@ impl fmt::Display for NodeKind {
             NodeKind::TableScan { name, .. } => write!(f, "StreamTableScan table={name}"),
             NodeKind::ViewScan { name, .. } => write!(f, "StreamViewScan view={name}"),
             NodeKind::SourceScan { name, .. } => write!(f, "StreamSourceScan source={name}"),
+            NodeKind::Values { rows } => write!(f, "StreamValues rows={}", rows.num_rows()),
+            NodeKind::Unnest { columns, .. } => write!(
+                f,
+                "StreamUnnest lists=[{}]",
+                columns
+                    .iter()
+                    .filter(|c| c.1)
+                    .map(|c| format!("#{}", c.0))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             NodeKind::Project { exprs } => write!(f, "StreamProject exprs=[{}]", join_exprs(exprs)),
             NodeKind::Filter { predicate } => write!(f, "StreamFilter predicate={predicate}"),
             NodeKind::Aggregate {

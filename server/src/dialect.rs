@@ -543,10 +543,13 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for IntervalClockTimes {
         &mut self,
         t: &mut datafusion::sql::sqlparser::ast::TableFactor,
     ) -> std::ops::ControlFlow<()> {
-        use datafusion::sql::sqlparser::ast::{ObjectNamePart, TableFactor};
+        use datafusion::sql::sqlparser::ast::{
+            Expr, FunctionArg, FunctionArgExpr, ObjectNamePart, TableAlias, TableFactor,
+        };
         if let TableFactor::Table {
             name,
-            args: Some(_),
+            args: Some(args),
+            alias,
             ..
         } = t
         {
@@ -555,6 +558,21 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for IntervalClockTimes {
                     if i.quote_style.is_none() {
                         i.value = i.value.to_lowercase();
                     }
+                }
+            }
+            // `TUMBLE(bid, ...)` and `HOP(bid, ...)` without an alias are
+            // named after their relation, so `bid.auction` resolves.
+            let window = matches!(name.to_string().as_str(), "tumble" | "hop");
+            if window && alias.is_none() {
+                if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Identifier(rel)))) =
+                    args.args.first()
+                {
+                    *alias = Some(TableAlias {
+                        explicit: true,
+                        name: rel.clone(),
+                        columns: vec![],
+                        at: None,
+                    });
                 }
             }
         }
@@ -586,6 +604,19 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for IntervalClockTimes {
                     };
                     return std::ops::ControlFlow::Continue(());
                 }
+            }
+        }
+        // `generate_series(a, b)` in an expression returns rows, as in
+        // PostgreSQL: unnest its array (once, however often visited).
+        if let Expr::Function(f) = expr {
+            let name = f.name.to_string().to_ascii_lowercase();
+            if name == "generate_series" && matches!(&f.args, datafusion::sql::sqlparser::ast::FunctionArguments::List(l) if (2..=3).contains(&l.args.len())) {
+                *expr = Expr::Function(sql_call("unnest", vec![expr.clone()], vec![]));
+                return std::ops::ControlFlow::Continue(());
+            }
+            if let Some(inner) = double_unnest(f) {
+                *expr = inner;
+                return std::ops::ControlFlow::Continue(());
             }
         }
         // PostgreSQL's prefix operators `|/` (square root), `||/` (cube
@@ -661,6 +692,37 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for IntervalClockTimes {
             }
         }
         std::ops::ControlFlow::Continue(())
+    }
+}
+
+/// `unnest(unnest(generate_series(...)))`, which writing `unnest` around a
+/// `generate_series` the select list already expands gives: the inner call.
+fn double_unnest(
+    f: &datafusion::sql::sqlparser::ast::Function,
+) -> Option<datafusion::sql::sqlparser::ast::Expr> {
+    use datafusion::sql::sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments};
+    let one_arg = |f: &datafusion::sql::sqlparser::ast::Function| -> Option<Expr> {
+        match &f.args {
+            FunctionArguments::List(l) if l.args.len() == 1 => match &l.args[0] {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    if !f.name.to_string().eq_ignore_ascii_case("unnest") {
+        return None;
+    }
+    let inner = one_arg(f)?;
+    let Expr::Function(g) = &inner else {
+        return None;
+    };
+    if !g.name.to_string().eq_ignore_ascii_case("unnest") {
+        return None;
+    }
+    match one_arg(g)? {
+        Expr::Function(h) if h.name.to_string().eq_ignore_ascii_case("generate_series") => Some(inner),
+        _ => None,
     }
 }
 
@@ -1567,6 +1629,10 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ArraySubqueryToAgg {
             return std::ops::ControlFlow::Continue(());
         };
         let fname = f.name.to_string().to_ascii_lowercase();
+        if let Some(e) = double_unnest(f) {
+            *expr = e;
+            return std::ops::ControlFlow::Continue(());
+        }
         if let Some(e) = set_returning_array_function(&fname, f) {
             *expr = e;
             return std::ops::ControlFlow::Continue(());

@@ -1547,11 +1547,6 @@ impl Server {
         deps.sort();
         deps.dedup();
         deps.extend(plain_views_named(&cat, &cv.query));
-        if deps.is_empty() {
-            return Err(ExecError::not_supported(
-                "a materialized view that reads no table",
-            ));
-        }
         let mut opts = cv.options.clone();
         let emit = crate::dialect::take_options(&mut opts, &[crate::dialect::OPT_EMIT]);
         let emit_on_close = match emit.first() {

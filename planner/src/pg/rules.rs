@@ -90,6 +90,28 @@ fn narrow_expr(e: Expr, schema: &DFSchema, dml: bool) -> Result<Transformed<Expr
             f.params.args.push(Expr::Cast(Cast::new(Box::new(arg), DataType::Decimal128(38, 0))));
             Ok(Transformed::yes(Expr::AggregateFunction(f)))
         }
+        // generate_series of integers is of integers (DataFusion's is bigint).
+        Expr::ScalarFunction(f)
+            if f.func.name() == "generate_series"
+                && !f.args.is_empty()
+                && f.args.iter().all(|a| match a {
+                    // Literals not narrowed yet (this pass goes top down).
+                    Expr::Literal(ScalarValue::Int64(Some(v)), _) => fits_i32(*v),
+                    a => matches!(a.get_type(schema), Ok(DataType::Int32)),
+                }) =>
+        {
+            let item = Arc::new(Field::new_list_field(DataType::Int32, true));
+            let mut f = f;
+            f.args = std::mem::take(&mut f.args)
+                .into_iter()
+                .map(|a| narrow_expr(a, schema, dml).map(|t| t.data))
+                .collect::<Result<_>>()?;
+            Ok(Transformed::new(
+                Expr::Cast(Cast::new(Box::new(Expr::ScalarFunction(f)), DataType::List(item))),
+                true,
+                datafusion::common::tree_node::TreeNodeRecursion::Jump,
+            ))
+        }
         // date_part is double precision in PostgreSQL.
         Expr::ScalarFunction(f)
             if f.func.name() == "date_part"

@@ -15,6 +15,7 @@ mod project;
 mod sorted;
 mod temporal;
 mod topn;
+mod unnest;
 mod window;
 
 pub use aggregate::{set_state_cache_groups, AggregateOperator};
@@ -237,9 +238,18 @@ pub fn build_operator(
     time: &crate::time::TimeRegistry,
 ) -> Box<dyn Operator> {
     match &node.kind {
-        NodeKind::TableScan { .. } | NodeKind::ViewScan { .. } | NodeKind::SourceScan { .. } => {
-            Box::new(ScanOperator)
-        }
+        NodeKind::TableScan { .. }
+        | NodeKind::ViewScan { .. }
+        | NodeKind::SourceScan { .. }
+        | NodeKind::Values { .. } => Box::new(ScanOperator),
+        NodeKind::Unnest {
+            columns,
+            keep_nulls,
+        } => Box::new(unnest::UnnestOperator {
+            columns: columns.clone(),
+            keep_nulls: *keep_nulls,
+            schema: node.schema.clone(),
+        }),
         NodeKind::Project { exprs } => {
             let wms = exprs
                 .iter()
