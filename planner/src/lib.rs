@@ -18,6 +18,7 @@ pub mod error;
 pub mod pg;
 pub mod relation;
 pub mod session;
+pub mod sqlfunc;
 pub mod stream;
 pub mod to_char;
 pub mod to_timestamp;

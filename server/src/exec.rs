@@ -171,6 +171,8 @@ pub struct Server {
     pg: crate::pgcatalog::PgCatalog,
     /// Users with passwords; while there are none, connections are trusted.
     pub users: crate::auth::Users,
+    /// SQL functions (`CREATE FUNCTION ... LANGUAGE SQL`).
+    functions: RwLock<crate::functions::Functions>,
 }
 
 fn lower_name(name: &str) -> String {
@@ -187,7 +189,9 @@ impl Server {
             write_lock: Default::default(),
             pg: crate::pgcatalog::PgCatalog::new()?,
             users: Default::default(),
+            functions: Default::default(),
         };
+        server.recover_functions().await?;
         server.recover().await?;
         Ok(server)
     }
@@ -206,6 +210,154 @@ impl Server {
             .write()
             .map_err(|_| ExecError::new(code::INTERNAL, "catalog lock poisoned"))?;
         Ok(f(&mut c))
+    }
+
+    fn functions(&self) -> crate::functions::Functions {
+        self.functions.read().map(|f| f.clone()).unwrap_or_default()
+    }
+
+    /// Re-defines the stored SQL functions, in creation order.
+    async fn recover_functions(&self) -> ExecResult<()> {
+        let store = self.store.clone();
+        let entries = tokio::task::spawn_blocking(move || store.scan_prefix(&crate::functions::prefix()))
+            .await
+            .map_err(|e| ExecError::new(code::INTERNAL, e.to_string()))?
+            .map_err(freshet_runtime::RuntimeError::from)?;
+        let mut stored: Vec<(u64, String)> = entries
+            .iter()
+            .filter_map(|(_, v)| {
+                let text = std::str::from_utf8(v).ok()?;
+                let (seq, ddl) = text.split_once('\n')?;
+                Some((seq.parse().ok()?, ddl.to_string()))
+            })
+            .collect();
+        stored.sort();
+        for (seq, ddl) in stored {
+            let Parsed::Sql(stmt) = crate::dialect::parse_one(&ddl)? else {
+                return Err(ExecError::new(code::INTERNAL, "bad stored function DDL"));
+            };
+            let Statement::CreateFunction(f) = stmt.as_ref() else {
+                return Err(ExecError::new(code::INTERNAL, "bad stored function DDL"));
+            };
+            let ctx = new_context();
+            crate::functions::register_all(&ctx, &self.functions())?;
+            let def = crate::functions::define(&ctx, f)?;
+            let name = def.name.clone();
+            let fun = crate::functions::Function { def, ddl, seq };
+            self.functions
+                .write()
+                .map_err(|_| ExecError::new(code::INTERNAL, "function lock poisoned"))?
+                .insert(name, fun);
+        }
+        Ok(())
+    }
+
+    /// `CREATE [OR REPLACE] FUNCTION ... LANGUAGE SQL`.
+    async fn create_function(
+        &self,
+        f: &datafusion::sql::sqlparser::ast::CreateFunction,
+    ) -> ExecResult<Output> {
+        let name = f.name.to_string().to_ascii_lowercase();
+        let fns = self.functions();
+        let (ctx, _, cat) = self.context(false).await?;
+        if let Some(old) = fns.get(&name) {
+            if !f.or_replace {
+                return Err(ExecError::new(
+                    "42723",
+                    format!("function \"{name}\" already exists"),
+                ));
+            }
+            if let Some(user) = cat.entries().find(|e| crate::functions::calls(&e.ddl, &name)) {
+                return Err(ExecError::new(
+                    code::DEPENDENT_OBJECTS,
+                    format!(
+                        "cannot replace function {name}: \"{}\" uses it (views inline a function when created)",
+                        user.rel.name
+                    ),
+                ));
+            }
+            let _ = old;
+        } else if {
+            use datafusion::execution::FunctionRegistry;
+            ctx.udf(&name).is_ok() || ctx.udaf(&name).is_ok() || ctx.udwf(&name).is_ok()
+        } {
+            return Err(ExecError::new(
+                "42723",
+                format!("function \"{name}\" already exists as a built-in function"),
+            ));
+        }
+        let def = crate::functions::define(&ctx, f)?;
+        let seq = fns.values().map(|f| f.seq + 1).max().unwrap_or(0);
+        let ddl = f.to_string();
+        self.engine
+            .write_catalog(vec![(
+                crate::functions::key(&name),
+                Some(format!("{seq}\n{ddl}").into_bytes()),
+            )])
+            .await?;
+        self.functions
+            .write()
+            .map_err(|_| ExecError::new(code::INTERNAL, "function lock poisoned"))?
+            .insert(name, crate::functions::Function { def, ddl, seq });
+        Ok(Output::Command {
+            tag: "CREATE FUNCTION",
+            rows: None,
+        })
+    }
+
+    /// `DROP FUNCTION [IF EXISTS] name [(types)], ...`.
+    async fn drop_function(
+        &self,
+        d: &datafusion::sql::sqlparser::ast::DropFunction,
+    ) -> ExecResult<Output> {
+        if matches!(d.drop_behavior, Some(datafusion::sql::sqlparser::ast::DropBehavior::Cascade)) {
+            return Err(ExecError::not_supported("DROP FUNCTION ... CASCADE"));
+        }
+        let fns = self.functions();
+        let cat = self.catalog();
+        let mut names = Vec::new();
+        for desc in &d.func_desc {
+            let name = desc.name.to_string().to_ascii_lowercase();
+            if !fns.contains_key(&name) {
+                if d.if_exists {
+                    continue;
+                }
+                return Err(ExecError::new(
+                    code::UNDEFINED_FUNCTION,
+                    format!("function {name} does not exist"),
+                ));
+            }
+            if let Some(user) = cat.entries().find(|e| crate::functions::calls(&e.ddl, &name)) {
+                return Err(ExecError::new(
+                    code::DEPENDENT_OBJECTS,
+                    format!("cannot drop function {name} because \"{}\" depends on it", user.rel.name),
+                ));
+            }
+            if let Some(user) = fns
+                .values()
+                .find(|g| g.def.name != name && crate::functions::calls(&g.ddl, &name))
+            {
+                return Err(ExecError::new(
+                    code::DEPENDENT_OBJECTS,
+                    format!("cannot drop function {name} because function {} calls it", user.def.name),
+                ));
+            }
+            names.push(name);
+        }
+        self.engine
+            .write_catalog(names.iter().map(|n| (crate::functions::key(n), None)).collect())
+            .await?;
+        let mut w = self
+            .functions
+            .write()
+            .map_err(|_| ExecError::new(code::INTERNAL, "function lock poisoned"))?;
+        for n in &names {
+            w.remove(n);
+        }
+        Ok(Output::Command {
+            tag: "DROP FUNCTION",
+            rows: None,
+        })
     }
 
     async fn recover(&self) -> ExecResult<()> {
@@ -345,6 +497,7 @@ impl Server {
     ) -> ExecResult<(SessionContext, Arc<QueryData>, Catalog)> {
         let ctx = new_context();
         register_functions(&ctx);
+        crate::functions::register_all(&ctx, &self.functions())?;
         let data = Arc::new(QueryData::default());
         let cat = self.catalog();
         register(&ctx, &cat.relations(), with_rowkey, &data)?;
@@ -856,6 +1009,14 @@ impl Server {
                 self.create_mv(stmt).await
             }
             Statement::CreateView(_) => self.create_plain_view(stmt).await,
+            Statement::CreateFunction(f) => {
+                let _g = self.write_lock.lock().await;
+                self.create_function(f).await
+            }
+            Statement::DropFunction(d) => {
+                let _g = self.write_lock.lock().await;
+                self.drop_function(d).await
+            }
             Statement::Comment {
                 object_type,
                 object_name,

@@ -11,6 +11,7 @@ mod copy;
 mod dialect;
 mod error;
 mod exec;
+mod functions;
 mod handler;
 mod infoschema;
 mod params;

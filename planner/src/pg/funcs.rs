@@ -273,7 +273,11 @@ fn extract_type(args: &[DataType], scalars: &[Option<&ScalarValue>]) -> Result<D
 
 /// `extract(field FROM x)`: a numeric, as in PostgreSQL 14 and later.
 fn extract(a: &[ArrayRef], ret: &DataType) -> Result<ArrayRef> {
-    let field = a[0].as_string_opt::<i32>().filter(|f| f.len() > 0 && f.is_valid(0));
+    if a[1].is_empty() {
+        return Ok(datafusion::arrow::array::new_empty_array(ret));
+    }
+    let names = cast(&a[0], &DataType::Utf8)?;
+    let field = names.as_string_opt::<i32>().filter(|f| f.len() > 0 && f.is_valid(0));
     let Some(field) = field.map(|f| f.value(0).to_ascii_lowercase()) else {
         return exec_err!("extract needs a constant field name");
     };
