@@ -327,11 +327,17 @@ impl Builder {
                 }
                 let input = self.visit(&a.input)?;
                 let in_schema = a.input.schema();
+                if let [Expr::GroupingSet(gs)] = a.group_expr.as_slice() {
+                    // One aggregate per grouping set, padded to the full row
+                    // and tagged with its grouping id, all unioned.
+                    let union = grouping_sets_union(a, gs)?;
+                    return self.visit(&union);
+                }
                 if a.group_expr
                     .iter()
                     .any(|e| matches!(e, Expr::GroupingSet(_)))
                 {
-                    return Err(unsupported("GROUPING SETS, CUBE and ROLLUP"));
+                    return Err(unsupported("GROUPING SETS mixed with plain GROUP BY columns"));
                 }
                 for e in &a.group_expr {
                     let t = e.get_type(in_schema)?;
@@ -1166,6 +1172,83 @@ impl Builder {
             display: e.schema_name().to_string(),
         })
     }
+}
+
+/// `GROUP BY GROUPING SETS / ROLLUP / CUBE` as a union of one plain
+/// aggregate per set, each padded with NULLs for the columns it does not
+/// group by and tagged with DataFusion's grouping id (first column the
+/// highest bit, set when not grouped; repeated sets numbered above).
+fn grouping_sets_union(
+    a: &datafusion::logical_expr::Aggregate,
+    gs: &datafusion::logical_expr::expr::GroupingSet,
+) -> Result<LogicalPlan> {
+    use datafusion::common::{Column, ScalarValue};
+    use datafusion::logical_expr::expr::GroupingSet;
+    use datafusion::logical_expr::{Aggregate, Projection, Union};
+    let all: Vec<Expr> = gs.distinct_expr().into_iter().cloned().collect();
+    let sets: Vec<Vec<Expr>> = match gs {
+        GroupingSet::Rollup(e) => (0..=e.len()).rev().map(|n| e[..n].to_vec()).collect(),
+        GroupingSet::Cube(e) => {
+            if e.len() > 12 {
+                return Err(unsupported("CUBE of more than 12 columns"));
+            }
+            (0..(1u32 << e.len()))
+                .map(|mask| {
+                    e.iter()
+                        .enumerate()
+                        .filter(|(i, _)| mask & (1 << i) == 0)
+                        .map(|(_, x)| x.clone())
+                        .collect()
+                })
+                .collect()
+        }
+        GroupingSet::GroupingSets(g) => g.clone(),
+    };
+    let n_aggs = a.aggr_expr.len();
+    if a.schema.fields().len() != all.len() + 1 + n_aggs {
+        return Err(unsupported("this form of GROUPING SETS"));
+    }
+    let gid_type = a.schema.field(all.len()).data_type().clone();
+    let mut inputs = Vec::with_capacity(sets.len());
+    for (k, set) in sets.iter().enumerate() {
+        let ordinal = sets[..k].iter().filter(|s| *s == set).count() as u64;
+        let agg = LogicalPlan::Aggregate(Aggregate::try_new(
+            a.input.clone(),
+            set.clone(),
+            a.aggr_expr.clone(),
+        )?);
+        let agg_schema = agg.schema().clone();
+        let col_of = |i: usize| {
+            let (q, f) = agg_schema.qualified_field(i);
+            Expr::Column(Column::new(q.cloned(), f.name()))
+        };
+        let mut exprs = Vec::with_capacity(a.schema.fields().len());
+        let mut bits: u64 = 0;
+        for (i, e) in all.iter().enumerate() {
+            let (q, f) = a.schema.qualified_field(i);
+            let v = match set.iter().position(|x| x == e) {
+                Some(p) => col_of(p),
+                None => Expr::Literal(ScalarValue::try_from(f.data_type())?, None),
+            };
+            bits = (bits << 1) | u64::from(!set.contains(e));
+            exprs.push(v.alias_qualified(q.cloned(), f.name()));
+        }
+        let id = ScalarValue::UInt64(Some(bits | (ordinal << all.len()))).cast_to(&gid_type)?;
+        let (q, f) = a.schema.qualified_field(all.len());
+        exprs.push(Expr::Literal(id, None).alias_qualified(q.cloned(), f.name()));
+        for j in 0..n_aggs {
+            let (q, f) = a.schema.qualified_field(all.len() + 1 + j);
+            exprs.push(col_of(set.len() + j).alias_qualified(q.cloned(), f.name()));
+        }
+        inputs.push(Arc::new(LogicalPlan::Projection(Projection::try_new(
+            exprs,
+            Arc::new(agg),
+        )?)));
+    }
+    Ok(LogicalPlan::Union(Union {
+        inputs,
+        schema: a.schema.clone(),
+    }))
 }
 
 /// The rows of a `VALUES` list, each expression evaluated once.

@@ -153,6 +153,52 @@ const VIEWS: &[(&str, &str, &str)] = &[
     ("v_distinct_on", "SELECT DISTINCT ON (k) k, id, v FROM t1 ORDER BY k, v DESC NULLS LAST, id", ""),
     ("v_scalar_where", "SELECT id, v FROM t1 WHERE v > (SELECT avg(b) FROM t2)", ""),
     (
+        "v_bool_bit_aggs",
+        "SELECT k, bool_and(v > 10) AS ba, bool_or(v > 80) AS bo, every(s <> 'y') AS ev, bit_and(v) AS band, bit_or(v) AS bor, bit_xor(v) AS bx FROM t1 GROUP BY k",
+        "",
+    ),
+    (
+        "v_string_agg",
+        "SELECT k, string_agg(s, ',' ORDER BY id) AS ids, string_agg(s || ':' || CAST(v AS TEXT), '|' ORDER BY v DESC NULLS FIRST, id) AS vs FROM t1 GROUP BY k",
+        "",
+    ),
+    (
+        "v_string_agg_global",
+        "SELECT string_agg(c, ';' ORDER BY a, b NULLS LAST, c) AS all_c, count(*) AS n, avg(b) AS ab FROM t2",
+        "",
+    ),
+    (
+        "v_win_dist",
+        "SELECT id, k, percent_rank() OVER (PARTITION BY k ORDER BY v) AS pr, cume_dist() OVER (PARTITION BY k ORDER BY v) AS cd, nth_value(v, 2) OVER (PARTITION BY k ORDER BY id ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS second FROM t1",
+        "",
+    ),
+    (
+        "v_values_join",
+        "SELECT t1.id, c.label FROM t1 JOIN (VALUES (1, 'one'), (2, 'two'), (3, 'three')) AS c(n, label) ON t1.k = c.n",
+        "",
+    ),
+    (
+        "v_limit_no_order",
+        "SELECT id, v FROM t1 WHERE k = 2 LIMIT 4",
+        // The view keeps the first rows in the order of their encoding.
+        "SELECT id, v FROM t1 WHERE k = 2 ORDER BY id, v NULLS FIRST LIMIT 4",
+    ),
+    (
+        "v_unnest",
+        "SELECT id, unnest(ARRAY[v, v + 1]) AS u, generate_series(1, k % 3) AS g FROM t1 WHERE id % 5 = 0",
+        "",
+    ),
+    (
+        "v_rollup",
+        "SELECT k, s, count(*) AS n, sum(v) AS sv, grouping(k, s) AS g FROM t1 GROUP BY ROLLUP (k, s)",
+        "",
+    ),
+    (
+        "v_cube",
+        "SELECT a % 3 AS m, c, max(b) AS mb FROM t2 GROUP BY CUBE (a % 3, c)",
+        "",
+    ),
+    (
         "v_three_way",
         "SELECT t1.id, x.c, y.c AS c2 FROM t1 JOIN t2 x ON t1.k = x.a JOIN t2 y ON x.b = y.a WHERE t1.id < 100",
         "",
