@@ -152,6 +152,16 @@ fn clean(msg: &str) -> String {
 /// An integer cast of text that is a number, only too large for the type:
 /// PostgreSQL's `value "..." is out of range for type integer` (22003).
 fn integer_out_of_range(msg: &str) -> Option<String> {
+    // A number cast to a narrower integer type.
+    if let Some(rest) = msg.strip_prefix("Can't cast value ") {
+        let ty = match rest.rsplit(" to type ").next()?.trim_end_matches('.') {
+            "Int16" => "smallint",
+            "Int32" => "integer",
+            "Int64" => "bigint",
+            _ => return None,
+        };
+        return Some(format!("{ty} out of range"));
+    }
     let rest = msg.strip_prefix("Cannot cast string '")?;
     let (value, rest) = rest.split_once("' to value of ")?;
     let ty = match rest.split_whitespace().next()? {

@@ -6,6 +6,7 @@
 //! into PostgreSQL-formatted strings before text encoding; binary results are
 //! untouched.
 
+use freshet_planner::pg::floattext::{float4_text, float8_text};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
@@ -15,95 +16,13 @@ use datafusion::arrow::datatypes::{
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
 };
 
-/// Formats a float the way PostgreSQL does with `extra_float_digits = 1`.
-pub fn format_float(v: f64, decimal: String, shortest: String) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
-    }
-    if v == 0.0 {
-        return if v.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    let exp = v.abs().log10().floor() as i32;
-    if !(-4..15).contains(&exp) {
-        // Rust's `{:e}` gives the shortest digits: 1.5e-5 -> PostgreSQL's 1.5e-05.
-        let s = shortest;
-        if let Some((mant, e)) = s.split_once('e') {
-            let (sign, digits) = match e.strip_prefix('-') {
-                Some(d) => ('-', d),
-                None => ('+', e),
-            };
-            return format!("{mant}e{sign}{digits:0>2}");
-        }
-        return s;
-    }
-    decimal
-}
 
-/// The decimal and exponent forms (`0.003`, `3e-3`) of a finite float's
-/// shortest round-trip digits as Ryu gives them (ties to even, as
-/// PostgreSQL's own Ryu does; Rust's formatter rounds ties up).
-fn shortest_forms(ryu: &str) -> (String, String) {
-    let (neg, body) = match ryu.strip_prefix('-') {
-        Some(b) => ("-", b),
-        None => ("", ryu),
-    };
-    let (mant, exp) = match body.split_once(['e', 'E']) {
-        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
-        None => (body, 0),
-    };
-    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
-    let all = format!("{int}{frac}");
-    let lead = all.len() - all.trim_start_matches('0').len();
-    let digits = all.trim_start_matches('0').trim_end_matches('0');
-    if digits.is_empty() {
-        return (format!("{neg}0"), format!("{neg}0e0"));
-    }
-    // value = 0.digits x 10^point
-    let point = int.len() as i32 + exp - lead as i32;
-    let n = digits.len() as i32;
-    let decimal = if point <= 0 {
-        format!("{neg}0.{}{digits}", "0".repeat((-point) as usize))
-    } else if point >= n {
-        format!("{neg}{digits}{}", "0".repeat((point - n) as usize))
-    } else {
-        format!("{neg}{}.{}", &digits[..point as usize], &digits[point as usize..])
-    };
-    let m = if n > 1 {
-        format!("{}.{}", &digits[..1], &digits[1..])
-    } else {
-        digits.to_string()
-    };
-    (decimal, format!("{neg}{m}e{}", point - 1))
-}
 
-/// PostgreSQL's text of a float8.
-pub fn float8_text(v: f64) -> String {
-    if !v.is_finite() {
-        return format_float(v, String::new(), String::new());
-    }
-    let (d, e) = shortest_forms(ryu::Buffer::new().format_finite(v));
-    format_float(v, d, e)
-}
 
-/// PostgreSQL's text of a float4.
-pub fn float4_text(v: f32) -> String {
-    if !v.is_finite() {
-        return format_float(f64::from(v), String::new(), String::new());
-    }
-    let (d, e) = shortest_forms(ryu::Buffer::new().format_finite(v));
-    format_float(f64::from(v), d, e)
-}
+
+
+
+
 
 fn ts_string(secs: i64, nanos: u32, tz: bool) -> Option<String> {
     let dt = chrono::DateTime::from_timestamp(secs, nanos)?.naive_utc();

@@ -41,7 +41,20 @@ pub fn functions() -> Vec<ScalarUDF> {
             let DataType::Decimal128(_, s) = ret else {
                 return exec_err!("trunc of a numeric");
             };
-            round_to(&a[0], *s, Mode::Trunc)
+            // trunc(x, -n): zero the n digits left of the point.
+            let places = cast(&a[1], &DataType::Int64)?;
+            let places = places.as_primitive::<Int64Type>();
+            let neg = (!places.is_empty() && places.is_valid(0)).then(|| places.value(0)).filter(|p| *p < 0);
+            let out = round_to(&a[0], *s, Mode::Trunc)?;
+            match neg {
+                Some(p) => {
+                    let m = 10i128.checked_pow((-p) as u32).unwrap_or(i128::MAX);
+                    let v = out.as_primitive::<Decimal128Type>();
+                    let z: Decimal128Array = v.unary(|x| if m == i128::MAX { 0 } else { x / m * m });
+                    Ok(Arc::new(z.with_precision_and_scale(38, *s)?))
+                }
+                None => Ok(out),
+            }
         }),
         udf_scalars(EXTRACT, any(2), extract_type, extract),
         udf("pg_typeof", any(1), |_| Ok(DataType::Utf8), typeof_),
@@ -183,10 +196,9 @@ fn age_of(x: &NaiveDateTime, y: &NaiveDateTime) -> IntervalMonthDayNano {
         fsec += US_PER_DAY;
         day -= 1;
     }
-    if day < 0 {
-        // Borrow the days of the month before `hi`'s month.
-        let (py, pm) = if hi.month() == 1 { (hi.year() - 1, 12) } else { (hi.year(), hi.month() - 1) };
-        day += days_in_month(py, pm);
+    while day < 0 {
+        // Borrow the days of the earlier timestamp's month, as PostgreSQL.
+        day += days_in_month(lo.year(), lo.month());
         mon -= 1;
     }
     if mon < 0 {

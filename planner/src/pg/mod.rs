@@ -6,6 +6,7 @@
 pub mod arith;
 pub mod avg;
 pub mod datetime;
+pub mod floattext;
 pub mod funcs;
 pub mod interval;
 pub mod ops;
@@ -51,6 +52,7 @@ pub fn register(ctx: &SessionContext) {
         .chain(interval::functions())
         .chain(datetime::functions())
         .chain(funcs::functions())
+        .chain(floattext::functions())
     {
         ctx.register_udf(f);
     }

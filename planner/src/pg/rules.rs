@@ -239,6 +239,7 @@ fn all_functions() -> Vec<ScalarUDF> {
         .chain(interval::functions())
         .chain(datetime::functions())
         .chain(funcs::functions())
+        .chain(super::floattext::functions())
         .collect()
 }
 
@@ -314,6 +315,16 @@ fn rewrite_op(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 Some(e) => Transformed::yes(e),
                 None => Transformed::no(Expr::ScalarFunction(f)),
             })
+        }
+        // Floats as text are PostgreSQL's text of them.
+        Expr::Cast(Cast { expr, field })
+            if matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8)
+                && matches!(expr.get_type(schema), Ok(DataType::Float32 | DataType::Float64)) =>
+        {
+            Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(
+                Box::new(udf_call(super::floattext::FLOAT_TEXT, vec![*expr])),
+                field,
+            ))))
         }
         // Numeric and float to integer round as PostgreSQL rounds (half away
         // from zero, half to even); Arrow's casts truncate.
