@@ -106,6 +106,9 @@ fn source_state(e: &SourceError) -> &'static str {
 
 fn arrow_state(e: &ArrowError) -> (&'static str, String) {
     let msg = e.to_string();
+    if msg.contains("too large to store in a Decimal128") {
+        return (code::OUT_OF_RANGE, "numeric field overflow".into());
+    }
     let code = match e {
         ArrowError::DivideByZero => code::DIVISION_BY_ZERO,
         ArrowError::CastError(m) | ArrowError::ParseError(m)
@@ -229,6 +232,9 @@ fn datafusion_state(e: &DataFusionError) -> (&'static str, String) {
             || lower.contains("function") && lower.contains("not found") =>
         {
             code::UNDEFINED_FUNCTION
+        }
+        _ if lower.contains("too large to store in a decimal128") => {
+            return (code::OUT_OF_RANGE, "numeric field overflow".into());
         }
         _ if lower.contains("overflow") || lower.contains("out of range") => {
             if lower.contains("date/time field") {

@@ -778,8 +778,10 @@ impl Server {
                 .collect(),
         );
         self.pg.install(&ctx)?;
-        // Ours come last: `version()` names Freshet.
+        // Ours come last: `version()` names Freshet, `quote_ident` quotes
+        // as PostgreSQL does.
         register_functions(&ctx);
+        freshet_planner::pg::register(&ctx);
         ctx.register_udf(current_setting_udf(Session::default().settings));
         Ok((ctx, data))
     }

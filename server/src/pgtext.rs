@@ -7,6 +7,9 @@
 //! untouched.
 
 use freshet_planner::pg::floattext::{float4_text, float8_text};
+use freshet_planner::pg::textout::ts_string;
+#[cfg(test)]
+use freshet_planner::pg::textout::interval_string;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
@@ -24,75 +27,16 @@ use datafusion::arrow::datatypes::{
 
 
 
-fn ts_string(secs: i64, nanos: u32, tz: bool) -> Option<String> {
-    let dt = chrono::DateTime::from_timestamp(secs, nanos)?.naive_utc();
-    let mut s = dt.format("%Y-%m-%d %H:%M:%S").to_string();
-    if nanos > 0 {
-        let micros = (nanos + 500) / 1000;
-        let frac = format!("{micros:06}");
-        let frac = frac.trim_end_matches('0');
-        if !frac.is_empty() {
-            s.push('.');
-            s.push_str(frac);
-        }
-    }
-    if tz {
-        s.push_str("+00");
-    }
-    Some(s)
-}
 
-/// An interval in PostgreSQL's default `IntervalStyle` (`postgres`):
-/// `1 year 2 mons -3 days +04:05:06.5`.
-pub fn interval_string(months: i32, days: i32, nanos: i64) -> String {
-    let mut out = String::new();
-    let mut is_zero = true;
-    let mut is_before = false;
-    let mut part = |out: &mut String, value: i64, unit: &str| {
-        if value == 0 {
-            return;
-        }
-        let sep = if is_zero { "" } else { " " };
-        let plus = if is_before && value > 0 { "+" } else { "" };
-        let s = if value != 1 { "s" } else { "" };
-        out.push_str(&format!("{sep}{plus}{value} {unit}{s}"));
-        is_before = value < 0;
-        is_zero = false;
-    };
-    part(&mut out, i64::from(months / 12), "year");
-    part(&mut out, i64::from(months % 12), "mon");
-    part(&mut out, i64::from(days), "day");
-    let micros = nanos / 1_000;
-    if is_zero || micros != 0 {
-        let minus = micros < 0;
-        let m = micros.unsigned_abs();
-        let (h, rest) = (m / 3_600_000_000, m % 3_600_000_000);
-        let (mi, rest) = (rest / 60_000_000, rest % 60_000_000);
-        let (sec, frac) = (rest / 1_000_000, rest % 1_000_000);
-        let sign = if minus {
-            "-"
-        } else if is_before {
-            "+"
-        } else {
-            ""
-        };
-        let sep = if is_zero { "" } else { " " };
-        out.push_str(&format!("{sep}{sign}{h:02}:{mi:02}:{sec:02}"));
-        if frac != 0 {
-            let f = format!("{frac:06}");
-            out.push('.');
-            out.push_str(f.trim_end_matches('0'));
-        }
-    }
-    out
-}
+
+
 
 fn convert(col: &ArrayRef) -> Option<ArrayRef> {
     let out: StringArray = match col.data_type() {
         DataType::Interval(IntervalUnit::MonthDayNano) => col
             .as_primitive::<IntervalMonthDayNanoType>()
             .iter()
-            .map(|v| v.map(|v| interval_string(v.months, v.days, v.nanoseconds)))
+            .map(|v| v.map(|v| freshet_planner::pg::textout::interval_string(v.months, v.days, v.nanoseconds)))
             .collect(),
         DataType::Float64 => col
             .as_primitive::<Float64Type>()

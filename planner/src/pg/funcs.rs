@@ -70,6 +70,10 @@ pub fn functions() -> Vec<ScalarUDF> {
             sign,
         ),
         udf("quote_literal", any(1), |_| Ok(DataType::Utf8), quote_literal),
+        udf("quote_ident", any(1), |_| Ok(DataType::Utf8), |a, _| map_text(&a[0], quote_ident)),
+        udf("upper", any(1), |_| Ok(DataType::Utf8), |a, _| map_text(&a[0], |s| case_map(s, true))),
+        udf("lower", any(1), |_| Ok(DataType::Utf8), |a, _| map_text(&a[0], |s| case_map(s, false))),
+        udf("initcap", any(1), |_| Ok(DataType::Utf8), |a, _| map_text(&a[0], initcap)),
         udf(
             "format",
             Signature::variadic_any(Volatility::Immutable),
@@ -456,6 +460,61 @@ pub fn pg_type_name(t: &DataType) -> String {
         DataType::Null => "unknown".into(),
         DataType::List(f) | DataType::LargeList(f) => format!("{}[]", pg_type_name(f.data_type())),
         other => other.to_string(),
+    }
+}
+
+fn map_text(a: &ArrayRef, f: impl Fn(&str) -> String) -> Result<ArrayRef> {
+    let t = cast(a, &DataType::Utf8)?;
+    let out: StringArray = t.as_string::<i32>().iter().map(|v| v.map(&f)).collect();
+    Ok(Arc::new(out))
+}
+
+/// One character's case mapping where it is one character (as a UTF-8
+/// locale's `towupper` does: `ß` stays `ß`).
+fn map_char(c: char, upper: bool) -> char {
+    let mut m: Vec<char> = if upper {
+        c.to_uppercase().collect()
+    } else {
+        c.to_lowercase().collect()
+    };
+    if m.len() == 1 {
+        m.pop().unwrap_or(c)
+    } else {
+        c
+    }
+}
+
+fn case_map(s: &str, upper: bool) -> String {
+    if s.is_ascii() {
+        return if upper { s.to_ascii_uppercase() } else { s.to_ascii_lowercase() };
+    }
+    s.chars().map(|c| map_char(c, upper)).collect()
+}
+
+/// PostgreSQL's `initcap`: the first letter of each word upper case, the
+/// rest lower case (a word is a run of letters and digits).
+fn initcap(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_word = false;
+    for c in s.chars() {
+        out.push(map_char(c, !in_word));
+        in_word = c.is_alphanumeric();
+    }
+    out
+}
+
+/// PostgreSQL's `quote_ident`: quoted unless a plain lower-case identifier
+/// (letters, digits, `_`, not starting with a digit).
+fn quote_ident(s: &str) -> String {
+    let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !datafusion::sql::sqlparser::keywords::RESERVED_FOR_COLUMN_ALIAS
+            .iter()
+            .any(|k| format!("{k:?}").eq_ignore_ascii_case(s));
+    if plain {
+        s.to_string()
+    } else {
+        format!("\"{}\"", s.replace('"', "\"\""))
     }
 }
 

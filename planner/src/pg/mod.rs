@@ -12,6 +12,7 @@ pub mod interval;
 pub mod ops;
 pub mod rules;
 pub mod simple;
+pub mod textout;
 
 use std::sync::Arc;
 
@@ -53,6 +54,7 @@ pub fn register(ctx: &SessionContext) {
         .chain(datetime::functions())
         .chain(funcs::functions())
         .chain(floattext::functions())
+        .chain(textout::functions())
     {
         ctx.register_udf(f);
     }

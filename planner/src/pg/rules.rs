@@ -81,14 +81,23 @@ fn narrow_expr(e: Expr, schema: &DFSchema, dml: bool) -> Result<Transformed<Expr
             Ok(Transformed::new(e, false, datafusion::common::tree_node::TreeNodeRecursion::Jump))
         }
         // sum(bigint) is a numeric in PostgreSQL (it cannot overflow).
-        Expr::AggregateFunction(mut f)
-            if f.func.name() == "sum"
-                && f.params.args.len() == 1
-                && matches!(f.params.args[0].get_type(schema), Ok(DataType::Int64)) =>
-        {
-            let arg = f.params.args.remove(0);
-            f.params.args.push(Expr::Cast(Cast::new(Box::new(arg), DataType::Decimal128(38, 0))));
-            Ok(Transformed::yes(Expr::AggregateFunction(f)))
+        Expr::AggregateFunction(mut f) if f.func.name() == "sum" && f.params.args.len() == 1 => {
+            // Its argument's literals first: `sum(int_col * 2)` is of int4.
+            let arg = narrow_expr(f.params.args.remove(0), schema, dml)?.data;
+            let arg = if matches!(arg.get_type(schema), Ok(DataType::Int64)) {
+                Expr::Cast(Cast::new(Box::new(arg), DataType::Decimal128(38, 0)))
+            } else {
+                arg
+            };
+            f.params.args.push(arg);
+            if let Some(filter) = f.params.filter.take() {
+                f.params.filter = Some(Box::new(narrow_expr(*filter, schema, dml)?.data));
+            }
+            Ok(Transformed::new(
+                Expr::AggregateFunction(f),
+                true,
+                datafusion::common::tree_node::TreeNodeRecursion::Jump,
+            ))
         }
         // generate_series of integers is of integers (DataFusion's is bigint).
         Expr::ScalarFunction(f)
@@ -240,6 +249,7 @@ fn all_functions() -> Vec<ScalarUDF> {
         .chain(datetime::functions())
         .chain(funcs::functions())
         .chain(super::floattext::functions())
+        .chain(super::textout::functions())
         .collect()
 }
 
@@ -323,6 +333,16 @@ fn rewrite_op(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         {
             Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(
                 Box::new(udf_call(super::floattext::FLOAT_TEXT, vec![*expr])),
+                field,
+            ))))
+        }
+        // Timestamps and intervals as text are PostgreSQL's text of them.
+        Expr::Cast(Cast { expr, field })
+            if matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8)
+                && matches!(expr.get_type(schema), Ok(DataType::Timestamp(_, _) | DataType::Interval(_))) =>
+        {
+            Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(
+                Box::new(udf_call(super::textout::TEXT_OUT, vec![*expr])),
                 field,
             ))))
         }
