@@ -159,7 +159,12 @@ const VIEWS: &[(&str, &str, &str)] = &[
     ),
     (
         "v_string_agg",
-        "SELECT k, string_agg(s, ',' ORDER BY id) AS ids, string_agg(s || ':' || CAST(v AS TEXT), '|' ORDER BY v DESC NULLS FIRST, id) AS vs FROM t1 GROUP BY k",
+        "SELECT k, string_agg(s, ',' ORDER BY id) AS ids, count(*) AS n FROM t1 GROUP BY k",
+        "",
+    ),
+    (
+        "v_string_agg_desc",
+        "SELECT k, string_agg(s || ':' || CAST(v AS TEXT), '|' ORDER BY v DESC NULLS FIRST, id) AS vs FROM t1 GROUP BY k",
         "",
     ),
     (

@@ -75,6 +75,13 @@ fn narrow_expr(e: Expr, schema: &DFSchema, dml: bool) -> Result<Transformed<Expr
         }
         // Arguments Freshet's own planning builds (session window gaps in
         // nanoseconds) keep their type.
+        // Grouping sets name their output columns after their expressions,
+        // which an alias cannot preserve inside a set: left as planned.
+        Expr::GroupingSet(_) => Ok(Transformed::new(
+            e,
+            false,
+            datafusion::common::tree_node::TreeNodeRecursion::Jump,
+        )),
         Expr::WindowFunction(ref wf)
             if matches!(wf.fun.name(), "session_start" | "session_end") =>
         {
