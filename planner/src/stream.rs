@@ -1117,11 +1117,12 @@ impl Builder {
             "bit_or" => AggKind::BitOr,
             "bit_xor" => AggKind::BitXor,
             "string_agg" => AggKind::StringAgg,
+            "array_agg" => AggKind::ArrayAgg,
             other => return Err(unsupported(format!("the aggregate function {other}"))),
         };
         // Order matters only to string_agg; the others ignore it, as
         // PostgreSQL's results do not depend on it.
-        let order = if kind == AggKind::StringAgg {
+        let order = if matches!(kind, AggKind::StringAgg | AggKind::ArrayAgg) {
             self.sort_keys(&params.order_by, input)?
         } else {
             Vec::new()

@@ -53,6 +53,8 @@ pub enum AggKind {
     BitXor,
     /// `string_agg(value, separator [ORDER BY ...])`.
     StringAgg,
+    /// `array_agg(value [ORDER BY ...])`.
+    ArrayAgg,
 }
 
 /// One aggregate call of a hash aggregate.

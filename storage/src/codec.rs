@@ -16,7 +16,8 @@
 //! - strings and binaries with every `0x00` escaped as `0x00 0xFF` and a
 //!   `0x00 0x00` terminator, so a prefix sorts before its extensions;
 //! - dates, times, timestamps, durations as their integer representation;
-//!   decimals as `i128`; intervals as their fields in order.
+//!   decimals as `i128`; intervals as their fields in order;
+//! - lists (arrays) as their elements, each after a `0x01`, then `0x00`.
 //!
 //! This is an on-disk format: [`FORMAT_VERSION`] is written at the head of
 //! every stored value and must change whenever the encoding does.
@@ -136,6 +137,16 @@ pub fn encode_datum(out: &mut Vec<u8>, v: &ScalarValue) -> Result<()> {
             put_signed!(out, x.months, i32, u32);
             put_signed!(out, x.days, i32, u32);
             put_signed!(out, x.nanoseconds, i64, u64);
+        }
+        S::List(a) if a.len() == 1 => {
+            // Elements in order, each after a 0x01; a 0x00 ends the list, so
+            // a list sorts before its extensions.
+            let values = a.value(0);
+            for i in 0..values.len() {
+                out.push(1);
+                encode_datum(out, &ScalarValue::try_from_array(values.as_ref(), i)?)?;
+            }
+            out.push(0);
         }
         other => return Err(StorageError::UnsupportedType(other.data_type().to_string())),
     }
@@ -272,12 +283,26 @@ pub fn decode_datum(buf: &mut &[u8], ty: &DataType) -> Result<ScalarValue> {
                 nanoseconds,
             }))
         }
+        DataType::List(f) => {
+            let mut values = Vec::new();
+            loop {
+                match take(buf, 1)?[0] {
+                    0 => break,
+                    1 => values.push(decode_datum(buf, f.data_type())?),
+                    b => return Err(StorageError::Corrupt(format!("bad list element marker {b}"))),
+                }
+            }
+            S::List(ScalarValue::new_list(&values, f.data_type(), f.is_nullable()))
+        }
         other => return Err(StorageError::UnsupportedType(other.to_string())),
     })
 }
 
 /// Whether values of this type can be stored.
 pub fn is_supported(ty: &DataType) -> bool {
+    if let DataType::List(f) = ty {
+        return is_supported(f.data_type());
+    }
     match ScalarValue::try_from(ty) {
         Ok(null) => {
             let mut v = Vec::new();
@@ -388,6 +413,33 @@ pub fn scalars_to_columns(rows: &[Vec<ScalarValue>], types: &[DataType]) -> Resu
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn lists_round_trip_and_order() {
+        let list = |v: Vec<Option<i32>>| {
+            let vals: Vec<ScalarValue> = v.into_iter().map(ScalarValue::Int32).collect();
+            ScalarValue::List(ScalarValue::new_list(&vals, &DataType::Int32, true))
+        };
+        let t = DataType::List(std::sync::Arc::new(datafusion::arrow::datatypes::Field::new_list_field(
+            DataType::Int32,
+            true,
+        )));
+        let enc = |v: &ScalarValue| {
+            let mut b = Vec::new();
+            encode_datum(&mut b, v).unwrap_or_default();
+            b
+        };
+        let cases = [list(vec![]), list(vec![Some(1)]), list(vec![Some(1), None]), list(vec![Some(1), Some(2)]), list(vec![Some(2)])];
+        for w in cases.windows(2) {
+            assert!(enc(&w[0]) < enc(&w[1]), "{:?} < {:?}", w[0], w[1]);
+        }
+        for c in &cases {
+            let b = enc(c);
+            let back = decode_datum(&mut b.as_slice(), &t).ok();
+            assert_eq!(back.as_ref(), Some(c));
+        }
+    }
+
     use super::*;
 
     fn enc(v: ScalarValue) -> Vec<u8> {

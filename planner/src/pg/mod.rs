@@ -55,6 +55,7 @@ pub fn register(ctx: &SessionContext) {
         .chain(funcs::functions())
         .chain(floattext::functions())
         .chain(textout::functions())
+        .chain(textout::array_functions())
     {
         ctx.register_udf(f);
     }

@@ -128,6 +128,22 @@ fn narrow_expr(e: Expr, schema: &DFSchema, dml: bool) -> Result<Transformed<Expr
                 datafusion::common::tree_node::TreeNodeRecursion::Jump,
             ))
         }
+        // Array sizes are integers in PostgreSQL (DataFusion's are bigint).
+        Expr::ScalarFunction(f)
+            if matches!(f.func.name(), "cardinality" | "array_length" | "array_ndims")
+                && !matches!(Expr::ScalarFunction(f.clone()).get_type(schema), Ok(DataType::Int32) | Err(_)) =>
+        {
+            let mut f = f;
+            f.args = std::mem::take(&mut f.args)
+                .into_iter()
+                .map(|a| narrow_expr(a, schema, dml).map(|t| t.data))
+                .collect::<Result<_>>()?;
+            Ok(Transformed::new(
+                Expr::Cast(Cast::new(Box::new(Expr::ScalarFunction(f)), DataType::Int32)),
+                true,
+                datafusion::common::tree_node::TreeNodeRecursion::Jump,
+            ))
+        }
         // date_part is double precision in PostgreSQL.
         Expr::ScalarFunction(f)
             if f.func.name() == "date_part"
@@ -257,6 +273,7 @@ fn all_functions() -> Vec<ScalarUDF> {
         .chain(funcs::functions())
         .chain(super::floattext::functions())
         .chain(super::textout::functions())
+        .chain(super::textout::array_functions())
         .collect()
 }
 
@@ -340,6 +357,16 @@ fn rewrite_op(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         {
             Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(
                 Box::new(udf_call(super::floattext::FLOAT_TEXT, vec![*expr])),
+                field,
+            ))))
+        }
+        // Text to an array reads PostgreSQL's array literal (`'{1,2}'`).
+        Expr::Cast(Cast { expr, field })
+            if matches!(field.data_type(), DataType::List(_))
+                && matches!(expr.get_type(schema), Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)) =>
+        {
+            Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(
+                Box::new(udf_call(super::textout::ARRAY_IN, vec![*expr])),
                 field,
             ))))
         }

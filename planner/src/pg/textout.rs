@@ -111,3 +111,95 @@ pub fn interval_string(months: i32, days: i32, nanos: i64) -> String {
     }
     out
 }
+
+pub const ARRAY_IN: &str = "pg_array_in";
+
+/// PostgreSQL's array input for one dimension: `{1,2,NULL}`,
+/// `{"a b","c\"d"}`, `{}` -> its elements' text (`None` for NULL); `None`
+/// when it is not an array literal.
+pub fn parse_array(s: &str) -> Option<Vec<Option<String>>> {
+    let body = s.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let mut out = Vec::new();
+    if body.trim().is_empty() {
+        return Some(out);
+    }
+    let mut chars = body.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut item = String::new();
+        let quoted = chars.peek() == Some(&'"');
+        if quoted {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '\\' => item.push(chars.next()?),
+                    '"' => break,
+                    c => item.push(c),
+                }
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                if c == '{' || c == '"' {
+                    return None; // nested arrays are not taken here
+                }
+                if c == '\\' {
+                    chars.next();
+                    item.push(chars.next()?);
+                    continue;
+                }
+                item.push(c);
+                chars.next();
+            }
+            item = item.trim_end().to_string();
+        }
+        out.push(if !quoted && item.eq_ignore_ascii_case("null") { None } else { Some(item) });
+        match chars.next() {
+            None => return Some(out),
+            Some(',') => continue,
+            Some(_) => return None,
+        }
+    }
+}
+
+pub fn array_functions() -> Vec<ScalarUDF> {
+    vec![udf(
+        ARRAY_IN,
+        any(1),
+        |_| {
+            Ok(DataType::List(Arc::new(datafusion::arrow::datatypes::Field::new_list_field(
+                DataType::Utf8,
+                true,
+            ))))
+        },
+        array_in,
+    )]
+}
+
+fn array_in(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
+    use datafusion::arrow::array::{ListBuilder, StringBuilder};
+    let t = cast(&a[0], &DataType::Utf8)?;
+    let mut b = ListBuilder::new(StringBuilder::new());
+    for v in t.as_string::<i32>().iter() {
+        match v {
+            None => b.append_null(),
+            Some(s) => {
+                let Some(items) = parse_array(s) else {
+                    return datafusion::common::exec_err!("malformed array literal: \"{s}\"");
+                };
+                for i in items {
+                    b.values().append_option(i);
+                }
+                b.append(true);
+            }
+        }
+    }
+    Ok(Arc::new(b.finish()))
+}

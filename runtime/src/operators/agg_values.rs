@@ -1,6 +1,7 @@
 //! Aggregates computed from a group's multiset of values, so that deleting a
 //! row is as easy as adding one: `bool_and`/`every`, `bool_or`, `bit_and`,
-//! `bit_or`, `bit_xor` and `string_agg(x, sep [ORDER BY ...])`.
+//! `bit_or`, `bit_xor`, `string_agg(x, sep [ORDER BY ...])` and
+//! `array_agg(x [ORDER BY ...])`.
 //!
 //! Each input row becomes one multiset element: the order-preserving bytes
 //! of its `ORDER BY` values (none without ORDER BY), then the value's
@@ -26,6 +27,7 @@ pub fn is_value_agg(kind: AggKind) -> bool {
             | AggKind::BitOr
             | AggKind::BitXor
             | AggKind::StringAgg
+            | AggKind::ArrayAgg
     )
 }
 
@@ -45,7 +47,8 @@ pub fn elements(a: &AggCall, values: &ArrayRef, batch: &RecordBatch) -> Result<V
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let mut out = Vec::with_capacity(n);
     for row in 0..n {
-        if values.is_null(row) {
+        // array_agg keeps NULLs, as PostgreSQL's does; the others skip them.
+        if values.is_null(row) && a.kind != AggKind::ArrayAgg {
             out.push(None);
             continue;
         }
@@ -82,6 +85,7 @@ pub fn finish<'a>(
     let mut bools = (true, false); // (and, or)
     let mut bits: Option<i128> = None;
     let mut text = String::new();
+    let mut items: Vec<ScalarValue> = Vec::new();
     let mut last: Option<ScalarValue> = None;
     for (e, &count) in elements {
         let v = value_of(a, e)?;
@@ -133,6 +137,11 @@ pub fn finish<'a>(
                     any = true;
                 }
             }
+            AggKind::ArrayAgg => {
+                for _ in 0..copies {
+                    items.push(v.clone());
+                }
+            }
             _ => return Err(RuntimeError::Internal("not a value aggregate".into())),
         }
         any = true;
@@ -146,6 +155,13 @@ pub fn finish<'a>(
         AggKind::BoolAnd => ScalarValue::Boolean(Some(bools.0)),
         AggKind::BoolOr => ScalarValue::Boolean(Some(bools.1)),
         AggKind::StringAgg => ScalarValue::Utf8(Some(text)),
+        AggKind::ArrayAgg => {
+            let (item, nullable) = match out {
+                datafusion::arrow::datatypes::DataType::List(f) => (f.data_type().clone(), f.is_nullable()),
+                _ => (a.input_type.clone(), true),
+            };
+            ScalarValue::List(ScalarValue::new_list(&items, &item, nullable))
+        }
         _ => ScalarValue::Int64(bits.map(|b| b as i64)),
     };
     Ok(if &v.data_type() != out { v.cast_to(out)? } else { v })
