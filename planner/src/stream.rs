@@ -130,7 +130,7 @@ fn nullable_schema(s: &DFSchema) -> SchemaRef {
     Arc::new(Schema::new(
         s.fields()
             .iter()
-            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+            .map(|f| Field::new(f.name(), f.data_type().clone(), true).with_metadata(f.metadata().clone()))
             .collect::<Vec<_>>(),
     ))
 }

@@ -1404,7 +1404,10 @@ pub fn nullable(schema: &SchemaRef) -> SchemaRef {
         schema
             .fields()
             .iter()
-            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+            .map(|f| {
+                // Field metadata (a jsonb column's marker) is kept.
+                Field::new(f.name(), f.data_type().clone(), true).with_metadata(f.metadata().clone())
+            })
             .collect::<Vec<_>>(),
     ))
 }

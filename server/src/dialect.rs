@@ -656,9 +656,18 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for IntervalClockTimes {
             }
         }
         // JSON values are text to Freshet (the JSON functions take text).
-        if let Expr::Cast { data_type, .. } = expr {
-            if matches!(data_type, DataType::JSON | DataType::JSONB) {
-                *data_type = DataType::Text;
+        if let Expr::Cast {
+            data_type, expr: inner, ..
+        } = expr
+        {
+            match data_type {
+                // jsonb is text in PostgreSQL's canonical form.
+                DataType::JSONB => {
+                    *expr = Expr::Function(sql_call("pg_jsonb_in", vec![inner.as_ref().clone()], vec![]));
+                    return std::ops::ControlFlow::Continue(());
+                }
+                DataType::JSON => *data_type = DataType::Text,
+                _ => {}
             }
         }
         // A bytea literal (`'\x0102'::bytea`) in PostgreSQL's input forms.

@@ -1493,6 +1493,7 @@ impl Server {
             .collect::<Result<Vec<_>, _>>()?;
         let batch = RecordBatch::try_new(rel.schema.clone(), arrays)
             .map_err(|e| ExecError::new(code::INTERNAL, e.to_string()))?;
+        let batch = freshet_planner::pg::jsonb::normalize_columns(&rel.schema, batch)?;
         self.engine.dml(rel.id, DmlOp::Insert(vec![batch])).await?;
         if flush {
             self.engine.flush().await?;
@@ -1542,6 +1543,11 @@ impl Server {
         self.load_current(&input, &data).await?;
         let batches = ctx.execute_logical_plan(input).await?.collect().await?;
         let ncols = rel.schema.fields().len();
+        // jsonb values are checked and stored in canonical form.
+        let batches = batches
+            .into_iter()
+            .map(|b| freshet_planner::pg::jsonb::normalize_columns(&rel.schema, b))
+            .collect::<Result<Vec<_>, _>>()?;
         let (op, tag) = match dml.op {
             WriteOp::Insert(_) => (DmlOp::Insert(batches), "INSERT"),
             WriteOp::Delete => (DmlOp::Delete(rowkeys(&batches)?), "DELETE"),
@@ -1572,8 +1578,16 @@ impl Server {
         let time = table_time_clauses(&mut stmt)?;
         // A temporary table is an ordinary one that its session drops at
         // its end (the stored DDL keeps TEMPORARY for recovery).
+        let mut jsonb_columns = Vec::new();
         if let Statement::CreateTable(c) = &mut stmt {
             c.temporary = false;
+            // A jsonb column holds text in canonical form, marked jsonb.
+            for col in c.columns.iter_mut() {
+                if matches!(col.data_type, datafusion::sql::sqlparser::ast::DataType::JSONB) {
+                    col.data_type = datafusion::sql::sqlparser::ast::DataType::Text;
+                    jsonb_columns.push(normalize_ident(&col.name.value));
+                }
+            }
         }
         let plan = ctx
             .state()
@@ -1591,6 +1605,23 @@ impl Server {
         }
         let name = lower_name(c.name.table());
         let schema = Arc::new(c.input.schema().as_arrow().clone());
+        let schema = if jsonb_columns.is_empty() {
+            schema
+        } else {
+            let fields: Vec<datafusion::arrow::datatypes::Field> = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    let f = f.as_ref().clone();
+                    if jsonb_columns.contains(f.name()) {
+                        f.with_metadata(freshet_planner::pg::jsonb::jsonb_metadata())
+                    } else {
+                        f
+                    }
+                })
+                .collect();
+            Arc::new(datafusion::arrow::datatypes::Schema::new(fields))
+        };
         for f in schema.fields() {
             if !is_supported(f.data_type()) {
                 return Err(ExecError::not_supported(format!(

@@ -210,7 +210,26 @@ impl QueryParser for StmtParser {
 }
 
 fn pg_fields(schema: &SchemaRef, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
-    arrow_pg::datatypes::arrow_schema_to_pg_fields(&crate::pgtext::pg_schema(schema), format, None)
+    let fields =
+        arrow_pg::datatypes::arrow_schema_to_pg_fields(&crate::pgtext::pg_schema(schema), format, None)?;
+    // jsonb columns are text marked jsonb.
+    Ok(fields
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(fi, f)| {
+            if freshet_planner::pg::jsonb::is_jsonb(f) {
+                FieldInfo::new(
+                    fi.name().to_string(),
+                    fi.table_id(),
+                    fi.column_id(),
+                    pgwire::api::Type::JSONB,
+                    fi.format(),
+                )
+            } else {
+                fi
+            }
+        })
+        .collect())
 }
 
 fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
@@ -224,6 +243,7 @@ fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
                 .collect();
             let rows = stream::iter(batches).flat_map(move |b| {
                 let b = crate::pgtext::pg_signed_batch(b);
+                let b = crate::pgtext::jsonb_binary(b, &f2);
                 let b = crate::pgtext::pg_text_batch(b, |i| text.get(i).copied().unwrap_or(true));
                 stream::iter(arrow_pg::encode_recordbatch(f2.clone(), b))
             });

@@ -159,6 +159,47 @@ pub fn pg_signed_batch(batch: RecordBatch) -> RecordBatch {
     RecordBatch::try_new(pg_schema(&schema), cols).unwrap_or(batch)
 }
 
+/// jsonb columns sent in binary: PostgreSQL's jsonb binary form is a
+/// version byte (1) and the text.
+pub fn jsonb_binary(batch: RecordBatch, fields: &[pgwire::api::results::FieldInfo]) -> RecordBatch {
+    let needs = |i: usize| {
+        fields.get(i).is_some_and(|f| {
+            *f.datatype() == pgwire::api::Type::JSONB
+                && f.format() == pgwire::api::results::FieldFormat::Binary
+        })
+    };
+    if !(0..batch.num_columns()).any(needs) {
+        return batch;
+    }
+    let schema = batch.schema();
+    let mut cols = Vec::with_capacity(batch.num_columns());
+    let mut out_fields = Vec::with_capacity(batch.num_columns());
+    for (i, (c, f)) in batch.columns().iter().zip(schema.fields()).enumerate() {
+        match c.as_string_opt::<i32>().filter(|_| needs(i)) {
+            Some(t) => {
+                let b: datafusion::arrow::array::BinaryArray = t
+                    .iter()
+                    .map(|v| {
+                        v.map(|v| {
+                            let mut x = Vec::with_capacity(v.len() + 1);
+                            x.push(1u8);
+                            x.extend_from_slice(v.as_bytes());
+                            x
+                        })
+                    })
+                    .collect();
+                out_fields.push(Field::new(f.name(), DataType::Binary, true));
+                cols.push(Arc::new(b) as ArrayRef);
+            }
+            None => {
+                out_fields.push(f.as_ref().clone());
+                cols.push(c.clone());
+            }
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(out_fields)), cols).unwrap_or(batch)
+}
+
 /// Rewrites float and timestamp columns of `batch` whose result format is
 /// text into PostgreSQL-formatted strings.
 pub fn pg_text_batch(batch: RecordBatch, is_text: impl Fn(usize) -> bool) -> RecordBatch {

@@ -247,7 +247,11 @@ fn round_to(a: &ArrayRef, scale: i8, mode: Mode) -> Result<ArrayRef> {
     let drop = i32::from(*s) - i32::from(scale);
     let out: Decimal128Array = if drop <= 0 {
         let up = 10i128.pow((-drop) as u32);
-        v.unary(|x| x * up)
+        v.try_unary(|x| {
+            x.checked_mul(up).ok_or_else(|| {
+                datafusion::arrow::error::ArrowError::ComputeError("numeric field overflow".into())
+            })
+        })?
     } else {
         let p = 10i128.pow(drop as u32);
         v.unary(|x| {

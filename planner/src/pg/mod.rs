@@ -9,6 +9,7 @@ pub mod datetime;
 pub mod floattext;
 pub mod funcs;
 pub mod interval;
+pub mod jsonb;
 pub mod ops;
 pub mod rules;
 pub mod simple;
@@ -56,6 +57,7 @@ pub fn register(ctx: &SessionContext) {
         .chain(floattext::functions())
         .chain(textout::functions())
         .chain(textout::array_functions())
+        .chain(jsonb::functions())
     {
         ctx.register_udf(f);
     }

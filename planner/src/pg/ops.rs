@@ -9,7 +9,7 @@ use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExp
 use datafusion::logical_expr::{binary_expr, Cast, Expr, ExprSchemable, Operator};
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
-use super::{funcs, interval, rules::udf_call};
+use super::{funcs, interval, jsonb, rules::udf_call};
 
 #[derive(Debug)]
 pub struct PgOps;
@@ -26,6 +26,7 @@ impl ExprPlanner for PgOps {
         let is_iv = |t: &DataType| matches!(t, DataType::Interval(_));
         let is_num = |t: &DataType| t.is_numeric();
         let is_ts = |t: &DataType| matches!(t, DataType::Timestamp(_, _));
+        let is_text = |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
         let RawBinaryExpr { op, left, right } = expr;
         let planned = match op {
             BinaryOperator::Multiply if is_iv(&lt) && is_num(&rt) => {
@@ -74,6 +75,20 @@ impl ExprPlanner for PgOps {
                 let f8 = |e: Expr| Expr::Cast(Cast::new(Box::new(e), DataType::Float64));
                 binary_expr(f8(left), o, f8(right))
             }
+            // JSON operators over text (jsonb is text in canonical form).
+            BinaryOperator::Arrow if is_text(&lt) => udf_call(jsonb::GET, vec![left, right]),
+            BinaryOperator::LongArrow if is_text(&lt) => udf_call(jsonb::GET_TEXT, vec![left, right]),
+            BinaryOperator::HashArrow if is_text(&lt) => udf_call(jsonb::PATH, vec![left, right]),
+            BinaryOperator::HashLongArrow if is_text(&lt) => {
+                udf_call(jsonb::PATH_TEXT, vec![left, right])
+            }
+            BinaryOperator::AtArrow if is_text(&lt) && is_text(&rt) => {
+                udf_call(jsonb::CONTAINS, vec![left, right])
+            }
+            BinaryOperator::ArrowAt if is_text(&lt) && is_text(&rt) => {
+                udf_call(jsonb::CONTAINS, vec![right, left])
+            }
+            BinaryOperator::Question if is_text(&lt) => udf_call(jsonb::EXISTS, vec![left, right]),
             op => return Ok(PlannerResult::Original(RawBinaryExpr { op, left, right })),
         };
         Ok(PlannerResult::Planned(planned))

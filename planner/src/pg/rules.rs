@@ -274,6 +274,7 @@ fn all_functions() -> Vec<ScalarUDF> {
         .chain(super::floattext::functions())
         .chain(super::textout::functions())
         .chain(super::textout::array_functions())
+        .chain(super::jsonb::functions())
         .collect()
 }
 

@@ -24,6 +24,8 @@ pub struct SimpleFn {
     ret: ReturnFn,
     ret_scalars: Option<ReturnWithScalarsFn>,
     eval: EvalFn,
+    /// The result is `jsonb` (text with the jsonb field marker).
+    jsonb: bool,
 }
 
 impl PartialEq for SimpleFn {
@@ -47,6 +49,19 @@ pub fn udf(name: &'static str, signature: Signature, ret: ReturnFn, eval: EvalFn
         ret,
         ret_scalars: None,
         eval,
+        jsonb: false,
+    })
+}
+
+/// A function whose result is `jsonb`.
+pub fn udf_jsonb(name: &'static str, signature: Signature, eval: EvalFn) -> ScalarUDF {
+    ScalarUDF::new_from_impl(SimpleFn {
+        name,
+        signature,
+        ret: |_| Ok(DataType::Utf8),
+        ret_scalars: None,
+        eval,
+        jsonb: true,
     })
 }
 
@@ -63,6 +78,7 @@ pub fn udf_scalars(
         ret: |_| datafusion::common::exec_err!("return type needs the arguments"),
         ret_scalars: Some(ret),
         eval,
+        jsonb: false,
     })
 }
 
@@ -90,7 +106,12 @@ impl ScalarUDFImpl for SimpleFn {
             Some(f) => f(&types, args.scalar_arguments)?,
             None => (self.ret)(&types)?,
         };
-        Ok(Arc::new(Field::new(self.name, t, true)))
+        let f = Field::new(self.name, t, true);
+        Ok(Arc::new(if self.jsonb {
+            f.with_metadata(super::jsonb::jsonb_metadata())
+        } else {
+            f
+        }))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let n = args.number_rows;
