@@ -1118,11 +1118,12 @@ impl Builder {
             "bit_xor" => AggKind::BitXor,
             "string_agg" => AggKind::StringAgg,
             "array_agg" => AggKind::ArrayAgg,
+            "jsonb_agg" => AggKind::JsonbAgg,
             other => return Err(unsupported(format!("the aggregate function {other}"))),
         };
         // Order matters only to string_agg; the others ignore it, as
         // PostgreSQL's results do not depend on it.
-        let order = if matches!(kind, AggKind::StringAgg | AggKind::ArrayAgg) {
+        let order = if matches!(kind, AggKind::StringAgg | AggKind::ArrayAgg | AggKind::JsonbAgg) {
             self.sort_keys(&params.order_by, input)?
         } else {
             Vec::new()
@@ -1167,6 +1168,11 @@ impl Builder {
             filter,
             order,
             separator,
+            input_jsonb: params
+                .args
+                .first()
+                .and_then(|a| a.to_field(input).ok())
+                .is_some_and(|(_, f)| crate::pg::jsonb::is_jsonb(&f)),
             distinct: params.distinct && kind != AggKind::CountStar,
             input_type,
             output_type,

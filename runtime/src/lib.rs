@@ -27,6 +27,7 @@
 //! layout and committed reads), [`engine`] (the dataflow thread, barriers and
 //! commits).
 
+pub mod jsontext;
 pub mod numeric;
 pub mod change;
 pub mod engine;

@@ -55,6 +55,8 @@ pub enum AggKind {
     StringAgg,
     /// `array_agg(value [ORDER BY ...])`.
     ArrayAgg,
+    /// `jsonb_agg(value [ORDER BY ...])`.
+    JsonbAgg,
 }
 
 /// One aggregate call of a hash aggregate.
@@ -71,6 +73,9 @@ pub struct AggCall {
     pub order: Vec<(Arc<dyn PhysicalExpr>, datafusion::arrow::compute::SortOptions)>,
     /// `string_agg`'s constant separator.
     pub separator: Option<String>,
+    /// The argument is a jsonb document (embedded, not quoted, by
+    /// `jsonb_agg`).
+    pub input_jsonb: bool,
     pub input_type: DataType,
     pub output_type: DataType,
     pub display: String,

@@ -277,10 +277,7 @@ impl Server {
                 ));
             }
             let _ = old;
-        } else if {
-            use datafusion::execution::FunctionRegistry;
-            ctx.udf(&name).is_ok() || ctx.udaf(&name).is_ok() || ctx.udwf(&name).is_ok()
-        } {
+        } else if builtin_function(&ctx, &name) {
             return Err(ExecError::new(
                 "42723",
                 format!("function \"{name}\" already exists as a built-in function"),
@@ -2620,4 +2617,10 @@ fn register_functions(ctx: &SessionContext) {
     ));
     ctx.register_udf(constant_udf("current_database", "freshet".into()));
     ctx.register_udf(constant_udf("current_schema", "public".into()));
+}
+
+/// Whether `name` is a function DataFusion or Freshet defines.
+fn builtin_function(ctx: &SessionContext, name: &str) -> bool {
+    use datafusion::execution::FunctionRegistry;
+    ctx.udf(name).is_ok() || ctx.udaf(name).is_ok() || ctx.udwf(name).is_ok()
 }

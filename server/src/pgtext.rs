@@ -244,7 +244,7 @@ mod tests {
         assert_eq!(f(123456789012345.0), "123456789012345");
         assert_eq!(f(1234567890123456.0), "1.234567890123456e+15");
         // A tie at 17 digits rounds to even, as PostgreSQL's Ryu does.
-        assert_eq!(f(-148140854.173828125), "-148140854.17382812");
+        assert_eq!(f(-148_140_854.173_828_12), "-148140854.17382812");
         assert_eq!(f(0.003), "0.003");
         assert_eq!(f(1e-7), "1e-07");
         assert_eq!(float4_text(0.1), "0.1");

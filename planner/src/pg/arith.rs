@@ -108,7 +108,7 @@ pub fn numeric_functions() -> Vec<ScalarUDF> {
 
 /// The scale of `a / b`: at least 16, and at least either operand's.
 pub fn div_scale(s1: i8, s2: i8) -> i8 {
-    s1.max(s2).max(16).min(38)
+    s1.max(s2).clamp(16, 38)
 }
 
 fn div_type(args: &[DataType]) -> Result<DataType> {

@@ -10,6 +10,7 @@ pub mod floattext;
 pub mod funcs;
 pub mod interval;
 pub mod jsonb;
+pub mod jsonb_agg;
 pub mod ops;
 pub mod rules;
 pub mod simple;
@@ -62,6 +63,7 @@ pub fn register(ctx: &SessionContext) {
         ctx.register_udf(f);
     }
     ctx.register_udaf(avg::avg_udaf());
+    ctx.register_udaf(jsonb_agg::jsonb_agg_udaf());
     // `every` is the standard's name for `bool_and`.
     let every = datafusion::functions_aggregate::bool_and_or::bool_and_udaf()
         .as_ref()

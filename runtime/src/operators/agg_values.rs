@@ -28,6 +28,7 @@ pub fn is_value_agg(kind: AggKind) -> bool {
             | AggKind::BitXor
             | AggKind::StringAgg
             | AggKind::ArrayAgg
+            | AggKind::JsonbAgg
     )
 }
 
@@ -48,7 +49,7 @@ pub fn elements(a: &AggCall, values: &ArrayRef, batch: &RecordBatch) -> Result<V
     let mut out = Vec::with_capacity(n);
     for row in 0..n {
         // array_agg keeps NULLs, as PostgreSQL's does; the others skip them.
-        if values.is_null(row) && a.kind != AggKind::ArrayAgg {
+        if values.is_null(row) && !matches!(a.kind, AggKind::ArrayAgg | AggKind::JsonbAgg) {
             out.push(None);
             continue;
         }
@@ -137,7 +138,7 @@ pub fn finish<'a>(
                     any = true;
                 }
             }
-            AggKind::ArrayAgg => {
+            AggKind::ArrayAgg | AggKind::JsonbAgg => {
                 for _ in 0..copies {
                     items.push(v.clone());
                 }
@@ -155,6 +156,17 @@ pub fn finish<'a>(
         AggKind::BoolAnd => ScalarValue::Boolean(Some(bools.0)),
         AggKind::BoolOr => ScalarValue::Boolean(Some(bools.1)),
         AggKind::StringAgg => ScalarValue::Utf8(Some(text)),
+        AggKind::JsonbAgg => {
+            let mut t = String::from("[");
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    t.push_str(", ");
+                }
+                crate::jsontext::push_json(v, a.input_jsonb, &mut t);
+            }
+            t.push(']');
+            ScalarValue::Utf8(Some(t))
+        }
         AggKind::ArrayAgg => {
             let (item, nullable) = match out {
                 datafusion::arrow::datatypes::DataType::List(f) => (f.data_type().clone(), f.is_nullable()),

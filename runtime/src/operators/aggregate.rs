@@ -917,6 +917,7 @@ mod tests {
             distinct: false,
             order: Vec::new(),
             separator: None,
+            input_jsonb: false,
             input_type: DataType::Int64,
             output_type: DataType::Int64,
             display: format!("{kind:?}"),
