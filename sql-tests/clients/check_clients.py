@@ -286,7 +286,8 @@ def _():
             row = await c.fetchrow("SELECT 42::bigint AS a, 12.34::numeric(10,2) AS b, interval '1 day' AS c, "
                                    "ARRAY[1,2] AS d, '{\"a\":1}'::jsonb AS e, date '2024-01-01' AS f")
             import decimal
-            eq(tuple(row), (42, decimal.Decimal("12.34"), dt.timedelta(days=1), [1, 2], '{"a":1}',
+            # jsonb comes back in PostgreSQL's canonical text ("a": 1).
+            eq(tuple(row), (42, decimal.Decimal("12.34"), dt.timedelta(days=1), [1, 2], '{"a": 1}',
                             dt.date(2024, 1, 1)))
             rows = await c.fetch("SELECT bidder FROM bids WHERE price > $1 AND bidder = ANY($2::bigint[]) "
                                  "ORDER BY bidder", 100, [100, 102])
