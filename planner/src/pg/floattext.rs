@@ -117,3 +117,29 @@ pub fn float4_text(v: f32) -> String {
     let (d, e) = shortest_forms(ryu::Buffer::new().format_finite(v));
     format_float(f64::from(v), d, e)
 }
+
+/// An unsigned number with an exponent (`1.5e-2`) written without one
+/// (`0.015`); `None` without an exponent or beyond |exponent| 1000.
+pub fn expand_exponent(n: &str) -> Option<String> {
+    let (mant, exp) = n.split_once(['e', 'E'])?;
+    let exp: i64 = exp.parse().ok()?;
+    if exp.abs() > 1000 {
+        return None;
+    }
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    let digits = format!("{int}{frac}");
+    let point = int.len() as i64 + exp;
+    let s = if point <= 0 {
+        format!("0.{}{digits}", "0".repeat((-point) as usize))
+    } else if point as usize >= digits.len() {
+        format!("{digits}{}", "0".repeat(point as usize - digits.len()))
+    } else {
+        format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+    };
+    let s = s.trim_start_matches('0');
+    Some(if s.is_empty() || s.starts_with('.') {
+        format!("0{s}")
+    } else {
+        s.to_string()
+    })
+}

@@ -136,21 +136,7 @@ fn num_eq(a: &str, b: &str) -> bool {
 }
 
 fn write_str(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    freshet_runtime::jsontext::push_json_string(s, out)
 }
 
 struct Parser<'a> {
@@ -318,32 +304,14 @@ impl Parser<'_> {
 }
 
 fn normalize_exponent(t: &str) -> String {
-    let (neg, t) = match t.strip_prefix('-') {
+    let (neg, body) = match t.strip_prefix('-') {
         Some(r) => ("-", r),
         None => ("", t),
     };
-    let Some((mant, exp)) = t.split_once(['e', 'E']) else {
-        return t.to_string();
-    };
-    let Ok(exp) = exp.parse::<i64>() else {
-        return t.to_string();
-    };
-    if exp.abs() > 400 {
-        return format!("{neg}{t}");
+    match super::floattext::expand_exponent(body) {
+        Some(plain) => format!("{neg}{plain}"),
+        None => t.to_string(),
     }
-    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
-    let digits = format!("{int}{frac}");
-    let point = int.len() as i64 + exp;
-    let s = if point <= 0 {
-        format!("0.{}{digits}", "0".repeat((-point) as usize))
-    } else if point as usize >= digits.len() {
-        format!("{digits}{}", "0".repeat(point as usize - digits.len()))
-    } else {
-        format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
-    };
-    let s = s.trim_start_matches('0');
-    let s = if s.is_empty() || s.starts_with('.') { format!("0{s}") } else { s.to_string() };
-    format!("{neg}{s}")
 }
 
 /// Parses JSON text.
