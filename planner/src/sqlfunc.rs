@@ -138,7 +138,10 @@ impl SqlFunction {
                     match idx.and_then(|i| args.get(i).map(|a| (i, a))) {
                         Some((i, a)) => {
                             let want = self.schema.field(i).data_type().clone();
-                            Ok(Transformed::yes(Expr::Cast(Cast::new(Box::new(a.clone()), want))))
+                            Ok(Transformed::yes(Expr::Cast(Cast::new(
+                                Box::new(a.clone()),
+                                want,
+                            ))))
                         }
                         None => Ok(Transformed::no(e)),
                     }
@@ -166,7 +169,10 @@ impl ScalarUDFImpl for SqlFunction {
             return datafusion::common::plan_err!(
                 "function {}({}) does not exist: it takes {} arguments",
                 self.name,
-                args.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
+                args.iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 params.len()
             );
         }
@@ -199,7 +205,11 @@ impl ScalarUDFImpl for SqlFunction {
             .map(|a| a.to_array(n))
             .collect::<Result<Vec<_>>>()?;
         if arrays.len() != self.schema.fields().len() {
-            return exec_err!("{} takes {} arguments", self.name, self.schema.fields().len());
+            return exec_err!(
+                "{} takes {} arguments",
+                self.name,
+                self.schema.fields().len()
+            );
         }
         let arrays = arrays
             .into_iter()
@@ -216,7 +226,8 @@ impl ScalarUDFImpl for SqlFunction {
             &self.body,
             &self.schema,
             &props,
-            &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default(),
+            &datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext::default(
+            ),
         )?;
         p.evaluate(&batch)
     }

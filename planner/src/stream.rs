@@ -130,7 +130,10 @@ fn nullable_schema(s: &DFSchema) -> SchemaRef {
     Arc::new(Schema::new(
         s.fields()
             .iter()
-            .map(|f| Field::new(f.name(), f.data_type().clone(), true).with_metadata(f.metadata().clone()))
+            .map(|f| {
+                Field::new(f.name(), f.data_type().clone(), true)
+                    .with_metadata(f.metadata().clone())
+            })
             .collect::<Vec<_>>(),
     ))
 }
@@ -337,7 +340,9 @@ impl Builder {
                     .iter()
                     .any(|e| matches!(e, Expr::GroupingSet(_)))
                 {
-                    return Err(unsupported("GROUPING SETS mixed with plain GROUP BY columns"));
+                    return Err(unsupported(
+                        "GROUPING SETS mixed with plain GROUP BY columns",
+                    ));
                 }
                 for e in &a.group_expr {
                     let t = e.get_type(in_schema)?;
@@ -590,11 +595,19 @@ impl Builder {
                     &datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows)),
                 )
                 .map_err(|e| PlanError::DataFusion(e.into()))?;
-                Ok(self.push(NodeKind::Values { rows: batch }, vec![], nullable_schema(&e.schema)))
+                Ok(self.push(
+                    NodeKind::Values { rows: batch },
+                    vec![],
+                    nullable_schema(&e.schema),
+                ))
             }
             LogicalPlan::Values(v) => {
                 let batch = values_batch(v)?;
-                Ok(self.push(NodeKind::Values { rows: batch }, vec![], nullable_schema(&v.schema)))
+                Ok(self.push(
+                    NodeKind::Values { rows: batch },
+                    vec![],
+                    nullable_schema(&v.schema),
+                ))
             }
             LogicalPlan::Unnest(u) => {
                 if !u.struct_type_columns.is_empty() {
@@ -1123,18 +1136,27 @@ impl Builder {
         };
         // Order matters only to string_agg; the others ignore it, as
         // PostgreSQL's results do not depend on it.
-        let order = if matches!(kind, AggKind::StringAgg | AggKind::ArrayAgg | AggKind::JsonbAgg) {
+        let order = if matches!(
+            kind,
+            AggKind::StringAgg | AggKind::ArrayAgg | AggKind::JsonbAgg
+        ) {
             self.sort_keys(&params.order_by, input)?
         } else {
             Vec::new()
         };
         let separator = if kind == AggKind::StringAgg {
             match params.args.get(1) {
-                Some(Expr::Literal(v, _)) => match v.cast_to(&datafusion::arrow::datatypes::DataType::Utf8) {
+                Some(Expr::Literal(v, _)) => match v
+                    .cast_to(&datafusion::arrow::datatypes::DataType::Utf8)
+                {
                     Ok(datafusion::common::ScalarValue::Utf8(s)) => Some(s.unwrap_or_default()),
                     _ => return Err(unsupported("string_agg with a separator that is not text")),
                 },
-                _ => return Err(unsupported("string_agg with a separator that is not a constant")),
+                _ => {
+                    return Err(unsupported(
+                        "string_agg with a separator that is not a constant",
+                    ))
+                }
             }
         } else {
             None
@@ -1153,8 +1175,10 @@ impl Builder {
         if matches!(kind, AggKind::Sum | AggKind::Avg) && !(input_type.is_numeric()) {
             return Err(unsupported(format!("{name} over {input_type}")));
         }
-        if !matches!(kind, AggKind::CountStar | AggKind::Count | AggKind::Sum | AggKind::Avg)
-            && !freshet_storage::codec::is_supported(&input_type)
+        if !matches!(
+            kind,
+            AggKind::CountStar | AggKind::Count | AggKind::Sum | AggKind::Avg
+        ) && !freshet_storage::codec::is_supported(&input_type)
         {
             return Err(unsupported(format!("{name} over {input_type}")));
         }
@@ -1259,7 +1283,9 @@ fn grouping_sets_union(
 }
 
 /// The rows of a `VALUES` list, each expression evaluated once.
-fn values_batch(v: &datafusion::logical_expr::Values) -> Result<datafusion::arrow::array::RecordBatch> {
+fn values_batch(
+    v: &datafusion::logical_expr::Values,
+) -> Result<datafusion::arrow::array::RecordBatch> {
     use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
     let schema = Arc::new(v.schema.as_arrow().clone());
     let one = RecordBatch::try_new_with_options(
@@ -1270,7 +1296,8 @@ fn values_batch(v: &datafusion::logical_expr::Values) -> Result<datafusion::arro
     .map_err(|e| PlanError::DataFusion(e.into()))?;
     let empty = DFSchema::empty();
     let props = datafusion::execution::context::ExecutionProps::new();
-    let mut cols: Vec<Vec<datafusion::common::ScalarValue>> = vec![Vec::new(); schema.fields().len()];
+    let mut cols: Vec<Vec<datafusion::common::ScalarValue>> =
+        vec![Vec::new(); schema.fields().len()];
     for row in &v.values {
         for (c, e) in row.iter().enumerate() {
             let p = datafusion::physical_expr::create_physical_expr(
@@ -1286,7 +1313,11 @@ fn values_batch(v: &datafusion::logical_expr::Values) -> Result<datafusion::arro
                 }
             };
             let want = schema.field(c).data_type();
-            let val = if &val.data_type() != want { val.cast_to(want)? } else { val };
+            let val = if &val.data_type() != want {
+                val.cast_to(want)?
+            } else {
+                val
+            };
             if let Some(col) = cols.get_mut(c) {
                 col.push(val);
             }

@@ -18,17 +18,42 @@ use crate::pg::simple::{any, udf};
 use crate::to_char::{parse, Field, Tok};
 
 const MONTHS: [&str; 12] = [
-    "january", "february", "march", "april", "may", "june", "july", "august", "september",
-    "october", "november", "december",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 ];
-const DAYS: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
+const DAYS: [&str; 7] = [
+    "sunday",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+];
 
 pub fn functions() -> Vec<ScalarUDF> {
     vec![
         udf(
             "to_timestamp",
-            datafusion::logical_expr::Signature::variadic_any(datafusion::logical_expr::Volatility::Immutable),
-            |_| Ok(DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))),
+            datafusion::logical_expr::Signature::variadic_any(
+                datafusion::logical_expr::Volatility::Immutable,
+            ),
+            |_| {
+                Ok(DataType::Timestamp(
+                    TimeUnit::Microsecond,
+                    Some("+00:00".into()),
+                ))
+            },
             to_timestamp,
         ),
         udf("to_date", any(2), |_| Ok(DataType::Date32), to_date),
@@ -74,10 +99,18 @@ fn to_date(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
     Ok(Arc::new(v))
 }
 
-fn read_all(text: &ArrayRef, template: &ArrayRef, kind: &str) -> Result<Vec<Option<NaiveDateTime>>> {
+fn read_all(
+    text: &ArrayRef,
+    template: &ArrayRef,
+    kind: &str,
+) -> Result<Vec<Option<NaiveDateTime>>> {
     let (t, f) = (texts(text)?, texts(template)?);
     let single = f.len() == 1 && t.len() != 1;
-    let fixed = if single && f.is_valid(0) { Some(parse(f.value(0))) } else { None };
+    let fixed = if single && f.is_valid(0) {
+        Some(parse(f.value(0)))
+    } else {
+        None
+    };
     let mut out = Vec::with_capacity(t.len());
     for i in 0..t.len() {
         let fi = if single { 0 } else { i };
@@ -96,7 +129,11 @@ fn read_all(text: &ArrayRef, template: &ArrayRef, kind: &str) -> Result<Vec<Opti
 
 /// Digits at the start of `s`, at most `max` of them.
 fn digits(s: &str, max: usize) -> (&str, &str) {
-    let n = s.bytes().take(max).take_while(|b| b.is_ascii_digit()).count();
+    let n = s
+        .bytes()
+        .take(max)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
     s.split_at(n)
 }
 
@@ -111,7 +148,11 @@ pub(crate) fn read(input: &str, toks: &[Tok], kind: &str) -> Result<NaiveDateTim
     let mut rest = input;
     for (i, tok) in toks.iter().enumerate() {
         // A year runs to 4 digits when a field follows without a separator.
-        let year_width = if matches!(toks.get(i + 1), Some(Tok::Field(_, _))) { 4 } else { 9 };
+        let year_width = if matches!(toks.get(i + 1), Some(Tok::Field(_, _))) {
+            4
+        } else {
+            9
+        };
         match tok {
             Tok::Lit(l) => {
                 for c in l.chars() {
@@ -139,13 +180,19 @@ pub(crate) fn read(input: &str, toks: &[Tok], kind: &str) -> Result<NaiveDateTim
                 };
                 match f {
                     Field::Yyyy | Field::Iyyy => {
-                        let Some(y) = num(&mut rest, year_width) else { return bad() };
+                        let Some(y) = num(&mut rest, year_width) else {
+                            return bad();
+                        };
                         year = y as i32;
                     }
                     Field::YyyyComma => {
-                        let Some(a) = num(&mut rest, 3) else { return bad() };
+                        let Some(a) = num(&mut rest, 3) else {
+                            return bad();
+                        };
                         rest = rest.strip_prefix(',').unwrap_or(rest);
-                        let Some(b) = num(&mut rest, 3) else { return bad() };
+                        let Some(b) = num(&mut rest, 3) else {
+                            return bad();
+                        };
                         year = (a * 1000 + b) as i32;
                     }
                     Field::Yyy | Field::Yy | Field::Y => {
@@ -154,7 +201,9 @@ pub(crate) fn read(input: &str, toks: &[Tok], kind: &str) -> Result<NaiveDateTim
                             Field::Yy => 2,
                             _ => 1,
                         };
-                        let Some(y) = num(&mut rest, width) else { return bad() };
+                        let Some(y) = num(&mut rest, width) else {
+                            return bad();
+                        };
                         // PostgreSQL's nearest-year rule for short years.
                         year = match width {
                             2 if y < 70 => 2000 + y as i32,
@@ -165,27 +214,39 @@ pub(crate) fn read(input: &str, toks: &[Tok], kind: &str) -> Result<NaiveDateTim
                         };
                     }
                     Field::Mm => {
-                        let Some(m) = num(&mut rest, 2) else { return bad() };
+                        let Some(m) = num(&mut rest, 2) else {
+                            return bad();
+                        };
                         month = m;
                     }
                     Field::Dd => {
-                        let Some(d) = num(&mut rest, 2) else { return bad() };
+                        let Some(d) = num(&mut rest, 2) else {
+                            return bad();
+                        };
                         day = d;
                     }
                     Field::Ddd => {
-                        let Some(d) = num(&mut rest, 3) else { return bad() };
+                        let Some(d) = num(&mut rest, 3) else {
+                            return bad();
+                        };
                         doy = Some(d);
                     }
                     Field::Hh24 | Field::Hh12 => {
-                        let Some(h) = num(&mut rest, 2) else { return bad() };
+                        let Some(h) = num(&mut rest, 2) else {
+                            return bad();
+                        };
                         hour = h;
                     }
                     Field::Mi => {
-                        let Some(m) = num(&mut rest, 2) else { return bad() };
+                        let Some(m) = num(&mut rest, 2) else {
+                            return bad();
+                        };
                         min = m;
                     }
                     Field::Ss => {
-                        let Some(s) = num(&mut rest, 2) else { return bad() };
+                        let Some(s) = num(&mut rest, 2) else {
+                            return bad();
+                        };
                         sec = s;
                     }
                     Field::Ms | Field::Us => {
@@ -214,7 +275,10 @@ pub(crate) fn read(input: &str, toks: &[Tok], kind: &str) -> Result<NaiveDateTim
                     Field::DayName(_) | Field::DayAbbr(_) => {
                         let word: String = rest.chars().take_while(|c| c.is_alphabetic()).collect();
                         let w = word.to_lowercase();
-                        if !DAYS.iter().any(|d| w.len() >= 3 && d.starts_with(w.as_str())) {
+                        if !DAYS
+                            .iter()
+                            .any(|d| w.len() >= 3 && d.starts_with(w.as_str()))
+                        {
                             return bad();
                         }
                         rest = &rest[word.len()..];
@@ -235,7 +299,9 @@ pub(crate) fn read(input: &str, toks: &[Tok], kind: &str) -> Result<NaiveDateTim
                         rest = &rest[word.len()..];
                     }
                     _ => {
-                        let Some(_) = num(&mut rest, 9) else { return bad() };
+                        let Some(_) = num(&mut rest, 9) else {
+                            return bad();
+                        };
                     }
                 }
             }
@@ -268,15 +334,23 @@ mod tests {
     use super::*;
 
     fn r(s: &str, t: &str) -> String {
-        read(s, &parse(t), "timestamp").map(|d| d.to_string()).unwrap_or_else(|e| e.to_string())
+        read(s, &parse(t), "timestamp")
+            .map(|d| d.to_string())
+            .unwrap_or_else(|e| e.to_string())
     }
 
     #[test]
     fn reads_postgres_templates() {
         assert_eq!(r("2020-04-15", "YYYY-MM-DD"), "2020-04-15 00:00:00");
-        assert_eq!(r("2020-04-15 12:02:03", "YYYY-MM-DD HH24:MI:SS"), "2020-04-15 12:02:03");
+        assert_eq!(
+            r("2020-04-15 12:02:03", "YYYY-MM-DD HH24:MI:SS"),
+            "2020-04-15 12:02:03"
+        );
         assert_eq!(r("15 Apr 2020", "DD Mon YYYY"), "2020-04-15 00:00:00");
-        assert_eq!(r("05/06/2021 01:30 PM", "MM/DD/YYYY HH12:MI AM"), "2021-05-06 13:30:00");
+        assert_eq!(
+            r("05/06/2021 01:30 PM", "MM/DD/YYYY HH12:MI AM"),
+            "2021-05-06 13:30:00"
+        );
         assert_eq!(r("20200415", "YYYYMMDD"), "2020-04-15 00:00:00");
         assert!(r("2020-13-01", "YYYY-MM-DD").contains("out of range"));
     }

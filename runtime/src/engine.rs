@@ -1406,7 +1406,8 @@ pub fn nullable(schema: &SchemaRef) -> SchemaRef {
             .iter()
             .map(|f| {
                 // Field metadata (a jsonb column's marker) is kept.
-                Field::new(f.name(), f.data_type().clone(), true).with_metadata(f.metadata().clone())
+                Field::new(f.name(), f.data_type().clone(), true)
+                    .with_metadata(f.metadata().clone())
             })
             .collect::<Vec<_>>(),
     ))

@@ -43,8 +43,15 @@ pub fn push_json(v: &ScalarValue, jsonb: bool, out: &mut String) {
         }
         S::Float32(Some(f)) if f.is_finite() => out.push_str(&format!("{f}")),
         S::Float64(Some(f)) if f.is_finite() => out.push_str(&format!("{f}")),
-        S::Int8(_) | S::Int16(_) | S::Int32(_) | S::Int64(_) | S::UInt8(_) | S::UInt16(_)
-        | S::UInt32(_) | S::UInt64(_) | S::Decimal128(_, _, _) => out.push_str(&v.to_string()),
+        S::Int8(_)
+        | S::Int16(_)
+        | S::Int32(_)
+        | S::Int64(_)
+        | S::UInt8(_)
+        | S::UInt16(_)
+        | S::UInt32(_)
+        | S::UInt64(_)
+        | S::Decimal128(_, _, _) => out.push_str(&v.to_string()),
         S::TimestampSecond(..)
         | S::TimestampMillisecond(..)
         | S::TimestampMicrosecond(..)

@@ -27,11 +27,11 @@
 //! layout and committed reads), [`engine`] (the dataflow thread, barriers and
 //! commits).
 
-pub mod jsontext;
-pub mod numeric;
 pub mod change;
 pub mod engine;
 pub mod error;
+pub mod jsontext;
+pub mod numeric;
 pub mod operators;
 pub mod plan;
 pub mod source;

@@ -70,7 +70,10 @@ pub struct AggCall {
     /// `agg(DISTINCT x)`: the group keeps the multiset of values.
     pub distinct: bool,
     /// `agg(x ORDER BY ...)` of an order-sensitive aggregate (`string_agg`).
-    pub order: Vec<(Arc<dyn PhysicalExpr>, datafusion::arrow::compute::SortOptions)>,
+    pub order: Vec<(
+        Arc<dyn PhysicalExpr>,
+        datafusion::arrow::compute::SortOptions,
+    )>,
     /// `string_agg`'s constant separator.
     pub separator: Option<String>,
     /// The argument is a jsonb document (embedded, not quoted, by

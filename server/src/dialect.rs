@@ -610,7 +610,9 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for IntervalClockTimes {
         // PostgreSQL: unnest its array (once, however often visited).
         if let Expr::Function(f) = expr {
             let name = f.name.to_string().to_ascii_lowercase();
-            if name == "generate_series" && matches!(&f.args, datafusion::sql::sqlparser::ast::FunctionArguments::List(l) if (2..=3).contains(&l.args.len())) {
+            if name == "generate_series"
+                && matches!(&f.args, datafusion::sql::sqlparser::ast::FunctionArguments::List(l) if (2..=3).contains(&l.args.len()))
+            {
                 *expr = Expr::Function(sql_call("unnest", vec![expr.clone()], vec![]));
                 return std::ops::ControlFlow::Continue(());
             }
@@ -657,13 +659,19 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for IntervalClockTimes {
         }
         // JSON values are text to Freshet (the JSON functions take text).
         if let Expr::Cast {
-            data_type, expr: inner, ..
+            data_type,
+            expr: inner,
+            ..
         } = expr
         {
             match data_type {
                 // jsonb is text in PostgreSQL's canonical form.
                 DataType::JSONB => {
-                    *expr = Expr::Function(sql_call("pg_jsonb_in", vec![inner.as_ref().clone()], vec![]));
+                    *expr = Expr::Function(sql_call(
+                        "pg_jsonb_in",
+                        vec![inner.as_ref().clone()],
+                        vec![],
+                    ));
                     return std::ops::ControlFlow::Continue(());
                 }
                 DataType::JSON => *data_type = DataType::Text,
@@ -730,7 +738,9 @@ fn double_unnest(
         return None;
     }
     match one_arg(g)? {
-        Expr::Function(h) if h.name.to_string().eq_ignore_ascii_case("generate_series") => Some(inner),
+        Expr::Function(h) if h.name.to_string().eq_ignore_ascii_case("generate_series") => {
+            Some(inner)
+        }
         _ => None,
     }
 }

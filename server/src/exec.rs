@@ -219,10 +219,11 @@ impl Server {
     /// Re-defines the stored SQL functions, in creation order.
     async fn recover_functions(&self) -> ExecResult<()> {
         let store = self.store.clone();
-        let entries = tokio::task::spawn_blocking(move || store.scan_prefix(&crate::functions::prefix()))
-            .await
-            .map_err(|e| ExecError::new(code::INTERNAL, e.to_string()))?
-            .map_err(freshet_runtime::RuntimeError::from)?;
+        let entries =
+            tokio::task::spawn_blocking(move || store.scan_prefix(&crate::functions::prefix()))
+                .await
+                .map_err(|e| ExecError::new(code::INTERNAL, e.to_string()))?
+                .map_err(freshet_runtime::RuntimeError::from)?;
         let mut stored: Vec<(u64, String)> = entries
             .iter()
             .filter_map(|(_, v)| {
@@ -267,7 +268,10 @@ impl Server {
                     format!("function \"{name}\" already exists"),
                 ));
             }
-            if let Some(user) = cat.entries().find(|e| crate::functions::calls(&e.ddl, &name)) {
+            if let Some(user) = cat
+                .entries()
+                .find(|e| crate::functions::calls(&e.ddl, &name))
+            {
                 return Err(ExecError::new(
                     code::DEPENDENT_OBJECTS,
                     format!(
@@ -307,7 +311,10 @@ impl Server {
         &self,
         d: &datafusion::sql::sqlparser::ast::DropFunction,
     ) -> ExecResult<Output> {
-        if matches!(d.drop_behavior, Some(datafusion::sql::sqlparser::ast::DropBehavior::Cascade)) {
+        if matches!(
+            d.drop_behavior,
+            Some(datafusion::sql::sqlparser::ast::DropBehavior::Cascade)
+        ) {
             return Err(ExecError::not_supported("DROP FUNCTION ... CASCADE"));
         }
         let fns = self.functions();
@@ -324,10 +331,16 @@ impl Server {
                     format!("function {name} does not exist"),
                 ));
             }
-            if let Some(user) = cat.entries().find(|e| crate::functions::calls(&e.ddl, &name)) {
+            if let Some(user) = cat
+                .entries()
+                .find(|e| crate::functions::calls(&e.ddl, &name))
+            {
                 return Err(ExecError::new(
                     code::DEPENDENT_OBJECTS,
-                    format!("cannot drop function {name} because \"{}\" depends on it", user.rel.name),
+                    format!(
+                        "cannot drop function {name} because \"{}\" depends on it",
+                        user.rel.name
+                    ),
                 ));
             }
             if let Some(user) = fns
@@ -336,13 +349,21 @@ impl Server {
             {
                 return Err(ExecError::new(
                     code::DEPENDENT_OBJECTS,
-                    format!("cannot drop function {name} because function {} calls it", user.def.name),
+                    format!(
+                        "cannot drop function {name} because function {} calls it",
+                        user.def.name
+                    ),
                 ));
             }
             names.push(name);
         }
         self.engine
-            .write_catalog(names.iter().map(|n| (crate::functions::key(n), None)).collect())
+            .write_catalog(
+                names
+                    .iter()
+                    .map(|n| (crate::functions::key(n), None))
+                    .collect(),
+            )
             .await?;
         let mut w = self
             .functions
@@ -861,7 +882,7 @@ impl Server {
                     .state()
                     .statement_to_plan(DFStatement::Statement(stmt.clone()))
                     .await
-            .and_then(freshet_planner::pg::type_literals)?;
+                    .and_then(freshet_planner::pg::type_literals)?;
                 let types = param_types(&plan)?;
                 let schema = match stmt.as_ref() {
                     Statement::Query(q) => {
@@ -894,7 +915,7 @@ impl Server {
                         .state()
                         .statement_to_plan(DFStatement::Statement(Box::new(Statement::Query(q))))
                         .await
-            .and_then(freshet_planner::pg::type_literals)?;
+                        .and_then(freshet_planner::pg::type_literals)?;
                     Ok((param_types(&plan)?, None))
                 }
                 None => Ok((vec![], None)),
@@ -1580,7 +1601,10 @@ impl Server {
             c.temporary = false;
             // A jsonb column holds text in canonical form, marked jsonb.
             for col in c.columns.iter_mut() {
-                if matches!(col.data_type, datafusion::sql::sqlparser::ast::DataType::JSONB) {
+                if matches!(
+                    col.data_type,
+                    datafusion::sql::sqlparser::ast::DataType::JSONB
+                ) {
                     col.data_type = datafusion::sql::sqlparser::ast::DataType::Text;
                     jsonb_columns.push(normalize_ident(&col.name.value));
                 }
@@ -2504,7 +2528,7 @@ async fn plan_plain_view(
             cv.query.clone(),
         ))))
         .await
-            .and_then(freshet_planner::pg::type_literals)?;
+        .and_then(freshet_planner::pg::type_literals)?;
     if !cv.columns.is_empty() {
         let schema = plan.schema().clone();
         if cv.columns.len() != schema.fields().len() {

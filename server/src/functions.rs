@@ -43,10 +43,14 @@ pub struct Function {
 pub type Functions = BTreeMap<String, Function>;
 
 /// The Arrow type of a SQL type name, as Freshet's tables use it.
-fn arrow_type(ctx: &SessionContext, t: &datafusion::sql::sqlparser::ast::DataType) -> ExecResult<DataType> {
-    let e = ctx
-        .state()
-        .create_logical_expr(&format!("CAST(NULL AS {t})"), &datafusion::common::DFSchema::empty())?;
+fn arrow_type(
+    ctx: &SessionContext,
+    t: &datafusion::sql::sqlparser::ast::DataType,
+) -> ExecResult<DataType> {
+    let e = ctx.state().create_logical_expr(
+        &format!("CAST(NULL AS {t})"),
+        &datafusion::common::DFSchema::empty(),
+    )?;
     Ok(e.get_type(&datafusion::common::DFSchema::empty())?)
 }
 
@@ -103,7 +107,9 @@ fn body_expr(f: &CreateFunction) -> ExecResult<Expr> {
                 &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
                 &text,
             )
-            .map_err(|e| ExecError::new(code::SYNTAX, format!("syntax error in function body: {e}")))?;
+            .map_err(|e| {
+                ExecError::new(code::SYNTAX, format!("syntax error in function body: {e}"))
+            })?;
             let Some(Statement::Query(q)) = stmts.pop().filter(|_| stmts.is_empty()) else {
                 return Err(not_scalar());
             };
@@ -115,7 +121,9 @@ fn body_expr(f: &CreateFunction) -> ExecResult<Expr> {
             }
             match &s.projection[0] {
                 datafusion::sql::sqlparser::ast::SelectItem::UnnamedExpr(e)
-                | datafusion::sql::sqlparser::ast::SelectItem::ExprWithAlias { expr: e, .. } => Ok(e.clone()),
+                | datafusion::sql::sqlparser::ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                    Ok(e.clone())
+                }
                 _ => Err(not_scalar()),
             }
         }
@@ -128,13 +136,18 @@ fn body_expr(f: &CreateFunction) -> ExecResult<Expr> {
 pub fn define(ctx: &SessionContext, f: &CreateFunction) -> ExecResult<SqlFunctionDef> {
     if let Some(lang) = &f.language {
         if !lang.value.eq_ignore_ascii_case("sql") {
-            return Err(ExecError::not_supported(format!("functions in LANGUAGE {}", lang.value)));
+            return Err(ExecError::not_supported(format!(
+                "functions in LANGUAGE {}",
+                lang.value
+            )));
         }
     }
     let returns = match &f.return_type {
         Some(FunctionReturnType::DataType(t)) => arrow_type(ctx, t)?,
         Some(FunctionReturnType::SetOf(_)) => {
-            return Err(ExecError::not_supported("set-returning SQL functions (RETURNS SETOF)"))
+            return Err(ExecError::not_supported(
+                "set-returning SQL functions (RETURNS SETOF)",
+            ))
         }
         None => return Err(ExecError::not_supported("a SQL function without RETURNS")),
     };
@@ -142,9 +155,12 @@ pub fn define(ctx: &SessionContext, f: &CreateFunction) -> ExecResult<SqlFunctio
     let mut params = Vec::new();
     for a in f.args.iter().flatten() {
         if a.default_expr.is_some() {
-            return Err(ExecError::not_supported("parameter defaults of SQL functions"));
+            return Err(ExecError::not_supported(
+                "parameter defaults of SQL functions",
+            ));
         }
-        if matches!(&a.mode, Some(m) if !matches!(m, datafusion::sql::sqlparser::ast::ArgMode::In)) {
+        if matches!(&a.mode, Some(m) if !matches!(m, datafusion::sql::sqlparser::ast::ArgMode::In))
+        {
             return Err(ExecError::not_supported("OUT and INOUT parameters"));
         }
         let name = a.name.as_ref().map(|n| n.value.clone()).unwrap_or_default();
@@ -197,7 +213,10 @@ mod tests {
 
     #[test]
     fn finds_calls() {
-        assert!(calls("CREATE MATERIALIZED VIEW v AS SELECT add1(x) FROM t", "add1"));
+        assert!(calls(
+            "CREATE MATERIALIZED VIEW v AS SELECT add1(x) FROM t",
+            "add1"
+        ));
         assert!(calls("select ADD1 (x) from t", "add1"));
         assert!(!calls("SELECT xadd1(x) FROM t", "add1"));
         assert!(!calls("SELECT add1 FROM t", "add1"));

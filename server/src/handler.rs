@@ -210,8 +210,11 @@ impl QueryParser for StmtParser {
 }
 
 fn pg_fields(schema: &SchemaRef, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
-    let fields =
-        arrow_pg::datatypes::arrow_schema_to_pg_fields(&crate::pgtext::pg_schema(schema), format, None)?;
+    let fields = arrow_pg::datatypes::arrow_schema_to_pg_fields(
+        &crate::pgtext::pg_schema(schema),
+        format,
+        None,
+    )?;
     // jsonb columns are text marked jsonb.
     Ok(fields
         .into_iter()

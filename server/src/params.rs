@@ -603,73 +603,8 @@ pub fn bytea(text: &str) -> Result<Vec<u8>> {
 
 /// The elements of a one-dimensional array literal `{a,"b c",NULL}`.
 pub fn parse_array(text: &str) -> Result<Vec<Option<String>>> {
-    let bad = || err(format!("malformed array literal: \"{text}\""));
-    let t = text.trim();
-    // An optional dimension decoration: [1:3]={...}
-    let t = match t.find('=') {
-        Some(p) if t.starts_with('[') => &t[p + 1..],
-        _ => t,
-    };
-    let inner = t
-        .strip_prefix('{')
-        .and_then(|s| s.strip_suffix('}'))
-        .ok_or_else(bad)?;
-    let mut out = Vec::new();
-    if inner.trim().is_empty() {
-        return Ok(out);
-    }
-    let mut chars = inner.chars().peekable();
-    loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
-            chars.next();
-        }
-        let mut item = String::new();
-        let mut quoted = false;
-        if chars.peek() == Some(&'"') {
-            quoted = true;
-            chars.next();
-            loop {
-                match chars.next() {
-                    Some('\\') => item.push(chars.next().ok_or_else(bad)?),
-                    Some('"') => break,
-                    Some(c) => item.push(c),
-                    None => return Err(bad()),
-                }
-            }
-            while chars.peek().is_some_and(|c| c.is_whitespace()) {
-                chars.next();
-            }
-        } else {
-            while let Some(&c) = chars.peek() {
-                if c == ',' {
-                    break;
-                }
-                if c == '{' || c == '}' || c == '"' {
-                    return Err(err(format!(
-                        "multidimensional arrays are not supported as parameters: \"{text}\""
-                    )));
-                }
-                chars.next();
-                if c == '\\' {
-                    item.push(chars.next().ok_or_else(bad)?);
-                } else {
-                    item.push(c);
-                }
-            }
-            item = item.trim_end().to_string();
-        }
-        if !quoted && item.eq_ignore_ascii_case("null") {
-            out.push(None);
-        } else {
-            out.push(Some(item));
-        }
-        match chars.next() {
-            Some(',') => continue,
-            None => break,
-            Some(_) => return Err(bad()),
-        }
-    }
-    Ok(out)
+    freshet_planner::pg::textout::parse_array(text)
+        .ok_or_else(|| err(format!("malformed array literal: \"{text}\"")))
 }
 
 /// Decodes a parameter in binary form, sent as PostgreSQL type `ty`.

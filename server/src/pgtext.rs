@@ -7,36 +7,28 @@
 //! untouched.
 
 use freshet_planner::pg::floattext::{float4_text, float8_text};
-use freshet_planner::pg::textout::ts_string;
 #[cfg(test)]
 use freshet_planner::pg::textout::interval_string;
+use freshet_planner::pg::textout::ts_string;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{
     DataType, Field, Float32Type, Float64Type, IntervalMonthDayNanoType, IntervalUnit, Schema,
-    TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
+    TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+    TimestampSecondType,
 };
-
-
-
-
-
-
-
-
-
-
-
-
 
 fn convert(col: &ArrayRef) -> Option<ArrayRef> {
     let out: StringArray = match col.data_type() {
         DataType::Interval(IntervalUnit::MonthDayNano) => col
             .as_primitive::<IntervalMonthDayNanoType>()
             .iter()
-            .map(|v| v.map(|v| freshet_planner::pg::textout::interval_string(v.months, v.days, v.nanoseconds)))
+            .map(|v| {
+                v.map(|v| {
+                    freshet_planner::pg::textout::interval_string(v.months, v.days, v.nanoseconds)
+                })
+            })
             .collect(),
         DataType::Float64 => col
             .as_primitive::<Float64Type>()
@@ -127,7 +119,11 @@ fn signed(t: &DataType) -> Option<DataType> {
 
 /// `schema` with unsigned integer columns as the signed types clients see.
 pub fn pg_schema(schema: &Arc<Schema>) -> Arc<Schema> {
-    if !schema.fields().iter().any(|f| signed(f.data_type()).is_some()) {
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| signed(f.data_type()).is_some())
+    {
         return schema.clone();
     }
     let fields: Vec<Field> = schema
@@ -145,7 +141,11 @@ pub fn pg_schema(schema: &Arc<Schema>) -> Arc<Schema> {
 /// [`pg_schema`]); values beyond the signed range become NULL.
 pub fn pg_signed_batch(batch: RecordBatch) -> RecordBatch {
     let schema = batch.schema();
-    if !schema.fields().iter().any(|f| signed(f.data_type()).is_some()) {
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| signed(f.data_type()).is_some())
+    {
         return batch;
     }
     let cols: Vec<ArrayRef> = batch
@@ -254,11 +254,17 @@ mod tests {
     fn intervals_like_postgres() {
         let h = 3_600_000_000_000i64;
         assert_eq!(interval_string(0, 0, 0), "00:00:00");
-        assert_eq!(interval_string(14, 3, 4 * h + 306_500_000_000), "1 year 2 mons 3 days 04:05:06.5");
+        assert_eq!(
+            interval_string(14, 3, 4 * h + 306_500_000_000),
+            "1 year 2 mons 3 days 04:05:06.5"
+        );
         assert_eq!(interval_string(0, -1, 0), "-1 days");
         assert_eq!(interval_string(0, 1, -h), "1 day -01:00:00");
         assert_eq!(interval_string(0, -1, h), "-1 days +01:00:00");
-        assert_eq!(interval_string(0, 21, 23 * h + 3_599_000_000_000), "21 days 23:59:59");
+        assert_eq!(
+            interval_string(0, 21, 23 * h + 3_599_000_000_000),
+            "21 days 23:59:59"
+        );
         assert_eq!(interval_string(1, 0, 0), "1 mon");
     }
 

@@ -7,7 +7,8 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 /// The table every expression reads.
-pub const TABLE_DDL: &str = "CREATE TABLE r (id int PRIMARY KEY, i int, b bigint, n numeric(12,2), \
+pub const TABLE_DDL: &str =
+    "CREATE TABLE r (id int PRIMARY KEY, i int, b bigint, n numeric(12,2), \
      f float8, s text, d date, ts timestamp, iv interval, bo boolean)";
 
 /// The SQL types expressions have.
@@ -42,15 +43,29 @@ fn pick<'a, T>(rng: &mut StdRng, xs: &'a [T]) -> &'a T {
 
 /// One row of `r` as an `INSERT` values list, NULL about one time in eight.
 pub fn random_row(rng: &mut StdRng, id: i64) -> String {
-    let words = ["", "a", "abc", "Hello", "x y", "zeta", "ABC", "  pad ", "100", "é"];
+    let words = [
+        "", "a", "abc", "Hello", "x y", "zeta", "ABC", "  pad ", "100", "é",
+    ];
     let i = rng.random_range(-1000..=1000);
     let b = rng.random_range(-100_000i64..=100_000);
     let n = rng.random_range(-100_000i64..=100_000) as f64 / 100.0;
     let f = rng.random_range(-10_000i64..=10_000) as f64 / 8.0;
     let s = *pick(rng, &words);
-    let (dy, dm, dd) = (rng.random_range(0..30), rng.random_range(1..=12), rng.random_range(1..=28));
-    let (ty, tm, td) = (rng.random_range(0..30), rng.random_range(1..=12), rng.random_range(1..=28));
-    let (h, mi, se) = (rng.random_range(0..24), rng.random_range(0..60), rng.random_range(0..60));
+    let (dy, dm, dd) = (
+        rng.random_range(0..30),
+        rng.random_range(1..=12),
+        rng.random_range(1..=28),
+    );
+    let (ty, tm, td) = (
+        rng.random_range(0..30),
+        rng.random_range(1..=12),
+        rng.random_range(1..=28),
+    );
+    let (h, mi, se) = (
+        rng.random_range(0..24),
+        rng.random_range(0..60),
+        rng.random_range(0..60),
+    );
     let iv = random_interval_literal(rng);
     let bo = *pick(rng, &["true", "false"]);
     let mut v = vec![
@@ -82,7 +97,11 @@ fn random_interval_literal(rng: &mut StdRng) -> String {
             rng.random_range(-30..30),
             rng.random_range(0..60)
         ),
-        format!("'{} mons {} days'", rng.random_range(-3..=3), rng.random_range(0..40)),
+        format!(
+            "'{} mons {} days'",
+            rng.random_range(-3..=3),
+            rng.random_range(0..40)
+        ),
         format!("'{} seconds'", rng.random_range(0..100_000)),
     ];
     pick(rng, &forms).clone()
@@ -104,9 +123,7 @@ pub fn expr(rng: &mut StdRng, t: Ty, depth: u32) -> String {
                 expr(rng, t, d)
             )
         }
-        1 if t != Ty::Bool => {
-            return format!("coalesce({}, {})", expr(rng, t, d), expr(rng, t, d))
-        }
+        1 if t != Ty::Bool => return format!("coalesce({}, {})", expr(rng, t, d), expr(rng, t, d)),
         2 if !matches!(t, Ty::Bool | Ty::Interval) => {
             return format!("nullif({}, {})", expr(rng, t, d), expr(rng, t, d))
         }
@@ -143,7 +160,11 @@ pub fn expr(rng: &mut StdRng, t: Ty, depth: u32) -> String {
             0 => format!("({} + {})", expr(rng, t, d), expr(rng, t, d)),
             1 => format!("({} - {})", expr(rng, t, d), expr(rng, t, d)),
             2 => format!("({} * {})", expr(rng, t, d), leaf(rng, t)),
-            3 => format!("({} / {})", expr(rng, t, d), pick(rng, &["2.0::float8", "4::float8", "-0.5::float8"])),
+            3 => format!(
+                "({} / {})",
+                expr(rng, t, d),
+                pick(rng, &["2.0::float8", "4::float8", "-0.5::float8"])
+            ),
             4 => format!("abs({})", expr(rng, t, d)),
             5 => format!("CAST({} AS float8)", expr(rng, Ty::Int, d)),
             _ => format!("floor({})", expr(rng, t, d)),
@@ -152,7 +173,12 @@ pub fn expr(rng: &mut StdRng, t: Ty, depth: u32) -> String {
             0 => format!("({} || {})", expr(rng, t, d), expr(rng, t, d)),
             1 => format!("upper({})", expr(rng, t, d)),
             2 => format!("lower({})", expr(rng, t, d)),
-            3 => format!("substr({}, {}, {})", expr(rng, t, d), rng.random_range(1..4), rng.random_range(0..4)),
+            3 => format!(
+                "substr({}, {}, {})",
+                expr(rng, t, d),
+                rng.random_range(1..4),
+                rng.random_range(0..4)
+            ),
             4 => format!("trim({})", expr(rng, t, d)),
             5 => format!("replace({}, 'a', 'xy')", expr(rng, t, d)),
             6 => format!("CAST({} AS text)", expr(rng, Ty::Int, d)),
@@ -161,7 +187,19 @@ pub fn expr(rng: &mut StdRng, t: Ty, depth: u32) -> String {
         },
         Ty::Bool => match rng.random_range(0..8) {
             0 | 1 => {
-                let ct = *pick(rng, &[Ty::Int, Ty::BigInt, Ty::Numeric, Ty::Float, Ty::Text, Ty::Date, Ty::Timestamp, Ty::Interval]);
+                let ct = *pick(
+                    rng,
+                    &[
+                        Ty::Int,
+                        Ty::BigInt,
+                        Ty::Numeric,
+                        Ty::Float,
+                        Ty::Text,
+                        Ty::Date,
+                        Ty::Timestamp,
+                        Ty::Interval,
+                    ],
+                );
                 let op = pick(rng, &["=", "<>", "<", "<=", ">", ">="]);
                 format!("({} {op} {})", expr(rng, ct, d), expr(rng, ct, d))
             }
@@ -178,7 +216,11 @@ pub fn expr(rng: &mut StdRng, t: Ty, depth: u32) -> String {
                 small_int(rng),
                 rng.random_range(0..500)
             ),
-            _ => format!("({} LIKE '{}')", expr(rng, Ty::Text, d), pick(rng, &["a%", "%c", "_", "%", "H%o"])),
+            _ => format!(
+                "({} LIKE '{}')",
+                expr(rng, Ty::Text, d),
+                pick(rng, &["a%", "%c", "_", "%", "H%o"])
+            ),
         },
         Ty::Date => match rng.random_range(0..3) {
             0 => format!("({} + {})", expr(rng, t, d), small_int(rng)),
@@ -188,11 +230,19 @@ pub fn expr(rng: &mut StdRng, t: Ty, depth: u32) -> String {
         Ty::Timestamp => match rng.random_range(0..3) {
             0 => format!("({} + {})", expr(rng, t, d), expr(rng, Ty::Interval, d)),
             1 => format!("({} - {})", expr(rng, t, d), expr(rng, Ty::Interval, d)),
-            _ => format!("date_trunc('{}', {})", pick(rng, &["day", "hour", "month", "year"]), expr(rng, t, d)),
+            _ => format!(
+                "date_trunc('{}', {})",
+                pick(rng, &["day", "hour", "month", "year"]),
+                expr(rng, t, d)
+            ),
         },
         Ty::Interval => match rng.random_range(0..4) {
             0 => format!("({} + {})", expr(rng, t, d), expr(rng, t, d)),
-            1 => format!("({} - {})", expr(rng, Ty::Timestamp, d), expr(rng, Ty::Timestamp, d)),
+            1 => format!(
+                "({} - {})",
+                expr(rng, Ty::Timestamp, d),
+                expr(rng, Ty::Timestamp, d)
+            ),
             2 => format!("({} * {})", expr(rng, t, d), rng.random_range(-3..4)),
             _ => format!("(- {})", expr(rng, t, d)),
         },
@@ -224,13 +274,21 @@ fn leaf(rng: &mut StdRng, t: Ty) -> String {
         // CASE and COALESCE over mixed scales expose (see docs/sql.md).
         Ty::Numeric => pick(rng, &["1.25", "0.50", "-3.75", "100.00", "0.01"]).to_string(),
         Ty::Float if column => "f".into(),
-        Ty::Float => pick(rng, &["1.5::float8", "-0.25::float8", "3::float8", "1e3::float8"]).to_string(),
+        Ty::Float => pick(
+            rng,
+            &["1.5::float8", "-0.25::float8", "3::float8", "1e3::float8"],
+        )
+        .to_string(),
         Ty::Text if column => "s".into(),
         Ty::Text => format!("'{}'", pick(rng, &["", "a", "bc", "Hello", "A b"])),
         Ty::Bool if column => "bo".into(),
         Ty::Bool => pick(rng, &["true", "false", "NULL::boolean"]).to_string(),
         Ty::Date if column => "d".into(),
-        Ty::Date => format!("DATE '2020-{:02}-{:02}'", rng.random_range(1..=12), rng.random_range(1..=28)),
+        Ty::Date => format!(
+            "DATE '2020-{:02}-{:02}'",
+            rng.random_range(1..=12),
+            rng.random_range(1..=28)
+        ),
         Ty::Timestamp if column => "ts".into(),
         Ty::Timestamp => format!(
             "TIMESTAMP '2021-{:02}-{:02} {:02}:{:02}'",
@@ -249,4 +307,3 @@ pub fn any_expr(rng: &mut StdRng, depth: u32) -> (Ty, String) {
     let t = *pick(rng, &ALL);
     (t, expr(rng, t, depth))
 }
-

@@ -6,10 +6,10 @@
 //! understands one directive, `__restart kill` / `__restart clean`, which
 //! restarts the server in the middle of a file and reconnects.
 
+pub mod exprgen;
 pub mod kafka;
 pub mod nexmark;
 pub mod oracle;
-pub mod exprgen;
 pub mod postgres;
 
 use std::net::TcpListener;
@@ -403,4 +403,28 @@ pub async fn sqlstate_of(client: &Client, sql: &str) -> String {
             .map(|c| c.code().to_string())
             .unwrap_or_else(|| e.to_string()),
     }
+}
+
+/// The `.slt` files of `sql-tests/<subdir>`, sorted, whose path contains
+/// `$<filter_var>` when it is set. The manifest directory is read at run
+/// time first: a build cache shared by two checkouts may run a test binary
+/// compiled in the other one.
+pub fn slt_files(subdir: &str, filter_var: &str) -> Vec<PathBuf> {
+    let manifest =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    let dir = PathBuf::from(manifest).join(subdir);
+    let filter = std::env::var(filter_var).ok();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "slt"))
+        .filter(|p| {
+            filter
+                .as_ref()
+                .is_none_or(|f| p.to_string_lossy().contains(f.as_str()))
+        })
+        .collect();
+    files.sort();
+    files
 }

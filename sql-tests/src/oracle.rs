@@ -87,7 +87,11 @@ pub async fn run_file(path: &Path, fresh: &Client, pg: &Client) -> Result<Report
             } => {
                 let (on_fresh, on_pg) = sides(&conditions);
                 let pg_sql = for_postgres(&sql);
-                let a = if on_fresh { Some(answer(fresh, &sql, false).await) } else { None };
+                let a = if on_fresh {
+                    Some(answer(fresh, &sql, false).await)
+                } else {
+                    None
+                };
                 let b = match (&pg_sql, on_pg) {
                     (Some(s), true) => Some(answer(pg, s, false).await),
                     _ => None,
@@ -138,7 +142,8 @@ pub async fn run_file(path: &Path, fresh: &Client, pg: &Client) -> Result<Report
                             let name = format!("oracle_v{}", loc.line());
                             let create = format!("CREATE MATERIALIZED VIEW {name} AS {sql}");
                             let a = answer(fresh, &create, false).await;
-                            let b = answer(pg, &format!("CREATE VIEW {name} AS {sql}"), false).await;
+                            let b =
+                                answer(pg, &format!("CREATE VIEW {name} AS {sql}"), false).await;
                             if let Answer::Error { message, sqlstate } = &a {
                                 report.failures.push(format!(
                                     "{at}\n  as a view, Freshet refused it: {sqlstate} {message}"
@@ -154,8 +159,15 @@ pub async fn run_file(path: &Path, fresh: &Client, pg: &Client) -> Result<Report
                             let _ = fresh.simple_query("FLUSH").await;
                             report.view_checks += 1;
                             let q = format!("SELECT * FROM {name}");
-                            compare(&format!("{at}\n  as view {name}"), fresh, pg, &q, &sort, &mut report)
-                                .await;
+                            compare(
+                                &format!("{at}\n  as view {name}"),
+                                fresh,
+                                pg,
+                                &q,
+                                &sort,
+                                &mut report,
+                            )
+                            .await;
                             views.push((name, sort));
                         }
                     }
@@ -195,10 +207,16 @@ fn for_postgres(sql: &str) -> Option<String> {
         return None;
     }
     if upper.starts_with("CREATE MATERIALIZED VIEW") {
-        return Some(format!("CREATE VIEW{}", &trimmed["CREATE MATERIALIZED VIEW".len()..]));
+        return Some(format!(
+            "CREATE VIEW{}",
+            &trimmed["CREATE MATERIALIZED VIEW".len()..]
+        ));
     }
     if upper.starts_with("DROP MATERIALIZED VIEW") {
-        return Some(format!("DROP VIEW{}", &trimmed["DROP MATERIALIZED VIEW".len()..]));
+        return Some(format!(
+            "DROP VIEW{}",
+            &trimmed["DROP MATERIALIZED VIEW".len()..]
+        ));
     }
     Some(sql.to_string())
 }
@@ -238,8 +256,14 @@ fn check_statement(
         }
     }
     if let (
-        Some(Answer::Error { sqlstate: s1, message: m1 }),
-        Some(Answer::Error { sqlstate: s2, message: m2 }),
+        Some(Answer::Error {
+            sqlstate: s1,
+            message: m1,
+        }),
+        Some(Answer::Error {
+            sqlstate: s2,
+            message: m2,
+        }),
     ) = (a, b)
     {
         if s1 != s2 {
@@ -251,7 +275,14 @@ fn check_statement(
 }
 
 /// Runs `sql` on both sides and records any difference.
-async fn compare(at: &str, fresh: &Client, pg: &Client, sql: &str, sort: &SortMode, report: &mut Report) {
+async fn compare(
+    at: &str,
+    fresh: &Client,
+    pg: &Client,
+    sql: &str,
+    sort: &SortMode,
+    report: &mut Report,
+) {
     let a = answer(fresh, sql, true).await;
     let b = answer(pg, sql, true).await;
     let (a, b) = (sorted(a, sort), sorted(b, sort));
@@ -273,17 +304,34 @@ fn sorted(a: Answer, sort: &SortMode) -> Answer {
 fn diff(a: &Answer, b: &Answer) -> String {
     let mut out = String::new();
     match (a, b) {
-        (Answer::Rows { types: t1, rows: r1 }, Answer::Rows { types: t2, rows: r2 }) => {
+        (
+            Answer::Rows {
+                types: t1,
+                rows: r1,
+            },
+            Answer::Rows {
+                types: t2,
+                rows: r2,
+            },
+        ) => {
             if t1 != t2 {
                 let _ = writeln!(out, "  types: Freshet {t1:?}, PostgreSQL {t2:?}");
             }
             if r1 != r2 {
-                let _ = writeln!(out, "  rows: Freshet {} rows, PostgreSQL {} rows", r1.len(), r2.len());
+                let _ = writeln!(
+                    out,
+                    "  rows: Freshet {} rows, PostgreSQL {} rows",
+                    r1.len(),
+                    r2.len()
+                );
                 let mut shown = 0;
                 for i in 0..r1.len().max(r2.len()) {
                     let (x, y) = (r1.get(i), r2.get(i));
                     if x != y && shown < 5 {
-                        let _ = writeln!(out, "    row {i}: Freshet {x:?}\n           PostgreSQL {y:?}");
+                        let _ = writeln!(
+                            out,
+                            "    row {i}: Freshet {x:?}\n           PostgreSQL {y:?}"
+                        );
                         shown += 1;
                     }
                 }
@@ -302,7 +350,13 @@ pub async fn answer(client: &Client, sql: &str, typed: bool) -> Answer {
     let mut types = Vec::new();
     if typed {
         match client.prepare(sql).await {
-            Ok(st) => types = st.columns().iter().map(|c| c.type_().name().to_string()).collect(),
+            Ok(st) => {
+                types = st
+                    .columns()
+                    .iter()
+                    .map(|c| c.type_().name().to_string())
+                    .collect()
+            }
             Err(e) => return error_answer(&e),
         }
     }
@@ -315,7 +369,11 @@ pub async fn answer(client: &Client, sql: &str, typed: bool) -> Answer {
                     SimpleQueryMessage::Row(r) => {
                         rows.push(
                             (0..r.len())
-                                .map(|i| r.get(i).map(str::to_string).unwrap_or_else(|| "NULL".into()))
+                                .map(|i| {
+                                    r.get(i)
+                                        .map(str::to_string)
+                                        .unwrap_or_else(|| "NULL".into())
+                                })
                                 .collect(),
                         );
                     }

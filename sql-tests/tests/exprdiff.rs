@@ -40,8 +40,13 @@ async fn both(fresh: &Client, pg: &Client, sql: &str) -> (Answer, Answer) {
 }
 
 async fn run_sql(fresh: &Client, pg: &Client, sql: &str) {
-    fresh.simple_query(sql).await.unwrap_or_else(|e| panic!("freshet: {sql}: {e}"));
-    pg.simple_query(sql).await.unwrap_or_else(|e| panic!("postgres: {sql}: {e}"));
+    fresh
+        .simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("freshet: {sql}: {e}"));
+    pg.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("postgres: {sql}: {e}"));
 }
 
 fn no_negative_zero(a: Answer) -> Answer {
@@ -49,7 +54,11 @@ fn no_negative_zero(a: Answer) -> Answer {
         Answer::Rows { types, rows } => Answer::Rows {
             rows: rows
                 .into_iter()
-                .map(|r| r.into_iter().map(|v| if v == "-0" { "0".into() } else { v }).collect())
+                .map(|r| {
+                    r.into_iter()
+                        .map(|v| if v == "-0" { "0".into() } else { v })
+                        .collect()
+                })
                 .collect(),
             types,
         },
@@ -64,14 +73,23 @@ async fn expressions_match_postgres() {
     let mut rng = StdRng::seed_from_u64(seed);
     let pg_server = PgServer::start().await.expect("start PostgreSQL");
     let pg = pg_server.new_database("exprdiff").await.expect("database");
-    for s in ["SET TimeZone = 'UTC'", "SET DateStyle = 'ISO, MDY'", "SET IntervalStyle = 'postgres'"] {
+    for s in [
+        "SET TimeZone = 'UTC'",
+        "SET DateStyle = 'ISO, MDY'",
+        "SET IntervalStyle = 'postgres'",
+    ] {
         pg.simple_query(s).await.expect("session settings");
     }
     let server = TestServer::start().await.expect("start freshet");
     let fresh = server.connect().await.expect("connect");
     run_sql(&fresh, &pg, TABLE_DDL).await;
     let rows: Vec<String> = (1..=12).map(|id| random_row(&mut rng, id)).collect();
-    run_sql(&fresh, &pg, &format!("INSERT INTO r VALUES {}", rows.join(", "))).await;
+    run_sql(
+        &fresh,
+        &pg,
+        &format!("INSERT INTO r VALUES {}", rows.join(", ")),
+    )
+    .await;
     fresh.simple_query("FLUSH").await.expect("flush");
 
     let exprs: Vec<String> = (0..total).map(|_| any_expr(&mut rng, 3).1).collect();
@@ -87,9 +105,12 @@ async fn expressions_match_postgres() {
             let q = select(std::slice::from_ref(e), "r");
             let (a, b) = both(&fresh, &pg, &q).await;
             match (&a, &b) {
-                (Answer::Error { sqlstate: s1, .. }, Answer::Error { sqlstate: s2, .. }) if s1 == s2 => {}
+                (Answer::Error { sqlstate: s1, .. }, Answer::Error { sqlstate: s2, .. })
+                    if s1 == s2 => {}
                 _ if a == b => good.push(e.clone()),
-                _ => failures.push(format!("seed {seed}: SELECT {e}\n  Freshet:    {a:?}\n  PostgreSQL: {b:?}")),
+                _ => failures.push(format!(
+                    "seed {seed}: SELECT {e}\n  Freshet:    {a:?}\n  PostgreSQL: {b:?}"
+                )),
             }
         }
     }
@@ -134,8 +155,18 @@ async fn expressions_match_postgres() {
         }
     }
     let more: Vec<String> = (13..=24).map(|id| random_row(&mut rng, id)).collect();
-    run_sql(&fresh, &pg, &format!("INSERT INTO r VALUES {}", more.join(", "))).await;
-    run_sql(&fresh, &pg, "UPDATE r SET i = i + 7, s = s || 'q', ts = ts + INTERVAL '1 day' WHERE id % 3 = 0").await;
+    run_sql(
+        &fresh,
+        &pg,
+        &format!("INSERT INTO r VALUES {}", more.join(", ")),
+    )
+    .await;
+    run_sql(
+        &fresh,
+        &pg,
+        "UPDATE r SET i = i + 7, s = s || 'q', ts = ts + INTERVAL '1 day' WHERE id % 3 = 0",
+    )
+    .await;
     run_sql(&fresh, &pg, "DELETE FROM r WHERE id % 5 = 1").await;
     fresh.simple_query("FLUSH").await.expect("flush");
     for (name, chunk) in &views {
@@ -149,13 +180,27 @@ async fn expressions_match_postgres() {
             continue;
         }
         // Find the expressions that differ.
-        let (Answer::Rows { rows: r1, types: t1 }, Answer::Rows { rows: r2, types: t2 }) = (&a, &b) else {
-            failures.push(format!("seed {seed}: view {name}\n  Freshet:    {a:?}\n  PostgreSQL: {b:?}"));
+        let (
+            Answer::Rows {
+                rows: r1,
+                types: t1,
+            },
+            Answer::Rows {
+                rows: r2,
+                types: t2,
+            },
+        ) = (&a, &b)
+        else {
+            failures.push(format!(
+                "seed {seed}: view {name}\n  Freshet:    {a:?}\n  PostgreSQL: {b:?}"
+            ));
             continue;
         };
         for (i, e) in chunk.iter().enumerate() {
             let col = |rows: &Vec<Vec<String>>| -> Vec<String> {
-                rows.iter().map(|r| r.get(i + 1).cloned().unwrap_or_default()).collect()
+                rows.iter()
+                    .map(|r| r.get(i + 1).cloned().unwrap_or_default())
+                    .collect()
             };
             if col(r1) != col(r2) || t1.get(i + 1) != t2.get(i + 1) {
                 failures.push(format!(
@@ -168,7 +213,11 @@ async fn expressions_match_postgres() {
             }
         }
         if r1.len() != r2.len() {
-            failures.push(format!("seed {seed}: view {name}: {} rows, PostgreSQL {}", r1.len(), r2.len()));
+            failures.push(format!(
+                "seed {seed}: view {name}: {} rows, PostgreSQL {}",
+                r1.len(),
+                r2.len()
+            ));
         }
     }
     eprintln!(
@@ -180,5 +229,9 @@ async fn expressions_match_postgres() {
     for f in failures.iter().take(60) {
         eprintln!("{f}");
     }
-    assert!(failures.is_empty(), "{} differences from PostgreSQL (seed {seed})", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} differences from PostgreSQL (seed {seed})",
+        failures.len()
+    );
 }

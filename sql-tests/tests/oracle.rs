@@ -3,30 +3,14 @@
 //! `freshet_sql_tests::oracle`). `ORACLE=name` runs only files whose name
 //! contains `name`.
 
-use std::path::PathBuf;
-
 use freshet_sql_tests::oracle::{run_file, Report};
 use freshet_sql_tests::postgres::PgServer;
 use freshet_sql_tests::TestServer;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_oracle() {
-    let manifest =
-        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
-    let dir = PathBuf::from(manifest).join("oracle");
-    let filter = std::env::var("ORACLE").ok();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("oracle dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "slt"))
-        .filter(|p| {
-            filter
-                .as_ref()
-                .is_none_or(|f| p.to_string_lossy().contains(f.as_str()))
-        })
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no .slt files in {}", dir.display());
+    let files = freshet_sql_tests::slt_files("oracle", "ORACLE");
+    assert!(!files.is_empty(), "no .slt files in sql-tests/oracle");
     let pg = PgServer::start().await.expect("start PostgreSQL");
     let mut total = Report::default();
     for (i, file) in files.iter().enumerate() {
@@ -40,7 +24,11 @@ async fn postgres_oracle() {
         let report = run_file(file, &fresh, &pgc).await.expect("run file");
         eprintln!(
             "{} {} ({} statements, {} queries, {} view checks, {} differences, {:.1}s)",
-            if report.failures.is_empty() { "ok  " } else { "FAIL" },
+            if report.failures.is_empty() {
+                "ok  "
+            } else {
+                "FAIL"
+            },
             file.display(),
             report.statements,
             report.queries,
@@ -60,5 +48,9 @@ async fn postgres_oracle() {
         total.view_checks,
         total.failures.len()
     );
-    assert!(total.failures.is_empty(), "{} differences from PostgreSQL", total.failures.len());
+    assert!(
+        total.failures.is_empty(),
+        "{} differences from PostgreSQL",
+        total.failures.len()
+    );
 }

@@ -2,34 +2,12 @@
 //! server (real binary, real pgwire). `SLT=name` runs only files whose name
 //! contains `name`.
 
-use std::path::PathBuf;
-
 use freshet_sql_tests::{DbError, FreshetDb, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqllogictest_files() {
-    // The runtime value first: a build cache shared by two checkouts may run
-    // a test binary compiled in the other one.
-    let manifest =
-        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
-    let dir = PathBuf::from(manifest).join("slt");
-    let filter = std::env::var("SLT").ok();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("slt dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "slt"))
-        .filter(|p| {
-            filter
-                .as_ref()
-                .is_none_or(|f| p.to_string_lossy().contains(f.as_str()))
-        })
-        .collect();
-    files.sort();
-    assert!(
-        !files.is_empty(),
-        "no .slt files found in {}",
-        dir.display()
-    );
+    let files = freshet_sql_tests::slt_files("slt", "SLT");
+    assert!(!files.is_empty(), "no .slt files found in sql-tests/slt");
     let mut failures = Vec::new();
     for file in &files {
         let started = std::time::Instant::now();

@@ -289,10 +289,18 @@ pub fn decode_datum(buf: &mut &[u8], ty: &DataType) -> Result<ScalarValue> {
                 match take(buf, 1)?[0] {
                     0 => break,
                     1 => values.push(decode_datum(buf, f.data_type())?),
-                    b => return Err(StorageError::Corrupt(format!("bad list element marker {b}"))),
+                    b => {
+                        return Err(StorageError::Corrupt(format!(
+                            "bad list element marker {b}"
+                        )))
+                    }
                 }
             }
-            S::List(ScalarValue::new_list(&values, f.data_type(), f.is_nullable()))
+            S::List(ScalarValue::new_list(
+                &values,
+                f.data_type(),
+                f.is_nullable(),
+            ))
         }
         other => return Err(StorageError::UnsupportedType(other.to_string())),
     })
@@ -420,16 +428,21 @@ mod tests {
             let vals: Vec<ScalarValue> = v.into_iter().map(ScalarValue::Int32).collect();
             ScalarValue::List(ScalarValue::new_list(&vals, &DataType::Int32, true))
         };
-        let t = DataType::List(std::sync::Arc::new(datafusion::arrow::datatypes::Field::new_list_field(
-            DataType::Int32,
-            true,
-        )));
+        let t = DataType::List(std::sync::Arc::new(
+            datafusion::arrow::datatypes::Field::new_list_field(DataType::Int32, true),
+        ));
         let enc = |v: &ScalarValue| {
             let mut b = Vec::new();
             encode_datum(&mut b, v).unwrap_or_default();
             b
         };
-        let cases = [list(vec![]), list(vec![Some(1)]), list(vec![Some(1), None]), list(vec![Some(1), Some(2)]), list(vec![Some(2)])];
+        let cases = [
+            list(vec![]),
+            list(vec![Some(1)]),
+            list(vec![Some(1), None]),
+            list(vec![Some(1), Some(2)]),
+            list(vec![Some(2)]),
+        ];
         for w in cases.windows(2) {
             assert!(enc(&w[0]) < enc(&w[1]), "{:?} < {:?}", w[0], w[1]);
         }

@@ -6,8 +6,8 @@
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, PrimitiveArray};
 use datafusion::arrow::compute::kernels::numeric;
 use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type};
-use datafusion::error::Result;
 use datafusion::common::exec_err;
+use datafusion::error::Result;
 use datafusion::logical_expr::ScalarUDF;
 
 use super::simple::{any, udf};
@@ -48,7 +48,10 @@ fn type_word(t: &DataType) -> &'static str {
 
 fn checked(
     a: &[ArrayRef],
-    op: fn(&dyn datafusion::arrow::array::Datum, &dyn datafusion::arrow::array::Datum) -> std::result::Result<ArrayRef, datafusion::arrow::error::ArrowError>,
+    op: fn(
+        &dyn datafusion::arrow::array::Datum,
+        &dyn datafusion::arrow::array::Datum,
+    ) -> std::result::Result<ArrayRef, datafusion::arrow::error::ArrowError>,
 ) -> Result<ArrayRef> {
     let [l, r] = a else {
         return exec_err!("arithmetic takes two arguments");
@@ -64,8 +67,14 @@ fn float_div(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
         return exec_err!("division takes two arguments");
     };
     let zero = match r.data_type() {
-        DataType::Float64 => r.as_primitive::<Float64Type>().iter().any(|v| v == Some(0.0)),
-        DataType::Float32 => r.as_primitive::<Float32Type>().iter().any(|v| v == Some(0.0)),
+        DataType::Float64 => r
+            .as_primitive::<Float64Type>()
+            .iter()
+            .any(|v| v == Some(0.0)),
+        DataType::Float32 => r
+            .as_primitive::<Float32Type>()
+            .iter()
+            .any(|v| v == Some(0.0)),
         _ => false,
     };
     if zero {
@@ -130,7 +139,10 @@ fn numeric_div(a: &[ArrayRef], ret: &DataType) -> Result<ArrayRef> {
     else {
         return exec_err!("numeric division takes two numerics");
     };
-    let (l, r) = (l.as_primitive::<Decimal128Type>(), r.as_primitive::<Decimal128Type>());
+    let (l, r) = (
+        l.as_primitive::<Decimal128Type>(),
+        r.as_primitive::<Decimal128Type>(),
+    );
     // l / 10^s1 / (r / 10^s2) at scale s = l * 10^(s + s2 - s1) / r.
     let shift = i32::from(*s) + i32::from(*s2) - i32::from(*s1);
     let ten = i256::from_i128(10);
@@ -203,6 +215,7 @@ fn numeric_round(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
 
 fn rint(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
     let v = datafusion::arrow::compute::cast(&a[0], &DataType::Float64)?;
-    let out: PrimitiveArray<Float64Type> = v.as_primitive::<Float64Type>().unary(f64::round_ties_even);
+    let out: PrimitiveArray<Float64Type> =
+        v.as_primitive::<Float64Type>().unary(f64::round_ties_even);
     Ok(std::sync::Arc::new(out))
 }

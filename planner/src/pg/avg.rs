@@ -9,11 +9,15 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Decimal128Type, Field, FieldRef, Float64Type, Int64Type};
+use datafusion::arrow::datatypes::{
+    DataType, Decimal128Type, Field, FieldRef, Float64Type, Int64Type,
+};
 use datafusion::common::{exec_err, plan_err, ScalarValue};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
+};
 
 use freshet_runtime::numeric::exact_avg;
 
@@ -115,8 +119,16 @@ impl AggregateUDFImpl for PgAvg {
 
 #[derive(Debug)]
 enum AvgAcc {
-    Exact { sum: i128, n: i64, scale: i8, out: i8 },
-    Float { sum: f64, n: i64 },
+    Exact {
+        sum: i128,
+        n: i64,
+        scale: i8,
+        out: i8,
+    },
+    Float {
+        sum: f64,
+        n: i64,
+    },
 }
 
 impl AvgAcc {
@@ -173,7 +185,10 @@ impl Accumulator for AvgAcc {
                 ScalarValue::Decimal128(Some(*sum), 38, *scale),
                 ScalarValue::Int64(Some(*n)),
             ],
-            AvgAcc::Float { sum, n } => vec![ScalarValue::Float64(Some(*sum)), ScalarValue::Int64(Some(*n))],
+            AvgAcc::Float { sum, n } => vec![
+                ScalarValue::Float64(Some(*sum)),
+                ScalarValue::Int64(Some(*n)),
+            ],
         })
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
@@ -218,12 +233,17 @@ impl DistinctAvg {
         match self.scales {
             Some((s, _)) => {
                 let v = cast(values, &DataType::Decimal128(38, s))?;
-                self.exact.extend(v.as_primitive::<Decimal128Type>().iter().flatten());
+                self.exact
+                    .extend(v.as_primitive::<Decimal128Type>().iter().flatten());
             }
             None => {
                 let v = cast(values, &DataType::Float64)?;
-                self.floats
-                    .extend(v.as_primitive::<Float64Type>().iter().flatten().map(f64::to_bits));
+                self.floats.extend(
+                    v.as_primitive::<Float64Type>()
+                        .iter()
+                        .flatten()
+                        .map(f64::to_bits),
+                );
             }
         }
         Ok(())
@@ -259,15 +279,23 @@ impl Accumulator for DistinctAvg {
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         let (values, t): (Vec<ScalarValue>, DataType) = match self.scales {
             Some((s, _)) => (
-                self.exact.iter().map(|v| ScalarValue::Decimal128(Some(*v), 38, s)).collect(),
+                self.exact
+                    .iter()
+                    .map(|v| ScalarValue::Decimal128(Some(*v), 38, s))
+                    .collect(),
                 DataType::Decimal128(38, s),
             ),
             None => (
-                self.floats.iter().map(|b| ScalarValue::Float64(Some(f64::from_bits(*b)))).collect(),
+                self.floats
+                    .iter()
+                    .map(|b| ScalarValue::Float64(Some(f64::from_bits(*b))))
+                    .collect(),
                 DataType::Float64,
             ),
         };
-        Ok(vec![ScalarValue::List(ScalarValue::new_list_nullable(&values, &t))])
+        Ok(vec![ScalarValue::List(ScalarValue::new_list_nullable(
+            &values, &t,
+        ))])
     }
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         let lists = states[0].as_list::<i32>();

@@ -30,10 +30,20 @@ pub fn functions() -> Vec<ScalarUDF> {
         udf(
             TIMESTAMPTZ_IN,
             any(1),
-            |_| Ok(DataType::Timestamp(TimeUnit::Nanosecond, Some("+00:00".into()))),
+            |_| {
+                Ok(DataType::Timestamp(
+                    TimeUnit::Nanosecond,
+                    Some("+00:00".into()),
+                ))
+            },
             |a, _| timestamps(&a[0], true),
         ),
-        udf(DATE_IN, any(1), |_| Ok(DataType::Date32), |a, _| dates(&a[0])),
+        udf(
+            DATE_IN,
+            any(1),
+            |_| Ok(DataType::Date32),
+            |a, _| dates(&a[0]),
+        ),
     ]
 }
 
@@ -99,8 +109,18 @@ pub struct Parsed {
 }
 
 const MONTHS: [&str; 12] = [
-    "january", "february", "march", "april", "may", "june", "july", "august", "september",
-    "october", "november", "december",
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
 ];
 
 /// The month a name or its abbreviation (three letters or more) denotes.
@@ -154,7 +174,11 @@ pub fn parse(input: &str, kind: &str) -> Result<Parsed> {
 fn split_date(s: &str) -> (&str, &str) {
     // Month-name forms keep their spaces: "Apr 15 2020 10:00".
     let first = s.split([' ', ',']).next().unwrap_or("");
-    if month_of(first).is_some() || s.split(' ').nth(1).is_some_and(|w| month_of(w.trim_end_matches(',')).is_some()) {
+    if month_of(first).is_some()
+        || s.split(' ')
+            .nth(1)
+            .is_some_and(|w| month_of(w.trim_end_matches(',')).is_some())
+    {
         let words: Vec<&str> = s.splitn(4, ' ').collect();
         if words.len() >= 3 {
             let end = words[..3].iter().map(|w| w.len() + 1).sum::<usize>() - 1;
@@ -194,10 +218,7 @@ fn date_fields(s: &str) -> Option<(i32, u32, u32)> {
         }
     }
     // Month names: "Apr 15 2020", "April 15, 2020", "15 Apr 2020".
-    let words: Vec<&str> = s
-        .split([' ', ','])
-        .filter(|w| !w.is_empty())
-        .collect();
+    let words: Vec<&str> = s.split([' ', ',']).filter(|w| !w.is_empty()).collect();
     if words.len() == 3 {
         if let Some(m) = month_of(words[0]) {
             return Some((num(words[2])? as i32, m, num(words[1])?));
@@ -247,7 +268,11 @@ fn time_and_zone(s: &str) -> Option<std::result::Result<(NaiveTime, i32), ()>> {
     if h == 24 && m == 0 && sec == 0 && nanos == 0 {
         return Some(Err(())); // 24:00:00 is the next day in PostgreSQL; not taken here
     }
-    let (sec, nanos) = if nanos >= 1_000_000_000 { (sec + 1, nanos - 1_000_000_000) } else { (sec, nanos) };
+    let (sec, nanos) = if nanos >= 1_000_000_000 {
+        (sec + 1, nanos - 1_000_000_000)
+    } else {
+        (sec, nanos)
+    };
     match NaiveTime::from_hms_nano_opt(h, m, sec, nanos as u32) {
         Some(t) => Some(Ok((t, offset))),
         None => Some(Err(())),
@@ -255,7 +280,11 @@ fn time_and_zone(s: &str) -> Option<std::result::Result<(NaiveTime, i32), ()>> {
 }
 
 fn zone_offset(z: &str) -> Option<i32> {
-    if z.is_empty() || z.eq_ignore_ascii_case("z") || z.eq_ignore_ascii_case("utc") || z.eq_ignore_ascii_case("gmt") {
+    if z.is_empty()
+        || z.eq_ignore_ascii_case("z")
+        || z.eq_ignore_ascii_case("utc")
+        || z.eq_ignore_ascii_case("gmt")
+    {
         return Some(0);
     }
     let sign = match z.as_bytes()[0] {
@@ -280,7 +309,9 @@ mod tests {
     use super::*;
 
     fn ts(s: &str) -> String {
-        parse(s, "timestamp").map(|p| p.datetime.to_string()).unwrap_or_else(|e| e.to_string())
+        parse(s, "timestamp")
+            .map(|p| p.datetime.to_string())
+            .unwrap_or_else(|e| e.to_string())
     }
 
     #[test]
@@ -295,6 +326,9 @@ mod tests {
         assert_eq!(ts("2020-04-15 12:02:03+02"), "2020-04-15 12:02:03");
         assert!(ts("2020-13-01").contains("out of range"));
         assert!(ts("not a time").contains("invalid input syntax"));
-        assert_eq!(parse("2020-04-15 12:00-02:30", "t").unwrap().offset_secs, -9000);
+        assert_eq!(
+            parse("2020-04-15 12:00-02:30", "t").unwrap().offset_secs,
+            -9000
+        );
     }
 }

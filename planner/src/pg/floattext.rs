@@ -19,10 +19,17 @@ pub fn functions() -> Vec<ScalarUDF> {
 
 fn float_text(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
     let out: StringArray = match a[0].data_type() {
-        DataType::Float32 => a[0].as_primitive::<Float32Type>().iter().map(|v| v.map(float4_text)).collect(),
+        DataType::Float32 => a[0]
+            .as_primitive::<Float32Type>()
+            .iter()
+            .map(|v| v.map(float4_text))
+            .collect(),
         _ => {
             let f = datafusion::arrow::compute::cast(&a[0], &DataType::Float64)?;
-            f.as_primitive::<Float64Type>().iter().map(|v| v.map(float8_text)).collect()
+            f.as_primitive::<Float64Type>()
+                .iter()
+                .map(|v| v.map(float8_text))
+                .collect()
         }
     };
     Ok(Arc::new(out))
@@ -90,7 +97,11 @@ pub fn shortest_forms(ryu: &str) -> (String, String) {
     } else if point >= n {
         format!("{neg}{digits}{}", "0".repeat((point - n) as usize))
     } else {
-        format!("{neg}{}.{}", &digits[..point as usize], &digits[point as usize..])
+        format!(
+            "{neg}{}.{}",
+            &digits[..point as usize],
+            &digits[point as usize..]
+        )
     };
     let m = if n > 1 {
         format!("{}.{}", &digits[..1], &digits[1..])
@@ -134,7 +145,11 @@ pub fn expand_exponent(n: &str) -> Option<String> {
     } else if point as usize >= digits.len() {
         format!("{digits}{}", "0".repeat(point as usize - digits.len()))
     } else {
-        format!("{}.{}", &digits[..point as usize], &digits[point as usize..])
+        format!(
+            "{}.{}",
+            &digits[..point as usize],
+            &digits[point as usize..]
+        )
     };
     let s = s.trim_start_matches('0');
     Some(if s.is_empty() || s.starts_with('.') {

@@ -29,14 +29,41 @@ const US_PER_DAY: i64 = 86_400_000_000;
 
 pub fn functions() -> Vec<ScalarUDF> {
     vec![
-        udf("mod", any(2), int_pair, |a, _| Ok(numeric::rem(&a[0], &a[1])?)),
+        udf("mod", any(2), int_pair, |a, _| {
+            Ok(numeric::rem(&a[0], &a[1])?)
+        }),
         udf("div", any(2), |_| Ok(DataType::Decimal128(38, 0)), div),
-        udf("justify_hours", any(1), |_| Ok(interval_type()), |a, _| justify(a, true, false)),
-        udf("justify_days", any(1), |_| Ok(interval_type()), |a, _| justify(a, false, true)),
-        udf("justify_interval", any(1), |_| Ok(interval_type()), |a, _| justify(a, true, true)),
+        udf(
+            "justify_hours",
+            any(1),
+            |_| Ok(interval_type()),
+            |a, _| justify(a, true, false),
+        ),
+        udf(
+            "justify_days",
+            any(1),
+            |_| Ok(interval_type()),
+            |a, _| justify(a, false, true),
+        ),
+        udf(
+            "justify_interval",
+            any(1),
+            |_| Ok(interval_type()),
+            |a, _| justify(a, true, true),
+        ),
         udf("age", any(2), |_| Ok(interval_type()), age),
-        udf(CEIL, any(1), |_| Ok(DataType::Decimal128(38, 0)), |a, _| round_to(&a[0], 0, Mode::Ceil)),
-        udf(FLOOR, any(1), |_| Ok(DataType::Decimal128(38, 0)), |a, _| round_to(&a[0], 0, Mode::Floor)),
+        udf(
+            CEIL,
+            any(1),
+            |_| Ok(DataType::Decimal128(38, 0)),
+            |a, _| round_to(&a[0], 0, Mode::Ceil),
+        ),
+        udf(
+            FLOOR,
+            any(1),
+            |_| Ok(DataType::Decimal128(38, 0)),
+            |a, _| round_to(&a[0], 0, Mode::Floor),
+        ),
         udf_scalars(TRUNC, any(2), trunc_type, |a, ret| {
             let DataType::Decimal128(_, s) = ret else {
                 return exec_err!("trunc of a numeric");
@@ -44,13 +71,16 @@ pub fn functions() -> Vec<ScalarUDF> {
             // trunc(x, -n): zero the n digits left of the point.
             let places = cast(&a[1], &DataType::Int64)?;
             let places = places.as_primitive::<Int64Type>();
-            let neg = (!places.is_empty() && places.is_valid(0)).then(|| places.value(0)).filter(|p| *p < 0);
+            let neg = (!places.is_empty() && places.is_valid(0))
+                .then(|| places.value(0))
+                .filter(|p| *p < 0);
             let out = round_to(&a[0], *s, Mode::Trunc)?;
             match neg {
                 Some(p) => {
                     let m = 10i128.checked_pow((-p) as u32).unwrap_or(i128::MAX);
                     let v = out.as_primitive::<Decimal128Type>();
-                    let z: Decimal128Array = v.unary(|x| if m == i128::MAX { 0 } else { x / m * m });
+                    let z: Decimal128Array =
+                        v.unary(|x| if m == i128::MAX { 0 } else { x / m * m });
                     Ok(Arc::new(z.with_precision_and_scale(38, *s)?))
                 }
                 None => Ok(out),
@@ -69,11 +99,36 @@ pub fn functions() -> Vec<ScalarUDF> {
             },
             sign,
         ),
-        udf("quote_literal", any(1), |_| Ok(DataType::Utf8), quote_literal),
-        udf("quote_ident", any(1), |_| Ok(DataType::Utf8), |a, _| map_text(&a[0], quote_ident)),
-        udf("upper", any(1), |_| Ok(DataType::Utf8), |a, _| map_text(&a[0], |s| case_map(s, true))),
-        udf("lower", any(1), |_| Ok(DataType::Utf8), |a, _| map_text(&a[0], |s| case_map(s, false))),
-        udf("initcap", any(1), |_| Ok(DataType::Utf8), |a, _| map_text(&a[0], initcap)),
+        udf(
+            "quote_literal",
+            any(1),
+            |_| Ok(DataType::Utf8),
+            quote_literal,
+        ),
+        udf(
+            "quote_ident",
+            any(1),
+            |_| Ok(DataType::Utf8),
+            |a, _| map_text(&a[0], quote_ident),
+        ),
+        udf(
+            "upper",
+            any(1),
+            |_| Ok(DataType::Utf8),
+            |a, _| map_text(&a[0], |s| case_map(s, true)),
+        ),
+        udf(
+            "lower",
+            any(1),
+            |_| Ok(DataType::Utf8),
+            |a, _| map_text(&a[0], |s| case_map(s, false)),
+        ),
+        udf(
+            "initcap",
+            any(1),
+            |_| Ok(DataType::Utf8),
+            |a, _| map_text(&a[0], initcap),
+        ),
         udf(
             "format",
             Signature::variadic_any(Volatility::Immutable),
@@ -110,7 +165,9 @@ fn div(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
             _ => None,
         });
     }
-    Ok(Arc::new(Decimal128Array::from(out).with_precision_and_scale(38, 0)?))
+    Ok(Arc::new(
+        Decimal128Array::from(out).with_precision_and_scale(38, 0)?,
+    ))
 }
 
 fn justify(a: &[ArrayRef], hours: bool, days: bool) -> Result<ArrayRef> {
@@ -161,7 +218,9 @@ fn datetimes(a: &ArrayRef) -> Result<Vec<Option<NaiveDateTime>>> {
     Ok(raw
         .as_primitive::<Int64Type>()
         .iter()
-        .map(|v| v.and_then(|us| chrono::DateTime::from_timestamp_micros(us).map(|d| d.naive_utc())))
+        .map(|v| {
+            v.and_then(|us| chrono::DateTime::from_timestamp_micros(us).map(|d| d.naive_utc()))
+        })
         .collect())
 }
 
@@ -178,7 +237,11 @@ fn age(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
 }
 
 fn days_in_month(year: i32, month: u32) -> i64 {
-    let (ny, nm) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+    let (ny, nm) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
     let first = chrono::NaiveDate::from_ymd_opt(year, month, 1);
     let next = chrono::NaiveDate::from_ymd_opt(ny, nm, 1);
     match (first, next) {
@@ -270,9 +333,11 @@ fn round_to(a: &ArrayRef, scale: i8, mode: Mode) -> Result<ArrayRef> {
 
 fn field_of(scalars: &[Option<&ScalarValue>]) -> Option<String> {
     match scalars.first() {
-        Some(Some(ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)))) => {
-            Some(s.to_ascii_lowercase())
-        }
+        Some(Some(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::LargeUtf8(Some(s))
+            | ScalarValue::Utf8View(Some(s)),
+        )) => Some(s.to_ascii_lowercase()),
         _ => None,
     }
 }
@@ -288,7 +353,10 @@ fn extract_scale(field: &str, t: &DataType) -> i8 {
 
 fn extract_type(args: &[DataType], scalars: &[Option<&ScalarValue>]) -> Result<DataType> {
     let field = field_of(scalars).unwrap_or_default();
-    Ok(DataType::Decimal128(38, extract_scale(&field, args.get(1).unwrap_or(&DataType::Null))))
+    Ok(DataType::Decimal128(
+        38,
+        extract_scale(&field, args.get(1).unwrap_or(&DataType::Null)),
+    ))
 }
 
 /// `extract(field FROM x)`: a numeric, as in PostgreSQL 14 and later.
@@ -297,7 +365,9 @@ fn extract(a: &[ArrayRef], ret: &DataType) -> Result<ArrayRef> {
         return Ok(datafusion::arrow::array::new_empty_array(ret));
     }
     let names = cast(&a[0], &DataType::Utf8)?;
-    let field = names.as_string_opt::<i32>().filter(|f| f.len() > 0 && f.is_valid(0));
+    let field = names
+        .as_string_opt::<i32>()
+        .filter(|f| f.len() > 0 && f.is_valid(0));
     let Some(field) = field.map(|f| f.value(0).to_ascii_lowercase()) else {
         return exec_err!("extract needs a constant field name");
     };
@@ -328,7 +398,12 @@ fn extract(a: &[ArrayRef], ret: &DataType) -> Result<ArrayRef> {
         ("epoch", DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64) => {
             let ts = cast(x, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
             let raw = cast(&ts, &DataType::Int64)?;
-            Some(raw.as_primitive::<Int64Type>().iter().map(|v| v.map(i128::from)).collect())
+            Some(
+                raw.as_primitive::<Int64Type>()
+                    .iter()
+                    .map(|v| v.map(i128::from))
+                    .collect(),
+            )
         }
         ("second" | "seconds" | "millisecond" | "milliseconds", DataType::Interval(_)) => {
             let v = cast(x, &interval_type())?;
@@ -339,16 +414,16 @@ fn extract(a: &[ArrayRef], ret: &DataType) -> Result<ArrayRef> {
                     .collect(),
             )
         }
-        ("second" | "seconds" | "millisecond" | "milliseconds", DataType::Timestamp(_, _)) => {
-            Some(
-                datetimes(x)?
-                    .iter()
-                    .map(|t| {
-                        t.map(|t| i128::from(t.second()) * 1_000_000 + i128::from(t.nanosecond() / 1000))
+        ("second" | "seconds" | "millisecond" | "milliseconds", DataType::Timestamp(_, _)) => Some(
+            datetimes(x)?
+                .iter()
+                .map(|t| {
+                    t.map(|t| {
+                        i128::from(t.second()) * 1_000_000 + i128::from(t.nanosecond() / 1000)
                     })
-                    .collect(),
-            )
-        }
+                })
+                .collect(),
+        ),
         _ => None,
     };
     let out: Decimal128Array = match micros_of {
@@ -490,7 +565,11 @@ fn map_char(c: char, upper: bool) -> char {
 
 fn case_map(s: &str, upper: bool) -> String {
     if s.is_ascii() {
-        return if upper { s.to_ascii_uppercase() } else { s.to_ascii_lowercase() };
+        return if upper {
+            s.to_ascii_uppercase()
+        } else {
+            s.to_ascii_lowercase()
+        };
     }
     s.chars().map(|c| map_char(c, upper)).collect()
 }
@@ -510,8 +589,12 @@ fn initcap(s: &str) -> String {
 /// PostgreSQL's `quote_ident`: quoted unless a plain lower-case identifier
 /// (letters, digits, `_`, not starting with a digit).
 fn quote_ident(s: &str) -> String {
-    let plain = s.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    let plain = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         && !datafusion::sql::sqlparser::keywords::RESERVED_FOR_COLUMN_ALIAS
             .iter()
             .any(|k| format!("{k:?}").eq_ignore_ascii_case(s));
@@ -597,15 +680,21 @@ fn format(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
                 ('s', Some(x)) => s.push_str(x),
                 ('s', None) => {}
                 ('I', Some(x)) => {
-                    let plain = x.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-                        && x.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                    let plain = x
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                        && x.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
                     if plain {
                         s.push_str(x);
                     } else {
                         s.push_str(&format!("\"{}\"", x.replace('"', "\"\"")));
                     }
                 }
-                ('I', None) => return exec_err!("null values cannot be formatted as an SQL identifier"),
+                ('I', None) => {
+                    return exec_err!("null values cannot be formatted as an SQL identifier")
+                }
                 ('L', Some(x)) => s.push_str(&format!("'{}'", x.replace('\'', "''"))),
                 ('L', None) => s.push_str("NULL"),
                 (k, _) => return exec_err!("unrecognized format() type specifier \"{k}\""),
@@ -625,7 +714,15 @@ fn sign(a: &[ArrayRef], ret: &DataType) -> Result<ArrayRef> {
     let f = cast(&a[0], &DataType::Float64)?;
     let out: datafusion::arrow::array::Float64Array = f
         .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
-        .unary(|x| if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 });
+        .unary(|x| {
+            if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        });
     Ok(cast(&(Arc::new(out) as ArrayRef), ret)?)
 }
 

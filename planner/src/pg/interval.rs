@@ -9,8 +9,8 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
-    DataType, Float64Type, Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType,
-    IntervalUnit, TimeUnit,
+    DataType, Float64Type, Int64Type, IntervalMonthDayNano, IntervalMonthDayNanoType, IntervalUnit,
+    TimeUnit,
 };
 use datafusion::common::exec_err;
 use datafusion::error::Result;
@@ -86,11 +86,7 @@ fn timestamp_sub(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
         .map(|(x, y)| {
             let d = x?.checked_sub(y?)?;
             let day = 86_400_000_000_000i64;
-            Some(IntervalMonthDayNano::new(
-                0,
-                (d / day) as i32,
-                d % day,
-            ))
+            Some(IntervalMonthDayNano::new(0, (d / day) as i32, d % day))
         })
         .collect();
     Ok(Arc::new(out))
@@ -163,10 +159,22 @@ mod tests {
     fn multiplies_like_postgres() {
         let day = 86_400_000_000_000i64;
         // 1 month * 1.5 = 1 mon 15 days
-        assert_eq!(mul(IntervalMonthDayNano::new(1, 0, 0), 1.5).unwrap(), IntervalMonthDayNano::new(1, 15, 0));
+        assert_eq!(
+            mul(IntervalMonthDayNano::new(1, 0, 0), 1.5).unwrap(),
+            IntervalMonthDayNano::new(1, 15, 0)
+        );
         // 1 day / 2 = 12:00:00
-        assert_eq!(mul(IntervalMonthDayNano::new(0, 1, 0), 0.5).unwrap(), IntervalMonthDayNano::new(0, 0, day / 2));
-        assert!(total_ns(IntervalMonthDayNano::new(0, 0, 25 * 3_600_000_000_000)) > total_ns(IntervalMonthDayNano::new(0, 1, 0)));
-        assert_eq!(total_ns(IntervalMonthDayNano::new(1, 0, 0)), total_ns(IntervalMonthDayNano::new(0, 30, 0)));
+        assert_eq!(
+            mul(IntervalMonthDayNano::new(0, 1, 0), 0.5).unwrap(),
+            IntervalMonthDayNano::new(0, 0, day / 2)
+        );
+        assert!(
+            total_ns(IntervalMonthDayNano::new(0, 0, 25 * 3_600_000_000_000))
+                > total_ns(IntervalMonthDayNano::new(0, 1, 0))
+        );
+        assert_eq!(
+            total_ns(IntervalMonthDayNano::new(1, 0, 0)),
+            total_ns(IntervalMonthDayNano::new(0, 30, 0))
+        );
     }
 }

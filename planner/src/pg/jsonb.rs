@@ -36,21 +36,42 @@ pub fn jsonb_metadata() -> HashMap<String, String> {
 
 /// Whether `f` is a `jsonb` column.
 pub fn is_jsonb(f: &Field) -> bool {
-    f.metadata().get(JSONB_KEY).is_some_and(|v| v == JSONB_VALUE)
+    f.metadata()
+        .get(JSONB_KEY)
+        .is_some_and(|v| v == JSONB_VALUE)
 }
 
 pub fn functions() -> Vec<ScalarUDF> {
     vec![
-        udf_jsonb(JSONB_IN, any(1), |a, _| map(&a[0], |s| Ok(Some(canonical(s)?)))),
+        udf_jsonb(JSONB_IN, any(1), |a, _| {
+            map(&a[0], |s| Ok(Some(canonical(s)?)))
+        }),
         udf_jsonb(GET, any(2), |a, _| get(a, false)),
-        udf(GET_TEXT, any(2), |_| Ok(DataType::Utf8), |a, _| get(a, true)),
+        udf(
+            GET_TEXT,
+            any(2),
+            |_| Ok(DataType::Utf8),
+            |a, _| get(a, true),
+        ),
         udf_jsonb(PATH, any(2), |a, _| path(a, false)),
-        udf(PATH_TEXT, any(2), |_| Ok(DataType::Utf8), |a, _| path(a, true)),
+        udf(
+            PATH_TEXT,
+            any(2),
+            |_| Ok(DataType::Utf8),
+            |a, _| path(a, true),
+        ),
         udf(CONTAINS, any(2), |_| Ok(DataType::Boolean), contains),
         udf(EXISTS, any(2), |_| Ok(DataType::Boolean), exists),
-        udf("jsonb_typeof", any(1), |_| Ok(DataType::Utf8), |a, _| {
-            map(&a[0], |s| Ok(parse(s).ok().map(|v| v.type_name().to_string())))
-        }),
+        udf(
+            "jsonb_typeof",
+            any(1),
+            |_| Ok(DataType::Utf8),
+            |a, _| {
+                map(&a[0], |s| {
+                    Ok(parse(s).ok().map(|v| v.type_name().to_string()))
+                })
+            },
+        ),
     ]
 }
 
@@ -172,7 +193,9 @@ impl Parser<'_> {
                 }
                 loop {
                     self.ws();
-                    let Json::Str(k) = self.string()? else { return None };
+                    let Json::Str(k) = self.string()? else {
+                        return None;
+                    };
                     self.ws();
                     if self.s.get(self.i) != Some(&b':') {
                         return None;
@@ -234,7 +257,10 @@ impl Parser<'_> {
     fn number(&mut self) -> Option<Json> {
         let start = self.i;
         while self.i < self.s.len()
-            && matches!(self.s[self.i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+            && matches!(
+                self.s[self.i],
+                b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'
+            )
         {
             self.i += 1;
         }
@@ -276,11 +302,15 @@ impl Parser<'_> {
                             let hex = std::str::from_utf8(self.s.get(self.i..self.i + 4)?).ok()?;
                             self.i += 4;
                             let mut code = u32::from_str_radix(hex, 16).ok()?;
-                            if (0xD800..0xDC00).contains(&code) && self.s[self.i..].starts_with(b"\\u") {
-                                let lo = std::str::from_utf8(self.s.get(self.i + 2..self.i + 6)?).ok()?;
+                            if (0xD800..0xDC00).contains(&code)
+                                && self.s[self.i..].starts_with(b"\\u")
+                            {
+                                let lo = std::str::from_utf8(self.s.get(self.i + 2..self.i + 6)?)
+                                    .ok()?;
                                 let lo = u32::from_str_radix(lo, 16).ok()?;
                                 self.i += 6;
-                                code = 0x10000 + ((code - 0xD800) << 10) + (lo.checked_sub(0xDC00)?);
+                                code =
+                                    0x10000 + ((code - 0xD800) << 10) + (lo.checked_sub(0xDC00)?);
                             }
                             out.push(char::from_u32(code)?);
                         }
@@ -316,7 +346,10 @@ fn normalize_exponent(t: &str) -> String {
 
 /// Parses JSON text.
 pub fn parse(s: &str) -> Result<Json> {
-    let mut p = Parser { s: s.as_bytes(), i: 0 };
+    let mut p = Parser {
+        s: s.as_bytes(),
+        i: 0,
+    };
     let v = p.value(0).ok_or_else(|| bad(s))?;
     p.ws();
     if p.i != p.s.len() {
@@ -427,7 +460,10 @@ fn contains(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
     let n = x.len().max(y.len());
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
-        let (xi, yi) = (if x.len() == 1 { 0 } else { i }, if y.len() == 1 { 0 } else { i });
+        let (xi, yi) = (
+            if x.len() == 1 { 0 } else { i },
+            if y.len() == 1 { 0 } else { i },
+        );
         if x.is_null(xi) || y.is_null(yi) {
             out.push(None);
             continue;
@@ -486,11 +522,21 @@ mod tests {
 
     #[test]
     fn canonical_like_postgres() {
-        assert_eq!(canonical(r#"{"b":1, "a" : [1,2,{"cc":null,"c":true}]}"#).ok().as_deref(), Some(r#"{"a": [1, 2, {"c": true, "cc": null}], "b": 1}"#));
-        assert_eq!(canonical(r#"{"a":1,"a":2}"#).ok().as_deref(), Some(r#"{"a": 2}"#));
+        assert_eq!(
+            canonical(r#"{"b":1, "a" : [1,2,{"cc":null,"c":true}]}"#)
+                .ok()
+                .as_deref(),
+            Some(r#"{"a": [1, 2, {"c": true, "cc": null}], "b": 1}"#)
+        );
+        assert_eq!(
+            canonical(r#"{"a":1,"a":2}"#).ok().as_deref(),
+            Some(r#"{"a": 2}"#)
+        );
         assert_eq!(canonical("1e2").ok().as_deref(), Some("100"));
         assert_eq!(canonical(r#""\u00e9\n""#).ok().as_deref(), Some("\"é\\n\""));
         assert!(canonical("{").is_err());
-        assert!(parse(r#"{"a":{"b":[1,2]}}"#).unwrap_or(Json::Null).contains(&parse(r#"{"a":{"b":[2]}}"#).unwrap_or(Json::Null)));
+        assert!(parse(r#"{"a":{"b":[1,2]}}"#)
+            .unwrap_or(Json::Null)
+            .contains(&parse(r#"{"a":{"b":[2]}}"#).unwrap_or(Json::Null)));
     }
 }

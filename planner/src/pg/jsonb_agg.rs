@@ -9,7 +9,9 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::ScalarValue;
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, Signature, Volatility,
+};
 use freshet_runtime::jsontext::push_json;
 
 use super::jsonb::{is_jsonb, jsonb_metadata};
@@ -88,11 +90,27 @@ impl Acc {
                 let (x, y) = (&self.rows[a].1[k], &self.rows[b].1[k]);
                 let ord = match (x.is_null(), y.is_null()) {
                     (true, true) => std::cmp::Ordering::Equal,
-                    (true, false) => if o.nulls_first { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater },
-                    (false, true) => if o.nulls_first { std::cmp::Ordering::Greater } else { std::cmp::Ordering::Less },
+                    (true, false) => {
+                        if o.nulls_first {
+                            std::cmp::Ordering::Less
+                        } else {
+                            std::cmp::Ordering::Greater
+                        }
+                    }
+                    (false, true) => {
+                        if o.nulls_first {
+                            std::cmp::Ordering::Greater
+                        } else {
+                            std::cmp::Ordering::Less
+                        }
+                    }
                     (false, false) => {
                         let c = x.partial_cmp(y).unwrap_or(std::cmp::Ordering::Equal);
-                        if o.descending { c.reverse() } else { c }
+                        if o.descending {
+                            c.reverse()
+                        } else {
+                            c
+                        }
                     }
                 };
                 if ord != std::cmp::Ordering::Equal {
@@ -142,7 +160,9 @@ impl Accumulator for Acc {
     }
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         let values: Vec<ScalarValue> = self.rows.iter().map(|r| r.0.clone()).collect();
-        let mut out = vec![ScalarValue::List(ScalarValue::new_list_nullable(&values, &self.ty))];
+        let mut out = vec![ScalarValue::List(ScalarValue::new_list_nullable(
+            &values, &self.ty,
+        ))];
         for (k, (t, _)) in self.order.iter().enumerate() {
             let keys: Vec<ScalarValue> = self.rows.iter().map(|r| r.1[k].clone()).collect();
             out.push(ScalarValue::List(ScalarValue::new_list_nullable(&keys, t)));
@@ -161,7 +181,8 @@ impl Accumulator for Acc {
                         .iter()
                         .map(|k| ScalarValue::try_from_array(k.as_ref(), j))
                         .collect::<Result<Vec<_>>>()?;
-                    self.rows.push((ScalarValue::try_from_array(v.as_ref(), j)?, row_keys));
+                    self.rows
+                        .push((ScalarValue::try_from_array(v.as_ref(), j)?, row_keys));
                 }
             }
         }

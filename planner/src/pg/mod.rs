@@ -18,8 +18,8 @@ pub mod textout;
 
 use std::sync::Arc;
 
-use datafusion::optimizer::analyzer::{Analyzer, AnalyzerRule};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::optimizer::analyzer::{Analyzer, AnalyzerRule};
 use datafusion::prelude::SessionContext;
 
 /// DataFusion's analyzer rules, then Freshet's operator rewrites (once

@@ -26,7 +26,8 @@ impl ExprPlanner for PgOps {
         let is_iv = |t: &DataType| matches!(t, DataType::Interval(_));
         let is_num = |t: &DataType| t.is_numeric();
         let is_ts = |t: &DataType| matches!(t, DataType::Timestamp(_, _));
-        let is_text = |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+        let is_text =
+            |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
         let RawBinaryExpr { op, left, right } = expr;
         let planned = match op {
             BinaryOperator::Multiply if is_iv(&lt) && is_num(&rt) => {
@@ -50,21 +51,33 @@ impl ExprPlanner for PgOps {
             }
             // `date ± interval` is a timestamp.
             BinaryOperator::Plus | BinaryOperator::Minus
-                if (lt == DataType::Date32 && is_iv(&rt)) || (is_iv(&lt) && rt == DataType::Date32) =>
+                if (lt == DataType::Date32 && is_iv(&rt))
+                    || (is_iv(&lt) && rt == DataType::Date32) =>
             {
                 let ts = |e: Expr, t: &DataType| {
                     if *t == DataType::Date32 {
-                        Expr::Cast(Cast::new(Box::new(e), DataType::Timestamp(TimeUnit::Nanosecond, None)))
+                        Expr::Cast(Cast::new(
+                            Box::new(e),
+                            DataType::Timestamp(TimeUnit::Nanosecond, None),
+                        ))
                     } else {
                         e
                     }
                 };
-                let o = if matches!(op, BinaryOperator::Plus) { Operator::Plus } else { Operator::Minus };
+                let o = if matches!(op, BinaryOperator::Plus) {
+                    Operator::Plus
+                } else {
+                    Operator::Minus
+                };
                 binary_expr(ts(left, &lt), o, ts(right, &rt))
             }
             // real with an integer is double precision arithmetic.
-            BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply | BinaryOperator::Divide
-                if (lt == DataType::Float32 && rt.is_integer()) || (lt.is_integer() && rt == DataType::Float32) =>
+            BinaryOperator::Plus
+            | BinaryOperator::Minus
+            | BinaryOperator::Multiply
+            | BinaryOperator::Divide
+                if (lt == DataType::Float32 && rt.is_integer())
+                    || (lt.is_integer() && rt == DataType::Float32) =>
             {
                 let o = match op {
                     BinaryOperator::Plus => Operator::Plus,
@@ -77,7 +90,9 @@ impl ExprPlanner for PgOps {
             }
             // JSON operators over text (jsonb is text in canonical form).
             BinaryOperator::Arrow if is_text(&lt) => udf_call(jsonb::GET, vec![left, right]),
-            BinaryOperator::LongArrow if is_text(&lt) => udf_call(jsonb::GET_TEXT, vec![left, right]),
+            BinaryOperator::LongArrow if is_text(&lt) => {
+                udf_call(jsonb::GET_TEXT, vec![left, right])
+            }
             BinaryOperator::HashArrow if is_text(&lt) => udf_call(jsonb::PATH, vec![left, right]),
             BinaryOperator::HashLongArrow if is_text(&lt) => {
                 udf_call(jsonb::PATH_TEXT, vec![left, right])

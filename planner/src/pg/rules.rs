@@ -85,7 +85,11 @@ fn narrow_expr(e: Expr, schema: &DFSchema, dml: bool) -> Result<Transformed<Expr
         Expr::WindowFunction(ref wf)
             if matches!(wf.fun.name(), "session_start" | "session_end") =>
         {
-            Ok(Transformed::new(e, false, datafusion::common::tree_node::TreeNodeRecursion::Jump))
+            Ok(Transformed::new(
+                e,
+                false,
+                datafusion::common::tree_node::TreeNodeRecursion::Jump,
+            ))
         }
         // sum(bigint) is a numeric in PostgreSQL (it cannot overflow).
         Expr::AggregateFunction(mut f) if f.func.name() == "sum" && f.params.args.len() == 1 => {
@@ -123,15 +127,23 @@ fn narrow_expr(e: Expr, schema: &DFSchema, dml: bool) -> Result<Transformed<Expr
                 .map(|a| narrow_expr(a, schema, dml).map(|t| t.data))
                 .collect::<Result<_>>()?;
             Ok(Transformed::new(
-                Expr::Cast(Cast::new(Box::new(Expr::ScalarFunction(f)), DataType::List(item))),
+                Expr::Cast(Cast::new(
+                    Box::new(Expr::ScalarFunction(f)),
+                    DataType::List(item),
+                )),
                 true,
                 datafusion::common::tree_node::TreeNodeRecursion::Jump,
             ))
         }
         // Array sizes are integers in PostgreSQL (DataFusion's are bigint).
         Expr::ScalarFunction(f)
-            if matches!(f.func.name(), "cardinality" | "array_length" | "array_ndims")
-                && !matches!(Expr::ScalarFunction(f.clone()).get_type(schema), Ok(DataType::Int32) | Err(_)) =>
+            if matches!(
+                f.func.name(),
+                "cardinality" | "array_length" | "array_ndims"
+            ) && !matches!(
+                Expr::ScalarFunction(f.clone()).get_type(schema),
+                Ok(DataType::Int32) | Err(_)
+            ) =>
         {
             let mut f = f;
             f.args = std::mem::take(&mut f.args)
@@ -139,7 +151,10 @@ fn narrow_expr(e: Expr, schema: &DFSchema, dml: bool) -> Result<Transformed<Expr
                 .map(|a| narrow_expr(a, schema, dml).map(|t| t.data))
                 .collect::<Result<_>>()?;
             Ok(Transformed::new(
-                Expr::Cast(Cast::new(Box::new(Expr::ScalarFunction(f)), DataType::Int32)),
+                Expr::Cast(Cast::new(
+                    Box::new(Expr::ScalarFunction(f)),
+                    DataType::Int32,
+                )),
                 true,
                 datafusion::common::tree_node::TreeNodeRecursion::Jump,
             ))
@@ -147,10 +162,16 @@ fn narrow_expr(e: Expr, schema: &DFSchema, dml: bool) -> Result<Transformed<Expr
         // date_part is double precision in PostgreSQL.
         Expr::ScalarFunction(f)
             if f.func.name() == "date_part"
-                && !matches!(Expr::ScalarFunction(f.clone()).get_type(schema), Ok(DataType::Float64) | Err(_)) =>
+                && !matches!(
+                    Expr::ScalarFunction(f.clone()).get_type(schema),
+                    Ok(DataType::Float64) | Err(_)
+                ) =>
         {
             Ok(Transformed::new(
-                Expr::Cast(Cast::new(Box::new(Expr::ScalarFunction(f)), DataType::Float64)),
+                Expr::Cast(Cast::new(
+                    Box::new(Expr::ScalarFunction(f)),
+                    DataType::Float64,
+                )),
                 true,
                 datafusion::common::tree_node::TreeNodeRecursion::Jump,
             ))
@@ -174,10 +195,12 @@ fn narrow_values(v: Values) -> Result<Transformed<LogicalPlan>> {
             Some(Expr::Literal(ScalarValue::Int64(Some(x)), _)) => fits_i32(*x),
             Some(Expr::Literal(ScalarValue::Int64(None) | ScalarValue::Null, _)) => true,
             _ => false,
-        }) && v
-            .values
-            .iter()
-            .any(|row| matches!(row.get(c), Some(Expr::Literal(ScalarValue::Int64(Some(_)), _))));
+        }) && v.values.iter().any(|row| {
+            matches!(
+                row.get(c),
+                Some(Expr::Literal(ScalarValue::Int64(Some(_)), _))
+            )
+        });
     }
     if !narrow.iter().any(|x| *x) {
         return Ok(Transformed::no(LogicalPlan::Values(v)));
@@ -287,11 +310,21 @@ fn rewrite_op(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let (lt, rt) = match (left.get_type(schema), right.get_type(schema)) {
                 (Ok(l), Ok(r)) => (l, r),
-                _ => return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr { left, op, right }))),
+                _ => {
+                    return Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
+                        left,
+                        op,
+                        right,
+                    })))
+                }
             };
-            let call = |name, l: Box<Expr>, r: Box<Expr>| Ok(Transformed::yes(udf_call(name, vec![*l, *r])));
+            let call = |name, l: Box<Expr>, r: Box<Expr>| {
+                Ok(Transformed::yes(udf_call(name, vec![*l, *r])))
+            };
             match op {
-                Operator::Plus | Operator::Minus | Operator::Multiply if lt == rt && is_int(&lt) => {
+                Operator::Plus | Operator::Minus | Operator::Multiply
+                    if lt == rt && is_int(&lt) =>
+                {
                     let name = match op {
                         Operator::Plus => arith::ADD,
                         Operator::Minus => arith::SUB,
@@ -299,11 +332,14 @@ fn rewrite_op(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                     };
                     call(name, left, right)
                 }
-                Operator::Divide if lt == rt && matches!(lt, DataType::Float32 | DataType::Float64) => {
+                Operator::Divide
+                    if lt == rt && matches!(lt, DataType::Float32 | DataType::Float64) =>
+                {
                     call(arith::FLOAT_DIV, left, right)
                 }
                 Operator::Divide
-                    if matches!(lt, DataType::Decimal128(_, _)) && matches!(rt, DataType::Decimal128(_, _)) =>
+                    if matches!(lt, DataType::Decimal128(_, _))
+                        && matches!(rt, DataType::Decimal128(_, _)) =>
                 {
                     call(arith::NUMERIC_DIV, left, right)
                 }
@@ -315,7 +351,8 @@ fn rewrite_op(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                 | Operator::GtEq
                 | Operator::IsDistinctFrom
                 | Operator::IsNotDistinctFrom
-                    if matches!(lt, DataType::Interval(_)) && matches!(rt, DataType::Interval(_)) =>
+                    if matches!(lt, DataType::Interval(_))
+                        && matches!(rt, DataType::Interval(_)) =>
                 {
                     Ok(Transformed::yes(Expr::BinaryExpr(BinaryExpr {
                         left: Box::new(udf_call(interval::KEY, vec![*left])),
@@ -323,15 +360,23 @@ fn rewrite_op(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
                         right: Box::new(udf_call(interval::KEY, vec![*right])),
                     })))
                 }
-                _ => Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr { left, op, right }))),
+                _ => Ok(Transformed::no(Expr::BinaryExpr(BinaryExpr {
+                    left,
+                    op,
+                    right,
+                }))),
             }
         }
         // Numeric ceil/floor/trunc at PostgreSQL's scales, float round
         // half to even.
         Expr::ScalarFunction(f) => {
-            let types: Vec<Option<DataType>> = f.args.iter().map(|a| a.get_type(schema).ok()).collect();
+            let types: Vec<Option<DataType>> =
+                f.args.iter().map(|a| a.get_type(schema).ok()).collect();
             let decimal = matches!(types.first(), Some(Some(DataType::Decimal128(_, _))));
-            let float = matches!(types.first(), Some(Some(DataType::Float64 | DataType::Float32)));
+            let float = matches!(
+                types.first(),
+                Some(Some(DataType::Float64 | DataType::Float32))
+            );
             let name = f.func.name().to_string();
             let n = f.args.len();
             let replaced = match (name.as_str(), n) {
@@ -354,7 +399,10 @@ fn rewrite_op(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         // Floats as text are PostgreSQL's text of them.
         Expr::Cast(Cast { expr, field })
             if matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8)
-                && matches!(expr.get_type(schema), Ok(DataType::Float32 | DataType::Float64)) =>
+                && matches!(
+                    expr.get_type(schema),
+                    Ok(DataType::Float32 | DataType::Float64)
+                ) =>
         {
             Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(
                 Box::new(udf_call(super::floattext::FLOAT_TEXT, vec![*expr])),
@@ -364,7 +412,10 @@ fn rewrite_op(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         // Text to an array reads PostgreSQL's array literal (`'{1,2}'`).
         Expr::Cast(Cast { expr, field })
             if matches!(field.data_type(), DataType::List(_))
-                && matches!(expr.get_type(schema), Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)) =>
+                && matches!(
+                    expr.get_type(schema),
+                    Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+                ) =>
         {
             Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(
                 Box::new(udf_call(super::textout::ARRAY_IN, vec![*expr])),
@@ -374,7 +425,10 @@ fn rewrite_op(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
         // Timestamps and intervals as text are PostgreSQL's text of them.
         Expr::Cast(Cast { expr, field })
             if matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8)
-                && matches!(expr.get_type(schema), Ok(DataType::Timestamp(_, _) | DataType::Interval(_))) =>
+                && matches!(
+                    expr.get_type(schema),
+                    Ok(DataType::Timestamp(_, _) | DataType::Interval(_))
+                ) =>
         {
             Ok(Transformed::yes(Expr::Cast(Cast::new_from_field(
                 Box::new(udf_call(super::textout::TEXT_OUT, vec![*expr])),
@@ -403,11 +457,13 @@ fn rewrite_op(e: Expr, schema: &DFSchema) -> Result<Transformed<Expr>> {
             ))))
         }
         Expr::Cast(Cast { expr, field })
-            if matches!(field.data_type(), DataType::Timestamp(_, _) | DataType::Date32)
-                && matches!(
-                    expr.get_type(schema),
-                    Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
-                ) =>
+            if matches!(
+                field.data_type(),
+                DataType::Timestamp(_, _) | DataType::Date32
+            ) && matches!(
+                expr.get_type(schema),
+                Ok(DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+            ) =>
         {
             let data_type = field.data_type().clone();
             let name = match &data_type {

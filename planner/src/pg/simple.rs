@@ -101,7 +101,11 @@ impl ScalarUDFImpl for SimpleFn {
         }
     }
     fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
-        let types: Vec<DataType> = args.arg_fields.iter().map(|f| f.data_type().clone()).collect();
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
         let t = match self.ret_scalars {
             Some(f) => f(&types, args.scalar_arguments)?,
             None => (self.ret)(&types)?,

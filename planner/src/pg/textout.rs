@@ -36,7 +36,11 @@ fn text_out(a: &[ArrayRef], _: &DataType) -> Result<ArrayRef> {
                 .iter()
                 .map(|v| {
                     v.and_then(|v| {
-                        ts_string(v.div_euclid(1_000_000_000), v.rem_euclid(1_000_000_000) as u32, tz)
+                        ts_string(
+                            v.div_euclid(1_000_000_000),
+                            v.rem_euclid(1_000_000_000) as u32,
+                            tz,
+                        )
                     })
                 })
                 .collect()
@@ -118,7 +122,13 @@ pub const ARRAY_IN: &str = "pg_array_in";
 /// `{"a b","c\"d"}`, `{}` -> its elements' text (`None` for NULL); `None`
 /// when it is not an array literal.
 pub fn parse_array(s: &str) -> Option<Vec<Option<String>>> {
-    let body = s.trim().strip_prefix('{')?.strip_suffix('}')?;
+    let t = s.trim();
+    // An optional dimension decoration: [1:3]={...}
+    let t = match t.find('=') {
+        Some(p) if t.starts_with('[') => &t[p + 1..],
+        _ => t,
+    };
+    let body = t.strip_prefix('{')?.strip_suffix('}')?;
     let mut out = Vec::new();
     if body.trim().is_empty() {
         return Some(out);
@@ -147,7 +157,7 @@ pub fn parse_array(s: &str) -> Option<Vec<Option<String>>> {
                 if c == ',' {
                     break;
                 }
-                if c == '{' || c == '"' {
+                if c == '{' || c == '}' || c == '"' {
                     return None; // nested arrays are not taken here
                 }
                 if c == '\\' {
@@ -160,7 +170,11 @@ pub fn parse_array(s: &str) -> Option<Vec<Option<String>>> {
             }
             item = item.trim_end().to_string();
         }
-        out.push(if !quoted && item.eq_ignore_ascii_case("null") { None } else { Some(item) });
+        out.push(if !quoted && item.eq_ignore_ascii_case("null") {
+            None
+        } else {
+            Some(item)
+        });
         match chars.next() {
             None => return Some(out),
             Some(',') => continue,
@@ -174,10 +188,9 @@ pub fn array_functions() -> Vec<ScalarUDF> {
         ARRAY_IN,
         any(1),
         |_| {
-            Ok(DataType::List(Arc::new(datafusion::arrow::datatypes::Field::new_list_field(
-                DataType::Utf8,
-                true,
-            ))))
+            Ok(DataType::List(Arc::new(
+                datafusion::arrow::datatypes::Field::new_list_field(DataType::Utf8, true),
+            )))
         },
         array_in,
     )]

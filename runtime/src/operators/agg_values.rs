@@ -34,7 +34,11 @@ pub fn is_value_agg(kind: AggKind) -> bool {
 
 /// The multiset element of every row of `batch` (`None` for a NULL value,
 /// which these aggregates skip).
-pub fn elements(a: &AggCall, values: &ArrayRef, batch: &RecordBatch) -> Result<Vec<Option<Vec<u8>>>> {
+pub fn elements(
+    a: &AggCall,
+    values: &ArrayRef,
+    batch: &RecordBatch,
+) -> Result<Vec<Option<Vec<u8>>>> {
     let n = batch.num_rows();
     let order_cols = a
         .order
@@ -115,7 +119,11 @@ pub fn finish<'a>(
                     _ => continue,
                 };
                 // XOR of an even number of copies cancels out.
-                let x = if a.kind == AggKind::BitXor && copies % 2 == 0 { 0 } else { x };
+                let x = if a.kind == AggKind::BitXor && copies % 2 == 0 {
+                    0
+                } else {
+                    x
+                };
                 bits = Some(match (a.kind, bits) {
                     (_, None) => x,
                     (AggKind::BitAnd, Some(b)) => b & x,
@@ -169,12 +177,18 @@ pub fn finish<'a>(
         }
         AggKind::ArrayAgg => {
             let (item, nullable) = match out {
-                datafusion::arrow::datatypes::DataType::List(f) => (f.data_type().clone(), f.is_nullable()),
+                datafusion::arrow::datatypes::DataType::List(f) => {
+                    (f.data_type().clone(), f.is_nullable())
+                }
                 _ => (a.input_type.clone(), true),
             };
             ScalarValue::List(ScalarValue::new_list(&items, &item, nullable))
         }
         _ => ScalarValue::Int64(bits.map(|b| b as i64)),
     };
-    Ok(if &v.data_type() != out { v.cast_to(out)? } else { v })
+    Ok(if &v.data_type() != out {
+        v.cast_to(out)?
+    } else {
+        v
+    })
 }
