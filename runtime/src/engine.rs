@@ -1028,6 +1028,9 @@ impl Worker {
         });
         self.stats.remove_owner(id);
         self.writes.delete_prefix(&ReaderKey::owner_prefix(id));
+        // A table's watermark lives in the metadata keyspace: it must go
+        // with the table, or a new object reusing the id would inherit it.
+        self.writes.delete(watermark_key(id));
         if let Some(t) = self.tables.remove(&id) {
             self.time.remove(&t.def.name);
             self.writes.delete_prefix(&table_prefix(id));

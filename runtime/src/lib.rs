@@ -35,6 +35,7 @@ pub mod numeric;
 pub mod operators;
 pub mod plan;
 pub mod source;
+pub mod state;
 pub mod table;
 pub mod time;
 

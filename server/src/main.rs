@@ -46,10 +46,18 @@ struct Args {
     /// How often an epoch commits, e.g. `1s`, `250ms`.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     checkpoint_interval: Duration,
-    /// Most groups each aggregate keeps in memory; the rest of its state
-    /// stays in RocksDB and is read back when touched.
-    #[arg(long, default_value_t = 1_000_000)]
-    state_cache_groups: usize,
+    /// Memory for the operators' state caches, one budget shared by every
+    /// operator of every view (least recently used entries are evicted
+    /// first; evicted state stays in RocksDB): a byte size such as `64MiB`
+    /// or `2GiB`. Default: a quarter of the machine's memory.
+    #[arg(long, value_parser = parse_bytes)]
+    state_cache_size: Option<u64>,
+    /// `on` (default): an epoch is acknowledged (FLUSH returns) only after
+    /// the write-ahead log reached the disk (`fdatasync`), so a machine
+    /// crash loses nothing acknowledged. `off`: a process crash still loses
+    /// nothing committed, a machine crash can lose the last epochs.
+    #[arg(long, default_value = "on", value_parser = parse_on_off)]
+    sync_commit: bool,
     /// A user allowed to connect, as `NAME:PASSWORD` (repeatable; also
     /// `CREATE USER ... PASSWORD`). Once any user exists, every connection
     /// must authenticate (SCRAM-SHA-256).
@@ -108,6 +116,54 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("expected on or off, got {s:?}")),
+    }
+}
+
+/// A byte size: a number with an optional unit (`B`, `KiB`, `MiB`, `GiB`,
+/// `TiB`, or `KB`/`MB`/`GB` as the same powers of two, as PostgreSQL does).
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid byte size {s:?} (use e.g. 64MiB)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => return Err(format!("unknown size unit {other:?} (use B, KiB, MiB, GiB)")),
+    };
+    let bytes = n * mult as f64;
+    if !(1.0..=1e18).contains(&bytes) {
+        return Err(format!("byte size out of range: {s:?}"));
+    }
+    Ok(bytes as u64)
+}
+
+/// A quarter of the machine's memory (`MemTotal` in `/proc/meminfo`), or
+/// 1 GiB where that cannot be read.
+fn default_state_cache_size() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024);
+    total.map_or(1 << 30, |t| t / 4)
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -127,11 +183,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let db = args.data_dir.join("db");
-    let store =
-        Store::open(&db).with_context(|| format!("opening the store at {}", db.display()))?;
+    let cache_size = args
+        .state_cache_size
+        .unwrap_or_else(default_state_cache_size);
+    // RocksDB's block cache takes an eighth of the budget (at least 8 MiB),
+    // the operators' caches the rest.
+    let block_cache = (cache_size / 8).max(8 << 20);
+    let store = Store::open_with(
+        &db,
+        &freshet_storage::StoreOptions {
+            sync_commit: args.sync_commit,
+            block_cache_bytes: block_cache as usize,
+        },
+    )
+    .with_context(|| format!("opening the store at {}", db.display()))?;
     let epoch = store.committed_epoch()?;
-    tracing::info!(data_dir = %args.data_dir.display(), epoch = epoch.0, "opened store");
-    freshet_runtime::operators::set_state_cache_groups(args.state_cache_groups);
+    tracing::info!(
+        data_dir = %args.data_dir.display(),
+        epoch = epoch.0,
+        state_cache_bytes = cache_size,
+        sync_commit = args.sync_commit,
+        "opened store"
+    );
+    freshet_runtime::state::set_cache_budget(cache_size.saturating_sub(block_cache) as usize);
     let (engine, engine_thread) = Engine::start(store.clone())?;
     let server = Arc::new(
         exec::Server::open(store, engine.clone())

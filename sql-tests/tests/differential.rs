@@ -311,7 +311,7 @@ async fn views_equal_batch_recompute() -> Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(6000);
     let mut rng = StdRng::seed_from_u64(seed);
-    let server = TestServer::start_with(&["--state-cache-groups", "3"]).await?;
+    let server = TestServer::start_with(&["--state-cache-size", "4KiB"]).await?;
     let client = server.connect().await?;
     client
         .batch_execute("CREATE TABLE t1 (id INT PRIMARY KEY, k INT, v INT, s TEXT)")

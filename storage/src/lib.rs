@@ -11,6 +11,7 @@
 //! become bytes.
 
 pub mod codec;
+pub mod count;
 pub mod error;
 mod fast;
 pub mod keys;
@@ -18,4 +19,4 @@ pub mod store;
 
 pub use error::{Result, StorageError};
 pub use keys::{Epoch, TableId};
-pub use store::{Read, Store, WriteSet};
+pub use store::{Read, Store, StoreOptions, WriteSet};

@@ -16,8 +16,10 @@
 //!
 //! State layout (one state-table entry per group):
 //! `state table | vnode | memcomparable(group key) -> FORMAT_VERSION | rows |
-//! per-call state`. Every group is also kept in memory; a bounded cache over
-//! the state table is future work.
+//! per-call state`. Groups are cached decoded in memory, within the shared
+//! state budget (`--state-cache-size`): after each barrier the least
+//! recently touched clean groups are dropped while the budget is exceeded,
+//! and read back with one batched `multi_get` when touched again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -148,24 +150,15 @@ pub type StateWrite = (Vec<u8>, Option<Vec<u8>>);
 
 /// One group's state. The group's key values are not kept: they are decoded
 /// from its (memcomparable) key when a row is emitted.
-/// Most groups an aggregate keeps in memory between epochs (the rest stay
-/// in RocksDB and are read back when touched). Set once at start-up.
-static STATE_CACHE_GROUPS: std::sync::atomic::AtomicUsize =
-    std::sync::atomic::AtomicUsize::new(1_000_000);
-
-/// Sets the per-aggregate cache size (`--state-cache-groups`).
-pub fn set_state_cache_groups(n: usize) {
-    STATE_CACHE_GROUPS.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
-}
-
-fn state_cache_groups() -> usize {
-    STATE_CACHE_GROUPS.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 #[derive(Debug, Clone)]
 struct Group {
     rows: i64,
     states: Vec<AggState>,
+    /// Approximate bytes held (key, encoded state, overhead), as charged to
+    /// the state budget.
+    bytes: u32,
+    /// Budget clock at the last barrier that touched the group.
+    stamp: u64,
 }
 
 pub struct AggregateOperator {
@@ -179,6 +172,9 @@ pub struct AggregateOperator {
     dirty: HashMap<Vec<u8>, Option<Vec<ScalarValue>>>,
     /// Event-time windows, when group key 0 follows a watermarked column.
     window: Option<WindowClose>,
+    /// Bytes of `groups` charged to the state budget.
+    cached_bytes: usize,
+    pub stats: Arc<crate::state::CacheStats>,
 }
 
 /// Window closing: group key 0 (a window bound) is a non-decreasing
@@ -231,6 +227,8 @@ impl AggregateOperator {
             groups: HashMap::new(),
             dirty: HashMap::new(),
             window: None,
+            cached_bytes: 0,
+            stats: Arc::new(crate::state::CacheStats::default()),
         }
     }
 
@@ -321,7 +319,10 @@ impl AggregateOperator {
         let mut out = Vec::new();
         for (key, stored) in closed {
             let g = match self.groups.remove(&key) {
-                Some(g) => Some(g),
+                Some(g) => {
+                    self.release(g.bytes as usize);
+                    Some(g)
+                }
                 None => stored.map(|v| self.decode_group(&key, &v)).transpose()?,
             };
             if let (true, Some(g)) = (emit, g) {
@@ -403,42 +404,75 @@ impl AggregateOperator {
 
     /// Loads the groups of `keys` that are not cached from committed state.
     fn load(&mut self, keys: &[Vec<u8>], ctx: &EpochCtx<'_>) -> Result<()> {
-        let mut missing: Vec<&Vec<u8>> = keys
-            .iter()
-            .filter(|k| !self.groups.contains_key(*k))
-            .collect();
+        let mut missing: Vec<&Vec<u8>> = Vec::new();
+        for k in keys {
+            if self.groups.contains_key(k) {
+                self.stats.hit();
+            } else {
+                missing.push(k);
+            }
+        }
         missing.sort();
         missing.dedup();
         if missing.is_empty() {
             return Ok(());
         }
+        for _ in &missing {
+            self.stats.miss();
+        }
         let full: Vec<Vec<u8>> = missing.iter().map(|k| self.state_key(k)).collect();
         for (k, v) in missing.into_iter().zip(ctx.store.multi_get(&full)?) {
             if let Some(v) = v {
-                let g = self.decode_group(k, &v)?;
+                let mut g = self.decode_group(k, &v)?;
+                g.bytes = group_bytes(k, v.len());
+                self.charge(g.bytes as usize);
                 self.groups.insert(k.clone(), g);
             }
         }
         Ok(())
     }
 
-    /// Drops clean groups beyond the cache limit (they stay in storage).
+    fn charge(&mut self, bytes: usize) {
+        self.cached_bytes += bytes;
+        crate::state::budget::charge(bytes);
+    }
+
+    fn release(&mut self, bytes: usize) {
+        let b = bytes.min(self.cached_bytes);
+        self.cached_bytes -= b;
+        crate::state::budget::release(b);
+    }
+
+    /// Drops the least recently touched clean groups while the shared state
+    /// budget is exceeded (they stay in storage). One pass over the groups
+    /// frees at least an eighth of this aggregate's cache, so the pass is
+    /// amortized over many barriers.
     fn evict(&mut self) {
-        let limit = state_cache_groups();
-        if self.groups.len() <= limit {
+        if !crate::state::budget::over() || self.groups.len() <= 1 {
             return;
         }
-        let excess = self.groups.len() - limit;
-        let victims: Vec<Vec<u8>> = self
+        let excess = crate::state::budget::used() - crate::state::budget::capacity();
+        let target = excess.max(self.cached_bytes / 8).min(self.cached_bytes);
+        let mut victims: Vec<(u64, &Vec<u8>, u32)> = self
             .groups
-            .keys()
-            .filter(|k| !k.is_empty() && !self.dirty.contains_key(*k))
-            .take(excess)
-            .cloned()
+            .iter()
+            .filter(|(k, _)| !k.is_empty() && !self.dirty.contains_key(*k))
+            .map(|(k, g)| (g.stamp, k, g.bytes))
             .collect();
-        for k in victims {
+        victims.sort_unstable_by_key(|(s, _, _)| *s);
+        let mut freed = 0usize;
+        let mut doomed: Vec<Vec<u8>> = Vec::new();
+        for (_, k, b) in victims {
+            if freed >= target {
+                break;
+            }
+            freed += b as usize;
+            doomed.push(k.clone());
+        }
+        for k in doomed {
             self.groups.remove(&k);
         }
+        self.release(freed);
     }
 
     fn apply_keyed(&mut self, batch: &ChangeBatch, keys: Vec<Vec<u8>>) -> Result<()> {
@@ -478,6 +512,8 @@ impl AggregateOperator {
                     Group {
                         rows: 0,
                         states: empty.clone(),
+                        bytes: 0,
+                        stamp: 0,
                     },
                 );
             }
@@ -574,7 +610,12 @@ impl AggregateOperator {
             }
         }
         let _ = key;
-        Ok(Group { rows, states })
+        Ok(Group {
+            rows,
+            states,
+            bytes: 0,
+            stamp: 0,
+        })
     }
 
     fn rows_to_batch(&self, rows: Vec<(Vec<ScalarValue>, i64)>) -> Result<ChangeBatch> {
@@ -596,6 +637,8 @@ impl AggregateOperator {
         let mut writes = Vec::new();
         let mut dirty: Vec<(Vec<u8>, Option<Vec<ScalarValue>>)> = self.dirty.drain().collect();
         dirty.sort_by(|a, b| a.0.cmp(&b.0));
+        let stamp = crate::state::budget::tick();
+        let (mut charged, mut released) = (0usize, 0usize);
         for (key, before) in dirty {
             let Some(g) = self.groups.get(&key) else {
                 continue;
@@ -610,12 +653,24 @@ impl AggregateOperator {
                 }
             }
             if g.rows == 0 && !self.is_global() {
-                self.groups.remove(&key);
+                if let Some(g) = self.groups.remove(&key) {
+                    released += g.bytes as usize;
+                }
                 writes.push((key, None));
             } else {
-                writes.push((key.clone(), Some(self.encode_group(g)?)));
+                let v = self.encode_group(g)?;
+                let bytes = group_bytes(&key, v.len());
+                if let Some(g) = self.groups.get_mut(&key) {
+                    released += g.bytes as usize;
+                    charged += bytes as usize;
+                    g.bytes = bytes;
+                    g.stamp = stamp;
+                }
+                writes.push((key, Some(v)));
             }
         }
+        self.charge(charged);
+        self.release(released);
         let batch = if out.is_empty() {
             None
         } else {
@@ -623,6 +678,11 @@ impl AggregateOperator {
         };
         Ok((batch, writes))
     }
+}
+
+/// Bytes a cached group is charged: its key, its encoded state, overhead.
+fn group_bytes(key: &[u8], encoded: usize) -> u32 {
+    (key.len() + encoded * 2 + 96).min(u32::MAX as usize) as u32
 }
 
 /// Prefix of a windowed aggregate's groups (one fixed vnode: key order).
@@ -807,6 +867,12 @@ fn finish(a: &AggCall, s: &AggState, rows: i64) -> Result<ScalarValue> {
     }
 }
 
+impl Drop for AggregateOperator {
+    fn drop(&mut self) {
+        crate::state::budget::release(self.cached_bytes);
+    }
+}
+
 impl Operator for AggregateOperator {
     fn on_start(&mut self, ctx: &mut EpochCtx<'_>, fresh: bool) -> Result<()> {
         if let Some(w) = &mut self.window {
@@ -823,6 +889,8 @@ impl Operator for AggregateOperator {
             let g = Group {
                 rows: 0,
                 states: self.empty_states(),
+                bytes: 0,
+                stamp: 0,
             };
             self.groups.insert(Vec::new(), g);
             // Never emitted: the barrier emits the initial row.

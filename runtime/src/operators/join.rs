@@ -3,13 +3,15 @@
 //!
 //! Each side is a multiset of rows stored by join key:
 //! `side table | vnode(key) | memcomparable(key) | memcomparable(row) ->
-//! FORMAT_VERSION | count`, so the rows matching a key are one prefix scan.
+//! count` (a [`MultisetTable`] grouped by join key, its groups cached), so
+//! the rows matching a key are one cached group or one prefix scan.
 //! A change on one side joins against the other side's current contents
 //! (committed state plus this epoch's deltas) and is then added to its own
 //! side: `Δ(L ⋈ R) = ΔL ⋈ R + L' ⋈ ΔR`, which holds for any interleaving of
 //! batches because one thread runs the whole DAG. Deltas are summed in
-//! memory during the epoch and written at its barrier; nothing else of the
-//! sides is kept in memory, so join state is bounded by RocksDB, not RAM.
+//! memory during the epoch and written at its barrier as blind count
+//! merges; the groups lookups read stay cached within the shared state
+//! budget, so join state is bounded by RocksDB, not RAM.
 //!
 //! Rows with a NULL in the key never match (SQL `=`), unless the join
 //! compares keys with `IS NOT DISTINCT FROM`; they are not stored.
@@ -43,8 +45,9 @@ use freshet_storage::codec::{decode_rows, encode_rows};
 use freshet_storage::keys::{group_prefix, grouped_key};
 use freshet_storage::TableId;
 
-use super::materialize::{decode_count, encode_count};
+use super::materialize::decode_count;
 use super::{EpochCtx, Operator};
+use crate::state::MultisetTable;
 use crate::change::ChangeBatch;
 use crate::error::Result;
 
@@ -67,8 +70,8 @@ pub struct JoinOperator {
     filter: Option<Arc<dyn PhysicalExpr>>,
     /// Schema of a (left row, right row) pair, for evaluating `filter`.
     pair_schema: SchemaRef,
-    /// Per side: full state key -> count delta of this epoch.
-    pending: [BTreeMap<Vec<u8>, i64>; 2],
+    /// Per side: the side's rows by join key.
+    tables: [MultisetTable; 2],
     /// Interval join: when stored rows expire (see [`StateBound`]).
     bounds: Vec<StateBound>,
     /// Per side and column: the latest watermark.
@@ -111,7 +114,10 @@ impl JoinOperator {
             null_aware: false,
             filter: None,
             pair_schema,
-            pending: [BTreeMap::new(), BTreeMap::new()],
+            tables: [
+                MultisetTable::cached(state[0], false),
+                MultisetTable::cached(state[1], false),
+            ],
             bounds: Vec::new(),
             watermarks: [HashMap::new(), HashMap::new()],
             cleaned: Vec::new(),
@@ -169,6 +175,10 @@ impl JoinOperator {
                 })?;
             }
             self.cleaned[i] = cur;
+            if !dead.is_empty() {
+                // Cached groups may hold the expired rows.
+                self.tables[b.side].clear_cache();
+            }
             for k in dead {
                 ctx.writes.delete(k);
             }
@@ -287,10 +297,11 @@ impl JoinOperator {
         let rows = encode_rows(batch.columns(), n)?;
         // How a side's rows are emitted by their match count:
         // Some(emitted while the count is zero?).
-        let mode = |t: usize| -> Option<bool> {
-            match self.semi {
+        let (semi, outer) = (self.semi, self.outer);
+        let mode = move |t: usize| -> Option<bool> {
+            match semi {
                 Some((keep, anti)) => (t == keep).then_some(anti),
-                None => self.outer[t].then_some(true),
+                None => outer[t].then_some(true),
             }
         };
         let pairs = self.semi.is_none();
@@ -357,7 +368,7 @@ impl JoinOperator {
         for key in &order {
             for &i in &groups[key] {
                 let k = grouped_key(self.state[side], key, &rows[i]);
-                *self.pending[side].entry(k).or_insert(0) += w[i];
+                self.tables[side].add_key(k, key, w[i], 0);
             }
         }
         if pairs {
@@ -385,12 +396,16 @@ impl JoinOperator {
     }
 
     /// The committed-plus-pending count stored at `key` of `side`.
-    fn count_at(&self, side: usize, key: &[u8], ctx: &EpochCtx<'_>) -> Result<i64> {
+    fn count_at(&mut self, side: usize, key: &[u8], ctx: &EpochCtx<'_>) -> Result<i64> {
         let committed = match ctx.store.get(key)? {
             Some(v) => decode_count(&v)?,
             None => 0,
         };
-        Ok(committed + self.pending[side].get(key).copied().unwrap_or(0))
+        let pending = self.tables[side]
+            .pending_mut()
+            .get(key)
+            .map_or(0, |(d, _)| *d);
+        Ok(committed + pending)
     }
 
     /// Where the right side's total row count is kept (a group no real key has).
@@ -463,7 +478,7 @@ impl JoinOperator {
                 for (k, _) in ctx.store.scan_prefix(&prefix)? {
                     all.insert(k.to_vec(), ());
                 }
-                for k in self.pending[0].keys() {
+                for k in self.tables[0].pending_mut().keys() {
                     all.insert(k.clone(), ());
                 }
                 let key_type = self.key_type(0)?;
@@ -510,12 +525,12 @@ impl JoinOperator {
                 }
             }
             let tk = self.total_key();
-            *self.pending[1].entry(tk).or_insert(0) += d_total;
+            self.tables[1].add_key(tk, &[], d_total, 0);
         }
         for i in 0..n {
             if weights[i] != 0 {
                 let k = grouped_key(self.state[side], &keys[i], &rows[i]);
-                *self.pending[side].entry(k).or_insert(0) += weights[i];
+                self.tables[side].add_key(k, &keys[i], weights[i], 0);
             }
         }
         Ok(self
@@ -643,7 +658,7 @@ impl JoinOperator {
                 continue;
             }
             let k = grouped_key(self.state[side], &keys[i], &rows[i]);
-            *self.pending[side].entry(k).or_insert(0) += weights[i];
+            self.tables[side].add_key(k, &keys[i], weights[i], 0);
         }
         let picks: Vec<(u32, i64)> = idx.into_iter().zip(idx_w).collect();
         Ok(self
@@ -698,22 +713,16 @@ impl JoinOperator {
     }
 
     /// Rows of `side` whose key is `key`, with their multiplicities.
-    fn lookup(&self, side: usize, key: &[u8], ctx: &EpochCtx<'_>) -> Result<Vec<(Vec<u8>, i64)>> {
-        let prefix = group_prefix(self.state[side], key);
-        let mut rows: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
-        for (k, v) in ctx.store.scan_prefix(&prefix)? {
-            rows.insert(k.to_vec(), decode_count(&v)?);
-        }
-        for (k, d) in self.pending[side].range(prefix.clone()..) {
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            *rows.entry(k.clone()).or_insert(0) += d;
-        }
-        Ok(rows
+    fn lookup(
+        &mut self,
+        side: usize,
+        key: &[u8],
+        ctx: &EpochCtx<'_>,
+    ) -> Result<Vec<(Vec<u8>, i64)>> {
+        Ok(self.tables[side]
+            .current(ctx.store, key)?
             .into_iter()
-            .filter(|(_, c)| *c != 0)
-            .map(|(k, c)| (k[prefix.len()..].to_vec(), c))
+            .map(|(r, c, _)| (r, c))
             .collect())
     }
 }
@@ -793,7 +802,7 @@ impl Operator for JoinOperator {
         for key in &order {
             for &i in &groups[key] {
                 let k = grouped_key(self.state[side], key, &rows[i]);
-                *self.pending[side].entry(k).or_insert(0) += weights[i];
+                self.tables[side].add_key(k, key, weights[i], 0);
             }
         }
         self.assemble(side, &batch, out)
@@ -802,26 +811,15 @@ impl Operator for JoinOperator {
     fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
         let mut written: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
         for (side, written) in written.iter_mut().enumerate() {
-            let deltas: Vec<(Vec<u8>, i64)> = std::mem::take(&mut self.pending[side])
-                .into_iter()
-                .filter(|(_, d)| *d != 0)
-                .collect();
-            if deltas.is_empty() {
-                continue;
-            }
-            let keys: Vec<Vec<u8>> = deltas.iter().map(|(k, _)| k.clone()).collect();
-            let old = ctx.store.multi_get(&keys)?;
             if !self.bounds.is_empty() {
-                *written = keys.clone();
+                *written = self.tables[side]
+                    .pending_mut()
+                    .iter()
+                    .filter(|(_, (d, _))| *d != 0)
+                    .map(|(k, _)| k.clone())
+                    .collect();
             }
-            for ((k, d), old) in deltas.into_iter().zip(old) {
-                let new = old.as_deref().map(decode_count).transpose()?.unwrap_or(0) + d;
-                if new == 0 {
-                    ctx.writes.delete(k);
-                } else {
-                    ctx.writes.put(k, encode_count(new));
-                }
-            }
+            self.tables[side].flush(ctx.writes);
         }
         if !self.bounds.is_empty() {
             self.expire(ctx, &written)?;

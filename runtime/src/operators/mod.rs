@@ -18,7 +18,7 @@ mod topn;
 mod unnest;
 mod window;
 
-pub use aggregate::{set_state_cache_groups, AggregateOperator};
+pub use aggregate::AggregateOperator;
 pub use filter::FilterOperator;
 pub use join::JoinOperator;
 pub use materialize::{decode_view_rows, MaterializeOperator};

@@ -4,10 +4,12 @@
 //! key | row -> count | sort key length`. The sort key is an
 //! order-preserving encoding of the `ORDER BY` values (descending columns
 //! inverted, NULLs placed first or last as asked) and the row bytes break
-//! ties, so the order is total and deterministic. Changes are summed in
-//! `pending` during the epoch and written at its barrier.
+//! ties, so the order is total and deterministic. The rows are a
+//! [`MultisetTable`] grouped by partition (the sort key length is its
+//! extra): changes are summed during the epoch and written at its barrier
+//! as blind count merges.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::ArrayRef;
@@ -17,8 +19,8 @@ use freshet_storage::codec::encode_rows;
 use freshet_storage::keys::group_prefix;
 use freshet_storage::TableId;
 
-use super::materialize::{decode_count, encode_count};
 use super::EpochCtx;
+use crate::state::MultisetTable;
 use crate::change::ChangeBatch;
 use crate::error::Result;
 
@@ -29,8 +31,8 @@ pub struct SortedRows {
     partition: Vec<Arc<dyn PhysicalExpr>>,
     order: Vec<(Arc<dyn PhysicalExpr>, SortOptions)>,
     pub state: TableId,
-    /// Full state key -> (count delta of this epoch, sort key length).
-    pub pending: BTreeMap<Vec<u8>, (i64, u32)>,
+    /// The rows, by partition.
+    pub table: MultisetTable,
     /// Encoded partitions touched this epoch.
     pub dirty: BTreeSet<Vec<u8>>,
 }
@@ -40,12 +42,17 @@ impl SortedRows {
         partition: Vec<Arc<dyn PhysicalExpr>>,
         order: Vec<(Arc<dyn PhysicalExpr>, SortOptions)>,
         state: TableId,
+        cached: bool,
     ) -> Self {
         SortedRows {
             partition,
             order,
             state,
-            pending: BTreeMap::new(),
+            table: if cached {
+                MultisetTable::cached(state, true)
+            } else {
+                MultisetTable::new(state, true)
+            },
             dirty: BTreeSet::new(),
         }
     }
@@ -79,12 +86,11 @@ impl SortedRows {
             let mut k = group_prefix(self.state, &parts[i]);
             k.extend_from_slice(&sort_keys[i]);
             k.extend_from_slice(&rows[i]);
-            let e = self
-                .pending
-                .entry(k)
-                .or_insert((0, sort_keys[i].len() as u32));
-            e.0 += w[i];
-            self.dirty.insert(parts[i].clone());
+            self.table
+                .add_key(k, &parts[i], w[i], sort_keys[i].len() as u32);
+            if !self.dirty.contains(&parts[i]) {
+                self.dirty.insert(parts[i].clone());
+            }
         }
         Ok(())
     }
@@ -103,37 +109,12 @@ impl SortedRows {
 
     /// This epoch's non-zero changes under `prefix`, in key order.
     pub fn pending_under(&self, prefix: &[u8]) -> Vec<(&[u8], i64, u32)> {
-        self.pending
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .filter(|(_, (d, _))| *d != 0)
-            .map(|(k, (d, l))| (k.as_slice(), *d, *l))
-            .collect()
+        self.table.pending_under(prefix)
     }
 
     /// Writes the epoch's deltas into `ctx.writes` and clears them.
     pub fn flush(&mut self, ctx: &mut EpochCtx<'_>) -> Result<()> {
-        let deltas: Vec<(Vec<u8>, (i64, u32))> = std::mem::take(&mut self.pending)
-            .into_iter()
-            .filter(|(_, (d, _))| *d != 0)
-            .collect();
-        if deltas.is_empty() {
-            return Ok(());
-        }
-        let keys: Vec<Vec<u8>> = deltas.iter().map(|(k, _)| k.clone()).collect();
-        let old = ctx.store.multi_get(&keys)?;
-        for ((k, (d, sort_len)), old) in deltas.into_iter().zip(old) {
-            let before = match old {
-                Some(v) => decode_value(&v)?.0,
-                None => 0,
-            };
-            let new = before + d;
-            if new == 0 {
-                ctx.writes.delete(k);
-            } else {
-                ctx.writes.put(k, encode_value(new, sort_len));
-            }
-        }
+        self.table.flush(ctx.writes);
         Ok(())
     }
 }
@@ -144,21 +125,9 @@ pub fn row_of(key: &[u8], plen: usize, sort_len: u32) -> Vec<u8> {
     key[start..].to_vec()
 }
 
-pub fn encode_value(count: i64, sort_len: u32) -> Vec<u8> {
-    let mut v = encode_count(count);
-    v.extend_from_slice(&sort_len.to_be_bytes());
-    v
-}
-
+/// The count and sort key length of a stored sorted row.
 pub fn decode_value(v: &[u8]) -> freshet_storage::Result<(i64, u32)> {
-    let bad = || freshet_storage::StorageError::Corrupt("bad sorted state value".into());
-    if v.len() != 13 {
-        return Err(bad());
-    }
-    let c = decode_count(&v[..9]).map_err(|_| bad())?;
-    let mut b = [0u8; 4];
-    b.copy_from_slice(&v[9..13]);
-    Ok((c, u32::from_be_bytes(b)))
+    crate::state::multiset::decode_value(v, true)
 }
 
 /// Order-preserving encoding of one sort value.

@@ -7,8 +7,8 @@
 //! barrier that finds its expiry passed retracts it.
 //!
 //! State layout: `table | vnode 0 | memcomparable(expiry µs) |
-//! memcomparable(row) -> count`, one ordered range, so expired rows are the
-//! prefix below the current time.
+//! memcomparable(row) -> count` (a [`MultisetTable`] with one group), one
+//! ordered range, so expired rows are the prefix below the current time.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,8 +22,9 @@ use freshet_storage::keys::group_prefix;
 use freshet_storage::TableId;
 
 use super::expr::eval;
-use super::materialize::{decode_count, encode_count};
+use super::materialize::decode_count;
 use super::{EpochCtx, Operator};
+use crate::state::MultisetTable;
 use crate::change::ChangeBatch;
 use crate::error::Result;
 
@@ -36,8 +37,8 @@ pub struct TemporalFilterOperator {
     types: Vec<DataType>,
     /// Processing time (µs since the epoch) as of the last barrier.
     now: i64,
-    /// Full state key -> count delta of this epoch.
-    pending: BTreeMap<Vec<u8>, i64>,
+    /// The passing rows by expiry.
+    rows: MultisetTable,
 }
 
 impl TemporalFilterOperator {
@@ -55,7 +56,7 @@ impl TemporalFilterOperator {
             schema,
             types,
             now: crate::time::now_micros(),
-            pending: BTreeMap::new(),
+            rows: MultisetTable::new(table, false),
         }
     }
 
@@ -119,7 +120,7 @@ impl Operator for TemporalFilterOperator {
             keep.push(pass);
             if pass && w[i] != 0 {
                 let k = Self::key(&prefix, exp.value(i), &rows[i])?;
-                *self.pending.entry(k).or_insert(0) += w[i];
+                self.rows.add_key(k, &[], w[i], 0);
             }
         }
         let out = batch.filter(&BooleanArray::from(keep))?;
@@ -140,8 +141,9 @@ impl Operator for TemporalFilterOperator {
             );
             Ok(true)
         })?;
-        let young = self.pending.split_off(&bound);
-        for (k, d) in std::mem::replace(&mut self.pending, young) {
+        let pending = self.rows.pending_mut();
+        let young = pending.split_off(&bound);
+        for (k, (d, _)) in std::mem::replace(pending, young) {
             *expired.entry(k).or_insert(0) += d;
         }
         let mut gone: Vec<(Vec<u8>, i64)> = Vec::new();
@@ -152,22 +154,7 @@ impl Operator for TemporalFilterOperator {
             }
         }
         // The rest of the epoch's changes join the state.
-        let deltas: Vec<(Vec<u8>, i64)> = std::mem::take(&mut self.pending)
-            .into_iter()
-            .filter(|(_, d)| *d != 0)
-            .collect();
-        if !deltas.is_empty() {
-            let keys: Vec<Vec<u8>> = deltas.iter().map(|(k, _)| k.clone()).collect();
-            let old = ctx.store.multi_get(&keys)?;
-            for ((k, d), old) in deltas.into_iter().zip(old) {
-                let c = old.as_deref().map(decode_count).transpose()?.unwrap_or(0) + d;
-                if c <= 0 {
-                    ctx.writes.delete(k);
-                } else {
-                    ctx.writes.put(k, encode_count(c));
-                }
-            }
-        }
+        self.rows.flush(ctx.writes);
         self.now = now;
         if gone.is_empty() {
             return Ok(vec![]);

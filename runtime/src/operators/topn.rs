@@ -55,7 +55,8 @@ impl TopNOperator {
             with_rank,
             input_types,
             schema,
-            rows: SortedRows::new(partition, order, state),
+            // Top-N reads the first rows of a partition, not all of it.
+            rows: SortedRows::new(partition, order, state, false),
         }
     }
 

@@ -102,7 +102,10 @@ impl WindowOperator {
             input_types,
             out_types,
             schema,
-            rows: SortedRows::new(partition, order, state),
+            // Whole-partition functions (rank, ...) read every row of a
+            // changed partition: keep partitions cached. Bounded frames read
+            // a few rows around each change from the store.
+            rows: SortedRows::new(partition, order, state, reach.is_none()),
             sessions: None,
         }
     }
@@ -176,6 +179,7 @@ impl WindowOperator {
             }
             Ok(true)
         })?;
+        let mut retired = false;
         for (part, rows) in parts {
             if touched.contains(&part) {
                 continue;
@@ -196,10 +200,15 @@ impl WindowOperator {
                         for (k, _) in &rows[i..=j] {
                             ctx.writes.delete(k.clone());
                         }
+                        retired = true;
                     }
                 }
                 i = j + 1;
             }
+        }
+        if retired {
+            // Cached partitions may hold the retired rows.
+            self.rows.table.clear_cache();
         }
         crate::time::save_operator_wm(ctx.writes, self.rows.state, &wm)?;
         if let Some(ss) = &mut self.sessions {
@@ -210,24 +219,26 @@ impl WindowOperator {
 
     /// The committed entries a change under `prefix` can reach, in order.
     fn read_committed(
-        &self,
+        &mut self,
+        part: &[u8],
         prefix: &[u8],
-        pend: &[(&[u8], i64, u32)],
+        pend: &[(Vec<u8>, i64, u32)],
         ctx: &EpochCtx<'_>,
     ) -> Result<Vec<Entry>> {
         let mut out: Vec<Entry> = Vec::new();
         let Some(reach) = self.reach else {
-            ctx.store.scan_prefix_while(prefix, |k, v| {
-                let (c, l) = decode_value(v)?;
-                out.push((k.to_vec(), c, l));
-                Ok(true)
-            })?;
+            for (rest, c, l) in self.rows.table.committed(ctx.store, part)? {
+                let mut k = Vec::with_capacity(prefix.len() + rest.len());
+                k.extend_from_slice(prefix);
+                k.extend_from_slice(&rest);
+                out.push((k, c, l));
+            }
             return Ok(out);
         };
         let (Some(first), Some(last)) = (pend.first(), pend.last()) else {
             return Ok(out);
         };
-        let (kmin, kmax) = (first.0, last.0);
+        let (kmin, kmax) = (first.0.as_slice(), last.0.as_slice());
         let reach = reach as i64;
         let mut copies = 0i64;
         ctx.store.scan_rev_while(prefix, kmin, |k, v| {
@@ -394,11 +405,16 @@ impl WindowOperator {
             let mut diff: BTreeMap<(Vec<u8>, Vec<u8>), i64> = BTreeMap::new();
             let prefix = group_prefix(self.rows.state, &part);
             let plen = prefix.len();
-            let pend = self.rows.pending_under(&prefix);
+            let pend: Vec<(Vec<u8>, i64, u32)> = self
+                .rows
+                .pending_under(&prefix)
+                .into_iter()
+                .map(|(k, d, l)| (k.to_vec(), d, l))
+                .collect();
             if pend.is_empty() {
                 continue;
             }
-            let committed = self.read_committed(&prefix, &pend, ctx)?;
+            let committed = self.read_committed(&part, &prefix, &pend, ctx)?;
             let old: Vec<SortedRow> = committed
                 .iter()
                 .filter(|(_, c, _)| *c > 0)
@@ -408,19 +424,19 @@ impl WindowOperator {
             let mut new: Vec<SortedRow> = Vec::with_capacity(old.len() + pend.len());
             let mut pi = 0usize;
             for (k, c, l) in &committed {
-                while pi < pend.len() && pend[pi].0 < k.as_slice() {
-                    new.push((row_of(pend[pi].0, plen, pend[pi].2), pend[pi].1));
+                while pi < pend.len() && pend[pi].0.as_slice() < k.as_slice() {
+                    new.push((row_of(&pend[pi].0, plen, pend[pi].2), pend[pi].1));
                     pi += 1;
                 }
                 let mut c = *c;
-                if pi < pend.len() && pend[pi].0 == k.as_slice() {
+                if pi < pend.len() && pend[pi].0.as_slice() == k.as_slice() {
                     c += pend[pi].1;
                     pi += 1;
                 }
                 new.push((row_of(k, plen, *l), c));
             }
             for p in &pend[pi..] {
-                new.push((row_of(p.0, plen, p.2), p.1));
+                new.push((row_of(&p.0, plen, p.2), p.1));
             }
             new.retain(|(_, c)| *c > 0);
             self.evaluate_into(&old, -1, &mut diff)?;

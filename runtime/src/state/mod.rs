@@ -1,0 +1,20 @@
+//! Operator state: the tables stateful operators keep their state in, and
+//! the one memory budget their caches share.
+//!
+//! - [`MultisetTable`]: a multiset of encoded rows grouped by a key prefix
+//!   (a view's rows, each side of a join, top-N and OVER partitions, rows
+//!   waiting on a temporal filter). Changes are summed per epoch and written
+//!   at the barrier as blind count merges (no read before write); groups
+//!   read by lookups are cached.
+//! - [`budget`]: the byte budget (`--state-cache-size`) every operator
+//!   cache draws from, with hit and miss counters per table.
+//!
+//! Keys are `table id | vnode(group) | group | rest` ([`freshet_storage::keys`]),
+//! values [`freshet_storage::count`] (multisets) or the operator's own
+//! versioned encoding (aggregate accumulators).
+
+pub mod budget;
+pub mod multiset;
+
+pub use budget::{set_cache_budget, CacheStats};
+pub use multiset::{GroupRow, MultisetTable};

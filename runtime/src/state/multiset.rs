@@ -1,0 +1,386 @@
+//! [`MultisetTable`]: a multiset of encoded rows grouped by a key prefix.
+//!
+//! Entry key `table | vnode(group) | group | rest`, value a count
+//! ([`freshet_storage::count`]) with an optional `u32` beside it (a sorted
+//! row's sort-key length). `group` must be self-delimiting (memcomparable),
+//! so one group is exactly one prefix.
+//!
+//! Changes of the running epoch are summed in `pending`; at the barrier
+//! [`MultisetTable::flush`] writes each non-zero delta as a blind count merge
+//! and folds it into the cached groups. Lookups see committed state (from
+//! the cache, or one prefix scan on a miss) plus `pending`. The cache holds
+//! whole groups, committed state only, so evicting one is always safe.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use freshet_storage::keys::group_prefix;
+use freshet_storage::{Store, TableId, WriteSet};
+
+use super::budget::{self, CacheStats};
+use crate::error::Result;
+
+/// One entry of a group: the bytes after the group, its count, its extra.
+pub type GroupRow = (Vec<u8>, i64, u32);
+
+pub struct MultisetTable {
+    id: TableId,
+    with_extra: bool,
+    /// Full key -> (count delta, extra) of the running epoch.
+    pending: BTreeMap<Vec<u8>, (i64, u32)>,
+    /// Cached groups with pending changes.
+    touched: HashSet<Vec<u8>>,
+    cache: Option<GroupCache>,
+    pub stats: Arc<CacheStats>,
+}
+
+impl MultisetTable {
+    /// A table whose groups are not cached (write-mostly state).
+    pub fn new(id: TableId, with_extra: bool) -> Self {
+        MultisetTable {
+            id,
+            with_extra,
+            pending: BTreeMap::new(),
+            touched: HashSet::new(),
+            cache: None,
+            stats: Arc::new(CacheStats::default()),
+        }
+    }
+
+    /// A table that caches the groups it reads.
+    pub fn cached(id: TableId, with_extra: bool) -> Self {
+        let mut t = Self::new(id, with_extra);
+        t.cache = Some(GroupCache::default());
+        t
+    }
+
+    pub fn id(&self) -> TableId {
+        self.id
+    }
+
+    /// The key prefix of `group`.
+    pub fn prefix(&self, group: &[u8]) -> Vec<u8> {
+        group_prefix(self.id, group)
+    }
+
+    /// Adds `delta` copies of the entry `rest` of `group`.
+    pub fn add(&mut self, group: &[u8], rest: &[u8], delta: i64, extra: u32) {
+        if delta == 0 {
+            return;
+        }
+        let mut key = Vec::with_capacity(6 + group.len() + rest.len());
+        key.extend_from_slice(&group_prefix(self.id, group));
+        key.extend_from_slice(rest);
+        self.add_key(key, group, delta, extra);
+    }
+
+    /// Like [`Self::add`] with the full key already built (it must start
+    /// with `self.prefix(group)`).
+    pub fn add_key(&mut self, key: Vec<u8>, group: &[u8], delta: i64, extra: u32) {
+        if delta == 0 {
+            return;
+        }
+        if let Some(c) = &self.cache {
+            if c.map.contains_key(group) && !self.touched.contains(group) {
+                self.touched.insert(group.to_vec());
+            }
+        }
+        let e = self.pending.entry(key).or_insert((0, extra));
+        e.0 += delta;
+        e.1 = extra;
+    }
+
+    /// Adds `delta` copies of `group`'s entry `rest` straight into the
+    /// epoch's write set, for state nobody reads back during the epoch (a
+    /// view's rows): the write set sums the deltas per key.
+    pub fn add_blind(&self, writes: &mut WriteSet, group: &[u8], rest: &[u8], delta: i64) {
+        if delta == 0 {
+            return;
+        }
+        let mut key = Vec::with_capacity(6 + group.len() + rest.len());
+        key.extend_from_slice(&group_prefix(self.id, group));
+        key.extend_from_slice(rest);
+        writes.add_count(key, delta, &[]);
+    }
+
+    /// This epoch's non-zero changes under `prefix`, in key order.
+    pub fn pending_under(&self, prefix: &[u8]) -> Vec<(&[u8], i64, u32)> {
+        self.pending
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, (d, _))| *d != 0)
+            .map(|(k, (d, l))| (k.as_slice(), *d, *l))
+            .collect()
+    }
+
+    /// The running epoch's changes (full key -> (delta, extra)).
+    pub fn pending_mut(&mut self) -> &mut BTreeMap<Vec<u8>, (i64, u32)> {
+        &mut self.pending
+    }
+
+    /// Committed entries of `group` with a positive count, in key order.
+    pub fn committed(&mut self, store: &Store, group: &[u8]) -> Result<Vec<GroupRow>> {
+        if let Some(c) = &mut self.cache {
+            if let Some(rows) = c.get(group) {
+                self.stats.hit();
+                return Ok(rows
+                    .iter()
+                    .map(|(r, (n, e))| (r.clone(), *n, *e))
+                    .collect());
+            }
+        }
+        self.stats.miss();
+        let prefix = group_prefix(self.id, group);
+        let mut rows: BTreeMap<Vec<u8>, (i64, u32)> = BTreeMap::new();
+        store.scan_prefix_while(&prefix, |k, v| {
+            let (n, e) = decode_value(v, self.with_extra)?;
+            if n > 0 {
+                rows.insert(k[prefix.len()..].to_vec(), (n, e));
+            }
+            Ok(true)
+        })?;
+        let out = rows.iter().map(|(r, (n, e))| (r.clone(), *n, *e)).collect();
+        if let Some(c) = &mut self.cache {
+            c.insert(group.to_vec(), rows);
+            // Changes added before the group was cached must reach it too.
+            if self
+                .pending
+                .range(prefix.clone()..)
+                .next()
+                .is_some_and(|(k, _)| k.starts_with(&prefix))
+            {
+                self.touched.insert(group.to_vec());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entries of `group` now (committed plus this epoch's changes) with a
+    /// positive count, in key order.
+    pub fn current(&mut self, store: &Store, group: &[u8]) -> Result<Vec<GroupRow>> {
+        let committed = self.committed(store, group)?;
+        let prefix = group_prefix(self.id, group);
+        let pend = self.pending_under(&prefix);
+        if pend.is_empty() {
+            return Ok(committed);
+        }
+        let mut rows: BTreeMap<Vec<u8>, (i64, u32)> = committed
+            .into_iter()
+            .map(|(r, n, e)| (r, (n, e)))
+            .collect();
+        for (k, d, e) in pend {
+            let r = rows.entry(k[prefix.len()..].to_vec()).or_insert((0, e));
+            r.0 += d;
+            r.1 = e;
+        }
+        Ok(rows
+            .into_iter()
+            .filter(|(_, (n, _))| *n > 0)
+            .map(|(r, (n, e))| (r, n, e))
+            .collect())
+    }
+
+    /// Writes the epoch's changes as count merges and folds them into the
+    /// cached groups.
+    pub fn flush(&mut self, writes: &mut WriteSet) {
+        if let Some(c) = &mut self.cache {
+            for group in self.touched.drain() {
+                let prefix = group_prefix(self.id, &group);
+                let Some(rows) = c.get_mut(&group) else {
+                    continue;
+                };
+                let mut delta_bytes: isize = 0;
+                for (k, (d, e)) in self
+                    .pending
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                {
+                    let rest = &k[prefix.len()..];
+                    match rows.get_mut(rest) {
+                        Some(r) => {
+                            r.0 += d;
+                            r.1 = *e;
+                            if r.0 <= 0 {
+                                rows.remove(rest);
+                                delta_bytes -= entry_bytes(rest) as isize;
+                            }
+                        }
+                        None if *d > 0 => {
+                            rows.insert(rest.to_vec(), (*d, *e));
+                            delta_bytes += entry_bytes(rest) as isize;
+                        }
+                        None => {}
+                    }
+                }
+                c.resize(&group, delta_bytes);
+            }
+            c.evict_over_budget();
+        }
+        for (k, (d, e)) in std::mem::take(&mut self.pending) {
+            if d != 0 {
+                if self.with_extra {
+                    writes.add_count(k, d, &e.to_be_bytes());
+                } else {
+                    writes.add_count(k, d, &[]);
+                }
+            }
+        }
+    }
+
+    /// Forgets every cached group (their state stays in the store).
+    pub fn clear_cache(&mut self) {
+        if let Some(c) = &mut self.cache {
+            c.clear();
+        }
+        self.touched.clear();
+    }
+
+    /// Bytes this table's cache holds.
+    pub fn cached_bytes(&self) -> usize {
+        self.cache.as_ref().map_or(0, |c| c.bytes)
+    }
+}
+
+/// Decodes a stored count value (with its `u32` extra if `with_extra`).
+pub fn decode_value(v: &[u8], with_extra: bool) -> freshet_storage::Result<(i64, u32)> {
+    let (n, extra) = freshet_storage::count::decode(v)?;
+    if !with_extra {
+        return Ok((n, 0));
+    }
+    let b: [u8; 4] = extra
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| freshet_storage::StorageError::Corrupt("multiset extra".into()))?;
+    Ok((n, u32::from_be_bytes(b)))
+}
+
+fn entry_bytes(rest: &[u8]) -> usize {
+    rest.len() + 48
+}
+
+/// Whole groups, least recently used evicted first.
+#[derive(Default)]
+struct GroupCache {
+    map: HashMap<Vec<u8>, Cached>,
+    /// Last-use stamp -> group.
+    lru: BTreeMap<u64, Vec<u8>>,
+    bytes: usize,
+}
+
+struct Cached {
+    rows: BTreeMap<Vec<u8>, (i64, u32)>,
+    stamp: u64,
+    bytes: usize,
+}
+
+impl GroupCache {
+    fn get(&mut self, group: &[u8]) -> Option<&BTreeMap<Vec<u8>, (i64, u32)>> {
+        let c = self.map.get_mut(group)?;
+        let stamp = budget::tick();
+        if let Some(g) = self.lru.remove(&c.stamp) {
+            self.lru.insert(stamp, g);
+        }
+        c.stamp = stamp;
+        Some(&c.rows)
+    }
+
+    fn get_mut(&mut self, group: &[u8]) -> Option<&mut BTreeMap<Vec<u8>, (i64, u32)>> {
+        self.map.get_mut(group).map(|c| &mut c.rows)
+    }
+
+    fn insert(&mut self, group: Vec<u8>, rows: BTreeMap<Vec<u8>, (i64, u32)>) {
+        let bytes = group.len() + 96 + rows.keys().map(|r| entry_bytes(r)).sum::<usize>();
+        let stamp = budget::tick();
+        if let Some(old) = self.map.insert(
+            group.clone(),
+            Cached {
+                rows,
+                stamp,
+                bytes,
+            },
+        ) {
+            self.lru.remove(&old.stamp);
+            self.bytes -= old.bytes;
+            budget::release(old.bytes);
+        }
+        self.lru.insert(stamp, group);
+        self.bytes += bytes;
+        budget::charge(bytes);
+        self.evict_over_budget();
+    }
+
+    fn resize(&mut self, group: &[u8], delta: isize) {
+        if let Some(c) = self.map.get_mut(group) {
+            if delta >= 0 {
+                c.bytes += delta as usize;
+                self.bytes += delta as usize;
+                budget::charge(delta as usize);
+            } else {
+                let d = (-delta) as usize;
+                let d = d.min(c.bytes);
+                c.bytes -= d;
+                self.bytes -= d.min(self.bytes);
+                budget::release(d);
+            }
+        }
+    }
+
+    /// Drops this cache's least recently used groups while the shared
+    /// budget is exceeded (keeping the most recent one).
+    fn evict_over_budget(&mut self) {
+        while budget::over() && self.lru.len() > 1 {
+            let Some((_, g)) = self.lru.pop_first() else {
+                break;
+            };
+            if let Some(c) = self.map.remove(&g) {
+                self.bytes -= c.bytes.min(self.bytes);
+                budget::release(c.bytes);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        budget::release(self.bytes);
+        self.map.clear();
+        self.lru.clear();
+        self.bytes = 0;
+    }
+}
+
+impl Drop for GroupCache {
+    fn drop(&mut self) {
+        budget::release(self.bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_and_committed_merge() {
+        let dir = std::env::temp_dir().join(format!("freshet-ms-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        let mut t = MultisetTable::cached(TableId(3), false);
+        t.add(b"g", b"a", 2, 0);
+        t.add(b"g", b"b", 1, 0);
+        assert_eq!(t.current(&store, b"g").unwrap().len(), 2);
+        let mut ws = WriteSet::default();
+        t.flush(&mut ws);
+        store.commit(ws, freshet_storage::Epoch(1)).unwrap();
+        // Cached (empty at first read) and then updated by the flush.
+        assert_eq!(
+            t.committed(&store, b"g").unwrap(),
+            vec![(b"a".to_vec(), 2, 0), (b"b".to_vec(), 1, 0)]
+        );
+        t.add(b"g", b"a", -2, 0);
+        assert_eq!(t.current(&store, b"g").unwrap(), vec![(b"b".to_vec(), 1, 0)]);
+        let mut ws = WriteSet::default();
+        t.flush(&mut ws);
+        store.commit(ws, freshet_storage::Epoch(2)).unwrap();
+        t.clear_cache();
+        assert_eq!(t.committed(&store, b"g").unwrap(), vec![(b"b".to_vec(), 1, 0)]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
