@@ -34,6 +34,11 @@ if ! command -v openssl >/dev/null 2>&1; then
   need_root apt-get update -qq || true
   need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl
 fi
+# strace: the durability test watches the server's fsync calls from outside.
+if ! command -v strace >/dev/null 2>&1; then
+  need_root apt-get update -qq || true
+  need_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace
+fi
 if ! command -v psql >/dev/null 2>&1; then
   echo "== installing postgresql-client (psql, for the client tests)"
   need_root apt-get update -qq || true

@@ -2119,8 +2119,14 @@ impl Server {
                     for t in id.0 + 1..id.0 + width {
                         let prefix = freshet_storage::keys::table_prefix(TableId(t));
                         store.scan_prefix_while(&prefix, |k, v| {
-                            keys += 1;
-                            bytes += (k.len() + v.len()) as i64;
+                            // A multiset entry whose count reached zero is
+                            // gone; compaction drops it later.
+                            let gone = v.first() == Some(&freshet_storage::count::COUNT_TAG)
+                                && matches!(freshet_storage::count::decode(v), Ok((0, _)));
+                            if !gone {
+                                keys += 1;
+                                bytes += (k.len() + v.len()) as i64;
+                            }
                             Ok(true)
                         })?;
                     }

@@ -56,7 +56,7 @@ struct Args {
     /// the write-ahead log reached the disk (`fdatasync`), so a machine
     /// crash loses nothing acknowledged. `off`: a process crash still loses
     /// nothing committed, a machine crash can lose the last epochs.
-    #[arg(long, default_value = "on", value_parser = parse_on_off)]
+    #[arg(long, default_value = "on", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     sync_commit: bool,
     /// A user allowed to connect, as `NAME:PASSWORD` (repeatable; also
     /// `CREATE USER ... PASSWORD`). Once any user exists, every connection
