@@ -21,7 +21,6 @@
 //! plus the gap), no later row can reach it, so its rows leave the state.
 //! The output's `window_end` then carries the watermark onwards.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
@@ -267,21 +266,17 @@ impl WindowOperator {
         Ok(out)
     }
 
-    /// Evaluates the functions over `rows` (one partition slice, in order)
-    /// and adds each (row, values) with `sign` to `diff`.
-    fn evaluate_into(
-        &self,
-        rows: &[SortedRow],
-        sign: i64,
-        diff: &mut BTreeMap<(Vec<u8>, Vec<u8>), i64>,
-    ) -> Result<()> {
+    /// Evaluates the functions over `rows` (one partition slice, in
+    /// order, as (row bytes, copies)): the encoded function values of every
+    /// copy, in order.
+    fn evaluate(&self, rows: &[SortedRow]) -> Result<Vec<Vec<u8>>> {
         let expanded: Vec<&[u8]> = rows
             .iter()
             .flat_map(|(r, c)| std::iter::repeat_n(r.as_slice(), (*c).max(0) as usize))
             .collect();
         let n = expanded.len();
         if n == 0 {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let cols = decode_rows(expanded.iter().copied(), &self.input_types)?;
         let batch = RecordBatch::try_new_with_options(
@@ -304,11 +299,60 @@ impl WindowOperator {
             }
             outs.push(a);
         }
-        let values = encode_rows(&outs, n)?;
-        for (row, vals) in expanded.into_iter().zip(values) {
-            *diff.entry((row.to_vec(), vals)).or_insert(0) += sign;
+        Ok(encode_rows(&outs, n)?)
+    }
+}
+
+/// The difference between a partition slice's old and new rows with their
+/// function values: both lists are in key order, so one merge walk pairs
+/// each row's old and new copies; a row whose values did not change emits
+/// nothing.
+type Slice<'a> = (&'a [SortedRow], &'a [&'a [u8]], &'a [Vec<u8>]);
+
+fn diff_slices(
+    (old, old_keys, old_vals): Slice<'_>,
+    (new, new_keys, new_vals): Slice<'_>,
+    out: &mut Vec<Changed>,
+) {
+    let (mut i, mut j, mut oi, mut nj) = (0usize, 0usize, 0usize, 0usize);
+    let copies = |r: &SortedRow| r.1.max(0) as usize;
+    let emit = |row: &[u8], vals: &[Vec<u8>], w: i64, out: &mut Vec<Changed>| {
+        for v in vals {
+            out.push(((row.to_vec(), v.clone()), w));
         }
-        Ok(())
+    };
+    while i < old.len() || j < new.len() {
+        let ord = match (old_keys.get(i), new_keys.get(j)) {
+            (Some(a), Some(b)) => a.cmp(b),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match ord {
+            std::cmp::Ordering::Less => {
+                let c = copies(&old[i]);
+                emit(&old[i].0, &old_vals[oi..oi + c], -1, out);
+                oi += c;
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                let c = copies(&new[j]);
+                emit(&new[j].0, &new_vals[nj..nj + c], 1, out);
+                nj += c;
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                let (co, cn) = (copies(&old[i]), copies(&new[j]));
+                let (ov, nv) = (&old_vals[oi..oi + co], &new_vals[nj..nj + cn]);
+                if ov != nv {
+                    emit(&old[i].0, ov, -1, out);
+                    emit(&new[j].0, nv, 1, out);
+                }
+                oi += co;
+                nj += cn;
+                i += 1;
+                j += 1;
+            }
+        }
     }
 }
 
@@ -402,7 +446,6 @@ impl WindowOperator {
         // built at a time, so memory holds one partition plus the changes.
         let mut changed: Vec<Changed> = Vec::new();
         for part in std::mem::take(&mut self.rows.dirty) {
-            let mut diff: BTreeMap<(Vec<u8>, Vec<u8>), i64> = BTreeMap::new();
             let prefix = group_prefix(self.rows.state, &part);
             let plen = prefix.len();
             let pend: Vec<(Vec<u8>, i64, u32)> = self
@@ -415,17 +458,32 @@ impl WindowOperator {
                 continue;
             }
             let committed = self.read_committed(&part, &prefix, &pend, ctx)?;
-            let old: Vec<SortedRow> = committed
-                .iter()
-                .filter(|(_, c, _)| *c > 0)
-                .map(|(k, c, l)| (row_of(k, plen, *l), *c))
-                .collect();
+            // Rows with their full keys, in key order.
+            let mut old: Vec<SortedRow> = Vec::with_capacity(committed.len());
+            let mut old_keys: Vec<&[u8]> = Vec::with_capacity(committed.len());
+            for (k, c, l) in &committed {
+                if *c > 0 {
+                    old.push((row_of(k, plen, *l), *c));
+                    old_keys.push(k);
+                }
+            }
             // Merge the epoch's changes into the committed slice.
             let mut new: Vec<SortedRow> = Vec::with_capacity(old.len() + pend.len());
+            let mut new_keys: Vec<&[u8]> = Vec::with_capacity(old.len() + pend.len());
             let mut pi = 0usize;
+            let push = |k: &'_ [u8], c: i64, l: u32, new: &mut Vec<SortedRow>| {
+                if c > 0 {
+                    new.push((row_of(k, plen, l), c));
+                    true
+                } else {
+                    false
+                }
+            };
             for (k, c, l) in &committed {
                 while pi < pend.len() && pend[pi].0.as_slice() < k.as_slice() {
-                    new.push((row_of(&pend[pi].0, plen, pend[pi].2), pend[pi].1));
+                    if push(&pend[pi].0, pend[pi].1, pend[pi].2, &mut new) {
+                        new_keys.push(&pend[pi].0);
+                    }
                     pi += 1;
                 }
                 let mut c = *c;
@@ -433,15 +491,22 @@ impl WindowOperator {
                     c += pend[pi].1;
                     pi += 1;
                 }
-                new.push((row_of(k, plen, *l), c));
+                if push(k, c, *l, &mut new) {
+                    new_keys.push(k);
+                }
             }
             for p in &pend[pi..] {
-                new.push((row_of(&p.0, plen, p.2), p.1));
+                if push(&p.0, p.1, p.2, &mut new) {
+                    new_keys.push(&p.0);
+                }
             }
-            new.retain(|(_, c)| *c > 0);
-            self.evaluate_into(&old, -1, &mut diff)?;
-            self.evaluate_into(&new, 1, &mut diff)?;
-            changed.extend(diff.into_iter().filter(|(_, w)| *w != 0));
+            let old_vals = self.evaluate(&old)?;
+            let new_vals = self.evaluate(&new)?;
+            diff_slices(
+                (&old, &old_keys, &old_vals),
+                (&new, &new_keys, &new_vals),
+                &mut changed,
+            );
         }
         self.rows.flush(ctx)?;
         if changed.is_empty() {
