@@ -47,7 +47,8 @@ pub struct Relation {
     pub name: String,
     /// Visible columns (all nullable).
     pub schema: SchemaRef,
-    /// Primary key column indices (tables only).
+    /// Primary key column indices (tables), or the stream key a
+    /// materialized view's rows are stored by.
     pub pk: Option<Vec<usize>>,
     /// The connector of a source or connector table.
     pub source: Option<Arc<SourceSpec>>,
@@ -210,7 +211,8 @@ pub fn read_plan(plan: &LogicalPlan) -> ReadPlan {
 /// The encoded primary keys a scan's filters allow, if they pin every key column.
 pub fn scan_keys(scan: &TableScan, rel: &Relation) -> Option<Vec<Vec<u8>>> {
     let pk = rel.pk.as_ref()?;
-    if rel.kind != RelKind::Table || pk.is_empty() {
+    // Tables by primary key; materialized views stored by their stream key.
+    if !matches!(rel.kind, RelKind::Table | RelKind::View) || pk.is_empty() {
         return None;
     }
     // Candidate values per key column, from `col = lit` and `col IN (lits)`.

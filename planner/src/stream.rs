@@ -107,14 +107,22 @@ pub fn plan_view_with(
         }
     }
     b.nodes.push(PlanNode {
-        kind: NodeKind::Materialize,
+        kind: NodeKind::Materialize { key: None },
         inputs: vec![top],
         schema,
     });
-    Ok(StreamPlan {
+    let mut plan = StreamPlan {
         nodes: b.nodes,
         state_slots: b.slots,
-    })
+    };
+    // Stored by its stream key when it has one (see `stream_key`).
+    let key = freshet_runtime::stream_key::stream_keys(&plan)
+        .pop()
+        .flatten();
+    if let Some(root) = plan.nodes.last_mut() {
+        root.kind = NodeKind::Materialize { key };
+    }
+    Ok(plan)
 }
 
 struct Builder {
@@ -231,10 +239,12 @@ impl Builder {
                     RelKind::Table => NodeKind::TableScan {
                         table: rel.id,
                         name: rel.name.clone(),
+                        pk: rel.pk.clone(),
                     },
                     RelKind::View => NodeKind::ViewScan {
                         view: rel.id,
                         name: rel.name.clone(),
+                        key: rel.pk.clone(),
                     },
                     RelKind::PlainView => {
                         return Err(unsupported(format!(

@@ -68,6 +68,19 @@ impl ViewDef {
     pub fn schema(&self) -> SchemaRef {
         self.plan.nodes[self.plan.root()].schema.clone()
     }
+
+    /// The view's stream key, when its rows are stored by it.
+    pub fn key(&self) -> Option<&[usize]> {
+        match &self.plan.nodes[self.plan.root()].kind {
+            NodeKind::Materialize { key } => key.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether the view's rows are stored by key (not as a multiset).
+    pub fn keyed(&self) -> bool {
+        self.key().is_some()
+    }
 }
 
 /// A data change to one table.
@@ -885,11 +898,19 @@ impl Worker {
                         .views
                         .get(view)
                         .ok_or_else(|| RuntimeError::UnknownObject(format!("view {}", view.0)))?;
-                    let (root, schema) = (v.root, v.def.schema());
+                    let (root, schema, keyed) = (v.root, v.def.schema(), v.def.keyed());
                     if let Some(n) = self.nodes.get_mut(&root) {
                         n.consumers.push((gid, 0));
                     }
-                    scans.push((gid, crate::table::ReadTarget::View { id: *view, schema }));
+                    scans.push((
+                        gid,
+                        crate::table::ReadTarget::View {
+                            id: *view,
+                            schema,
+                            keyed,
+                            keys: None,
+                        },
+                    ));
                 }
                 NodeKind::Values { rows } => constants.push((gid, rows.clone())),
                 NodeKind::SourceScan { spec, .. } => {
@@ -950,8 +971,8 @@ impl Worker {
                         crate::table::ReadTarget::Table { schema, .. } => {
                             decode_table_values(chunk.iter().map(|(_, v)| v.as_ref()), schema)?
                         }
-                        crate::table::ReadTarget::View { schema, .. } => {
-                            decode_view_rows(chunk, schema)?
+                        crate::table::ReadTarget::View { schema, keyed, .. } => {
+                            decode_view_rows(chunk, schema, *keyed)?
                         }
                     };
                     let cb = ChangeBatch::inserts(batch);

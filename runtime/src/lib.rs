@@ -34,8 +34,10 @@ pub mod jsontext;
 pub mod numeric;
 pub mod operators;
 pub mod plan;
+pub mod plan_structure;
 pub mod source;
 pub mod state;
+pub mod stream_key;
 pub mod table;
 pub mod time;
 

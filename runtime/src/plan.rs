@@ -91,6 +91,8 @@ pub enum NodeKind {
     TableScan {
         table: TableId,
         name: String,
+        /// The table's primary key columns, if it has one.
+        pk: Option<Vec<usize>>,
     },
     /// Rows read from a source by this view's own reader (append-only).
     SourceScan {
@@ -102,6 +104,8 @@ pub enum NodeKind {
     ViewScan {
         view: TableId,
         name: String,
+        /// The upstream view's stream key (its rows are stored by it).
+        key: Option<Vec<usize>>,
     },
     /// Constant rows (`VALUES`, `SELECT 1`): inserted once, when the view
     /// is created, and never changed.
@@ -202,8 +206,12 @@ pub enum NodeKind {
         inclusive: bool,
         state_slot: u32,
     },
-    /// Writes the view's rows (a multiset keyed by the whole row).
-    Materialize,
+    /// Writes the view's rows: by `key` (output columns that identify a
+    /// row: a change is a put or a delete), or, without one, as a multiset
+    /// keyed by the whole row.
+    Materialize {
+        key: Option<Vec<usize>>,
+    },
 }
 
 /// A window function's display name without the `PARTITION BY [...]` and
@@ -286,7 +294,22 @@ impl StreamPlan {
             .iter()
             .map(|f| format!("{}:{}", f.name(), f.data_type()))
             .collect();
-        out.push_str(&format!("{pad}{} [{}]\n", n.kind, cols.join(", ")));
+        let kind = match &n.kind {
+            // The storage key by column name.
+            NodeKind::Materialize { key: Some(k) } => format!(
+                "StreamMaterialize key=[{}]",
+                k.iter()
+                    .map(|&i| n
+                        .schema
+                        .fields()
+                        .get(i)
+                        .map_or_else(|| format!("c{i}"), |f| f.name().clone()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            k => k.to_string(),
+        };
+        out.push_str(&format!("{pad}{kind} [{}]\n", cols.join(", ")));
         for &i in &n.inputs {
             self.fmt_node(i, depth + 1, out);
         }
@@ -480,7 +503,17 @@ impl fmt::Display for NodeKind {
                 "StreamTemporalFilter {expiry} {} now() (rows expire as time passes) state=slot{state_slot}",
                 if *inclusive { ">=" } else { ">" }
             ),
-            NodeKind::Materialize => write!(f, "StreamMaterialize key=all columns (multiset)"),
+            NodeKind::Materialize { key: None } => {
+                write!(f, "StreamMaterialize key=all columns (multiset)")
+            }
+            NodeKind::Materialize { key: Some(k) } => write!(
+                f,
+                "StreamMaterialize key=[{}]",
+                k.iter()
+                    .map(|i| format!("c{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         }
     }
 }

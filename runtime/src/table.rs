@@ -162,6 +162,10 @@ pub enum ReadTarget {
     View {
         id: TableId,
         schema: SchemaRef,
+        /// Stored by key (see [`crate::state::KeyedRows`]), not as a multiset.
+        keyed: bool,
+        /// With `keyed`: only the rows of these encoded keys.
+        keys: Option<Vec<Vec<u8>>>,
     },
 }
 
@@ -173,6 +177,12 @@ pub fn read_committed(store: &Store, targets: &[ReadTarget]) -> Result<Vec<Recor
         .map(|t| match t {
             ReadTarget::Table {
                 id,
+                keys: Some(keys),
+                ..
+            }
+            | ReadTarget::View {
+                id,
+                keyed: true,
                 keys: Some(keys),
                 ..
             } => Read::Keys(keys.iter().map(|k| row_key(*id, k)).collect()),
@@ -195,6 +205,6 @@ pub fn decode_target(t: &ReadTarget, entries: &[Entry]) -> Result<RecordBatch> {
         ReadTarget::Table { schema, .. } => {
             decode_table_values(entries.iter().map(|(_, v)| v.as_ref()), schema)
         }
-        ReadTarget::View { schema, .. } => decode_view_rows(entries, schema),
+        ReadTarget::View { schema, keyed, .. } => decode_view_rows(entries, schema, *keyed),
     }
 }

@@ -57,6 +57,23 @@ pub struct StoredEntry {
     pub id: TableId,
     pub fingerprint: u64,
     pub ddl: String,
+    /// How a view's state was laid out when it was created.
+    pub layout: ViewLayout,
+}
+
+/// What a view's stored state depends on, recorded at `CREATE`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ViewLayout {
+    /// Written by a build before stream keys (record format `v1`): rows are
+    /// a multiset, and `fingerprint` hashes the `EXPLAIN` text.
+    Legacy,
+    /// Record format `v2`: the storage key of the view's rows (`None`: a
+    /// multiset) and the plan's structural form
+    /// ([`freshet_runtime::plan_structure`]).
+    Structured {
+        key: Option<Vec<usize>>,
+        structure: Vec<String>,
+    },
 }
 
 impl StoredEntry {
@@ -75,8 +92,27 @@ impl StoredEntry {
             RelKind::Source => "source",
             RelKind::PlainView => "plainview",
         };
+        let (key, structure) = match &self.layout {
+            ViewLayout::Legacy => {
+                return format!(
+                    "v1\n{kind}\n{}\n{}\n{}",
+                    self.id.0, self.fingerprint, self.ddl
+                )
+                .into_bytes()
+            }
+            ViewLayout::Structured { key, structure } => {
+                let key = match key {
+                    None => "multiset".to_string(),
+                    Some(k) => format!(
+                        "key:{}",
+                        k.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")
+                    ),
+                };
+                (key, structure.join("\t"))
+            }
+        };
         format!(
-            "v1\n{kind}\n{}\n{}\n{}",
+            "v2\n{kind}\n{}\n{}\n{key}\n{structure}\n{}",
             self.id.0, self.fingerprint, self.ddl
         )
         .into_bytes()
@@ -84,8 +120,9 @@ impl StoredEntry {
 
     pub fn decode(bytes: &[u8]) -> Option<StoredEntry> {
         let s = std::str::from_utf8(bytes).ok()?;
-        let mut parts = s.splitn(5, '\n');
-        if parts.next()? != "v1" {
+        let v2 = s.starts_with("v2\n");
+        let mut parts = s.splitn(if v2 { 7 } else { 5 }, '\n');
+        if !matches!(parts.next()?, "v1" | "v2") {
             return None;
         }
         let kind = match parts.next()? {
@@ -97,12 +134,34 @@ impl StoredEntry {
         };
         let id = TableId(parts.next()?.parse().ok()?);
         let fingerprint = parts.next()?.parse().ok()?;
+        let layout = if v2 {
+            let key = match parts.next()? {
+                "multiset" => None,
+                k => Some(
+                    k.strip_prefix("key:")?
+                        .split(',')
+                        .filter(|c| !c.is_empty())
+                        .map(|c| c.parse().ok())
+                        .collect::<Option<Vec<usize>>>()?,
+                ),
+            };
+            let structure = parts
+                .next()?
+                .split('\t')
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect();
+            ViewLayout::Structured { key, structure }
+        } else {
+            ViewLayout::Legacy
+        };
         let ddl = parts.next()?.to_string();
         Some(StoredEntry {
             kind,
             id,
             fingerprint,
             ddl,
+            layout,
         })
     }
 }

@@ -29,7 +29,7 @@ use freshet_runtime::{DmlOp, Engine, ReadTarget, StreamPlan, ViewDef};
 use freshet_storage::codec::is_supported;
 use freshet_storage::{Store, TableId};
 
-use crate::catalog::{Catalog, CatalogEntry, StoredEntry};
+use crate::catalog::{Catalog, CatalogEntry, StoredEntry, ViewLayout};
 use crate::dialect::{ConnectorDdl, Parsed};
 use crate::error::{code, ExecError, ExecResult};
 use freshet_runtime::plan::NodeKind;
@@ -429,12 +429,37 @@ impl Server {
                     self.with_catalog(|c| c.insert(entry))?;
                 }
                 RelKind::View => {
-                    let (entry, plan) = self.plan_mv(&stmt, Some(e.id)).await?;
-                    if entry.fingerprint != e.fingerprint {
+                    let (mut entry, mut plan) = self.plan_mv(&stmt, Some(e.id)).await?;
+                    // The stored layout decides how the rows are kept, not
+                    // what this build would choose for a new view.
+                    let stored_key = match &e.layout {
+                        ViewLayout::Legacy => None,
+                        ViewLayout::Structured { key, .. } => key.clone(),
+                    };
+                    if let Some(root) = plan.nodes.last_mut() {
+                        root.kind = NodeKind::Materialize {
+                            key: stored_key.clone(),
+                        };
+                    }
+                    let mut rel = (*entry.rel).clone();
+                    rel.pk = stored_key;
+                    entry.rel = Arc::new(rel);
+                    entry.fingerprint = plan.fingerprint();
+                    let changed = match &e.layout {
+                        ViewLayout::Legacy => (entry.fingerprint != e.fingerprint)
+                            .then(|| "its plan (EXPLAIN) differs".to_string()),
+                        ViewLayout::Structured { structure, .. } => {
+                            freshet_runtime::plan_structure::first_difference(
+                                structure,
+                                &freshet_runtime::plan_structure::structure(&plan),
+                            )
+                        }
+                    };
+                    if let Some(what) = changed {
                         return Err(ExecError::new(
                             code::INTERNAL,
                             format!(
-                                "materialized view \"{}\" was created by a build whose plan differs from this one; refusing to resume its state",
+                                "materialized view \"{}\" was created by a build whose plan differs from this one ({what}); refusing to resume its state. Drop and re-create it with the build that created it, or restore a backup.",
                                 entry.rel.name
                             ),
                         ));
@@ -727,6 +752,7 @@ impl Server {
             id: entry.rel.id,
             fingerprint: 0,
             ddl: entry.ddl.clone(),
+            layout: ViewLayout::Legacy,
         };
         self.engine
             .write_catalog(vec![(
@@ -785,11 +811,13 @@ impl Server {
                     kind: crate::pgcatalog::ObjectKind::of(e.rel.kind),
                     comments: cat.comments_of(e.rel.id),
                     definition: view_definition(e),
+                    // A view's storage key is no constraint to a client.
                     pk: e
                         .rel
                         .pk
                         .iter()
                         .flatten()
+                        .filter(|_| e.rel.kind == RelKind::Table)
                         .map(|&i| e.rel.schema.field(i).name().clone())
                         .collect(),
                 })
@@ -1715,6 +1743,7 @@ impl Server {
             id: entry.rel.id,
             fingerprint: 0,
             ddl: entry.ddl.clone(),
+            layout: ViewLayout::Legacy,
         };
         self.engine
             .create_table(
@@ -1800,7 +1829,11 @@ impl Server {
             id,
             name,
             schema,
-            pk: None,
+            // Rows stored by the stream key, when the plan has one.
+            pk: match &splan.nodes[splan.root()].kind {
+                NodeKind::Materialize { key } => key.clone(),
+                _ => None,
+            },
             source: None,
             watermark: None,
             append_only: false,
@@ -1846,6 +1879,10 @@ impl Server {
             id: entry.rel.id,
             fingerprint: entry.fingerprint,
             ddl: entry.ddl.clone(),
+            layout: ViewLayout::Structured {
+                key: entry.rel.pk.clone(),
+                structure: freshet_runtime::plan_structure::structure(&plan),
+            },
         };
         let mut catalog = vec![(StoredEntry::key(entry.rel.id), Some(stored.encode()))];
         for (idx, node) in plan.nodes.iter().enumerate() {
@@ -2081,6 +2118,7 @@ impl Server {
             id: entry.rel.id,
             fingerprint: 0,
             ddl: entry.ddl.clone(),
+            layout: ViewLayout::Legacy,
         };
         let mut catalog = vec![(StoredEntry::key(entry.rel.id), Some(stored.encode()))];
         if entry.rel.kind == RelKind::Table {
@@ -2390,9 +2428,17 @@ fn target(r: &Relation, keys: Option<Vec<Vec<u8>>>) -> ReadTarget {
         },
         // Sources never reach here (refused before loading); an empty view
         // read keeps this total.
-        RelKind::View | RelKind::Source | RelKind::PlainView => ReadTarget::View {
+        RelKind::View => ReadTarget::View {
             id: r.id,
             schema: r.schema.clone(),
+            keyed: r.pk.is_some(),
+            keys: keys.filter(|_| r.pk.is_some()),
+        },
+        RelKind::Source | RelKind::PlainView => ReadTarget::View {
+            id: r.id,
+            schema: r.schema.clone(),
+            keyed: false,
+            keys: None,
         },
     }
 }

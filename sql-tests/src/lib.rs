@@ -62,7 +62,32 @@ impl TestServer {
         Self::start_with(&[]).await
     }
 
+    /// Starts a server on a copy of the data dir in `archive` (a `.tar.gz`
+    /// holding `data/`, as made by an older build).
+    pub async fn start_on_archive(archive: &Path) -> Result<TestServer> {
+        let mut s = Self::prepare(&[])?;
+        let status = Command::new("tar")
+            .arg("xzf")
+            .arg(archive)
+            .arg("-C")
+            .arg(&s.data_dir)
+            .status()
+            .context("running tar")?;
+        if !status.success() {
+            bail!("tar xzf {} failed: {status}", archive.display());
+        }
+        s.spawn().await?;
+        Ok(s)
+    }
+
     pub async fn start_with(extra_args: &[&str]) -> Result<TestServer> {
+        let mut s = Self::prepare(extra_args)?;
+        s.spawn().await?;
+        Ok(s)
+    }
+
+    /// A server on a new temporary data dir, not started.
+    fn prepare(extra_args: &[&str]) -> Result<TestServer> {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
@@ -70,14 +95,12 @@ impl TestServer {
         let data_dir =
             std::env::temp_dir().join(format!("freshet-test-{}-{n}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&data_dir)?;
-        let mut s = TestServer {
+        Ok(TestServer {
             port: free_port()?,
             data_dir,
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
-        };
-        s.spawn().await?;
-        Ok(s)
+        })
     }
 
     async fn spawn(&mut self) -> Result<()> {

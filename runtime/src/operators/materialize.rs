@@ -1,6 +1,9 @@
 //! Materialize: keeps a view's rows in storage and forwards its changes.
 //!
-//! A view is stored as a multiset keyed by the whole row (a
+//! A view with a stream key is stored by it ([`KeyedRows`]): a change is a
+//! put or a delete of one key, and a read can look a key up.
+//!
+//! A view without one is stored as a multiset keyed by the whole row (a
 //! [`MultisetTable`] whose groups are rows):
 //! `view table | vnode | memcomparable(row) -> count`.
 //! Keying by the row handles duplicate rows and views without a natural key
@@ -16,7 +19,7 @@ use freshet_storage::keys::pk_of;
 use freshet_storage::store::Entry;
 use freshet_storage::TableId;
 
-use crate::state::MultisetTable;
+use crate::state::{KeyedRows, MultisetTable};
 
 use super::{EpochCtx, Operator};
 use crate::change::ChangeBatch;
@@ -24,15 +27,22 @@ use crate::error::{Result, RuntimeError};
 
 pub struct MaterializeOperator {
     rows: MultisetTable,
+    keyed: Option<KeyedRows>,
     /// The view's watermark (first watermarked column) and change counts.
     time: Option<std::sync::Arc<crate::time::TimeStats>>,
     wm_col: Option<usize>,
 }
 
 impl MaterializeOperator {
-    pub fn new(_name: String, table: TableId, _schema: SchemaRef) -> Self {
+    pub fn new(
+        _name: String,
+        table: TableId,
+        _schema: SchemaRef,
+        key: Option<Vec<usize>>,
+    ) -> Self {
         MaterializeOperator {
             rows: MultisetTable::new(table, false),
+            keyed: key.map(|k| KeyedRows::new(table, k)),
             time: None,
             wm_col: None,
         }
@@ -57,8 +67,20 @@ impl Operator for MaterializeOperator {
         batch: ChangeBatch,
         ctx: &mut EpochCtx<'_>,
     ) -> Result<Vec<ChangeBatch>> {
-        let rows = encode_rows(batch.columns(), batch.num_rows())?;
         let mut retracted = 0u64;
+        if let Some(k) = &mut self.keyed {
+            k.add(&batch)?;
+            for w in batch.weights.values() {
+                if *w < 0 {
+                    retracted += w.unsigned_abs();
+                }
+            }
+            if let Some(t) = &self.time {
+                t.retracted(retracted);
+            }
+            return Ok(vec![batch]);
+        }
+        let rows = encode_rows(batch.columns(), batch.num_rows())?;
         for (row, w) in rows.into_iter().zip(batch.weights.values().iter()) {
             self.rows.add_blind(ctx.writes, &row, &[], *w);
             if *w < 0 {
@@ -69,6 +91,11 @@ impl Operator for MaterializeOperator {
             t.retracted(retracted);
         }
         Ok(vec![batch])
+    }
+
+    fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
+        self.flush(ctx);
+        Ok(vec![])
     }
 
     fn on_watermark(
@@ -86,8 +113,20 @@ impl Operator for MaterializeOperator {
     }
 }
 
-/// Decodes stored view entries into a batch, one row per copy.
-pub fn decode_view_rows(entries: &[Entry], schema: &SchemaRef) -> Result<RecordBatch> {
+impl MaterializeOperator {
+    fn flush(&mut self, ctx: &mut EpochCtx<'_>) {
+        if let Some(k) = &mut self.keyed {
+            k.flush(ctx.writes);
+        }
+    }
+}
+
+/// Decodes stored view entries into a batch: one row per copy (multiset
+/// views, `keyed` false) or one row per entry (views stored by key).
+pub fn decode_view_rows(entries: &[Entry], schema: &SchemaRef, keyed: bool) -> Result<RecordBatch> {
+    if keyed {
+        return crate::table::decode_table_values(entries.iter().map(|(_, v)| v.as_ref()), schema);
+    }
     let types: Vec<DataType> = schema
         .fields()
         .iter()

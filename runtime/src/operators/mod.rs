@@ -381,8 +381,13 @@ pub fn build_operator(
             schema: node.schema.clone(),
             watermarks: WatermarkMin::new(node.inputs.len()),
         }),
-        NodeKind::Materialize => Box::new(
-            MaterializeOperator::new(view_name.to_string(), view_table, node.schema.clone())
+        NodeKind::Materialize { key } => Box::new(
+            MaterializeOperator::new(
+                view_name.to_string(),
+                view_table,
+                node.schema.clone(),
+                key.clone(),
+            )
                 .with_time(time.get("view", view_name, "")),
         ),
     }

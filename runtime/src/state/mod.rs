@@ -6,6 +6,8 @@
 //!   waiting on a temporal filter). Changes are summed per epoch and written
 //!   at the barrier as blind count merges (no read before write); groups
 //!   read by lookups are cached.
+//! - [`KeyedRows`]: rows stored by a stream key (views that have one): a
+//!   change is a put or a delete, written at the barrier without a read.
 //! - [`budget`]: the byte budget (`--state-cache-size`) every operator
 //!   cache draws from, with hit and miss counters per table.
 //!
@@ -14,7 +16,9 @@
 //! versioned encoding (aggregate accumulators).
 
 pub mod budget;
+mod keyed;
 pub mod multiset;
 
 pub use budget::{set_cache_budget, CacheStats};
+pub use keyed::KeyedRows;
 pub use multiset::{GroupRow, MultisetTable};
