@@ -240,6 +240,7 @@ impl Builder {
                         table: rel.id,
                         name: rel.name.clone(),
                         pk: rel.pk.clone(),
+                        append_only: rel.append_only,
                     },
                     RelKind::View => NodeKind::ViewScan {
                         view: rel.id,

@@ -840,6 +840,7 @@ impl Worker {
         let mut scans: Vec<(u64, crate::table::ReadTarget)> = Vec::new();
         let mut constants: Vec<(u64, datafusion::arrow::array::RecordBatch)> = Vec::new();
         let mut sources = Vec::new();
+        let append_only = crate::stream_key::append_only(&def.plan);
         for (idx, node) in def.plan.nodes.iter().enumerate() {
             let gid = self.next_node;
             self.next_node += 1;
@@ -858,6 +859,7 @@ impl Worker {
                 .collect();
             let op = build_operator(
                 node,
+                !node.inputs.is_empty() && node.inputs.iter().all(|&i| append_only[i]),
                 &input_types,
                 &def.name,
                 def.id,

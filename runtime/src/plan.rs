@@ -93,6 +93,8 @@ pub enum NodeKind {
         name: String,
         /// The table's primary key columns, if it has one.
         pk: Option<Vec<usize>>,
+        /// `APPEND ONLY`: rows are only ever inserted.
+        append_only: bool,
     },
     /// Rows read from a source by this view's own reader (append-only).
     SourceScan {

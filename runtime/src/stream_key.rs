@@ -78,6 +78,39 @@ pub fn stream_keys(plan: &StreamPlan) -> Vec<Option<Vec<usize>>> {
     keys
 }
 
+/// Whether each node's output is append-only (rows are only ever
+/// inserted): sources, `APPEND ONLY` tables and `VALUES`, and filters,
+/// projections, unions, unnests and inner joins of append-only inputs; an
+/// aggregate that emits each window once (`EMIT ON WINDOW CLOSE`).
+pub fn append_only(plan: &StreamPlan) -> Vec<bool> {
+    let mut out: Vec<bool> = Vec::with_capacity(plan.nodes.len());
+    for n in &plan.nodes {
+        let all = n.inputs.iter().all(|&i| out.get(i).copied().unwrap_or(false));
+        let a = match &n.kind {
+            NodeKind::SourceScan { .. } | NodeKind::Values { .. } => true,
+            NodeKind::TableScan { append_only, .. } => *append_only,
+            NodeKind::ViewScan { .. } => false,
+            NodeKind::Filter { .. }
+            | NodeKind::Project { .. }
+            | NodeKind::Union
+            | NodeKind::Unnest { .. }
+            | NodeKind::Materialize { .. } => all,
+            NodeKind::HashJoin { outer, .. } => all && !outer[0] && !outer[1],
+            NodeKind::Aggregate {
+                emit_on_close,
+                window_col,
+                ..
+            } => *emit_on_close && window_col.is_some(),
+            NodeKind::SemiJoin { .. }
+            | NodeKind::TopN { .. }
+            | NodeKind::OverWindow { .. }
+            | NodeKind::TemporalFilter { .. } => false,
+        };
+        out.push(a);
+    }
+    out
+}
+
 /// The input column an expression passes through unchanged, if it is one.
 fn column_of(e: &std::sync::Arc<dyn PhysicalExpr>) -> Option<usize> {
     e.as_ref().downcast_ref::<Column>().map(|c| c.index())

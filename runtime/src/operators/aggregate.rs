@@ -116,6 +116,28 @@ impl MultiSet {
         }
     }
 
+    /// Keeps only the smallest (`min`) or largest value: all a min or max
+    /// over append-only input needs, since no value is ever removed.
+    fn keep_extreme(&mut self, min: bool) {
+        if self.len() <= 1 {
+            return;
+        }
+        let kept = match std::mem::take(self) {
+            MultiSet::Small(mut v) => {
+                if min {
+                    v.swap_remove(0)
+                } else {
+                    v.pop().unwrap_or_default()
+                }
+            }
+            MultiSet::Large(mut m) => {
+                let e = if min { m.pop_first() } else { m.pop_last() };
+                e.unwrap_or_default()
+            }
+        };
+        *self = MultiSet::Small(vec![kept]);
+    }
+
     fn first(&self) -> Option<&Vec<u8>> {
         match self {
             MultiSet::Small(v) => v.first().map(|(k, _)| k),
@@ -174,6 +196,9 @@ pub struct AggregateOperator {
     window: Option<WindowClose>,
     /// Bytes of `groups` charged to the state budget.
     cached_bytes: usize,
+    /// Per call: `Some(true)` for a min, `Some(false)` for a max whose input
+    /// is append-only, so its state keeps the extreme value alone.
+    extreme_only: Vec<Option<bool>>,
     pub stats: Arc<crate::state::CacheStats>,
 }
 
@@ -228,8 +253,24 @@ impl AggregateOperator {
             dirty: HashMap::new(),
             window: None,
             cached_bytes: 0,
+            extreme_only: Vec::new(),
             stats: Arc::new(crate::state::CacheStats::default()),
         }
+    }
+
+    /// The input is append-only (rows are never deleted): min and max keep
+    /// only their current extreme instead of every value.
+    pub fn append_only_input(mut self, yes: bool) -> Self {
+        self.extreme_only = self
+            .aggs
+            .iter()
+            .map(|a| match (yes, a.kind, a.distinct) {
+                (true, AggKind::Min, false) => Some(true),
+                (true, AggKind::Max, false) => Some(false),
+                _ => None,
+            })
+            .collect();
+        self
     }
 
     /// Closes windows by the watermark on input column `col` (see
@@ -529,6 +570,10 @@ impl AggregateOperator {
                     }
                 }
                 update(state, &inputs[i], row, w)?;
+                if let (Some(Some(min)), AggState::MinMax(m)) = (self.extreme_only.get(i), &mut *state)
+                {
+                    m.keep_extreme(*min);
+                }
             }
         }
         Ok(())

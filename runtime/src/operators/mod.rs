@@ -231,6 +231,7 @@ pub fn schema_of(
 /// its table id; `view_table` is where the view's rows live.
 pub fn build_operator(
     node: &PlanNode,
+    input_append_only: bool,
     input_types: &[Vec<datafusion::arrow::datatypes::DataType>],
     view_name: &str,
     view_table: TableId,
@@ -274,7 +275,8 @@ pub fn build_operator(
                 aggs.clone(),
                 node.schema.clone(),
                 state_table(*state_slot),
-            );
+            )
+            .append_only_input(input_append_only);
             Box::new(match window_col {
                 Some(c) => op.with_window(
                     *c,
@@ -334,16 +336,19 @@ pub fn build_operator(
             offset,
             with_rank,
             state_slot,
-        } => Box::new(topn::TopNOperator::new(
-            partition.clone(),
-            order.clone(),
-            *limit,
-            *offset,
-            *with_rank,
-            input_types[0].clone(),
-            state_table(*state_slot),
-            node.schema.clone(),
-        )),
+        } => Box::new(
+            topn::TopNOperator::new(
+                partition.clone(),
+                order.clone(),
+                *limit,
+                *offset,
+                *with_rank,
+                input_types[0].clone(),
+                state_table(*state_slot),
+                node.schema.clone(),
+            )
+            .append_only_input(input_append_only),
+        ),
         NodeKind::OverWindow {
             partition,
             order,

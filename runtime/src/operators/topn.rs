@@ -29,6 +29,9 @@ use crate::change::ChangeBatch;
 use crate::error::Result;
 
 pub struct TopNOperator {
+    /// Append-only input: rows past the first `limit + offset` of a
+    /// partition can never enter it again, so they are not kept.
+    trim: bool,
     limit: Option<usize>,
     offset: usize,
     with_rank: bool,
@@ -50,6 +53,7 @@ impl TopNOperator {
         schema: SchemaRef,
     ) -> Self {
         TopNOperator {
+            trim: false,
             limit,
             offset,
             with_rank,
@@ -58,6 +62,53 @@ impl TopNOperator {
             // Top-N reads the first rows of a partition, not all of it.
             rows: SortedRows::new(partition, order, state, false),
         }
+    }
+
+    /// Over append-only input, keep at most `limit + offset` rows per
+    /// partition (see `trim`).
+    pub fn append_only_input(mut self, yes: bool) -> Self {
+        self.trim = yes && self.limit.is_some();
+        self
+    }
+
+    /// Drops the rows of `part` beyond its first `limit + offset` copies,
+    /// committed and pending: with append-only input they never return.
+    fn trim_partition(&mut self, part: &[u8], ctx: &mut EpochCtx<'_>) -> Result<()> {
+        let Some(want) = self.limit.map(|l| (l + self.offset) as i64) else {
+            return Ok(());
+        };
+        let prefix = group_prefix(self.rows.state, part);
+        // Key -> (count, committed?).
+        let mut all: BTreeMap<Vec<u8>, (i64, bool)> = BTreeMap::new();
+        ctx.store.scan_prefix_while(&prefix, |k, v| {
+            let (c, _) = decode_value(v)?;
+            if c > 0 {
+                all.insert(k.to_vec(), (c, true));
+            }
+            Ok(true)
+        })?;
+        for (k, d, _) in self.rows.pending_under(&prefix) {
+            all.entry(k.to_vec()).or_insert((0, false)).0 += d;
+        }
+        let mut total = 0i64;
+        let mut doomed: Vec<(Vec<u8>, bool)> = Vec::new();
+        for (k, (c, committed)) in all {
+            if c <= 0 {
+                continue;
+            }
+            if total >= want {
+                doomed.push((k, committed));
+            }
+            total += c;
+        }
+        let pending = self.rows.table.pending_mut();
+        for (k, committed) in doomed {
+            pending.remove(&k);
+            if committed {
+                ctx.writes.delete(k);
+            }
+        }
+        Ok(())
     }
 
     /// Rows at positions `offset .. offset + limit` of a partition, as
@@ -147,6 +198,9 @@ impl Operator for TopNOperator {
         for part in std::mem::take(&mut self.rows.dirty) {
             let before = self.top(&part, false, ctx)?;
             let after = self.top(&part, true, ctx)?;
+            if self.trim {
+                self.trim_partition(&part, ctx)?;
+            }
             let expand = |list: &[(Vec<u8>, i64)]| -> BTreeMap<(Vec<u8>, u64), i64> {
                 let mut m = BTreeMap::new();
                 let mut pos = 0u64;

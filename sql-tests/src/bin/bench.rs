@@ -11,9 +11,14 @@
 //! It then measures the latency of small commits (one-row INSERT + FLUSH)
 //! and reads the server's peak resident memory (VmHWM).
 //!
-//! A second argument runs one scenario: `join`, `topn`, `lag`, `rank`, or
-//! the event-time ones `tumble`, `tumble-eowc` and `hop` (windowed views
-//! over a table with a watermark; they report state entries too).
+//! A second argument runs one scenario: `join`, `topn`, `lag`, `rank`,
+//! `agg1m` (1M groups), `point` (point reads of a view by its key, at 1k
+//! and at ROWS groups), or the event-time ones `tumble`, `tumble-eowc` and
+//! `hop` (windowed views over a table with a watermark; they report state
+//! entries too).
+//!
+//! `FRESHET_SERVER_ARGS` adds flags to every server started, e.g.
+//! `FRESHET_SERVER_ARGS="--state-cache-size 64MiB"`.
 
 use std::time::Instant;
 
@@ -26,8 +31,79 @@ fn vm_hwm(pid: u32) -> String {
     peak_rss_kib(pid).map_or_else(|| "n/a".into(), |kb| format!("{kb} kB"))
 }
 
+/// Flags from `FRESHET_SERVER_ARGS`.
+fn server_args() -> Vec<String> {
+    std::env::var("FRESHET_SERVER_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+async fn start_server() -> Result<TestServer> {
+    let args = server_args();
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    TestServer::start_with(&refs).await
+}
+
+/// Point reads of a view stored by its key: `groups` groups loaded, then
+/// 500 `SELECT ... WHERE user_id = k` of random keys; prints p50/p90/p99.
+async fn point_scenario(groups: u64) -> Result<()> {
+    let server = start_server().await?;
+    let client = server.connect().await?;
+    client
+        .batch_execute(
+            "CREATE TABLE events (id BIGINT, user_id BIGINT, amount BIGINT, kind TEXT);
+             CREATE MATERIALIZED VIEW g AS SELECT user_id, count(*) AS n, sum(amount) AS s FROM events GROUP BY user_id;",
+        )
+        .await?;
+    let mut loaded = 0u64;
+    while loaded < groups {
+        let n = CHUNK.min(groups - loaded);
+        client
+            .batch_execute(&format!(
+                "INSERT INTO events SELECT value, value, value % 97, 'buy' FROM generate_series({}, {})",
+                loaded + 1,
+                loaded + n
+            ))
+            .await?;
+        loaded += n;
+    }
+    client.batch_execute("FLUSH").await?;
+    let stmt = client
+        .prepare("SELECT user_id, n, s FROM g WHERE user_id = $1")
+        .await?;
+    let mut lat = Vec::new();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in 0..550 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let k = (x % groups) as i64 + 1;
+        let t = Instant::now();
+        let rows = client.query(&stmt, &[&k]).await?;
+        if i >= 50 {
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        anyhow::ensure!(rows.len() == 1, "key {k}: {} rows", rows.len());
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let t = Instant::now();
+    let all = query_rows(&client, "SELECT count(*) FROM g").await?;
+    let scan_ms = t.elapsed().as_secs_f64() * 1000.0;
+    println!(
+        "point read, {groups:>8} keys    p50={:.2} ms p90={:.2} ms p99={:.2} ms (500 reads)  full count(*)={:.1} ms ({} rows)",
+        lat[lat.len() / 2],
+        lat[lat.len() * 9 / 10],
+        lat[lat.len() * 99 / 100],
+        scan_ms,
+        all.first().and_then(|r| r.first()).cloned().unwrap_or_default(),
+    );
+    Ok(())
+}
+
 async fn scenario(name: &str, views: &[&str], rows: u64) -> Result<()> {
-    let server = TestServer::start().await?;
+    let server = start_server().await?;
     let client = server.connect().await?;
     client
         .batch_execute("CREATE TABLE events (id BIGINT, user_id BIGINT, amount BIGINT, kind TEXT)")
@@ -88,7 +164,7 @@ async fn scenario(name: &str, views: &[&str], rows: u64) -> Result<()> {
 /// events per second and the view's state entries (`SHOW STATE`): the
 /// largest seen after any chunk and at the end.
 async fn time_scenario(name: &str, view: &str, rows: u64) -> Result<()> {
-    let server = TestServer::start().await?;
+    let server = start_server().await?;
     let client = server.connect().await?;
     client
         .batch_execute(
@@ -172,6 +248,10 @@ async fn main() -> Result<()> {
         Some("hop") => {
             return time_scenario("hop 1 min / 10 s avg", HOP_VIEW, rows).await;
         }
+        Some("point") => {
+            point_scenario(1_000).await?;
+            return point_scenario(rows).await;
+        }
         _ => {}
     }
     if let Some(only) = only.as_deref() {
@@ -180,8 +260,9 @@ async fn main() -> Result<()> {
             "topn" => ("top-10", "CREATE MATERIALIZED VIEW t AS SELECT id, amount FROM events ORDER BY amount DESC, id LIMIT 10"),
             "lag" => ("OVER lag/lead, 1k partitions", "CREATE MATERIALIZED VIEW w AS SELECT id, amount - lag(amount) OVER (PARTITION BY user_id ORDER BY id) AS delta, sum(amount) OVER (PARTITION BY user_id ORDER BY id ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) AS last5 FROM events"),
             "rank" => ("OVER rank, 1k partitions", "CREATE MATERIALIZED VIEW w AS SELECT id, rank() OVER (PARTITION BY user_id ORDER BY amount DESC) AS r FROM events"),
+            "agg1m" => ("group by, 1M groups", "CREATE MATERIALIZED VIEW g AS SELECT user_id, count(*) AS n, sum(amount) AS s, max(amount) AS m FROM events GROUP BY user_id"),
             other => anyhow::bail!(
-                "unknown scenario {other} (join, topn, lag, rank, tumble, tumble-eowc, hop)"
+                "unknown scenario {other} (join, topn, lag, rank, agg1m, point, tumble, tumble-eowc, hop)"
             ),
         };
         return scenario(name, &[view], rows).await;
