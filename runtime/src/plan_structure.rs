@@ -182,3 +182,20 @@ pub fn first_difference(stored: &[String], new: &[String]) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_first_changed_node() {
+        let a: Vec<String> = vec!["#0 x".into(), "#1 y".into()];
+        assert_eq!(first_difference(&a, &a), None);
+        let b: Vec<String> = vec!["#0 x".into(), "#1 z".into()];
+        assert_eq!(
+            first_difference(&a, &b).as_deref(),
+            Some("stored node #1 y, now #1 z")
+        );
+        assert!(first_difference(&a, &a[..1]).is_some());
+    }
+}

@@ -189,11 +189,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // RocksDB's block cache takes an eighth of the budget (at least 8 MiB),
     // the operators' caches the rest.
     let block_cache = (cache_size / 8).max(8 << 20);
+    // Memtables (up to three) follow the budget too: an eighth of it, 8 to
+    // 64 MiB each.
+    let write_buffer = (cache_size / 8).clamp(8 << 20, 64 << 20);
     let store = Store::open_with(
         &db,
         &freshet_storage::StoreOptions {
             sync_commit: args.sync_commit,
             block_cache_bytes: block_cache as usize,
+            write_buffer_bytes: write_buffer as usize,
         },
     )
     .with_context(|| format!("opening the store at {}", db.display()))?;

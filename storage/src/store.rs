@@ -38,6 +38,8 @@ pub struct StoreOptions {
     /// Bytes of RocksDB's block cache (uncompressed data blocks, index and
     /// filter blocks).
     pub block_cache_bytes: usize,
+    /// Bytes of one memtable (up to three exist at a time).
+    pub write_buffer_bytes: usize,
 }
 
 impl Default for StoreOptions {
@@ -45,6 +47,7 @@ impl Default for StoreOptions {
         StoreOptions {
             sync_commit: true,
             block_cache_bytes: 256 << 20,
+            write_buffer_bytes: 64 << 20,
         }
     }
 }
@@ -65,8 +68,8 @@ impl Store {
     /// whole-key bloom filter (10 bits per key, about 1 % false positives)
     /// and index and filter blocks live in the block cache, pinned for L0;
     /// short prefix scans (one join key, one partition), so blocks stay
-    /// small (16 KiB); one commit per epoch, so a 64 MiB memtable holds
-    /// several epochs before a flush; LZ4 compression. Multiset counts
+    /// small (16 KiB); one commit per epoch, so a memtable (64 MiB by
+    /// default) holds several epochs before a flush; LZ4 compression. Multiset counts
     /// ([`crate::count`]) are RocksDB merges, summed by the `freshet.count`
     /// merge operator, and a compaction filter drops the entries whose
     /// count reached zero.
@@ -75,7 +78,7 @@ impl Store {
         opts.create_if_missing(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         opts.increase_parallelism(2);
-        opts.set_write_buffer_size(64 << 20);
+        opts.set_write_buffer_size(o.write_buffer_bytes);
         opts.set_max_write_buffer_number(3);
         opts.set_level_compaction_dynamic_level_bytes(true);
         let mut table = rocksdb::BlockBasedOptions::default();
