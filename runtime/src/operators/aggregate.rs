@@ -196,6 +196,9 @@ pub struct AggregateOperator {
     window: Option<WindowClose>,
     /// Bytes of `groups` charged to the state budget.
     cached_bytes: usize,
+    /// Every group of the state is in `groups` (a fresh operator that has
+    /// evicted nothing yet): a group not cached is new, so it is not read.
+    complete: bool,
     /// Per call: `Some(true)` for a min, `Some(false)` for a max whose input
     /// is append-only, so its state keeps the extreme value alone.
     extreme_only: Vec<Option<bool>>,
@@ -254,6 +257,7 @@ impl AggregateOperator {
             window: None,
             cached_bytes: 0,
             extreme_only: Vec::new(),
+            complete: false,
             stats: Arc::new(crate::state::CacheStats::default()),
         }
     }
@@ -453,11 +457,11 @@ impl AggregateOperator {
                 missing.push(k);
             }
         }
-        missing.sort();
-        missing.dedup();
-        if missing.is_empty() {
+        if self.complete || missing.is_empty() {
             return Ok(());
         }
+        missing.sort();
+        missing.dedup();
         for _ in &missing {
             self.stats.miss();
         }
@@ -509,6 +513,9 @@ impl AggregateOperator {
             }
             freed += b as usize;
             doomed.push(k.clone());
+        }
+        if !doomed.is_empty() {
+            self.complete = false;
         }
         for k in doomed {
             self.groups.remove(&k);
@@ -925,6 +932,8 @@ impl Operator for AggregateOperator {
             w.wm = wm.clone();
             w.closed = wm;
         }
+        // A new aggregate starts with all of its (empty) state in memory.
+        self.complete = fresh;
         // Groups are loaded when first touched; a global aggregate's one
         // group is loaded now.
         if !fresh && self.is_global() {

@@ -62,7 +62,7 @@ async fn point_scenario(groups: u64) -> Result<()> {
         let n = CHUNK.min(groups - loaded);
         client
             .batch_execute(&format!(
-                "INSERT INTO events SELECT value, value, value % 97, 'buy' FROM generate_series({}, {})",
+                "INSERT INTO events SELECT value AS id, value AS user_id, value % 97, 'buy' FROM generate_series({}, {})",
                 loaded + 1,
                 loaded + n
             ))
