@@ -37,10 +37,12 @@ pub fn structure(plan: &StreamPlan) -> Vec<String> {
         .collect()
 }
 
-fn sorts(order: &[(
-    std::sync::Arc<dyn datafusion::physical_expr::PhysicalExpr>,
-    datafusion::arrow::compute::SortOptions,
-)]) -> String {
+fn sorts(
+    order: &[(
+        std::sync::Arc<dyn datafusion::physical_expr::PhysicalExpr>,
+        datafusion::arrow::compute::SortOptions,
+    )],
+) -> String {
     order
         .iter()
         .map(|(_, o)| {

@@ -30,7 +30,9 @@ pub fn stream_keys(plan: &StreamPlan) -> Vec<Option<Vec<usize>>> {
     let mut keys: Vec<Option<Vec<usize>>> = Vec::with_capacity(plan.nodes.len());
     for n in &plan.nodes {
         let input = |i: usize| -> Option<Vec<usize>> {
-            n.inputs.get(i).and_then(|&x| keys.get(x).cloned().flatten())
+            n.inputs
+                .get(i)
+                .and_then(|&x| keys.get(x).cloned().flatten())
         };
         let width = |i: usize| -> usize {
             n.inputs
@@ -59,9 +61,9 @@ pub fn stream_keys(plan: &StreamPlan) -> Vec<Option<Vec<usize>>> {
                 outer, right_keys, ..
             } => match (input(0), input(1)) {
                 (Some(l), Some(r)) => {
-                    let right_unique = r.iter().all(|c| {
-                        right_keys.iter().any(|e| column_of(e) == Some(*c))
-                    });
+                    let right_unique = r
+                        .iter()
+                        .all(|c| right_keys.iter().any(|e| column_of(e) == Some(*c)));
                     if right_unique && !outer[1] {
                         Some(l)
                     } else {
@@ -85,7 +87,10 @@ pub fn stream_keys(plan: &StreamPlan) -> Vec<Option<Vec<usize>>> {
 pub fn append_only(plan: &StreamPlan) -> Vec<bool> {
     let mut out: Vec<bool> = Vec::with_capacity(plan.nodes.len());
     for n in &plan.nodes {
-        let all = n.inputs.iter().all(|&i| out.get(i).copied().unwrap_or(false));
+        let all = n
+            .inputs
+            .iter()
+            .all(|&i| out.get(i).copied().unwrap_or(false));
         let a = match &n.kind {
             NodeKind::SourceScan { .. } | NodeKind::Values { .. } => true,
             NodeKind::TableScan { append_only, .. } => *append_only,

@@ -105,7 +105,10 @@ impl StoredEntry {
                     None => "multiset".to_string(),
                     Some(k) => format!(
                         "key:{}",
-                        k.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")
+                        k.iter()
+                            .map(|c| c.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
                     ),
                 };
                 (key, structure.join("\t"))

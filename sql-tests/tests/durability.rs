@@ -16,7 +16,9 @@ async fn sync_calls(setting: &str) -> Result<usize> {
     let server = TestServer::start_with(&["--sync-commit", setting]).await?;
     let client = server.connect().await?;
     client
-        .batch_execute("CREATE TABLE t (a INT); CREATE MATERIALIZED VIEW v AS SELECT count(*) FROM t; FLUSH")
+        .batch_execute(
+            "CREATE TABLE t (a INT); CREATE MATERIALIZED VIEW v AS SELECT count(*) FROM t; FLUSH",
+        )
         .await?;
     let pid = server.pid().context("server pid")?;
     let out = server.data_dir.join("strace.out");

@@ -577,7 +577,8 @@ impl AggregateOperator {
                     }
                 }
                 update(state, &inputs[i], row, w)?;
-                if let (Some(Some(min)), AggState::MinMax(m)) = (self.extreme_only.get(i), &mut *state)
+                if let (Some(Some(min)), AggState::MinMax(m)) =
+                    (self.extreme_only.get(i), &mut *state)
                 {
                     m.keep_extreme(*min);
                 }

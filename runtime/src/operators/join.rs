@@ -47,9 +47,9 @@ use freshet_storage::TableId;
 
 use super::materialize::decode_count;
 use super::{EpochCtx, Operator};
-use crate::state::MultisetTable;
 use crate::change::ChangeBatch;
 use crate::error::Result;
+use crate::state::MultisetTable;
 
 pub struct JoinOperator {
     keys: [Vec<Arc<dyn PhysicalExpr>>; 2],
@@ -175,9 +175,19 @@ impl JoinOperator {
                 })?;
             }
             self.cleaned[i] = cur;
-            if !dead.is_empty() {
-                // Cached groups may hold the expired rows.
-                self.tables[b.side].clear_cache();
+            // Cached groups may hold the expired rows: forget those groups.
+            let mut groups: std::collections::BTreeSet<Vec<u8>> = Default::default();
+            for k in &dead {
+                let start = prefix.len() + 2;
+                let mut buf = k.get(start..).unwrap_or(&[]);
+                let before = buf.len();
+                for t in &key_types {
+                    decode_datum(&mut buf, t)?;
+                }
+                groups.insert(k[start..start + (before - buf.len())].to_vec());
+            }
+            for g in groups {
+                self.tables[b.side].forget_group(&g);
             }
             for k in dead {
                 ctx.writes.delete(k);

@@ -34,12 +34,7 @@ pub struct MaterializeOperator {
 }
 
 impl MaterializeOperator {
-    pub fn new(
-        _name: String,
-        table: TableId,
-        _schema: SchemaRef,
-        key: Option<Vec<usize>>,
-    ) -> Self {
+    pub fn new(_name: String, table: TableId, _schema: SchemaRef, key: Option<Vec<usize>>) -> Self {
         MaterializeOperator {
             rows: MultisetTable::new(table, false),
             keyed: key.map(|k| KeyedRows::new(table, k)),

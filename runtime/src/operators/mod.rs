@@ -393,7 +393,7 @@ pub fn build_operator(
                 node.schema.clone(),
                 key.clone(),
             )
-                .with_time(time.get("view", view_name, "")),
+            .with_time(time.get("view", view_name, "")),
         ),
     }
 }

@@ -20,9 +20,9 @@ use freshet_storage::keys::group_prefix;
 use freshet_storage::TableId;
 
 use super::EpochCtx;
-use crate::state::MultisetTable;
 use crate::change::ChangeBatch;
 use crate::error::Result;
+use crate::state::MultisetTable;
 
 /// One entry of a partition read in order: the row bytes and its copies.
 pub type SortedRow = (Vec<u8>, i64);

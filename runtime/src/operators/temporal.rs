@@ -24,9 +24,9 @@ use freshet_storage::TableId;
 use super::expr::eval;
 use super::materialize::decode_count;
 use super::{EpochCtx, Operator};
-use crate::state::MultisetTable;
 use crate::change::ChangeBatch;
 use crate::error::Result;
+use crate::state::MultisetTable;
 
 pub struct TemporalFilterOperator {
     expiry: Arc<dyn PhysicalExpr>,

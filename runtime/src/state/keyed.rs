@@ -39,7 +39,11 @@ impl KeyedRows {
         if n == 0 {
             return Ok(());
         }
-        let cols: Vec<ArrayRef> = self.key.iter().map(|&i| batch.columns()[i].clone()).collect();
+        let cols: Vec<ArrayRef> = self
+            .key
+            .iter()
+            .map(|&i| batch.columns()[i].clone())
+            .collect();
         let keys = encode_rows(&cols, n)?;
         let rows = encode_rows(batch.columns(), n)?;
         let w = batch.weights.values();

@@ -123,10 +123,7 @@ impl MultisetTable {
         if let Some(c) = &mut self.cache {
             if let Some(rows) = c.get(group) {
                 self.stats.hit();
-                return Ok(rows
-                    .iter()
-                    .map(|(r, (n, e))| (r.clone(), *n, *e))
-                    .collect());
+                return Ok(rows.iter().map(|(r, (n, e))| (r.clone(), *n, *e)).collect());
             }
         }
         self.stats.miss();
@@ -164,10 +161,8 @@ impl MultisetTable {
         if pend.is_empty() {
             return Ok(committed);
         }
-        let mut rows: BTreeMap<Vec<u8>, (i64, u32)> = committed
-            .into_iter()
-            .map(|(r, n, e)| (r, (n, e)))
-            .collect();
+        let mut rows: BTreeMap<Vec<u8>, (i64, u32)> =
+            committed.into_iter().map(|(r, n, e)| (r, (n, e))).collect();
         for (k, d, e) in pend {
             let r = rows.entry(k[prefix.len()..].to_vec()).or_insert((0, e));
             r.0 += d;
@@ -225,6 +220,15 @@ impl MultisetTable {
                 }
             }
         }
+    }
+
+    /// Forgets one cached group (its state stays in the store), e.g. after
+    /// deleting some of its entries directly.
+    pub fn forget_group(&mut self, group: &[u8]) {
+        if let Some(c) = &mut self.cache {
+            c.remove(group);
+        }
+        self.touched.remove(group);
     }
 
     /// Forgets every cached group (their state stays in the store).
@@ -291,14 +295,10 @@ impl GroupCache {
     fn insert(&mut self, group: Vec<u8>, rows: BTreeMap<Vec<u8>, (i64, u32)>) {
         let bytes = group.len() + 96 + rows.keys().map(|r| entry_bytes(r)).sum::<usize>();
         let stamp = budget::tick();
-        if let Some(old) = self.map.insert(
-            group.clone(),
-            Cached {
-                rows,
-                stamp,
-                bytes,
-            },
-        ) {
+        if let Some(old) = self
+            .map
+            .insert(group.clone(), Cached { rows, stamp, bytes })
+        {
             self.lru.remove(&old.stamp);
             self.bytes -= old.bytes;
             budget::release(old.bytes);
@@ -339,6 +339,14 @@ impl GroupCache {
         }
     }
 
+    fn remove(&mut self, group: &[u8]) {
+        if let Some(c) = self.map.remove(group) {
+            self.lru.remove(&c.stamp);
+            self.bytes -= c.bytes.min(self.bytes);
+            budget::release(c.bytes);
+        }
+    }
+
     fn clear(&mut self) {
         budget::release(self.bytes);
         self.map.clear();
@@ -375,12 +383,18 @@ mod tests {
             vec![(b"a".to_vec(), 2, 0), (b"b".to_vec(), 1, 0)]
         );
         t.add(b"g", b"a", -2, 0);
-        assert_eq!(t.current(&store, b"g").unwrap(), vec![(b"b".to_vec(), 1, 0)]);
+        assert_eq!(
+            t.current(&store, b"g").unwrap(),
+            vec![(b"b".to_vec(), 1, 0)]
+        );
         let mut ws = WriteSet::default();
         t.flush(&mut ws);
         store.commit(ws, freshet_storage::Epoch(2)).unwrap();
         t.clear_cache();
-        assert_eq!(t.committed(&store, b"g").unwrap(), vec![(b"b".to_vec(), 1, 0)]);
+        assert_eq!(
+            t.committed(&store, b"g").unwrap(),
+            vec![(b"b".to_vec(), 1, 0)]
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
