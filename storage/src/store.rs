@@ -67,8 +67,9 @@ impl Store {
     /// do not exist (new groups, new join rows), so every SST carries a
     /// whole-key bloom filter (10 bits per key, about 1 % false positives)
     /// and index and filter blocks live in the block cache, pinned for L0;
-    /// short prefix scans (one join key, one partition), so blocks stay
-    /// small (16 KiB); one commit per epoch, so a memtable (64 MiB by
+    /// short prefix scans of random keys (one join key, one partition), so
+    /// blocks stay small (4 KiB: a miss reads and decompresses one block);
+    /// one commit per epoch, so a memtable (64 MiB by
     /// default) holds several epochs before a flush; LZ4 compression. Multiset counts
     /// ([`crate::count`]) are RocksDB merges, summed by the `freshet.count`
     /// merge operator, and a compaction filter drops the entries whose
@@ -84,7 +85,7 @@ impl Store {
         let mut table = rocksdb::BlockBasedOptions::default();
         let cache = rocksdb::Cache::new_lru_cache(o.block_cache_bytes);
         table.set_block_cache(&cache);
-        table.set_block_size(16 << 10);
+        table.set_block_size(4 << 10);
         table.set_bloom_filter(10.0, false);
         table.set_cache_index_and_filter_blocks(true);
         table.set_pin_l0_filter_and_index_blocks_in_cache(true);
