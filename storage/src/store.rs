@@ -275,7 +275,7 @@ impl Store {
         // inserts a sorted run cheaply (each insert starts where the last
         // ended); random order costs a full search per key. Puts and merges
         // never share a key.
-        let mut merges: Vec<(Vec<u8>, (i64, Vec<u8>))> = writes
+        let mut merges: Vec<CountMerge> = writes
             .merges
             .into_iter()
             .filter(|(_, (d, _))| *d != 0)
@@ -306,6 +306,9 @@ impl Store {
         Ok(())
     }
 }
+
+/// A pending count merge: key, (delta, extra).
+type CountMerge = (Vec<u8>, (i64, Vec<u8>));
 
 /// One read of [`Store::snapshot_read`].
 #[derive(Debug, Clone)]
