@@ -282,7 +282,9 @@ impl Store {
             .collect();
         merges.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut merges = merges.into_iter().peekable();
-        for (k, v) in writes.puts {
+        let mut puts: Vec<(Vec<u8>, Option<Vec<u8>>)> = writes.puts.into_iter().collect();
+        puts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (k, v) in puts {
             while let Some((mk, _)) = merges.peek() {
                 if mk.as_slice() >= k.as_slice() {
                     break;
@@ -322,7 +324,9 @@ pub enum Read {
 /// Writes buffered for the running epoch: an ordered overlay over the store.
 #[derive(Default, Debug)]
 pub struct WriteSet {
-    puts: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Key -> value (`None`: deleted). A hash map: most writes are never
+    /// read back in their epoch; the commit sorts them once.
+    puts: datafusion::common::HashMap<Vec<u8>, Option<Vec<u8>>>,
     range_deletes: Vec<(Vec<u8>, Vec<u8>)>,
     /// Count deltas of multiset entries ([`crate::count`]), summed per key
     /// and applied as RocksDB merges after the puts: written blind, never
@@ -379,23 +383,19 @@ impl WriteSet {
         &'a self,
         prefix: &'a [u8],
     ) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> {
-        self.puts
-            .range(prefix.to_vec()..)
-            .take_while(move |(k, _)| k.starts_with(prefix))
+        let mut hits: Vec<(&'a [u8], Option<&'a [u8]>)> = self
+            .puts
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
             .map(|(k, v)| (k.as_slice(), v.as_deref()))
+            .collect();
+        hits.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        hits.into_iter()
     }
 
     /// Deletes every key starting with `prefix` (pending and committed).
     pub fn delete_prefix(&mut self, prefix: &[u8]) {
-        let doomed: Vec<Vec<u8>> = self
-            .puts
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in doomed {
-            self.puts.remove(&k);
-        }
+        self.puts.retain(|k, _| !k.starts_with(prefix));
         self.merges.retain(|k, _| !k.starts_with(prefix));
         let mut end = prefix.to_vec();
         // The smallest key greater than every key with this prefix.
