@@ -226,12 +226,14 @@ impl WindowOperator {
     ) -> Result<Vec<Entry>> {
         let mut out: Vec<Entry> = Vec::new();
         let Some(reach) = self.reach else {
-            for (rest, c, l) in self.rows.table.committed(ctx.store, part)? {
-                let mut k = Vec::with_capacity(prefix.len() + rest.len());
-                k.extend_from_slice(prefix);
-                k.extend_from_slice(&rest);
-                out.push((k, c, l));
-            }
+            self.rows
+                .table
+                .visit_committed(ctx.store, part, |rest, c, l| {
+                    let mut k = Vec::with_capacity(prefix.len() + rest.len());
+                    k.extend_from_slice(prefix);
+                    k.extend_from_slice(rest);
+                    out.push((k, c, l));
+                })?;
             return Ok(out);
         };
         let (Some(first), Some(last)) = (pend.first(), pend.last()) else {

@@ -120,10 +120,26 @@ impl MultisetTable {
 
     /// Committed entries of `group` with a positive count, in key order.
     pub fn committed(&mut self, store: &Store, group: &[u8]) -> Result<Vec<GroupRow>> {
+        let mut out = Vec::new();
+        self.visit_committed(store, group, |r, n, e| out.push((r.to_vec(), n, e)))?;
+        Ok(out)
+    }
+
+    /// Calls `f(rest, count, extra)` for each committed entry of `group`
+    /// with a positive count, in key order, without copying cached rows.
+    pub fn visit_committed(
+        &mut self,
+        store: &Store,
+        group: &[u8],
+        mut f: impl FnMut(&[u8], i64, u32),
+    ) -> Result<()> {
         if let Some(c) = &mut self.cache {
             if let Some(rows) = c.get(group) {
                 self.stats.hit();
-                return Ok(rows.iter().map(|(r, (n, e))| (r.clone(), *n, *e)).collect());
+                for (r, (n, e)) in rows {
+                    f(r, *n, *e);
+                }
+                return Ok(());
             }
         }
         self.stats.miss();
@@ -136,7 +152,9 @@ impl MultisetTable {
             }
             Ok(true)
         })?;
-        let out = rows.iter().map(|(r, (n, e))| (r.clone(), *n, *e)).collect();
+        for (r, (n, e)) in &rows {
+            f(r, *n, *e);
+        }
         if let Some(c) = &mut self.cache {
             c.insert(group.to_vec(), rows);
             // Changes added before the group was cached must reach it too.
@@ -149,7 +167,7 @@ impl MultisetTable {
                 self.touched.insert(group.to_vec());
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Entries of `group` now (committed plus this epoch's changes) with a
@@ -237,11 +255,6 @@ impl MultisetTable {
             c.clear();
         }
         self.touched.clear();
-    }
-
-    /// Bytes this table's cache holds.
-    pub fn cached_bytes(&self) -> usize {
-        self.cache.as_ref().map_or(0, |c| c.bytes)
     }
 }
 
