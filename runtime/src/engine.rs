@@ -538,6 +538,7 @@ impl Worker {
             Command::Dml { table, op, reply } => {
                 let r = self.guard().and_then(|_| self.dml(table, op));
                 let _ = reply.send(r);
+                self.end_epoch_if_full();
             }
             Command::ReadTables { tables, reply } => {
                 let r = self.guard().and_then(|_| {
@@ -561,6 +562,7 @@ impl Worker {
             }
             Command::Ingest(msg, generation) => {
                 let _ = self.mutate(|w| w.ingest(msg, generation));
+                self.end_epoch_if_full();
             }
         }
     }
@@ -571,6 +573,17 @@ impl Worker {
                 Some(v) => self.writes.put(k, v),
                 None => self.writes.delete(k),
             }
+        }
+    }
+
+    /// Ends the epoch early once its writes reach the epoch write limit
+    /// ([`crate::state::budget::set_epoch_write_limit`]): the same barrier as
+    /// a checkpoint tick's, only sooner.
+    fn end_epoch_if_full(&mut self) {
+        if self.poisoned.is_none()
+            && self.writes.approx_bytes() >= crate::state::budget::epoch_write_limit()
+        {
+            let _ = self.mutate(|w| w.barrier(false));
         }
     }
 
@@ -624,7 +637,14 @@ impl Worker {
             return Ok(self.epoch);
         }
         let writes = std::mem::take(&mut self.writes);
-        self.store.commit(writes, epoch)?;
+        if force {
+            // FLUSH (or shutdown) is acknowledged only once the epoch is in.
+            self.store.commit(writes, epoch)?;
+        } else {
+            // A periodic barrier: the write runs on the committer thread
+            // while this thread goes on; every read waits for it.
+            self.store.commit_async(writes, epoch)?;
+        }
         self.epoch = epoch;
         tracing::debug!(epoch = epoch.0, "committed");
         Ok(epoch)

@@ -26,10 +26,15 @@ pub const COUNT_TAG: u8 = 0xC1;
 /// The value (or delta) `count` with `extra`.
 pub fn encode(count: i64, extra: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(9 + extra.len());
-    v.push(COUNT_TAG);
-    v.extend_from_slice(&count.to_be_bytes());
-    v.extend_from_slice(extra);
+    encode_into(&mut v, count, extra);
     v
+}
+
+/// Appends the value (or delta) `count` with `extra` to `out`.
+pub fn encode_into(out: &mut Vec<u8>, count: i64, extra: &[u8]) {
+    out.push(COUNT_TAG);
+    out.extend_from_slice(&count.to_be_bytes());
+    out.extend_from_slice(extra);
 }
 
 /// The count and extra bytes of a stored count value.

@@ -11,6 +11,8 @@ pub enum StorageError {
     UnsupportedType(String),
     #[error("arrow: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
+    #[error("an epoch commit failed: {0}")]
+    CommitFailed(String),
     #[error("{0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
 }

@@ -11,6 +11,7 @@
 //! become bytes.
 
 pub mod codec;
+mod commit;
 pub mod count;
 pub mod error;
 mod fast;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use rocksdb::{Direction, IteratorMode, Options, WriteBatch, DB};
 
+use crate::commit::{self, Committer};
 use crate::error::{Result, StorageError};
 use crate::keys::{meta_key, Epoch};
 
@@ -24,6 +25,8 @@ const EPOCH_KEY: &str = "epoch";
 /// Handle to the database under the data dir.
 #[derive(Clone)]
 pub struct Store {
+    /// Dropped before `db`: its thread finishes the last commit first.
+    committer: Arc<Committer>,
     db: Arc<DB>,
     /// Sync the WAL before a commit returns (`--sync-commit`).
     sync: bool,
@@ -93,15 +96,17 @@ impl Store {
         opts.set_block_based_table_factory(&table);
         opts.set_merge_operator_associative("freshet.count", crate::count::merge);
         opts.set_compaction_filter("freshet.zero-counts", crate::count::compaction_filter);
-        let db = DB::open(&opts, path)?;
+        let db = Arc::new(DB::open(&opts, path)?);
         Ok(Store {
-            db: Arc::new(db),
+            committer: Arc::new(Committer::start(db.clone())?),
+            db,
             sync: o.sync_commit,
         })
     }
 
     /// The last committed epoch (0 on a new database).
     pub fn committed_epoch(&self) -> Result<Epoch> {
+        self.committer.wait();
         match self.db.get(meta_key(EPOCH_KEY))? {
             None => Ok(Epoch(0)),
             Some(v) => {
@@ -116,11 +121,13 @@ impl Store {
 
     /// Point read of committed data.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.committer.wait();
         Ok(self.db.get(key)?)
     }
 
     /// Batched point reads of committed data.
     pub fn multi_get(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>> {
+        self.committer.wait();
         self.db
             .multi_get(keys)
             .into_iter()
@@ -130,6 +137,7 @@ impl Store {
 
     /// Every committed entry whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<Entry>> {
+        self.committer.wait();
         let mut out = Vec::new();
         for item in self.db.iterator_opt(
             IteratorMode::From(prefix, Direction::Forward),
@@ -151,6 +159,7 @@ impl Store {
         prefix: &[u8],
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
+        self.committer.wait();
         for item in self.db.iterator_opt(
             IteratorMode::From(prefix, Direction::Forward),
             bounded(prefix, None),
@@ -171,6 +180,7 @@ impl Store {
         from: &[u8],
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
+        self.committer.wait();
         let start = if from > prefix { from } else { prefix };
         for item in self.db.iterator_opt(
             IteratorMode::From(start, Direction::Forward),
@@ -192,6 +202,7 @@ impl Store {
         before: &[u8],
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
+        self.committer.wait();
         for item in self.db.iterator_opt(
             IteratorMode::From(before, Direction::Reverse),
             bounded(prefix, Some(before)),
@@ -215,6 +226,7 @@ impl Store {
         before: &[u8],
         mut f: impl FnMut(&[u8], &[u8]) -> Result<bool>,
     ) -> Result<()> {
+        self.committer.wait();
         for item in self.db.iterator_opt(
             IteratorMode::From(prefix, Direction::Forward),
             bounded(prefix, Some(before)),
@@ -230,6 +242,7 @@ impl Store {
     /// Performs several reads (whole prefixes or point lookups) from one
     /// consistent snapshot.
     pub fn snapshot_read(&self, reads: &[Read]) -> Result<Vec<Vec<Entry>>> {
+        self.committer.wait();
         let snap = self.db.snapshot();
         let mut all = Vec::with_capacity(reads.len());
         for read in reads {
@@ -264,49 +277,89 @@ impl Store {
         Ok(all)
     }
 
-    /// Atomically applies `writes` and records `epoch` as committed.
+    /// Atomically applies `writes` and records `epoch` as committed; the
+    /// epoch is in the database (and, with `sync_commit`, on disk) when
+    /// this returns.
     pub fn commit(&self, writes: WriteSet, epoch: Epoch) -> Result<()> {
-        // Sized up front: growing the batch's buffer copies it each time.
-        let mut batch = WriteBatch::with_capacity_bytes(writes.bytes_estimate());
-        for (from, to) in &writes.range_deletes {
-            batch.delete_range(from, to);
-        }
-        // Everything in one ascending key order: the memtable's skip list
-        // inserts a sorted run cheaply (each insert starts where the last
-        // ended); random order costs a full search per key. Puts and merges
-        // never share a key.
-        let mut merges: Vec<CountMerge> = writes
-            .merges
-            .into_iter()
-            .filter(|(_, (d, _))| *d != 0)
-            .collect();
-        merges.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut merges = merges.into_iter().peekable();
-        let mut puts: Vec<(Vec<u8>, Option<Vec<u8>>)> = writes.puts.into_iter().collect();
-        puts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (k, v) in puts {
-            while let Some((mk, _)) = merges.peek() {
-                if mk.as_slice() >= k.as_slice() {
-                    break;
-                }
-                if let Some((mk, (d, e))) = merges.next() {
-                    batch.merge(mk, crate::count::encode(d, &e));
-                }
-            }
-            match v {
-                Some(v) => batch.put(k, v),
-                None => batch.delete(k),
-            }
-        }
-        for (mk, (d, e)) in merges {
-            batch.merge(mk, crate::count::encode(d, &e));
-        }
-        batch.put(meta_key(EPOCH_KEY), epoch.0.to_be_bytes());
-        let mut wo = rocksdb::WriteOptions::default();
-        wo.set_sync(self.sync);
-        self.db.write_opt(batch, &wo)?;
-        Ok(())
+        self.committer.settle()?;
+        commit::write(&self.db, build_batch(writes, epoch), self.sync)
     }
+
+    /// Like [`Self::commit`], but the write runs on the committer thread:
+    /// this returns at once. Reads wait for it; a failure
+    /// is returned by the next commit or [`Self::settle`].
+    pub fn commit_async(&self, writes: WriteSet, epoch: Epoch) -> Result<()> {
+        self.committer.submit(writes, epoch, self.sync)
+    }
+
+    /// Waits for a background commit; fails if one failed.
+    pub fn settle(&self) -> Result<()> {
+        self.committer.settle()
+    }
+}
+
+/// One atomic batch: `writes` and `epoch` as the committed epoch.
+///
+/// Everything goes in one ascending key order: the memtable's skip list
+/// inserts a sorted run cheaply (each insert starts where the last ended);
+/// random order costs a full search per key. Puts and merges never share a
+/// key.
+pub(crate) fn build_batch(writes: WriteSet, epoch: Epoch) -> WriteBatch {
+    // Sized up front: growing the batch's buffer copies it each time.
+    let mut batch = WriteBatch::with_capacity_bytes(writes.bytes_estimate());
+    for (from, to) in &writes.range_deletes {
+        batch.delete_range(from, to);
+    }
+    let mut merges: Vec<CountMerge> = Vec::with_capacity(writes.merges.len());
+    merges.extend(writes.merges.into_iter().filter(|(_, (d, _))| *d != 0));
+    let mut puts: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(writes.puts.len());
+    puts.extend(writes.puts);
+    let merge_order = sorted_order(&merges, |m| &m.0);
+    let put_order = sorted_order(&puts, |p| &p.0);
+    let mut value = Vec::new();
+    let mut merge_value = |batch: &mut WriteBatch, m: &CountMerge| {
+        value.clear();
+        crate::count::encode_into(&mut value, m.1 .0, &m.1 .1);
+        batch.merge(&m.0, &value);
+    };
+    let mut mi = merge_order.iter().map(|&i| &merges[i as usize]).peekable();
+    for &i in &put_order {
+        let (k, v) = &puts[i as usize];
+        while let Some(m) = mi.next_if(|m| m.0.as_slice() < k.as_slice()) {
+            merge_value(&mut batch, m);
+        }
+        match v {
+            Some(v) => batch.put(k, v),
+            None => batch.delete(k),
+        }
+    }
+    for m in mi {
+        merge_value(&mut batch, m);
+    }
+    batch.put(meta_key(EPOCH_KEY), epoch.0.to_be_bytes());
+    batch
+}
+
+/// The indexes of `items` in ascending order of their keys. Sorts (first
+/// eight key bytes, index) pairs, comparing whole keys only on a tie: a
+/// fraction of the memory traffic and comparisons of sorting the items.
+fn sorted_order<T>(items: &[T], key: impl Fn(&T) -> &Vec<u8>) -> Vec<u32> {
+    let head = |k: &[u8]| {
+        let mut b = [0u8; 8];
+        let n = k.len().min(8);
+        b[..n].copy_from_slice(&k[..n]);
+        u64::from_be_bytes(b)
+    };
+    let mut order: Vec<(u64, u32)> = items
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (head(key(t)), i as u32))
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| key(&items[a.1 as usize]).cmp(key(&items[b.1 as usize])))
+    });
+    order.into_iter().map(|(_, i)| i).collect()
 }
 
 /// A pending count merge: key, (delta, extra).
@@ -332,10 +385,17 @@ pub struct WriteSet {
     /// and applied as RocksDB merges after the puts: written blind, never
     /// read first. A key is in at most one of `puts` and `merges`.
     merges: datafusion::common::HashMap<Vec<u8>, (i64, Vec<u8>)>,
+    /// About the bytes written so far (keys, values, per-entry overhead;
+    /// overwrites counted again): what [`Self::approx_bytes`] reports.
+    bytes: usize,
 }
+
+/// Bytes counted per write beyond its key and value (map slot, allocations).
+const ENTRY_OVERHEAD: usize = 64;
 
 impl WriteSet {
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.bytes += key.len() + value.len() + ENTRY_OVERHEAD;
         if !self.merges.is_empty() {
             self.merges.remove(&key);
         }
@@ -343,6 +403,7 @@ impl WriteSet {
     }
 
     pub fn delete(&mut self, key: Vec<u8>) {
+        self.bytes += key.len() + ENTRY_OVERHEAD;
         if !self.merges.is_empty() {
             self.merges.remove(&key);
         }
@@ -356,6 +417,7 @@ impl WriteSet {
         if delta == 0 {
             return;
         }
+        self.bytes += key.len() + extra.len() + ENTRY_OVERHEAD;
         if let Some(p) = self.puts.get_mut(&key) {
             // Written outright earlier in this epoch: fold the delta in.
             let before = p
@@ -425,6 +487,12 @@ impl WriteSet {
 
     pub fn len(&self) -> usize {
         self.puts.len() + self.merges.len()
+    }
+
+    /// About the memory these writes hold, counted as they are made (an
+    /// upper bound: overwrites of one key count again).
+    pub fn approx_bytes(&self) -> usize {
+        self.bytes
     }
 }
 
@@ -519,6 +587,42 @@ mod tests {
             1
         );
         assert_eq!(store.committed_epoch().unwrap(), Epoch(2));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn background_commit_is_seen_by_every_read_and_outlives_the_handle() {
+        let dir = std::env::temp_dir().join(format!("freshet-store-async-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let store = Store::open(&dir).unwrap();
+            let reader = store.clone();
+            for e in 1..=50u64 {
+                let mut ws = WriteSet::default();
+                ws.put(
+                    row_key(TableId(5), &e.to_be_bytes()),
+                    e.to_be_bytes().to_vec(),
+                );
+                ws.add_count(row_key(TableId(6), b"n"), 1, &[]);
+                store.commit_async(ws, Epoch(e)).unwrap();
+                // Any handle's read waits for the epoch just handed over.
+                assert_eq!(reader.committed_epoch().unwrap(), Epoch(e));
+                let n = reader.get(&row_key(TableId(6), b"n")).unwrap().unwrap();
+                assert_eq!(crate::count::decode(&n).unwrap().0, e as i64);
+            }
+            let mut ws = WriteSet::default();
+            ws.put(row_key(TableId(5), b"last"), b"x".to_vec());
+            store.commit_async(ws, Epoch(51)).unwrap();
+            drop(reader);
+        }
+        // Dropping the last handle finished the commit and closed the database.
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(store.committed_epoch().unwrap(), Epoch(51));
+        assert_eq!(
+            store.scan_prefix(&table_prefix(TableId(5))).unwrap().len(),
+            51
+        );
+        drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
