@@ -232,8 +232,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "opened store"
     );
     freshet_runtime::state::set_cache_budget(cache_size.saturating_sub(block_cache) as usize);
-    // An epoch's writes fit one memtable: an epoch ends early once they would not.
-    freshet_runtime::state::set_epoch_write_limit(write_buffer as usize);
     let (engine, engine_thread) = Engine::start(store.clone())?;
     let server = Arc::new(
         exec::Server::open(store, engine.clone())

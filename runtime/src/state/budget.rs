@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 static CAPACITY: AtomicUsize = AtomicUsize::new(1 << 30);
 static USED: AtomicUsize = AtomicUsize::new(0);
 static CLOCK: AtomicU64 = AtomicU64::new(1);
-static EPOCH_WRITES: AtomicUsize = AtomicUsize::new(64 << 20);
+/// 8 MiB: small epochs commit on the committer thread while the engine
+/// works on the next one (the benchmarks in `docs/benchmarks.md` ran best
+/// between 4 and 16 MiB), and every epoch fits the smallest memtable.
+static EPOCH_WRITES: AtomicUsize = AtomicUsize::new(8 << 20);
 
 /// Sets the bytes an epoch's writes may reach before the engine ends the
 /// epoch early (without waiting for the next checkpoint tick), so the
