@@ -25,6 +25,7 @@
 //! half-applied epoch; a restart recovers the last committed epoch.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
@@ -149,6 +150,9 @@ enum Command {
 #[derive(Clone)]
 pub struct Engine {
     tx: mpsc::Sender<Command>,
+    /// Set by [`Engine::tick`]; the engine ends the epoch after the command
+    /// at hand (a tick is never lost to a full command channel).
+    tick: Arc<AtomicBool>,
     stats: StatsRegistry,
     time: TimeRegistry,
 }
@@ -220,6 +224,8 @@ struct Worker {
     /// Source scan node -> its event-time column (sources with a watermark).
     source_watermarks: HashMap<u64, usize>,
     tx: mpsc::WeakSender<Command>,
+    /// The checkpoint timer's request (see [`Engine::tick`]).
+    tick: Arc<AtomicBool>,
 }
 
 impl Engine {
@@ -237,7 +243,9 @@ impl Engine {
         let (tx, rx) = mpsc::channel(256);
         let stats = StatsRegistry::default();
         let time = TimeRegistry::default();
+        let tick = Arc::new(AtomicBool::new(false));
         let worker = Worker {
+            tick: tick.clone(),
             time: time.clone(),
             source_watermarks: HashMap::new(),
             readers: HashMap::new(),
@@ -259,7 +267,15 @@ impl Engine {
             .name("freshet-engine".into())
             .spawn(move || worker.run(rx))
             .map_err(|e| RuntimeError::Internal(format!("cannot start engine thread: {e}")))?;
-        Ok((Engine { tx, stats, time }, handle))
+        Ok((
+            Engine {
+                tx,
+                tick,
+                stats,
+                time,
+            },
+            handle,
+        ))
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
@@ -348,8 +364,11 @@ impl Engine {
         self.time.all()
     }
 
-    /// Asks for a barrier without waiting (the checkpoint timer).
+    /// Asks for a barrier without waiting (the checkpoint timer). The flag
+    /// is seen after the command the engine is on, however many are queued
+    /// (a source keeps the channel full); the message wakes an idle engine.
     pub fn tick(&self) {
+        self.tick.store(true, Ordering::Relaxed);
         let _ = self.tx.try_send(Command::Barrier { reply: None });
     }
 }
@@ -576,19 +595,20 @@ impl Worker {
         }
     }
 
-    /// Ends the epoch early once its writes reach the epoch write limit
-    /// ([`crate::state::budget::set_epoch_write_limit`]): the same barrier as
-    /// a checkpoint tick's, only sooner.
+    /// Ends the epoch when the checkpoint timer asked for it, or early once
+    /// its writes reach the epoch write limit
+    /// ([`crate::state::budget::set_epoch_write_limit`]).
     fn end_epoch_if_full(&mut self) {
-        if self.poisoned.is_none()
-            && self.writes.approx_bytes() >= crate::state::budget::epoch_write_limit()
-        {
+        let due = self.tick.swap(false, Ordering::Relaxed)
+            || self.writes.approx_bytes() >= crate::state::budget::epoch_write_limit();
+        if self.poisoned.is_none() && due {
             let _ = self.mutate(|w| w.barrier(false));
         }
     }
 
     /// Ends the epoch: flush every operator in topological order, then commit.
     fn barrier(&mut self, force: bool) -> Result<Epoch> {
+        self.tick.store(false, Ordering::Relaxed);
         let epoch = Epoch(self.epoch.0 + 1);
         let ids: Vec<u64> = self.nodes.keys().copied().collect();
         for id in ids {
