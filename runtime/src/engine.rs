@@ -557,7 +557,7 @@ impl Worker {
             Command::Dml { table, op, reply } => {
                 let r = self.guard().and_then(|_| self.dml(table, op));
                 let _ = reply.send(r);
-                self.end_epoch_if_full();
+                self.end_epoch_if_due();
             }
             Command::ReadTables { tables, reply } => {
                 let r = self.guard().and_then(|_| {
@@ -581,7 +581,7 @@ impl Worker {
             }
             Command::Ingest(msg, generation) => {
                 let _ = self.mutate(|w| w.ingest(msg, generation));
-                self.end_epoch_if_full();
+                self.end_epoch_if_due();
             }
         }
     }
@@ -596,11 +596,10 @@ impl Worker {
     }
 
     /// Ends the epoch when the checkpoint timer asked for it, or early once
-    /// its writes reach the epoch write limit
-    /// ([`crate::state::budget::set_epoch_write_limit`]).
-    fn end_epoch_if_full(&mut self) {
-        let due = self.tick.swap(false, Ordering::Relaxed)
-            || self.writes.approx_bytes() >= crate::state::budget::epoch_write_limit();
+    /// its writes reach [`crate::state::budget::EPOCH_WRITE_LIMIT`].
+    fn end_epoch_if_due(&mut self) {
+        let due = self.tick.load(Ordering::Relaxed)
+            || self.writes.approx_bytes() >= crate::state::budget::EPOCH_WRITE_LIMIT;
         if self.poisoned.is_none() && due {
             let _ = self.mutate(|w| w.barrier(false));
         }

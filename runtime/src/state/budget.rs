@@ -11,23 +11,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 static CAPACITY: AtomicUsize = AtomicUsize::new(1 << 30);
 static USED: AtomicUsize = AtomicUsize::new(0);
 static CLOCK: AtomicU64 = AtomicU64::new(1);
-/// 8 MiB: small epochs commit on the committer thread while the engine
-/// works on the next one (the benchmarks in `docs/benchmarks.md` ran best
-/// between 4 and 16 MiB), and every epoch fits the smallest memtable.
-static EPOCH_WRITES: AtomicUsize = AtomicUsize::new(8 << 20);
-
-/// Sets the bytes an epoch's writes may reach before the engine ends the
-/// epoch early (without waiting for the next checkpoint tick), so the
-/// memory of the write set, and of its commit, stays bounded however fast
-/// rows arrive.
-pub fn set_epoch_write_limit(bytes: usize) {
-    EPOCH_WRITES.store(bytes.max(1), Ordering::Relaxed);
-}
-
-/// The bytes an epoch's writes may reach (see [`set_epoch_write_limit`]).
-pub fn epoch_write_limit() -> usize {
-    EPOCH_WRITES.load(Ordering::Relaxed)
-}
+/// The bytes an epoch's writes may reach before the engine ends the epoch
+/// early (without waiting for the next checkpoint tick), so the memory of
+/// the write set, and of its commit, stays bounded however fast rows
+/// arrive. 8 MiB: small epochs commit on the committer thread while the
+/// engine works on the next one (the benchmarks in `docs/benchmarks.md` ran
+/// best between 4 and 16 MiB), and every epoch fits the smallest memtable.
+pub const EPOCH_WRITE_LIMIT: usize = 8 << 20;
 
 /// Sets the budget for all operator caches, in bytes.
 pub fn set_cache_budget(bytes: usize) {

@@ -19,6 +19,6 @@ pub mod budget;
 mod keyed;
 pub mod multiset;
 
-pub use budget::{set_cache_budget, set_epoch_write_limit, CacheStats};
+pub use budget::{set_cache_budget, CacheStats};
 pub use keyed::KeyedRows;
 pub use multiset::{GroupRow, MultisetTable};
