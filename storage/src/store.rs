@@ -286,15 +286,10 @@ impl Store {
     }
 
     /// Like [`Self::commit`], but the write runs on the committer thread:
-    /// this returns at once. Reads wait for it; a failure
-    /// is returned by the next commit or [`Self::settle`].
+    /// this returns at once. Reads wait for it; a failure is returned by
+    /// the next commit.
     pub fn commit_async(&self, writes: WriteSet, epoch: Epoch) -> Result<()> {
         self.committer.submit(writes, epoch, self.sync)
-    }
-
-    /// Waits for a background commit; fails if one failed.
-    pub fn settle(&self) -> Result<()> {
-        self.committer.settle()
     }
 }
 
