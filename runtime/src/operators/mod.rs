@@ -5,6 +5,7 @@
 //! another operator; it turns input change batches into output change
 //! batches and keeps its own state in the epoch's [`EpochCtx`].
 
+mod agg_state;
 mod agg_values;
 mod aggregate;
 mod expr;
