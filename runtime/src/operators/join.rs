@@ -42,10 +42,8 @@ use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::physical_expr::PhysicalExpr;
 use freshet_storage::codec::{decode_rows, encode_rows};
-use freshet_storage::keys::{group_prefix, grouped_key};
 use freshet_storage::TableId;
 
-use super::materialize::decode_count;
 use super::{EpochCtx, Operator};
 use crate::change::ChangeBatch;
 use crate::error::Result;
@@ -54,7 +52,6 @@ use crate::state::MultisetTable;
 pub struct JoinOperator {
     keys: [Vec<Arc<dyn PhysicalExpr>>; 2],
     types: [Vec<DataType>; 2],
-    state: [TableId; 2],
     schema: SchemaRef,
     nulls_match: bool,
     /// Per side: whether its unmatched rows are kept (padded with NULLs).
@@ -106,7 +103,6 @@ impl JoinOperator {
         JoinOperator {
             keys,
             types,
-            state,
             schema,
             nulls_match,
             outer,
@@ -147,50 +143,44 @@ impl JoinOperator {
             };
             let key_types = self.key_types(b.side)?;
             let cut = cut.cast_to(&self.types[b.side][b.col])?;
-            let prefix = freshet_storage::keys::table_prefix(self.state[b.side]);
-            let is_dead = |k: &[u8]| -> std::result::Result<bool, freshet_storage::StorageError> {
-                let mut buf = k.get(prefix.len() + 2..).unwrap_or(&[]);
-                for t in &key_types {
-                    decode_datum(&mut buf, t)?;
-                }
-                let mut v = ScalarValue::Null;
-                for t in &self.types[b.side][..=b.col] {
-                    v = decode_datum(&mut buf, t)?;
-                }
-                Ok(!v.is_null() && v < cut)
-            };
+            // Entries are `group | rest`: the join key, then the row.
+            let is_dead =
+                |body: &[u8]| -> std::result::Result<bool, freshet_storage::StorageError> {
+                    let mut buf = body;
+                    for t in &key_types {
+                        decode_datum(&mut buf, t)?;
+                    }
+                    let mut v = ScalarValue::Null;
+                    for t in &self.types[b.side][..=b.col] {
+                        v = decode_datum(&mut buf, t)?;
+                    }
+                    Ok(!v.is_null() && v < cut)
+                };
             let mut dead = Vec::new();
-            for k in &written[b.side] {
-                if is_dead(k)? {
-                    dead.push(k.clone());
+            for body in &written[b.side] {
+                if is_dead(body)? {
+                    dead.push(body.clone());
                 }
             }
             let mut cur = self.cleaned[i].clone();
             if crate::time::advance(&mut cur, cut.clone()) {
-                ctx.store.scan_prefix_while(&prefix, |k, _| {
-                    if is_dead(k)? {
-                        dead.push(k.to_vec());
+                self.tables[b.side].scan_all_while(ctx.store, |body, _, _| {
+                    if is_dead(body)? {
+                        dead.push(body.to_vec());
                     }
                     Ok(true)
                 })?;
             }
             self.cleaned[i] = cur;
-            // Cached groups may hold the expired rows: forget those groups.
-            let mut groups: std::collections::BTreeSet<Vec<u8>> = Default::default();
-            for k in &dead {
-                let start = prefix.len() + 2;
-                let mut buf = k.get(start..).unwrap_or(&[]);
-                let before = buf.len();
+            dead.sort();
+            dead.dedup();
+            for body in dead {
+                let mut buf = body.as_slice();
                 for t in &key_types {
                     decode_datum(&mut buf, t)?;
                 }
-                groups.insert(k[start..start + (before - buf.len())].to_vec());
-            }
-            for g in groups {
-                self.tables[b.side].forget_group(&g);
-            }
-            for k in dead {
-                ctx.writes.delete(k);
+                let (group, rest) = body.split_at(body.len() - buf.len());
+                self.tables[b.side].remove(ctx.writes, group, rest);
             }
         }
         Ok(())
@@ -377,8 +367,7 @@ impl JoinOperator {
         }
         for key in &order {
             for &i in &groups[key] {
-                let k = grouped_key(self.state[side], key, &rows[i]);
-                self.tables[side].add_key(k, key, w[i], 0);
+                self.tables[side].add(key, &rows[i], w[i], 0);
             }
         }
         if pairs {
@@ -405,22 +394,10 @@ impl JoinOperator {
         self
     }
 
-    /// The committed-plus-pending count stored at `key` of `side`.
-    fn count_at(&mut self, side: usize, key: &[u8], ctx: &EpochCtx<'_>) -> Result<i64> {
-        let committed = match ctx.store.get(key)? {
-            Some(v) => decode_count(&v)?,
-            None => 0,
-        };
-        let pending = self.tables[side]
-            .pending_mut()
-            .get(key)
-            .map_or(0, |(d, _)| *d);
-        Ok(committed + pending)
-    }
-
-    /// Where the right side's total row count is kept (a group no real key has).
-    fn total_key(&self) -> Vec<u8> {
-        group_prefix(self.state[1], &[])
+    /// The right side's total row count, committed plus pending (kept as
+    /// the entry with empty group and rest, which no real row has).
+    fn right_total(&self, ctx: &EpochCtx<'_>) -> Result<i64> {
+        self.tables[1].count(ctx.store, &[], &[])
     }
 
     /// `x NOT IN (right)`: a left anti join whose outcome also depends on
@@ -439,7 +416,7 @@ impl JoinOperator {
         let weights = batch.weights.values();
         let rows = encode_rows(batch.columns(), n)?;
         let is_null = |i: usize| key_cols.iter().any(|c| c.is_null(i));
-        let total = self.count_at(1, &self.total_key(), ctx)?;
+        let total = self.right_total(ctx)?;
         let nulls: i64 = self.lookup(1, NULL_KEY, ctx)?.iter().map(|(_, c)| c).sum();
         // 0: right empty (all pass), 1: right has a NULL (none pass), 2: normal.
         let regime = |total: i64, nulls: i64| match (total == 0, nulls != 0) {
@@ -483,23 +460,19 @@ impl JoinOperator {
             );
             let left_keys: Vec<Vec<u8>> = if r0 != r1 {
                 // Every left row may flip: walk the whole left side.
-                let prefix = freshet_storage::keys::table_prefix(self.state[0]);
-                let mut all: BTreeMap<Vec<u8>, ()> = BTreeMap::new();
-                for (k, _) in ctx.store.scan_prefix(&prefix)? {
-                    all.insert(k.to_vec(), ());
-                }
-                for k in self.tables[0].pending_mut().keys() {
-                    all.insert(k.clone(), ());
-                }
+                // (entries as group | rest, committed and pending)
+                let mut all: Vec<Vec<u8>> = Vec::new();
+                self.tables[0].scan_all_while(ctx.store, |body, _, _| {
+                    all.push(body.to_vec());
+                    Ok(true)
+                })?;
+                all.extend(self.tables[0].pending_entries());
                 let key_type = self.key_type(0)?;
                 let mut ks: Vec<Vec<u8>> = Vec::new();
-                for k in all.keys() {
-                    let mut rest = &k[6..];
+                for body in &all {
+                    let mut rest = body.as_slice();
                     freshet_storage::codec::decode_datum(&mut rest, &key_type)?;
-                    let key = k[6..k.len() - rest.len()].to_vec();
-                    if ks.last() != Some(&key) {
-                        ks.push(key);
-                    }
+                    ks.push(body[..body.len() - rest.len()].to_vec());
                 }
                 ks.sort();
                 ks.dedup();
@@ -534,13 +507,11 @@ impl JoinOperator {
                     }
                 }
             }
-            let tk = self.total_key();
-            self.tables[1].add_key(tk, &[], d_total, 0);
+            self.tables[1].add(&[], &[], d_total, 0);
         }
         for i in 0..n {
             if weights[i] != 0 {
-                let k = grouped_key(self.state[side], &keys[i], &rows[i]);
-                self.tables[side].add_key(k, &keys[i], weights[i], 0);
+                self.tables[side].add(&keys[i], &rows[i], weights[i], 0);
             }
         }
         Ok(self
@@ -667,8 +638,7 @@ impl JoinOperator {
             if weights[i] == 0 || (!self.nulls_match && key_cols.iter().any(|c| c.is_null(i))) {
                 continue;
             }
-            let k = grouped_key(self.state[side], &keys[i], &rows[i]);
-            self.tables[side].add_key(k, &keys[i], weights[i], 0);
+            self.tables[side].add(&keys[i], &rows[i], weights[i], 0);
         }
         let picks: Vec<(u32, i64)> = idx.into_iter().zip(idx_w).collect();
         Ok(self
@@ -811,8 +781,7 @@ impl Operator for JoinOperator {
         // This batch now belongs to its side.
         for key in &order {
             for &i in &groups[key] {
-                let k = grouped_key(self.state[side], key, &rows[i]);
-                self.tables[side].add_key(k, key, weights[i], 0);
+                self.tables[side].add(key, &rows[i], weights[i], 0);
             }
         }
         self.assemble(side, &batch, out)
@@ -822,12 +791,7 @@ impl Operator for JoinOperator {
         let mut written: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
         for (side, written) in written.iter_mut().enumerate() {
             if !self.bounds.is_empty() {
-                *written = self.tables[side]
-                    .pending_mut()
-                    .iter()
-                    .filter(|(_, (d, _))| *d != 0)
-                    .map(|(k, _)| k.clone())
-                    .collect();
+                *written = self.tables[side].pending_entries();
             }
             self.tables[side].flush(ctx.writes);
         }

@@ -16,7 +16,6 @@ use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::compute::SortOptions;
 use datafusion::physical_expr::PhysicalExpr;
 use freshet_storage::codec::encode_rows;
-use freshet_storage::keys::group_prefix;
 use freshet_storage::TableId;
 
 use super::EpochCtx;
@@ -83,11 +82,10 @@ impl SortedRows {
             if w[i] == 0 {
                 continue;
             }
-            let mut k = group_prefix(self.state, &parts[i]);
-            k.extend_from_slice(&sort_keys[i]);
-            k.extend_from_slice(&rows[i]);
-            self.table
-                .add_key(k, &parts[i], w[i], sort_keys[i].len() as u32);
+            let sort_len = sort_keys[i].len() as u32;
+            let mut rest = std::mem::take(&mut sort_keys[i]);
+            rest.extend_from_slice(&rows[i]);
+            self.table.add(&parts[i], &rest, w[i], sort_len);
             if !self.dirty.contains(&parts[i]) {
                 self.dirty.insert(parts[i].clone());
             }
@@ -107,11 +105,6 @@ impl SortedRows {
             .collect()
     }
 
-    /// This epoch's non-zero changes under `prefix`, in key order.
-    pub fn pending_under(&self, prefix: &[u8]) -> Vec<(&[u8], i64, u32)> {
-        self.table.pending_under(prefix)
-    }
-
     /// Writes the epoch's deltas into `ctx.writes` and clears them.
     pub fn flush(&mut self, ctx: &mut EpochCtx<'_>) -> Result<()> {
         self.table.flush(ctx.writes);
@@ -123,11 +116,6 @@ impl SortedRows {
 pub fn row_of(key: &[u8], plen: usize, sort_len: u32) -> Vec<u8> {
     let start = (plen + sort_len as usize).min(key.len());
     key[start..].to_vec()
-}
-
-/// The count and sort key length of a stored sorted row.
-pub fn decode_value(v: &[u8]) -> freshet_storage::Result<(i64, u32)> {
-    crate::state::multiset::decode_value(v, true)
 }
 
 /// Order-preserving encoding of one sort value.

@@ -6,11 +6,11 @@
 //! is dropped; a passing row is kept in state ordered by expiry, and the
 //! barrier that finds its expiry passed retracts it.
 //!
-//! State layout: `table | vnode 0 | memcomparable(expiry µs) |
-//! memcomparable(row) -> count` (a [`MultisetTable`] with one group), one
-//! ordered range, so expired rows are the prefix below the current time.
+//! State layout: `table | vnode | memcomparable(expiry µs) |
+//! memcomparable(row) -> count` (a [`MultisetTable`] with one, empty, group:
+//! one vnode), one ordered range, so expired rows are the entries below the
+//! current time.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, BooleanArray};
@@ -18,11 +18,9 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit, TimestampMicro
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
 use freshet_storage::codec::{decode_rows, encode_datum, encode_rows};
-use freshet_storage::keys::group_prefix;
 use freshet_storage::TableId;
 
 use super::expr::eval;
-use super::materialize::decode_count;
 use super::{EpochCtx, Operator};
 use crate::change::ChangeBatch;
 use crate::error::Result;
@@ -32,7 +30,6 @@ pub struct TemporalFilterOperator {
     expiry: Arc<dyn PhysicalExpr>,
     /// `>=` (visible at the expiry instant itself) rather than `>`.
     inclusive: bool,
-    table: TableId,
     schema: SchemaRef,
     types: Vec<DataType>,
     /// Processing time (µs since the epoch) as of the last barrier.
@@ -52,16 +49,11 @@ impl TemporalFilterOperator {
         TemporalFilterOperator {
             expiry,
             inclusive,
-            table,
             schema,
             types,
             now: crate::time::now_micros(),
             rows: MultisetTable::new(table, false),
         }
-    }
-
-    fn prefix(&self) -> Vec<u8> {
-        group_prefix(self.table, &[])
     }
 
     fn visible(&self, expiry: i64, now: i64) -> bool {
@@ -72,23 +64,23 @@ impl TemporalFilterOperator {
         }
     }
 
-    /// Key of a row with `expiry` whose encoding is `row`, under `prefix`.
-    fn key(prefix: &[u8], expiry: i64, row: &[u8]) -> Result<Vec<u8>> {
-        let mut k = Vec::with_capacity(prefix.len() + 9 + row.len());
-        k.extend_from_slice(prefix);
+    /// The entry of a row with `expiry` whose encoding is `row`: rows sort
+    /// by expiry.
+    fn entry(expiry: i64, row: &[u8]) -> Result<Vec<u8>> {
+        let mut k = Vec::with_capacity(9 + row.len());
         encode_datum(&mut k, &ScalarValue::Int64(Some(expiry)))?;
         k.extend_from_slice(row);
         Ok(k)
     }
 
-    /// Every key expired at `now` is below this one.
+    /// Every entry expired at `now` sorts below this one.
     fn expired_bound(&self, now: i64) -> Result<Vec<u8>> {
         let first_visible = if self.inclusive {
             now
         } else {
             now.saturating_add(1)
         };
-        let mut k = self.prefix();
+        let mut k = Vec::new();
         encode_datum(&mut k, &ScalarValue::Int64(Some(first_visible)))?;
         Ok(k)
     }
@@ -114,13 +106,12 @@ impl Operator for TemporalFilterOperator {
         let rows = encode_rows(batch.columns(), n)?;
         let w = batch.weights.values();
         let mut keep = Vec::with_capacity(n);
-        let prefix = self.prefix();
         for i in 0..n {
             let pass = exp.is_valid(i) && self.visible(exp.value(i), self.now);
             keep.push(pass);
             if pass && w[i] != 0 {
-                let k = Self::key(&prefix, exp.value(i), &rows[i])?;
-                self.rows.add_key(k, &[], w[i], 0);
+                let e = Self::entry(exp.value(i), &rows[i])?;
+                self.rows.add(&[], &e, w[i], 0);
             }
         }
         let out = batch.filter(&BooleanArray::from(keep))?;
@@ -130,36 +121,15 @@ impl Operator for TemporalFilterOperator {
     fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
         let now = crate::time::now_micros().max(self.now);
         let bound = self.expired_bound(now)?;
-        let prefix = self.prefix();
         // Rows whose expiry has passed: committed ones and this epoch's.
-        let mut expired: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
-        ctx.store.scan_below_while(&prefix, &bound, |k, v| {
-            expired.insert(
-                k.to_vec(),
-                decode_count(v)
-                    .map_err(|e| freshet_storage::StorageError::Corrupt(e.to_string()))?,
-            );
-            Ok(true)
-        })?;
-        let pending = self.rows.pending_mut();
-        let young = pending.split_off(&bound);
-        for (k, (d, _)) in std::mem::replace(pending, young) {
-            *expired.entry(k).or_insert(0) += d;
-        }
-        let mut gone: Vec<(Vec<u8>, i64)> = Vec::new();
-        for (k, c) in expired {
-            ctx.writes.delete(k.clone());
-            if c > 0 {
-                gone.push((k, c));
-            }
-        }
+        let gone = self.rows.take_below(ctx.store, ctx.writes, &[], &bound)?;
         // The rest of the epoch's changes join the state.
         self.rows.flush(ctx.writes);
         self.now = now;
         if gone.is_empty() {
             return Ok(vec![]);
         }
-        let skip = prefix.len() + 9; // the encoded Int64 expiry
+        let skip = 9; // the encoded Int64 expiry
         let cols = decode_rows(
             gone.iter().map(|(k, _)| k.get(skip..).unwrap_or(&[])),
             &self.types,

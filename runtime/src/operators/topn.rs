@@ -20,10 +20,9 @@ use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::physical_expr::PhysicalExpr;
 use freshet_storage::codec::decode_rows;
-use freshet_storage::keys::group_prefix;
 use freshet_storage::TableId;
 
-use super::sorted::{decode_value, row_of, SortedRows};
+use super::sorted::SortedRows;
 use super::{EpochCtx, Operator};
 use crate::change::ChangeBatch;
 use crate::error::Result;
@@ -77,36 +76,19 @@ impl TopNOperator {
         let Some(want) = self.limit.map(|l| (l + self.offset) as i64) else {
             return Ok(());
         };
-        let prefix = group_prefix(self.rows.state, part);
-        // Key -> (count, committed?).
-        let mut all: BTreeMap<Vec<u8>, (i64, bool)> = BTreeMap::new();
-        ctx.store.scan_prefix_while(&prefix, |k, v| {
-            let (c, _) = decode_value(v)?;
-            if c > 0 {
-                all.insert(k.to_vec(), (c, true));
-            }
-            Ok(true)
-        })?;
-        for (k, d, _) in self.rows.pending_under(&prefix) {
-            all.entry(k.to_vec()).or_insert((0, false)).0 += d;
-        }
         let mut total = 0i64;
-        let mut doomed: Vec<(Vec<u8>, bool)> = Vec::new();
-        for (k, (c, committed)) in all {
-            if c <= 0 {
-                continue;
-            }
-            if total >= want {
-                doomed.push((k, committed));
-            }
-            total += c;
-        }
-        let pending = self.rows.table.pending_mut();
-        for (k, committed) in doomed {
-            pending.remove(&k);
-            if committed {
-                ctx.writes.delete(k);
-            }
+        let mut doomed: Vec<Vec<u8>> = Vec::new();
+        self.rows
+            .table
+            .scan_group_while(ctx.store, part, true, |rest, c, _| {
+                if total >= want {
+                    doomed.push(rest.to_vec());
+                }
+                total += c;
+                true
+            })?;
+        for rest in doomed {
+            self.rows.table.remove(ctx.writes, part, &rest);
         }
         Ok(())
     }
@@ -120,49 +102,17 @@ impl TopNOperator {
         with_pending: bool,
         ctx: &EpochCtx<'_>,
     ) -> Result<Vec<(Vec<u8>, i64)>> {
-        let prefix = group_prefix(self.rows.state, part);
-        let want = self.limit.map(|l| l + self.offset);
-        let pend = if with_pending {
-            self.rows.pending_under(&prefix)
-        } else {
-            Vec::new()
-        };
+        let want = self.limit.map(|l| (l + self.offset) as i64);
         // (row bytes, copies) in order.
         let mut merged: Vec<(Vec<u8>, i64)> = Vec::new();
         let mut total = 0i64;
-        let mut pi = 0usize;
-        let full = |total: i64| want.is_some_and(|w| total >= w as i64);
-        let plen = prefix.len();
-        let push =
-            |k: &[u8], c: i64, sort_len: u32, merged: &mut Vec<(Vec<u8>, i64)>, total: &mut i64| {
-                if c > 0 {
-                    merged.push((row_of(k, plen, sort_len), c));
-                    *total += c;
-                }
-            };
-        ctx.store.scan_prefix_while(&prefix, |k, v| {
-            while pi < pend.len() && pend[pi].0 < k {
-                if full(total) {
-                    return Ok(false);
-                }
-                push(pend[pi].0, pend[pi].1, pend[pi].2, &mut merged, &mut total);
-                pi += 1;
-            }
-            if full(total) {
-                return Ok(false);
-            }
-            let (mut c, sort_len) = decode_value(v)?;
-            if pi < pend.len() && pend[pi].0 == k {
-                c += pend[pi].1;
-                pi += 1;
-            }
-            push(k, c, sort_len, &mut merged, &mut total);
-            Ok(true)
-        })?;
-        while pi < pend.len() && !full(total) {
-            push(pend[pi].0, pend[pi].1, pend[pi].2, &mut merged, &mut total);
-            pi += 1;
-        }
+        self.rows
+            .table
+            .scan_group_while(ctx.store, part, with_pending, |rest, c, sort_len| {
+                merged.push((rest.get(sort_len as usize..).unwrap_or(&[]).to_vec(), c));
+                total += c;
+                want.is_none_or(|w| total < w)
+            })?;
         // Positions offset.. offset + limit, counting copies.
         let mut out = Vec::new();
         let mut pos = 0i64;

@@ -29,13 +29,12 @@ use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::physical_expr::window::WindowExpr;
 use datafusion::physical_expr::PhysicalExpr;
 use freshet_storage::codec::{decode_rows, encode_rows};
-use freshet_storage::keys::group_prefix;
 use freshet_storage::TableId;
 
 use datafusion::common::ScalarValue;
 use freshet_storage::codec::decode_datum;
 
-use super::sorted::{decode_value, row_of, SortedRow, SortedRows};
+use super::sorted::{row_of, SortedRow, SortedRows};
 use super::{EpochCtx, Operator};
 use crate::change::ChangeBatch;
 use crate::error::{Result, RuntimeError};
@@ -146,38 +145,32 @@ impl WindowOperator {
         let per = crate::time::unit_ns(&unit);
         let gap = (spec.gap_ns / per).max(1);
         let part_types: Vec<DataType> = self.rows.partition_types(&self.input_types)?;
-        let prefix = freshet_storage::keys::table_prefix(self.rows.state);
-        let wm_key = crate::time::operator_wm_key(self.rows.state);
-        // (partition bytes, [(full key, ts)]) in key order: time order
-        // within a partition.
+        // (partition bytes, [(entry after the partition, ts)]) in key
+        // order: time order within a partition.
         let mut parts: Vec<PartitionTimes> = Vec::new();
-        let ts_type = &self.input_types[spec.ts_col];
         let input_types = &self.input_types;
-        ctx.store.scan_prefix_while(&prefix, |k, v| {
-            if k == wm_key.as_slice() {
-                return Ok(true);
-            }
-            let (_, sort_len) = decode_value(v)?;
-            let mut buf = k.get(prefix.len() + 2..).unwrap_or(&[]);
-            let before = buf.len();
-            for t in &part_types {
-                decode_datum(&mut buf, t)?;
-            }
-            let plen = prefix.len() + 2 + (before - buf.len());
-            let part = k[prefix.len() + 2..plen].to_vec();
-            let mut row = k.get(plen + sort_len as usize..).unwrap_or(&[]);
-            let mut ts = ScalarValue::Null;
-            for t in &input_types[..=spec.ts_col] {
-                ts = decode_datum(&mut row, t)?;
-            }
-            let _ = ts_type;
-            let ts = crate::time::timestamp_parts(&ts).map(|(x, _)| x);
-            match parts.last_mut() {
-                Some((p, rows)) if *p == part => rows.push((k.to_vec(), ts)),
-                _ => parts.push((part, vec![(k.to_vec(), ts)])),
-            }
-            Ok(true)
-        })?;
+        self.rows
+            .table
+            .scan_all_while(ctx.store, |body, _, sort_len| {
+                let mut buf = body;
+                for t in &part_types {
+                    decode_datum(&mut buf, t)?;
+                }
+                let plen = body.len() - buf.len();
+                let part = &body[..plen];
+                let rest = &body[plen..];
+                let mut row = rest.get(sort_len as usize..).unwrap_or(&[]);
+                let mut ts = ScalarValue::Null;
+                for t in &input_types[..=spec.ts_col] {
+                    ts = decode_datum(&mut row, t)?;
+                }
+                let ts = crate::time::timestamp_parts(&ts).map(|(x, _)| x);
+                match parts.last_mut() {
+                    Some((p, rows)) if p.as_slice() == part => rows.push((rest.to_vec(), ts)),
+                    _ => parts.push((part.to_vec(), vec![(rest.to_vec(), ts)])),
+                }
+                Ok(true)
+            })?;
         let mut retired = false;
         for (part, rows) in parts {
             if touched.contains(&part) {
@@ -196,8 +189,8 @@ impl WindowOperator {
                 }
                 if let Some(last) = rows[j].1 {
                     if last.saturating_add(gap) <= wm_raw {
-                        for (k, _) in &rows[i..=j] {
-                            ctx.writes.delete(k.clone());
+                        for (rest, _) in &rows[i..=j] {
+                            self.rows.table.remove(ctx.writes, &part, rest);
                         }
                         retired = true;
                     }
@@ -205,10 +198,7 @@ impl WindowOperator {
                 i = j + 1;
             }
         }
-        if retired {
-            // Cached partitions may hold the retired rows.
-            self.rows.table.clear_cache();
-        }
+        let _ = retired;
         crate::time::save_operator_wm(ctx.writes, self.rows.state, &wm)?;
         if let Some(ss) = &mut self.sessions {
             ss.cleaned = cur;
@@ -220,7 +210,6 @@ impl WindowOperator {
     fn read_committed(
         &mut self,
         part: &[u8],
-        prefix: &[u8],
         pend: &[(Vec<u8>, i64, u32)],
         ctx: &EpochCtx<'_>,
     ) -> Result<Vec<Entry>> {
@@ -229,10 +218,7 @@ impl WindowOperator {
             self.rows
                 .table
                 .visit_committed(ctx.store, part, |rest, c, l| {
-                    let mut k = Vec::with_capacity(prefix.len() + rest.len());
-                    k.extend_from_slice(prefix);
-                    k.extend_from_slice(rest);
-                    out.push((k, c, l));
+                    out.push((rest.to_vec(), c, l));
                 })?;
             return Ok(out);
         };
@@ -242,29 +228,31 @@ impl WindowOperator {
         let (kmin, kmax) = (first.0.as_slice(), last.0.as_slice());
         let reach = reach as i64;
         let mut copies = 0i64;
-        ctx.store.scan_rev_while(prefix, kmin, |k, v| {
-            if copies >= reach {
-                return Ok(false);
-            }
-            let (c, l) = decode_value(v)?;
-            copies += c.max(0);
-            out.push((k.to_vec(), c, l));
-            Ok(true)
-        })?;
+        self.rows
+            .table
+            .scan_group_rev_before(ctx.store, part, kmin, |rest, c, l| {
+                if copies >= reach {
+                    return false;
+                }
+                copies += c.max(0);
+                out.push((rest.to_vec(), c, l));
+                true
+            })?;
         out.reverse();
         let mut after = 0i64;
-        ctx.store.scan_from_while(prefix, kmin, |k, v| {
-            let beyond = k > kmax;
-            if beyond && after >= reach {
-                return Ok(false);
-            }
-            let (c, l) = decode_value(v)?;
-            if beyond {
-                after += c.max(0);
-            }
-            out.push((k.to_vec(), c, l));
-            Ok(true)
-        })?;
+        self.rows
+            .table
+            .scan_group_from(ctx.store, part, kmin, |rest, c, l| {
+                let beyond = rest > kmax;
+                if beyond && after >= reach {
+                    return false;
+                }
+                if beyond {
+                    after += c.max(0);
+                }
+                out.push((rest.to_vec(), c, l));
+                true
+            })?;
         Ok(out)
     }
 
@@ -448,18 +436,13 @@ impl WindowOperator {
         // built at a time, so memory holds one partition plus the changes.
         let mut changed: Vec<Changed> = Vec::new();
         for part in std::mem::take(&mut self.rows.dirty) {
-            let prefix = group_prefix(self.rows.state, &part);
-            let plen = prefix.len();
-            let pend: Vec<(Vec<u8>, i64, u32)> = self
-                .rows
-                .pending_under(&prefix)
-                .into_iter()
-                .map(|(k, d, l)| (k.to_vec(), d, l))
-                .collect();
+            // Entries after the partition (sort key | row), in order.
+            let plen = 0;
+            let pend: Vec<(Vec<u8>, i64, u32)> = self.rows.table.pending_group(&part);
             if pend.is_empty() {
                 continue;
             }
-            let committed = self.read_committed(&part, &prefix, &pend, ctx)?;
+            let committed = self.read_committed(&part, &pend, ctx)?;
             // Rows with their full keys, in key order.
             let mut old: Vec<SortedRow> = Vec::with_capacity(committed.len());
             let mut old_keys: Vec<&[u8]> = Vec::with_capacity(committed.len());

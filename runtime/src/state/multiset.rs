@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use freshet_storage::keys::group_prefix;
+use freshet_storage::keys::{group_prefix, table_prefix, VNODE_COUNT};
 use freshet_storage::{Store, TableId, WriteSet};
 
 use super::budget::{self, CacheStats};
@@ -68,10 +68,7 @@ impl MultisetTable {
         if delta == 0 {
             return;
         }
-        let mut key = Vec::with_capacity(6 + group.len() + rest.len());
-        key.extend_from_slice(&group_prefix(self.id, group));
-        key.extend_from_slice(rest);
-        self.add_key(key, group, delta, extra);
+        self.add_key(entry_key(self.id, group, rest), group, delta, extra);
     }
 
     /// Like [`Self::add`] with the full key already built (it must start
@@ -97,10 +94,7 @@ impl MultisetTable {
         if delta == 0 {
             return;
         }
-        let mut key = Vec::with_capacity(6 + group.len() + rest.len());
-        key.extend_from_slice(&group_prefix(self.id, group));
-        key.extend_from_slice(rest);
-        writes.add_count(key, delta, &[]);
+        writes.add_count(entry_key(self.id, group, rest), delta, &[]);
     }
 
     /// This epoch's non-zero changes under `prefix`, in key order.
@@ -240,6 +234,188 @@ impl MultisetTable {
         }
     }
 
+    /// This epoch's changed entries as `group | rest` (without the table
+    /// and vnode), in key order.
+    pub fn pending_entries(&self) -> Vec<Vec<u8>> {
+        self.pending
+            .iter()
+            .filter(|(_, (d, _))| *d != 0)
+            .map(|(k, _)| k.get(6..).unwrap_or(&[]).to_vec())
+            .collect()
+    }
+
+    /// Copies of the entry `rest` of `group`, committed plus this epoch's.
+    pub fn count(&self, store: &Store, group: &[u8], rest: &[u8]) -> Result<i64> {
+        let key = entry_key(self.id, group, rest);
+        let committed = match store.get(&key)? {
+            Some(v) => decode_value(&v, self.with_extra)?.0,
+            None => 0,
+        };
+        Ok(committed + self.pending.get(&key).map_or(0, |(d, _)| *d))
+    }
+
+    /// Calls `f(rest, count, extra)` for the entries of `group` with a
+    /// positive count in key order, committed ones merged with this epoch's
+    /// changes if `with_pending`, until `f` returns false. Reads the store
+    /// (for groups read partly, as top-N reads its first rows).
+    pub fn scan_group_while(
+        &self,
+        store: &Store,
+        group: &[u8],
+        with_pending: bool,
+        mut f: impl FnMut(&[u8], i64, u32) -> bool,
+    ) -> Result<()> {
+        let prefix = group_prefix(self.id, group);
+        let plen = prefix.len();
+        let pend = if with_pending {
+            self.pending_under(&prefix)
+        } else {
+            Vec::new()
+        };
+        let mut pi = 0usize;
+        let mut go = true;
+        let mut emit = |k: &[u8], c: i64, e: u32, go: &mut bool| {
+            if c > 0 && *go {
+                *go = f(&k[plen..], c, e);
+            }
+        };
+        store.scan_prefix_while(&prefix, |k, v| {
+            while go && pi < pend.len() && pend[pi].0 < k {
+                emit(pend[pi].0, pend[pi].1, pend[pi].2, &mut go);
+                pi += 1;
+            }
+            if !go {
+                return Ok(false);
+            }
+            let (mut c, mut e) = decode_value(v, self.with_extra)?;
+            if pi < pend.len() && pend[pi].0 == k {
+                c += pend[pi].1;
+                e = pend[pi].2;
+                pi += 1;
+            }
+            emit(k, c, e, &mut go);
+            Ok(go)
+        })?;
+        while go && pi < pend.len() {
+            emit(pend[pi].0, pend[pi].1, pend[pi].2, &mut go);
+            pi += 1;
+        }
+        Ok(())
+    }
+
+    /// This epoch's non-zero changes of `group` as (rest, delta, extra), in
+    /// key order.
+    pub fn pending_group(&self, group: &[u8]) -> Vec<(Vec<u8>, i64, u32)> {
+        let prefix = group_prefix(self.id, group);
+        self.pending_under(&prefix)
+            .into_iter()
+            .map(|(k, d, e)| (k[prefix.len()..].to_vec(), d, e))
+            .collect()
+    }
+
+    /// Calls `f(rest, count, extra)` for the committed entries of `group`
+    /// whose rest sorts below `before`, nearest first, until `f` returns
+    /// false.
+    pub fn scan_group_rev_before(
+        &self,
+        store: &Store,
+        group: &[u8],
+        before: &[u8],
+        mut f: impl FnMut(&[u8], i64, u32) -> bool,
+    ) -> Result<()> {
+        let prefix = group_prefix(self.id, group);
+        let bound = entry_key(self.id, group, before);
+        store.scan_rev_while(&prefix, &bound, |k, v| {
+            let (c, e) = decode_value(v, self.with_extra)?;
+            Ok(f(&k[prefix.len()..], c, e))
+        })?;
+        Ok(())
+    }
+
+    /// Calls `f(rest, count, extra)` for the committed entries of `group`
+    /// from `from` (inclusive) on, in key order, until `f` returns false.
+    pub fn scan_group_from(
+        &self,
+        store: &Store,
+        group: &[u8],
+        from: &[u8],
+        mut f: impl FnMut(&[u8], i64, u32) -> bool,
+    ) -> Result<()> {
+        let prefix = group_prefix(self.id, group);
+        let start = entry_key(self.id, group, from);
+        store.scan_from_while(&prefix, &start, |k, v| {
+            let (c, e) = decode_value(v, self.with_extra)?;
+            Ok(f(&k[prefix.len()..], c, e))
+        })?;
+        Ok(())
+    }
+
+    /// Calls `f(group_and_rest, count, extra)` for every committed entry of
+    /// the table (in vnode order, so groups in no useful order) until `f`
+    /// returns false; the operator splits group from rest.
+    pub fn scan_all_while(
+        &self,
+        store: &Store,
+        mut f: impl FnMut(&[u8], i64, u32) -> freshet_storage::Result<bool>,
+    ) -> Result<()> {
+        let prefix = table_prefix(self.id);
+        let mut end = prefix.clone();
+        end.extend_from_slice(&VNODE_COUNT.to_be_bytes());
+        store.scan_below_while(&prefix, &end, |k, v| {
+            let (c, e) = decode_value(v, self.with_extra)?;
+            let body = k.get(prefix.len() + 2..).unwrap_or(&[]);
+            f(body, c, e)
+        })?;
+        Ok(())
+    }
+
+    /// Deletes every copy of the entry `rest` of `group`: committed ones
+    /// and this epoch's changes.
+    pub fn remove(&mut self, writes: &mut WriteSet, group: &[u8], rest: &[u8]) {
+        let key = entry_key(self.id, group, rest);
+        self.pending.remove(&key);
+        writes.delete(key);
+        self.forget_group(group);
+    }
+
+    /// Removes and returns the entries of `group` whose `rest` sorts below
+    /// `bound` (committed plus this epoch's changes, positive counts only),
+    /// deleting them from the store: rows whose time has passed.
+    pub fn take_below(
+        &mut self,
+        store: &Store,
+        writes: &mut WriteSet,
+        group: &[u8],
+        bound: &[u8],
+    ) -> Result<Vec<(Vec<u8>, i64)>> {
+        let prefix = group_prefix(self.id, group);
+        let mut upper = prefix.clone();
+        upper.extend_from_slice(bound);
+        let mut gone: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        store.scan_below_while(&prefix, &upper, |k, v| {
+            gone.insert(k.to_vec(), decode_value(v, self.with_extra)?.0);
+            Ok(true)
+        })?;
+        let young = self.pending.split_off(&upper);
+        let old = std::mem::replace(&mut self.pending, young);
+        for (k, v) in old {
+            if k.starts_with(&prefix) {
+                *gone.entry(k).or_insert(0) += v.0;
+            } else {
+                self.pending.insert(k, v);
+            }
+        }
+        let mut out = Vec::new();
+        for (k, c) in gone {
+            if c > 0 {
+                out.push((k[prefix.len()..].to_vec(), c));
+            }
+            writes.delete(k);
+        }
+        self.forget_group(group);
+        Ok(out)
+    }
+
     /// Forgets one cached group (its state stays in the store), e.g. after
     /// deleting some of its entries directly.
     pub fn forget_group(&mut self, group: &[u8]) {
@@ -256,6 +432,16 @@ impl MultisetTable {
         }
         self.touched.clear();
     }
+}
+
+/// `table | vnode(group) | group | rest`, in one allocation.
+fn entry_key(id: TableId, group: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(6 + group.len() + rest.len());
+    key.extend_from_slice(&id.0.to_be_bytes());
+    key.extend_from_slice(&freshet_storage::keys::vnode_of(group).to_be_bytes());
+    key.extend_from_slice(group);
+    key.extend_from_slice(rest);
+    key
 }
 
 /// Decodes a stored count value (with its `u32` extra if `with_extra`).
@@ -408,6 +594,76 @@ mod tests {
             t.committed(&store, b"g").unwrap(),
             vec![(b"b".to_vec(), 1, 0)]
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn scans_removals_and_expiry_merge_pending_with_committed() {
+        let dir = std::env::temp_dir().join(format!("freshet-ms-scan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&dir).unwrap();
+        let mut t = MultisetTable::new(TableId(5), true);
+        for (rest, n) in [(b"b", 1), (b"d", 2), (b"f", 1)] {
+            t.add(b"g", rest, n, 7);
+        }
+        t.add(b"h", b"x", 1, 0);
+        let mut ws = WriteSet::default();
+        t.flush(&mut ws);
+        store.commit(ws, freshet_storage::Epoch(1)).unwrap();
+        t.add(b"g", b"a", 1, 1);
+        t.add(b"g", b"d", -2, 7);
+        t.add(b"g", b"e", 3, 1);
+        let scan = |t: &MultisetTable, pending: bool, stop: usize| {
+            let mut seen = Vec::new();
+            t.scan_group_while(&store, b"g", pending, |r, n, e| {
+                seen.push((String::from_utf8_lossy(r).to_string(), n, e));
+                seen.len() < stop
+            })
+            .unwrap();
+            seen
+        };
+        let s = |v: &[(&str, i64, u32)]| {
+            v.iter()
+                .map(|(a, n, e)| (a.to_string(), *n, *e))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            scan(&t, false, 9),
+            s(&[("b", 1, 7), ("d", 2, 7), ("f", 1, 7)])
+        );
+        assert_eq!(
+            scan(&t, true, 9),
+            s(&[("a", 1, 1), ("b", 1, 7), ("e", 3, 1), ("f", 1, 7)])
+        );
+        assert_eq!(
+            scan(&t, true, 2),
+            s(&[("a", 1, 1), ("b", 1, 7)]),
+            "stops early"
+        );
+        assert_eq!(t.count(&store, b"g", b"d").unwrap(), 0);
+        assert_eq!(t.count(&store, b"g", b"e").unwrap(), 3);
+        let mut all = Vec::new();
+        t.scan_all_while(&store, |body, n, _| {
+            all.push((body.to_vec(), n));
+            Ok(true)
+        })
+        .unwrap();
+        assert_eq!(all.len(), 4, "committed entries of every group");
+        assert_eq!(t.pending_entries().len(), 3);
+
+        let mut ws = WriteSet::default();
+        t.remove(&mut ws, b"g", b"e");
+        t.remove(&mut ws, b"g", b"f");
+        let gone = t.take_below(&store, &mut ws, b"g", b"c").unwrap();
+        assert_eq!(gone, vec![(b"a".to_vec(), 1), (b"b".to_vec(), 1)]);
+        t.flush(&mut ws);
+        store.commit(ws, freshet_storage::Epoch(2)).unwrap();
+        assert!(
+            scan(&t, true, 9).is_empty(),
+            "d netted out, the rest removed"
+        );
+        let mut ws = WriteSet::default();
+        assert!(t.take_below(&store, &mut ws, b"h", b"y").unwrap().len() == 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
