@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type};
 use datafusion::common::ScalarValue;
-use freshet_storage::codec::{decode_datum, FORMAT_VERSION};
+use freshet_storage::codec::{decode_datum, decode_row, FORMAT_VERSION};
 use freshet_storage::StorageError;
 
 use super::aggregate::Input;
@@ -167,13 +167,46 @@ pub(super) struct Group {
 const STATE_VERSION: u8 = 2;
 
 /// Encodes and decodes the groups of one aggregate (whose calls fix the
-/// shape of every group's state).
+/// shape of every group's state), and turns a group into its output row.
 pub(super) struct GroupCodec {
+    pub aggs: Vec<AggCall>,
+    pub group_types: Vec<DataType>,
+    /// A global aggregate: its one group always has a row.
+    pub global: bool,
     pub empty: Vec<AggState>,
+}
+
+impl GroupCodec {
+    pub fn new(aggs: Vec<AggCall>, group_types: Vec<DataType>) -> Self {
+        GroupCodec {
+            empty: empty_states(&aggs),
+            global: group_types.is_empty(),
+            aggs,
+            group_types,
+        }
+    }
+
+    /// The row group `key` shows (none for a group without rows).
+    pub fn output_row(&self, key: &[u8], g: &Group) -> Result<Option<Vec<ScalarValue>>> {
+        if g.rows <= 0 && !self.global {
+            return Ok(None);
+        }
+        let mut row = decode_row(key, &self.group_types)?;
+        for (a, s) in self.aggs.iter().zip(&g.states) {
+            row.push(finish(a, s, g.rows)?);
+        }
+        Ok(Some(row))
+    }
 }
 
 impl ValueCodec for GroupCodec {
     type Value = Group;
+    /// The row the group showed when the epoch began.
+    type Snapshot = Option<Vec<ScalarValue>>;
+
+    fn snapshot(&self, key: &[u8], g: &Group) -> Result<Self::Snapshot> {
+        self.output_row(key, g)
+    }
 
     fn empty(&self) -> Group {
         Group {
@@ -245,7 +278,10 @@ impl ValueCodec for GroupCodec {
                     MultiSet::Small(v) => {
                         v.capacity() * 32 + v.iter().map(|(k, _)| k.len() + 16).sum::<usize>()
                     }
-                    MultiSet::Large(m) => m.keys().map(|k| k.len() + 80).sum::<usize>(),
+                    // Estimated from one value: summing a big group's
+                    // values at every barrier would cost as much as the
+                    // group's changes.
+                    MultiSet::Large(m) => m.len() * (m.keys().next().map_or(0, |k| k.len()) + 80),
                 };
             }
         }
@@ -512,17 +548,16 @@ mod tests {
             },
             AggState::MinMax(m),
         ];
-        let codec = GroupCodec {
-            empty: vec![
-                AggState::Count(0),
-                AggState::Sum {
-                    int: 0,
-                    float: 0.0,
-                    n: 0,
-                },
-                AggState::MinMax(MultiSet::default()),
-            ],
-        };
+        let mut codec = GroupCodec::new(Vec::new(), vec![DataType::Int64]);
+        codec.empty = vec![
+            AggState::Count(0),
+            AggState::Sum {
+                int: 0,
+                float: 0.0,
+                n: 0,
+            },
+            AggState::MinMax(MultiSet::default()),
+        ];
         (codec, Group { rows: 12, states })
     }
 

@@ -9,10 +9,11 @@
 //!
 //! An operator reads through [`ValueTable::load`] (one `multi_get` for the
 //! keys not cached) and changes values through [`ValueTable::touch`], which
-//! keeps each key's encoding as of the start of the epoch. At the barrier
-//! [`ValueTable::flush`] hands every changed key's value before and after
-//! to the operator and writes only what changed, without reading: a put, or
-//! a delete for a value the operator no longer keeps. Clean values are
+//! takes the codec's snapshot of the value as of the start of the epoch
+//! (for an aggregate, the row the group last emitted). At the barrier
+//! [`ValueTable::flush`] hands every touched key's snapshot and value to
+//! the operator and writes it without reading: a put, or a delete for a
+//! value the operator no longer keeps. Clean values are
 //! evicted least recently used first while the shared budget is exceeded.
 
 use std::collections::HashMap;
@@ -27,6 +28,10 @@ use crate::error::Result;
 /// How a table's values are encoded, and what a missing key holds.
 pub trait ValueCodec {
     type Value;
+    /// What the operator needs of a value as it was when the epoch began
+    /// (taken at its first change in the epoch).
+    type Snapshot;
+    fn snapshot(&self, key: &[u8], v: &Self::Value) -> Result<Self::Snapshot>;
     /// The value of a key that has none yet.
     fn empty(&self) -> Self::Value;
     fn encode(&self, v: &Self::Value, out: &mut Vec<u8>) -> Result<()>;
@@ -43,29 +48,29 @@ pub enum KeyLayout {
 }
 
 /// A key's value as of the start of the running epoch.
-enum Before {
+enum Before<S> {
     /// Unchanged this epoch.
     Clean,
     /// The key had no value.
     Absent,
-    /// Its encoding.
-    Was(Box<[u8]>),
+    /// The codec's snapshot of it.
+    Was(S),
 }
 
-struct Slot<V> {
+struct Slot<V, S> {
     value: V,
-    before: Before,
+    before: Before<S>,
     /// Bytes charged to the budget.
     bytes: usize,
     /// Budget clock at the last use.
     stamp: u64,
 }
 
-/// One changed key at the barrier: its value before the epoch (decoded) and
-/// now (`None`: the operator dropped it).
-pub struct Changed<'a, V> {
+/// One touched key at the barrier: the snapshot of its value before the
+/// epoch (`None`: it had none) and its value now (`None`: dropped).
+pub struct Changed<'a, V, S> {
     pub key: &'a [u8],
-    pub before: Option<V>,
+    pub before: Option<S>,
     pub after: Option<&'a V>,
 }
 
@@ -73,7 +78,7 @@ pub struct ValueTable<C: ValueCodec> {
     id: TableId,
     layout: KeyLayout,
     codec: C,
-    map: HashMap<Vec<u8>, Slot<C::Value>>,
+    map: HashMap<Vec<u8>, Slot<C::Value, C::Snapshot>>,
     /// Keys touched this epoch (each once).
     dirty: Vec<Vec<u8>>,
     /// Every stored key is in `map` (a new table that has evicted nothing):
@@ -172,7 +177,7 @@ impl<C: ValueCodec> ValueTable<C> {
     }
 
     /// The value of a loaded key, to change (the empty value if it has
-    /// none). The first touch in an epoch remembers its encoding.
+    /// none). The first touch in an epoch takes its snapshot.
     pub fn touch(&mut self, key: &[u8]) -> Result<&mut C::Value> {
         if !self.map.contains_key(key) {
             let value = self.codec.empty();
@@ -193,38 +198,33 @@ impl<C: ValueCodec> ValueTable<C> {
             ));
         };
         if matches!(slot.before, Before::Clean) {
-            let mut enc = Vec::new();
-            self.codec.encode(&slot.value, &mut enc)?;
-            slot.before = Before::Was(enc.into_boxed_slice());
+            slot.before = Before::Was(self.codec.snapshot(key, &slot.value)?);
             self.dirty.push(key.to_vec());
         }
         Ok(&mut slot.value)
     }
 
-    /// Ends the epoch: for every touched key, in key order, whose encoding
-    /// changed, calls `on_change` and writes the new value (or deletes it,
-    /// when `keep` says the value is no longer wanted).
+    /// Ends the epoch: for every touched key, in key order, writes the new
+    /// value (or deletes it, when `keep` says it is no longer wanted) and
+    /// calls `on_change` (given the codec).
     pub fn flush(
         &mut self,
         writes: &mut WriteSet,
         keep: impl Fn(&C::Value) -> bool,
-        mut on_change: impl FnMut(Changed<'_, C::Value>) -> Result<()>,
+        mut on_change: impl FnMut(&C, Changed<'_, C::Value, C::Snapshot>) -> Result<()>,
     ) -> Result<()> {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         let stamp = budget::tick();
-        let mut enc = Vec::new();
+        let mut cap = 16;
         for key in dirty {
+            let full = self.storage_key(&key);
             let Some(slot) = self.map.get_mut(&key) else {
                 continue;
             };
             let before = std::mem::replace(&mut slot.before, Before::Clean);
             slot.stamp = stamp;
             let kept = keep(&slot.value);
-            enc.clear();
-            if kept {
-                self.codec.encode(&slot.value, &mut enc)?;
-            }
             let before = match before {
                 Before::Clean => continue,
                 Before::Absent if !kept => {
@@ -232,26 +232,32 @@ impl<C: ValueCodec> ValueTable<C> {
                     continue;
                 }
                 Before::Absent => None,
-                Before::Was(b) if kept && *b == *enc => continue,
-                Before::Was(b) => Some(self.codec.decode(&b)?),
+                Before::Was(s) => Some(s),
             };
-            let full = self.storage_key(&key);
             if kept {
-                writes.put(full, enc.clone());
-                let slot = self.map.get(&key);
-                on_change(Changed {
-                    key: &key,
-                    before,
-                    after: slot.map(|s| &s.value),
-                })?;
+                let mut enc = Vec::with_capacity(cap);
+                self.codec.encode(&slot.value, &mut enc)?;
+                cap = enc.len();
+                writes.put(full, enc);
+                on_change(
+                    &self.codec,
+                    Changed {
+                        key: &key,
+                        before,
+                        after: Some(&slot.value),
+                    },
+                )?;
                 self.resize(&key);
             } else {
                 writes.delete(full);
-                on_change(Changed {
-                    key: &key,
-                    before,
-                    after: None,
-                })?;
+                on_change(
+                    &self.codec,
+                    Changed {
+                        key: &key,
+                        before,
+                        after: None,
+                    },
+                )?;
                 self.drop_slot(&key);
             }
         }
@@ -398,6 +404,10 @@ mod tests {
     struct Counter;
     impl ValueCodec for Counter {
         type Value = i64;
+        type Snapshot = i64;
+        fn snapshot(&self, _: &[u8], v: &i64) -> Result<i64> {
+            Ok(*v)
+        }
         fn empty(&self) -> i64 {
             0
         }
@@ -419,7 +429,7 @@ mod tests {
         t.flush(
             &mut ws,
             |v| *v != 0,
-            |c| {
+            |_, c| {
                 seen.push(format!(
                     "{}:{:?}->{:?}",
                     String::from_utf8_lossy(c.key),
@@ -449,9 +459,10 @@ mod tests {
             vec!["a:None->Some(1)", "b:None->Some(2)"],
             "key order; c came and went"
         );
-        // Unchanged after touching: nothing to report or write.
+        // Touched: reported with its snapshot, even if unchanged.
         *t.touch(b"a").unwrap() += 0;
-        assert!(flush_all(&mut t, &store, 2).is_empty());
+        assert_eq!(flush_all(&mut t, &store, 2), vec!["a:Some(1)->Some(1)"]);
+        assert!(flush_all(&mut t, &store, 3).is_empty(), "untouched");
 
         // A table that did not create its state reads it back.
         let mut r = ValueTable::new(TableId(4), KeyLayout::Ordered, Counter);
@@ -461,14 +472,14 @@ mod tests {
         assert_eq!(r.get(b"a"), Some(&1));
         assert_eq!(r.get(b"z"), None);
         *r.touch(b"b").unwrap() -= 2;
-        assert_eq!(flush_all(&mut r, &store, 3), vec!["b:Some(2)->None"]);
+        assert_eq!(flush_all(&mut r, &store, 4), vec!["b:Some(2)->None"]);
         r.load(&store, &[b"b".to_vec()]).unwrap();
         assert_eq!(r.get(b"b"), None, "deleted from the store");
 
         let mut ws = WriteSet::default();
         let taken = r.take_below(&store, &mut ws, b"b").unwrap();
         assert_eq!(taken, vec![(b"a".to_vec(), 1)]);
-        store.commit(ws, Epoch(4)).unwrap();
+        store.commit(ws, Epoch(5)).unwrap();
         r.load(&store, &[b"a".to_vec()]).unwrap();
         assert_eq!(r.get(b"a"), None);
         let _ = std::fs::remove_dir_all(&dir);
