@@ -23,9 +23,6 @@ use crate::change::ChangeBatch;
 use crate::error::Result;
 use crate::state::MultisetTable;
 
-/// One entry of a partition read in order: the row bytes and its copies.
-pub type SortedRow = (Vec<u8>, i64);
-
 pub struct SortedRows {
     partition: Vec<Arc<dyn PhysicalExpr>>,
     order: Vec<(Arc<dyn PhysicalExpr>, SortOptions)>,
@@ -110,12 +107,6 @@ impl SortedRows {
         self.table.flush(ctx.writes);
         Ok(())
     }
-}
-
-/// The row bytes of a full state key under a partition prefix of `plen` bytes.
-pub fn row_of(key: &[u8], plen: usize, sort_len: u32) -> Vec<u8> {
-    let start = (plen + sort_len as usize).min(key.len());
-    key[start..].to_vec()
 }
 
 /// Order-preserving encoding of one sort value.

@@ -116,7 +116,7 @@ impl TopNOperator {
         // Positions offset.. offset + limit, counting copies.
         let mut out = Vec::new();
         let mut pos = 0i64;
-        let end = want.map(|w| w as i64).unwrap_or(i64::MAX);
+        let end = want.unwrap_or(i64::MAX);
         for (k, c) in merged {
             let lo = pos.max(self.offset as i64);
             let hi = (pos + c).min(end);

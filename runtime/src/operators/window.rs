@@ -34,7 +34,7 @@ use freshet_storage::TableId;
 use datafusion::common::ScalarValue;
 use freshet_storage::codec::decode_datum;
 
-use super::sorted::{row_of, SortedRow, SortedRows};
+use super::sorted::SortedRows;
 use super::{EpochCtx, Operator};
 use crate::change::ChangeBatch;
 use crate::error::{Result, RuntimeError};
@@ -66,6 +66,15 @@ struct Sessions {
 /// A partition's encoded key and its rows' (full state key, event time),
 /// in time order.
 type PartitionTimes = (Vec<u8>, Vec<(Vec<u8>, Option<i64>)>);
+
+/// A partition's row (its bytes) with its copies.
+type SortedRow<'a> = (&'a [u8], i64);
+
+/// The row bytes of an entry `sort key | row` whose sort key is `sort_len`
+/// bytes long.
+fn row_part(entry: &[u8], sort_len: u32) -> &[u8] {
+    entry.get(sort_len as usize..).unwrap_or(&[])
+}
 
 /// A committed entry: full key, copies, sort key length.
 type Entry = (Vec<u8>, i64, u32);
@@ -259,10 +268,10 @@ impl WindowOperator {
     /// Evaluates the functions over `rows` (one partition slice, in
     /// order, as (row bytes, copies)): the encoded function values of every
     /// copy, in order.
-    fn evaluate(&self, rows: &[SortedRow]) -> Result<Vec<Vec<u8>>> {
+    fn evaluate(&self, rows: &[SortedRow<'_>]) -> Result<Vec<Vec<u8>>> {
         let expanded: Vec<&[u8]> = rows
             .iter()
-            .flat_map(|(r, c)| std::iter::repeat_n(r.as_slice(), (*c).max(0) as usize))
+            .flat_map(|(r, c)| std::iter::repeat_n(*r, (*c).max(0) as usize))
             .collect();
         let n = expanded.len();
         if n == 0 {
@@ -297,7 +306,7 @@ impl WindowOperator {
 /// function values: both lists are in key order, so one merge walk pairs
 /// each row's old and new copies; a row whose values did not change emits
 /// nothing.
-type Slice<'a> = (&'a [SortedRow], &'a [&'a [u8]], &'a [Vec<u8>]);
+type Slice<'a> = (&'a [SortedRow<'a>], &'a [&'a [u8]], &'a [Vec<u8>]);
 
 fn diff_slices(
     (old, old_keys, old_vals): Slice<'_>,
@@ -305,7 +314,7 @@ fn diff_slices(
     out: &mut Vec<Changed>,
 ) {
     let (mut i, mut j, mut oi, mut nj) = (0usize, 0usize, 0usize, 0usize);
-    let copies = |r: &SortedRow| r.1.max(0) as usize;
+    let copies = |r: &SortedRow<'_>| r.1.max(0) as usize;
     let emit = |row: &[u8], vals: &[Vec<u8>], w: i64, out: &mut Vec<Changed>| {
         for v in vals {
             out.push(((row.to_vec(), v.clone()), w));
@@ -320,13 +329,13 @@ fn diff_slices(
         match ord {
             std::cmp::Ordering::Less => {
                 let c = copies(&old[i]);
-                emit(&old[i].0, &old_vals[oi..oi + c], -1, out);
+                emit(old[i].0, &old_vals[oi..oi + c], -1, out);
                 oi += c;
                 i += 1;
             }
             std::cmp::Ordering::Greater => {
                 let c = copies(&new[j]);
-                emit(&new[j].0, &new_vals[nj..nj + c], 1, out);
+                emit(new[j].0, &new_vals[nj..nj + c], 1, out);
                 nj += c;
                 j += 1;
             }
@@ -334,8 +343,8 @@ fn diff_slices(
                 let (co, cn) = (copies(&old[i]), copies(&new[j]));
                 let (ov, nv) = (&old_vals[oi..oi + co], &new_vals[nj..nj + cn]);
                 if ov != nv {
-                    emit(&old[i].0, ov, -1, out);
-                    emit(&new[j].0, nv, 1, out);
+                    emit(old[i].0, ov, -1, out);
+                    emit(new[j].0, nv, 1, out);
                 }
                 oi += co;
                 nj += cn;
@@ -437,33 +446,32 @@ impl WindowOperator {
         let mut changed: Vec<Changed> = Vec::new();
         for part in std::mem::take(&mut self.rows.dirty) {
             // Entries after the partition (sort key | row), in order.
-            let plen = 0;
             let pend: Vec<(Vec<u8>, i64, u32)> = self.rows.table.pending_group(&part);
             if pend.is_empty() {
                 continue;
             }
             let committed = self.read_committed(&part, &pend, ctx)?;
             // Rows with their full keys, in key order.
-            let mut old: Vec<SortedRow> = Vec::with_capacity(committed.len());
+            let mut old: Vec<SortedRow<'_>> = Vec::with_capacity(committed.len());
             let mut old_keys: Vec<&[u8]> = Vec::with_capacity(committed.len());
             for (k, c, l) in &committed {
                 if *c > 0 {
-                    old.push((row_of(k, plen, *l), *c));
+                    old.push((row_part(k, *l), *c));
                     old_keys.push(k);
                 }
             }
             // Merge the epoch's changes into the committed slice.
-            let mut new: Vec<SortedRow> = Vec::with_capacity(old.len() + pend.len());
+            let mut new: Vec<SortedRow<'_>> = Vec::with_capacity(old.len() + pend.len());
             let mut new_keys: Vec<&[u8]> = Vec::with_capacity(old.len() + pend.len());
             let mut pi = 0usize;
-            let push = |k: &'_ [u8], c: i64, l: u32, new: &mut Vec<SortedRow>| {
+            fn push<'a>(k: &'a [u8], c: i64, l: u32, new: &mut Vec<SortedRow<'a>>) -> bool {
                 if c > 0 {
-                    new.push((row_of(k, plen, l), c));
+                    new.push((row_part(k, l), c));
                     true
                 } else {
                     false
                 }
-            };
+            }
             for (k, c, l) in &committed {
                 while pi < pend.len() && pend[pi].0.as_slice() < k.as_slice() {
                     if push(&pend[pi].0, pend[pi].1, pend[pi].2, &mut new) {

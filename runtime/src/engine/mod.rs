@@ -1,0 +1,691 @@
+//! The dataflow engine: one dedicated thread that owns every operator.
+//!
+//! # Design
+//!
+//! Commands (DDL, DML, reads of current table state, barriers) arrive over a
+//! bounded channel and run one at a time, so the engine is the single writer
+//! of tables, operator state and views, and the order of commands is the
+//! order of their effects. A DML command validates first (constraints,
+//! keys), then writes table rows into the epoch's [`WriteSet`] and pushes the
+//! change batch through every view that reads the table, depth first.
+//!
+//! A barrier ends the epoch: every operator's `on_barrier` runs in
+//! topological order (node ids grow as views are created, and a view's nodes
+//! only read from older nodes), and what they emit flows downstream before
+//! downstream operators see their own barrier. Then everything the epoch
+//! wrote commits in one RocksDB write together with the epoch number.
+//!
+//! Barrier alignment is trivial here because one thread runs the whole DAG;
+//! bounded channels between operator tasks come with sources that produce
+//! on their own (Kafka). The bounded command channel is the backpressure for
+//! DML today.
+//!
+//! If anything fails after a command has started mutating state, the engine
+//! refuses all further work (it is "poisoned") instead of committing a
+//! half-applied epoch; a restart recovers the last committed epoch.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::ScalarValue;
+use freshet_storage::codec::encode_datum;
+use freshet_storage::keys::{meta_key, row_key, table_prefix};
+use freshet_storage::store::merge_pending;
+use freshet_storage::{Epoch, Store, TableId, WriteSet};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::change::ChangeBatch;
+use crate::error::{Result, RuntimeError};
+use crate::operators::{build_operator, decode_view_rows, EpochCtx, Operator};
+use crate::plan::{NodeKind, StreamPlan};
+use crate::source::{
+    spawn_reader, Ingest, IngestSink, ReaderCtx, ReaderKey, RowOp, SourceChunk, SourceSpec,
+    SourceStats, SplitState, StatsRegistry, StopFlag,
+};
+use crate::table::{decode_table_values, decode_table_with_rowkey, encode_values, TableDef};
+use crate::time::{TimeRegistry, TimeStats, Watermark};
+
+mod ddl;
+mod dml;
+mod ingest;
+
+const NEXT_ROW_ID: &str = "next_row_id";
+const BACKFILL_CHUNK: usize = 8192;
+
+/// A materialized view as the runtime sees it.
+#[derive(Debug, Clone)]
+pub struct ViewDef {
+    /// Where the view's rows live; state slot `i` lives in table `id + 1 + i`.
+    pub id: TableId,
+    pub name: String,
+    pub plan: StreamPlan,
+}
+
+impl ViewDef {
+    pub fn state_table(&self, slot: u32) -> TableId {
+        TableId(self.id.0 + 1 + slot)
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.plan.nodes[self.plan.root()].schema.clone()
+    }
+
+    /// The view's stream key, when its rows are stored by it.
+    pub fn key(&self) -> Option<&[usize]> {
+        match &self.plan.nodes[self.plan.root()].kind {
+            NodeKind::Materialize { key } => key.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether the view's rows are stored by key (not as a multiset).
+    pub fn keyed(&self) -> bool {
+        self.key().is_some()
+    }
+}
+
+/// A data change to one table.
+#[derive(Debug)]
+pub enum DmlOp {
+    /// Rows in the table's column order.
+    Insert(Vec<RecordBatch>),
+    /// Storage keys (`_rowkey`) of rows to delete.
+    Delete(Vec<Vec<u8>>),
+    /// Storage keys of the old rows and the new rows, in the same order.
+    Update {
+        keys: Vec<Vec<u8>>,
+        rows: Vec<RecordBatch>,
+    },
+}
+
+/// Catalog bytes to write (key, Some(value)) or delete (key, None) in the
+/// same commit as a DDL command.
+pub type CatalogWrite = (Vec<u8>, Option<Vec<u8>>);
+
+type Reply<T> = oneshot::Sender<Result<T>>;
+
+enum Command {
+    CreateTable {
+        def: TableDef,
+        catalog: Vec<CatalogWrite>,
+        reply: Reply<()>,
+    },
+    CreateView {
+        def: ViewDef,
+        catalog: Vec<CatalogWrite>,
+        fresh: bool,
+        reply: Reply<()>,
+    },
+    Drop {
+        id: TableId,
+        catalog: Vec<CatalogWrite>,
+        reply: Reply<()>,
+    },
+    /// Catalog writes alone (objects without dataflow, such as plain views).
+    Catalog {
+        catalog: Vec<CatalogWrite>,
+        reply: Reply<()>,
+    },
+    Dml {
+        table: TableId,
+        op: DmlOp,
+        reply: Reply<u64>,
+    },
+    ReadTables {
+        tables: Vec<(TableId, Option<Vec<Vec<u8>>>)>,
+        reply: Reply<Vec<RecordBatch>>,
+    },
+    Barrier {
+        reply: Option<Reply<Epoch>>,
+    },
+    WriteMeta {
+        writes: Vec<CatalogWrite>,
+        reply: Reply<()>,
+    },
+    /// A reader's chunk, stamped with the reader's generation.
+    Ingest(Ingest, u64),
+}
+
+/// Cheap, cloneable handle to the engine thread.
+#[derive(Clone)]
+pub struct Engine {
+    tx: mpsc::Sender<Command>,
+    /// Set by [`Engine::tick`]; the engine ends the epoch after the command
+    /// at hand (a tick is never lost to a full command channel).
+    tick: Arc<AtomicBool>,
+    stats: StatsRegistry,
+    time: TimeRegistry,
+}
+
+/// A reader's handle into the engine's command channel. The generation
+/// tells a live reader from a stopped one whose last chunk was still in
+/// flight (its view may be gone and its id reused).
+struct EngineSink(mpsc::Sender<Command>, u64);
+
+impl IngestSink for EngineSink {
+    fn send(&self, msg: Ingest) -> bool {
+        self.0.blocking_send(Command::Ingest(msg, self.1)).is_ok()
+    }
+}
+
+/// Where a reader's rows go.
+#[derive(Debug, Clone, Copy)]
+enum ReaderTarget {
+    /// The `SourceScan` node of a view.
+    Node(u64),
+    /// A connector table.
+    Table(TableId),
+}
+
+struct ReaderRt {
+    generation: u64,
+    target: ReaderTarget,
+    stop: StopFlag,
+    stats: Arc<SourceStats>,
+    /// The reader's watermark and late-event counter (sources with `WATERMARK FOR`).
+    watermark: Option<ScalarValue>,
+    time: Option<Arc<TimeStats>>,
+}
+
+struct Node {
+    op: Box<dyn Operator>,
+    consumers: Vec<(u64, usize)>,
+}
+
+struct TableRt {
+    def: TableDef,
+    subscribers: Vec<u64>,
+    /// The table's watermark (tables with `WATERMARK FOR`).
+    watermark: Option<ScalarValue>,
+    time: Option<Arc<TimeStats>>,
+}
+
+struct ViewRt {
+    def: ViewDef,
+    nodes: Vec<u64>,
+    root: u64,
+}
+
+struct Worker {
+    store: Store,
+    epoch: Epoch,
+    writes: WriteSet,
+    nodes: BTreeMap<u64, Node>,
+    next_node: u64,
+    tables: HashMap<TableId, TableRt>,
+    views: HashMap<TableId, ViewRt>,
+    next_row_id: i64,
+    row_id_dirty: bool,
+    poisoned: Option<String>,
+    readers: HashMap<ReaderKey, ReaderRt>,
+    next_generation: u64,
+    stats: StatsRegistry,
+    time: TimeRegistry,
+    /// Source scan node -> its event-time column (sources with a watermark).
+    source_watermarks: HashMap<u64, usize>,
+    tx: mpsc::WeakSender<Command>,
+    /// The checkpoint timer's request (see [`Engine::tick`]).
+    tick: Arc<AtomicBool>,
+}
+
+impl Engine {
+    /// Starts the engine thread over `store`, resuming at its committed epoch.
+    pub fn start(store: Store) -> Result<(Engine, std::thread::JoinHandle<()>)> {
+        let epoch = store.committed_epoch()?;
+        let next_row_id = match store.get(&meta_key(NEXT_ROW_ID))? {
+            Some(v) if v.len() == 8 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&v);
+                i64::from_be_bytes(b)
+            }
+            _ => 1,
+        };
+        let (tx, rx) = mpsc::channel(256);
+        let stats = StatsRegistry::default();
+        let time = TimeRegistry::default();
+        let tick = Arc::new(AtomicBool::new(false));
+        let worker = Worker {
+            tick: tick.clone(),
+            time: time.clone(),
+            source_watermarks: HashMap::new(),
+            readers: HashMap::new(),
+            next_generation: 1,
+            stats: stats.clone(),
+            tx: tx.downgrade(),
+            store,
+            epoch,
+            writes: WriteSet::default(),
+            nodes: BTreeMap::new(),
+            next_node: 1,
+            tables: HashMap::new(),
+            views: HashMap::new(),
+            next_row_id,
+            row_id_dirty: false,
+            poisoned: None,
+        };
+        let handle = std::thread::Builder::new()
+            .name("freshet-engine".into())
+            .spawn(move || worker.run(rx))
+            .map_err(|e| RuntimeError::Internal(format!("cannot start engine thread: {e}")))?;
+        Ok((
+            Engine {
+                tx,
+                tick,
+                stats,
+                time,
+            },
+            handle,
+        ))
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| RuntimeError::EngineStopped)?;
+        rx.await.map_err(|_| RuntimeError::EngineStopped)?
+    }
+
+    /// Registers a table; `catalog` writes commit with it (empty on recovery).
+    pub async fn create_table(&self, def: TableDef, catalog: Vec<CatalogWrite>) -> Result<()> {
+        self.call(|reply| Command::CreateTable {
+            def,
+            catalog,
+            reply,
+        })
+        .await
+    }
+
+    /// Starts a view. Fresh views are backfilled from their inputs and
+    /// committed before this returns; recovered views resume their state.
+    pub async fn create_view(
+        &self,
+        def: ViewDef,
+        catalog: Vec<CatalogWrite>,
+        fresh: bool,
+    ) -> Result<()> {
+        self.call(|reply| Command::CreateView {
+            def,
+            catalog,
+            fresh,
+            reply,
+        })
+        .await
+    }
+
+    /// Drops a table or view and all its stored data.
+    /// Commits catalog writes that create or drop no dataflow object.
+    pub async fn write_catalog(&self, catalog: Vec<CatalogWrite>) -> Result<()> {
+        self.call(|reply| Command::Catalog { catalog, reply }).await
+    }
+
+    pub async fn drop_object(&self, id: TableId, catalog: Vec<CatalogWrite>) -> Result<()> {
+        self.call(|reply| Command::Drop { id, catalog, reply })
+            .await
+    }
+
+    /// Applies a DML change; returns the number of rows affected. The change
+    /// is visible to SELECT after the next commit.
+    pub async fn dml(&self, table: TableId, op: DmlOp) -> Result<u64> {
+        self.call(|reply| Command::Dml { table, op, reply }).await
+    }
+
+    /// Current contents (committed plus this epoch's writes) of tables, each
+    /// with the hidden `_rowkey` column; what DML statements read. A table
+    /// given with keys is read only at those encoded primary keys.
+    pub async fn read_tables(
+        &self,
+        tables: Vec<(TableId, Option<Vec<Vec<u8>>>)>,
+    ) -> Result<Vec<RecordBatch>> {
+        self.call(|reply| Command::ReadTables { tables, reply })
+            .await
+    }
+
+    /// Ends the epoch and waits until it has committed.
+    pub async fn flush(&self) -> Result<Epoch> {
+        self.call(|reply| Command::Barrier { reply: Some(reply) })
+            .await
+    }
+
+    /// Writes metadata in the running epoch (committed at its barrier).
+    pub async fn write_meta(&self, writes: Vec<CatalogWrite>) -> Result<()> {
+        self.call(|reply| Command::WriteMeta { writes, reply })
+            .await
+    }
+
+    /// Counters and recent errors of every running source reader.
+    pub fn source_stats(&self) -> Vec<(ReaderKey, Arc<SourceStats>)> {
+        self.stats.all()
+    }
+
+    /// Watermarks and late-event counts of tables, source readers and views.
+    pub fn time_stats(&self) -> Vec<Arc<TimeStats>> {
+        self.time.all()
+    }
+
+    /// Asks for a barrier without waiting (the checkpoint timer). The flag
+    /// is seen after the command the engine is on, however many are queued
+    /// (a source keeps the channel full); the message wakes an idle engine.
+    pub fn tick(&self) {
+        self.tick.store(true, Ordering::Relaxed);
+        let _ = self.tx.try_send(Command::Barrier { reply: None });
+    }
+}
+
+fn push(
+    nodes: &mut BTreeMap<u64, Node>,
+    store: &Store,
+    writes: &mut WriteSet,
+    epoch: Epoch,
+    from: u64,
+    batch: &ChangeBatch,
+) -> Result<()> {
+    let consumers = match nodes.get(&from) {
+        Some(n) => n.consumers.clone(),
+        None => return Ok(()),
+    };
+    for (c, input) in consumers {
+        let outs = {
+            let node = nodes
+                .get_mut(&c)
+                .ok_or_else(|| RuntimeError::Internal(format!("missing node {c}")))?;
+            let mut ctx = EpochCtx {
+                store,
+                writes: &mut *writes,
+                epoch,
+            };
+            node.op.process(input, batch.clone(), &mut ctx)?
+        };
+        for o in outs {
+            if !o.is_empty() {
+                push(nodes, store, writes, epoch, c, &o)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Delivers watermarks emitted by node `from` to its consumers, then what
+/// they release, depth first.
+fn push_watermarks(
+    nodes: &mut BTreeMap<u64, Node>,
+    store: &Store,
+    writes: &mut WriteSet,
+    epoch: Epoch,
+    from: u64,
+    wms: Vec<Watermark>,
+) -> Result<()> {
+    if wms.is_empty() {
+        return Ok(());
+    }
+    let consumers = match nodes.get(&from) {
+        Some(n) => n.consumers.clone(),
+        None => return Ok(()),
+    };
+    for (c, input) in consumers {
+        for wm in &wms {
+            let (batches, out) = {
+                let node = nodes
+                    .get_mut(&c)
+                    .ok_or_else(|| RuntimeError::Internal(format!("missing node {c}")))?;
+                let mut ctx = EpochCtx {
+                    store,
+                    writes: &mut *writes,
+                    epoch,
+                };
+                node.op.on_watermark(input, wm.clone(), &mut ctx)?
+            };
+            for o in batches {
+                if !o.is_empty() {
+                    push(nodes, store, writes, epoch, c, &o)?;
+                }
+            }
+            push_watermarks(nodes, store, writes, epoch, c, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Meta key of a table's persisted watermark.
+fn watermark_key(table: TableId) -> Vec<u8> {
+    meta_key(&format!("wm/{}", table.0))
+}
+
+impl Worker {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        while let Some(cmd) = rx.blocking_recv() {
+            // A panic in an operator must not take the process down; it stops
+            // the engine instead, and the caller sees its reply dropped.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(cmd)));
+            if r.is_err() {
+                tracing::error!("engine panicked; refusing further work until restart");
+                self.poisoned = Some("an internal panic".into());
+            }
+        }
+        // Channel closed: commit what is pending so a clean shutdown loses nothing.
+        if self.poisoned.is_none() {
+            if let Err(e) = self.barrier(true) {
+                tracing::error!("final commit failed: {e}");
+            }
+        }
+        tracing::info!(epoch = self.epoch.0, "engine stopped");
+    }
+
+    fn guard(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(why) => Err(RuntimeError::Internal(format!("engine stopped after an earlier failure ({why}); restart the server to recover the last committed epoch"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs a mutating step; any error poisons the engine.
+    fn mutate<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.guard()?;
+        let r = f(self);
+        if let Err(e) = &r {
+            tracing::error!("engine failed: {e}");
+            self.poisoned = Some(e.to_string());
+        }
+        r
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::CreateTable {
+                def,
+                catalog,
+                reply,
+            } => {
+                let r = self.mutate(|w| {
+                    let fresh = !catalog.is_empty();
+                    let (id, name, connector) = (def.id, def.name.clone(), def.connector.clone());
+                    let time = def.watermark.map(|_| w.time.get("table", &def.name, ""));
+                    let watermark = match (&def.watermark, w.store.get(&watermark_key(def.id))?) {
+                        (Some(wd), Some(v)) if v.len() == 8 => {
+                            let mut b = [0u8; 8];
+                            b.copy_from_slice(&v);
+                            let ty = def.schema.field(wd.col).data_type().clone();
+                            Some(crate::time::timestamp_scalar(&ty, i64::from_be_bytes(b))?)
+                        }
+                        _ => None,
+                    };
+                    if let (Some(t), Some(v)) = (&time, &watermark) {
+                        t.set_watermark(v);
+                    }
+                    w.tables.insert(
+                        def.id,
+                        TableRt {
+                            def,
+                            subscribers: Vec::new(),
+                            watermark,
+                            time,
+                        },
+                    );
+                    if fresh {
+                        w.apply_catalog(catalog);
+                        w.barrier(true)?;
+                    }
+                    if let Some(spec) = connector {
+                        let key = ReaderKey { owner: id, slot: 0 };
+                        w.start_reader(key, spec, &name, ReaderTarget::Table(id))?;
+                    }
+                    Ok(())
+                });
+                let _ = reply.send(r);
+            }
+            Command::CreateView {
+                def,
+                catalog,
+                fresh,
+                reply,
+            } => {
+                let r = self.mutate(|w| w.create_view(def, catalog, fresh));
+                let _ = reply.send(r);
+            }
+            Command::Drop { id, catalog, reply } => {
+                let r = self.mutate(|w| w.drop_object(id, catalog));
+                let _ = reply.send(r);
+            }
+            Command::Catalog { catalog, reply } => {
+                let r = self.mutate(|w| {
+                    w.apply_catalog(catalog);
+                    w.barrier(true).map(|_| ())
+                });
+                let _ = reply.send(r);
+            }
+            Command::Dml { table, op, reply } => {
+                let r = self.guard().and_then(|_| self.dml(table, op));
+                let _ = reply.send(r);
+                self.end_epoch_if_due();
+            }
+            Command::ReadTables { tables, reply } => {
+                let r = self.guard().and_then(|_| {
+                    tables
+                        .iter()
+                        .map(|(t, k)| self.read_table_current(*t, k.as_deref()))
+                        .collect()
+                });
+                let _ = reply.send(r);
+            }
+            Command::Barrier { reply } => {
+                let force = reply.is_some();
+                let r = self.mutate(|w| w.barrier(force));
+                if let Some(reply) = reply {
+                    let _ = reply.send(r);
+                }
+            }
+            Command::WriteMeta { writes, reply } => {
+                let r = self.guard().map(|_| self.apply_catalog(writes));
+                let _ = reply.send(r);
+            }
+            Command::Ingest(msg, generation) => {
+                let _ = self.mutate(|w| w.ingest(msg, generation));
+                self.end_epoch_if_due();
+            }
+        }
+    }
+
+    fn apply_catalog(&mut self, catalog: Vec<CatalogWrite>) {
+        for (k, v) in catalog {
+            match v {
+                Some(v) => self.writes.put(k, v),
+                None => self.writes.delete(k),
+            }
+        }
+    }
+
+    /// Ends the epoch when the checkpoint timer asked for it, or early once
+    /// its writes reach [`crate::state::budget::EPOCH_WRITE_LIMIT`].
+    fn end_epoch_if_due(&mut self) {
+        let due = self.tick.load(Ordering::Relaxed)
+            || self.writes.approx_bytes() >= crate::state::budget::EPOCH_WRITE_LIMIT;
+        if self.poisoned.is_none() && due {
+            let _ = self.mutate(|w| w.barrier(false));
+        }
+    }
+
+    /// Ends the epoch: flush every operator in topological order, then commit.
+    fn barrier(&mut self, force: bool) -> Result<Epoch> {
+        self.tick.store(false, Ordering::Relaxed);
+        let epoch = Epoch(self.epoch.0 + 1);
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for id in ids {
+            let outs = {
+                let Some(node) = self.nodes.get_mut(&id) else {
+                    continue;
+                };
+                let mut ctx = EpochCtx {
+                    store: &self.store,
+                    writes: &mut self.writes,
+                    epoch,
+                };
+                node.op.on_barrier(&mut ctx)?
+            };
+            for o in outs {
+                push(
+                    &mut self.nodes,
+                    &self.store,
+                    &mut self.writes,
+                    epoch,
+                    id,
+                    &o,
+                )?;
+            }
+            let wms = match self.nodes.get_mut(&id) {
+                Some(n) => n.op.take_watermarks(),
+                None => Vec::new(),
+            };
+            push_watermarks(
+                &mut self.nodes,
+                &self.store,
+                &mut self.writes,
+                epoch,
+                id,
+                wms,
+            )?;
+        }
+        if self.row_id_dirty {
+            self.writes.put(
+                meta_key(NEXT_ROW_ID),
+                self.next_row_id.to_be_bytes().to_vec(),
+            );
+            self.row_id_dirty = false;
+        }
+        if self.writes.is_empty() && !force {
+            return Ok(self.epoch);
+        }
+        let writes = std::mem::take(&mut self.writes);
+        if force {
+            // FLUSH (or shutdown) is acknowledged only once the epoch is in.
+            self.store.commit(writes, epoch)?;
+        } else {
+            // A periodic barrier: the write runs on the committer thread
+            // while this thread goes on; every read waits for it.
+            self.store.commit_async(writes, epoch)?;
+        }
+        self.epoch = epoch;
+        tracing::debug!(epoch = epoch.0, "committed");
+        Ok(epoch)
+    }
+}
+
+/// Convenience for tests: an `Arc`'d schema with every field nullable.
+pub fn nullable(schema: &SchemaRef) -> SchemaRef {
+    use datafusion::arrow::datatypes::{Field, Schema};
+    Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| {
+                // Field metadata (a jsonb column's marker) is kept.
+                Field::new(f.name(), f.data_type().clone(), true)
+                    .with_metadata(f.metadata().clone())
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
