@@ -5,7 +5,8 @@
 //! row's sort-key length). `group` must be self-delimiting (memcomparable),
 //! so one group is exactly one prefix.
 //!
-//! Changes of the running epoch are summed in `pending`; at the barrier
+//! Changes of the running epoch are summed in `pending`, per group (one
+//! hash lookup finds a group's changes, in key order); at the barrier
 //! [`MultisetTable::flush`] writes each non-zero delta as a blind count merge
 //! and folds it into the cached groups. Lookups see committed state (from
 //! the cache, or one prefix scan on a miss) plus `pending`. The cache holds
@@ -20,14 +21,18 @@ use freshet_storage::{Store, TableId, WriteSet};
 use super::budget::{self, CacheStats};
 use crate::error::Result;
 
+/// One group's changes in an epoch: rest -> (count delta, extra).
+type GroupChanges = BTreeMap<Vec<u8>, (i64, u32)>;
+
 /// One entry of a group: the bytes after the group, its count, its extra.
 pub type GroupRow = (Vec<u8>, i64, u32);
 
 pub struct MultisetTable {
     id: TableId,
     with_extra: bool,
-    /// Full key -> (count delta, extra) of the running epoch.
-    pending: BTreeMap<Vec<u8>, (i64, u32)>,
+    /// The running epoch's changes: group -> rest -> (count delta, extra),
+    /// so a group's changes are one hash lookup away.
+    pending: HashMap<Vec<u8>, GroupChanges>,
     /// Cached groups with pending changes.
     touched: HashSet<Vec<u8>>,
     cache: Option<GroupCache>,
@@ -40,7 +45,7 @@ impl MultisetTable {
         MultisetTable {
             id,
             with_extra,
-            pending: BTreeMap::new(),
+            pending: HashMap::new(),
             touched: HashSet::new(),
             cache: None,
             stats: Arc::new(CacheStats::default()),
@@ -68,23 +73,24 @@ impl MultisetTable {
         if delta == 0 {
             return;
         }
-        self.add_key(entry_key(self.id, group, rest), group, delta, extra);
-    }
-
-    /// Like [`Self::add`] with the full key already built (it must start
-    /// with `self.prefix(group)`).
-    pub fn add_key(&mut self, key: Vec<u8>, group: &[u8], delta: i64, extra: u32) {
-        if delta == 0 {
-            return;
-        }
         if let Some(c) = &self.cache {
             if c.map.contains_key(group) && !self.touched.contains(group) {
                 self.touched.insert(group.to_vec());
             }
         }
-        let e = self.pending.entry(key).or_insert((0, extra));
-        e.0 += delta;
-        e.1 = extra;
+        let g = match self.pending.get_mut(group) {
+            Some(g) => g,
+            None => self.pending.entry(group.to_vec()).or_default(),
+        };
+        match g.get_mut(rest) {
+            Some(e) => {
+                e.0 += delta;
+                e.1 = extra;
+            }
+            None => {
+                g.insert(rest.to_vec(), (delta, extra));
+            }
+        }
     }
 
     /// Adds `delta` copies of `group`'s entry `rest` straight into the
@@ -97,19 +103,15 @@ impl MultisetTable {
         writes.add_count(entry_key(self.id, group, rest), delta, &[]);
     }
 
-    /// This epoch's non-zero changes under `prefix`, in key order.
-    pub fn pending_under(&self, prefix: &[u8]) -> Vec<(&[u8], i64, u32)> {
+    /// This epoch's non-zero changes of `group` as (rest, delta, extra),
+    /// in key order.
+    fn pending_of<'a>(&'a self, group: &[u8]) -> impl Iterator<Item = (&'a [u8], i64, u32)> + 'a {
         self.pending
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
+            .get(group)
+            .into_iter()
+            .flat_map(|g| g.iter())
             .filter(|(_, (d, _))| *d != 0)
-            .map(|(k, (d, l))| (k.as_slice(), *d, *l))
-            .collect()
-    }
-
-    /// The running epoch's changes (full key -> (delta, extra)).
-    pub fn pending_mut(&mut self) -> &mut BTreeMap<Vec<u8>, (i64, u32)> {
-        &mut self.pending
+            .map(|(r, (d, e))| (r.as_slice(), *d, *e))
     }
 
     /// Committed entries of `group` with a positive count, in key order.
@@ -152,12 +154,7 @@ impl MultisetTable {
         if let Some(c) = &mut self.cache {
             c.insert(group.to_vec(), rows);
             // Changes added before the group was cached must reach it too.
-            if self
-                .pending
-                .range(prefix.clone()..)
-                .next()
-                .is_some_and(|(k, _)| k.starts_with(&prefix))
-            {
+            if self.pending.get(group).is_some_and(|g| !g.is_empty()) {
                 self.touched.insert(group.to_vec());
             }
         }
@@ -168,23 +165,37 @@ impl MultisetTable {
     /// positive count, in key order.
     pub fn current(&mut self, store: &Store, group: &[u8]) -> Result<Vec<GroupRow>> {
         let committed = self.committed(store, group)?;
-        let prefix = group_prefix(self.id, group);
-        let pend = self.pending_under(&prefix);
-        if pend.is_empty() {
+        let mut pend = self.pending_of(group).peekable();
+        if pend.peek().is_none() {
             return Ok(committed);
         }
-        let mut rows: BTreeMap<Vec<u8>, (i64, u32)> =
-            committed.into_iter().map(|(r, n, e)| (r, (n, e))).collect();
-        for (k, d, e) in pend {
-            let r = rows.entry(k[prefix.len()..].to_vec()).or_insert((0, e));
-            r.0 += d;
-            r.1 = e;
+        // Both lists are in key order: one merge walk.
+        let mut out = Vec::with_capacity(committed.len() + 4);
+        let mut com = committed.into_iter().peekable();
+        loop {
+            let ord = match (com.peek(), pend.peek()) {
+                (None, None) => break,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(c), Some(p)) => c.0.as_slice().cmp(p.0),
+            };
+            let (r, n, e) = match ord {
+                std::cmp::Ordering::Less => com.next().ok_or_else(gone)?,
+                std::cmp::Ordering::Greater => {
+                    let (r, d, e) = pend.next().ok_or_else(gone)?;
+                    (r.to_vec(), d, e)
+                }
+                std::cmp::Ordering::Equal => {
+                    let (r, n, _) = com.next().ok_or_else(gone)?;
+                    let (_, d, e) = pend.next().ok_or_else(gone)?;
+                    (r, n + d, e)
+                }
+            };
+            if n > 0 {
+                out.push((r, n, e));
+            }
         }
-        Ok(rows
-            .into_iter()
-            .filter(|(_, (n, _))| *n > 0)
-            .map(|(r, (n, e))| (r, n, e))
-            .collect())
+        Ok(out)
     }
 
     /// Writes the epoch's changes as count merges and folds them into the
@@ -192,17 +203,15 @@ impl MultisetTable {
     pub fn flush(&mut self, writes: &mut WriteSet) {
         if let Some(c) = &mut self.cache {
             for group in self.touched.drain() {
-                let prefix = group_prefix(self.id, &group);
                 let Some(rows) = c.get_mut(&group) else {
                     continue;
                 };
+                let Some(pend) = self.pending.get(&group) else {
+                    continue;
+                };
                 let mut delta_bytes: isize = 0;
-                for (k, (d, e)) in self
-                    .pending
-                    .range(prefix.clone()..)
-                    .take_while(|(k, _)| k.starts_with(&prefix))
-                {
-                    let rest = &k[prefix.len()..];
+                for (rest, (d, e)) in pend {
+                    let rest = rest.as_slice();
                     match rows.get_mut(rest) {
                         Some(r) => {
                             r.0 += d;
@@ -223,25 +232,35 @@ impl MultisetTable {
             }
             c.evict_over_budget();
         }
-        for (k, (d, e)) in std::mem::take(&mut self.pending) {
-            if d != 0 {
-                if self.with_extra {
-                    writes.add_count(k, d, &e.to_be_bytes());
-                } else {
-                    writes.add_count(k, d, &[]);
+        for (group, rests) in std::mem::take(&mut self.pending) {
+            for (rest, (d, e)) in rests {
+                if d != 0 {
+                    let k = entry_key(self.id, &group, &rest);
+                    if self.with_extra {
+                        writes.add_count(k, d, &e.to_be_bytes());
+                    } else {
+                        writes.add_count(k, d, &[]);
+                    }
                 }
             }
         }
     }
 
     /// This epoch's changed entries as `group | rest` (without the table
-    /// and vnode), in key order.
+    /// and vnode), in no particular order.
     pub fn pending_entries(&self) -> Vec<Vec<u8>> {
-        self.pending
-            .iter()
-            .filter(|(_, (d, _))| *d != 0)
-            .map(|(k, _)| k.get(6..).unwrap_or(&[]).to_vec())
-            .collect()
+        let mut out = Vec::new();
+        for (g, rests) in &self.pending {
+            for (r, (d, _)) in rests {
+                if *d != 0 {
+                    let mut e = Vec::with_capacity(g.len() + r.len());
+                    e.extend_from_slice(g);
+                    e.extend_from_slice(r);
+                    out.push(e);
+                }
+            }
+        }
+        out
     }
 
     /// Copies of the entry `rest` of `group`, committed plus this epoch's.
@@ -251,7 +270,12 @@ impl MultisetTable {
             Some(v) => decode_value(&v, self.with_extra)?.0,
             None => 0,
         };
-        Ok(committed + self.pending.get(&key).map_or(0, |(d, _)| *d))
+        let pending = self
+            .pending
+            .get(group)
+            .and_then(|g| g.get(rest))
+            .map_or(0, |(d, _)| *d);
+        Ok(committed + pending)
     }
 
     /// Calls `f(rest, count, extra)` for the entries of `group` with a
@@ -267,19 +291,20 @@ impl MultisetTable {
     ) -> Result<()> {
         let prefix = group_prefix(self.id, group);
         let plen = prefix.len();
-        let pend = if with_pending {
-            self.pending_under(&prefix)
+        let pend: Vec<(&[u8], i64, u32)> = if with_pending {
+            self.pending_of(group).collect()
         } else {
             Vec::new()
         };
         let mut pi = 0usize;
         let mut go = true;
-        let mut emit = |k: &[u8], c: i64, e: u32, go: &mut bool| {
+        let mut emit = |rest: &[u8], c: i64, e: u32, go: &mut bool| {
             if c > 0 && *go {
-                *go = f(&k[plen..], c, e);
+                *go = f(rest, c, e);
             }
         };
         store.scan_prefix_while(&prefix, |k, v| {
+            let k = &k[plen..];
             while go && pi < pend.len() && pend[pi].0 < k {
                 emit(pend[pi].0, pend[pi].1, pend[pi].2, &mut go);
                 pi += 1;
@@ -306,10 +331,8 @@ impl MultisetTable {
     /// This epoch's non-zero changes of `group` as (rest, delta, extra), in
     /// key order.
     pub fn pending_group(&self, group: &[u8]) -> Vec<(Vec<u8>, i64, u32)> {
-        let prefix = group_prefix(self.id, group);
-        self.pending_under(&prefix)
-            .into_iter()
-            .map(|(k, d, e)| (k[prefix.len()..].to_vec(), d, e))
+        self.pending_of(group)
+            .map(|(r, d, e)| (r.to_vec(), d, e))
             .collect()
     }
 
@@ -372,9 +395,10 @@ impl MultisetTable {
     /// Deletes every copy of the entry `rest` of `group`: committed ones
     /// and this epoch's changes.
     pub fn remove(&mut self, writes: &mut WriteSet, group: &[u8], rest: &[u8]) {
-        let key = entry_key(self.id, group, rest);
-        self.pending.remove(&key);
-        writes.delete(key);
+        if let Some(g) = self.pending.get_mut(group) {
+            g.remove(rest);
+        }
+        writes.delete(entry_key(self.id, group, rest));
         self.forget_group(group);
     }
 
@@ -391,26 +415,27 @@ impl MultisetTable {
         let prefix = group_prefix(self.id, group);
         let mut upper = prefix.clone();
         upper.extend_from_slice(bound);
+        // rest -> copies
         let mut gone: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
         store.scan_below_while(&prefix, &upper, |k, v| {
-            gone.insert(k.to_vec(), decode_value(v, self.with_extra)?.0);
+            gone.insert(
+                k[prefix.len()..].to_vec(),
+                decode_value(v, self.with_extra)?.0,
+            );
             Ok(true)
         })?;
-        let young = self.pending.split_off(&upper);
-        let old = std::mem::replace(&mut self.pending, young);
-        for (k, v) in old {
-            if k.starts_with(&prefix) {
-                *gone.entry(k).or_insert(0) += v.0;
-            } else {
-                self.pending.insert(k, v);
+        if let Some(g) = self.pending.get_mut(group) {
+            let young = g.split_off(bound);
+            for (rest, (d, _)) in std::mem::replace(g, young) {
+                *gone.entry(rest).or_insert(0) += d;
             }
         }
         let mut out = Vec::new();
-        for (k, c) in gone {
+        for (rest, c) in gone {
+            writes.delete(entry_key(self.id, group, &rest));
             if c > 0 {
-                out.push((k[prefix.len()..].to_vec(), c));
+                out.push((rest, c));
             }
-            writes.delete(k);
         }
         self.forget_group(group);
         Ok(out)
@@ -455,6 +480,10 @@ pub fn decode_value(v: &[u8], with_extra: bool) -> freshet_storage::Result<(i64,
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| freshet_storage::StorageError::Corrupt("multiset extra".into()))?;
     Ok((n, u32::from_be_bytes(b)))
+}
+
+fn gone() -> crate::error::RuntimeError {
+    crate::error::RuntimeError::Internal("merge walk ran out of entries".into())
 }
 
 fn entry_bytes(rest: &[u8]) -> usize {
