@@ -49,6 +49,61 @@ pub struct WindowOperator {
     schema: SchemaRef,
     rows: SortedRows,
     sessions: Option<Sessions>,
+    /// Whole-partition functions: each partition's function values as of
+    /// its last barrier, so the next diff evaluates only the new side.
+    last: LastValues,
+}
+
+/// Function values per partition (one encoded row per copy, in order),
+/// charged to the shared state budget and dropped whole when it is over.
+#[derive(Default)]
+struct LastValues {
+    map: std::collections::HashMap<Vec<u8>, Vec<Vec<u8>>>,
+    bytes: usize,
+}
+
+impl LastValues {
+    fn size(part: &[u8], vals: &[Vec<u8>]) -> usize {
+        part.len() + 64 + vals.iter().map(|v| v.len() + 32).sum::<usize>()
+    }
+
+    /// The values of `part` if they cover exactly `copies` rows.
+    fn take(&mut self, part: &[u8], copies: usize) -> Option<Vec<Vec<u8>>> {
+        let v = self.map.remove(part)?;
+        let b = Self::size(part, &v).min(self.bytes);
+        self.bytes -= b;
+        crate::state::budget::release(b);
+        (v.len() == copies).then_some(v)
+    }
+
+    fn put(&mut self, part: Vec<u8>, vals: Vec<Vec<u8>>) {
+        let b = Self::size(&part, &vals);
+        self.bytes += b;
+        crate::state::budget::charge(b);
+        if let Some(old) = self.map.insert(part.clone(), vals) {
+            let ob = Self::size(&part, &old).min(self.bytes);
+            self.bytes -= ob;
+            crate::state::budget::release(ob);
+        }
+    }
+
+    fn forget(&mut self, part: &[u8]) {
+        let _ = self.take(part, usize::MAX);
+    }
+
+    fn trim(&mut self) {
+        if crate::state::budget::over() {
+            crate::state::budget::release(self.bytes);
+            self.bytes = 0;
+            self.map = Default::default();
+        }
+    }
+}
+
+impl Drop for LastValues {
+    fn drop(&mut self) {
+        crate::state::budget::release(self.bytes);
+    }
 }
 
 /// Session closing state (see the module doc).
@@ -114,6 +169,7 @@ impl WindowOperator {
             // a few rows around each change from the store.
             rows: SortedRows::new(partition, order, state, reach.is_none()),
             sessions: None,
+            last: LastValues::default(),
         }
     }
 
@@ -201,6 +257,7 @@ impl WindowOperator {
                         for (rest, _) in &rows[i..=j] {
                             self.rows.table.remove(ctx.writes, &part, rest);
                         }
+                        self.last.forget(&part);
                         retired = true;
                     }
                 }
@@ -493,14 +550,23 @@ impl WindowOperator {
                     new_keys.push(&p.0);
                 }
             }
-            let old_vals = self.evaluate(&old)?;
+            let whole = self.reach.is_none();
+            let old_copies: usize = old.iter().map(|(_, c)| (*c).max(0) as usize).sum();
+            let old_vals = match self.last.take(&part, old_copies).filter(|_| whole) {
+                Some(v) => v,
+                None => self.evaluate(&old)?,
+            };
             let new_vals = self.evaluate(&new)?;
             diff_slices(
                 (&old, &old_keys, &old_vals),
                 (&new, &new_keys, &new_vals),
                 &mut changed,
             );
+            if whole {
+                self.last.put(part, new_vals);
+            }
         }
+        self.last.trim();
         self.rows.flush(ctx)?;
         if changed.is_empty() {
             return Ok(vec![]);
