@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Freshet test. On a fresh machine this is all the set-up needed:
-# it installs what the build lacks, installs the Tansu Kafka-protocol broker
-# the Kafka tests start (once per machine), builds the server and runs all
+# it installs what the build lacks, installs the Apache Kafka broker the
+# Kafka tests start (once per machine), builds the server and runs all
 # tests (unit tests, .slt files against the real server, the differential
 # test, the extended-protocol test, crash recovery, Kafka and file sources,
 # Nexmark, with a real PostgreSQL as the oracle of its fingerprints).
@@ -9,25 +9,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
 
-# The Kafka tests need a real broker. Tansu installs from crates.io; it is
-# built once into a cache outside the clone (15-25 minutes on 2 cores).
+# The Kafka tests need a real broker: Apache Kafka, whose jars Maven
+# resolves from Maven Central once per machine into a cache outside the
+# clone (a JDK runs them; the tests start a single-node KRaft broker).
 TOOLS="${FRESHET_TOOLS:-$HOME/.cache/freshet-tools}"
-if [ -z "${TANSU_BIN:-}" ]; then
-  if [ -x "$TOOLS/bin/tansu" ]; then
-    TANSU_BIN="$TOOLS/bin/tansu"
-  elif command -v tansu >/dev/null 2>&1; then
-    TANSU_BIN="$(command -v tansu)"
-  else
-    echo "== installing the tansu broker into $TOOLS (once per machine)"
-    # Compile speed over run speed: the broker only serves tests.
-    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-    CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=0 \
-      cargo install tansu --version 0.6.0 --locked --features dynostore,libsql \
-        --root "$TOOLS" --target-dir "$TOOLS/target"
-    TANSU_BIN="$TOOLS/bin/tansu"
-  fi
-fi
-export TANSU_BIN
+export FRESHET_TOOLS="$TOOLS"
+FRESHET_KAFKA_LIBS="${FRESHET_KAFKA_LIBS:-$(./scripts/install-kafka.sh)}"
+export FRESHET_KAFKA_LIBS
 
 # Real-client tests: psql, and the Python drivers and tools in a venv.
 if ! command -v openssl >/dev/null 2>&1; then

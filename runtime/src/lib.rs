@@ -35,6 +35,7 @@ pub mod numeric;
 pub mod operators;
 pub mod plan;
 pub mod plan_structure;
+pub mod sink;
 pub mod source;
 pub mod state;
 pub mod stream_key;

@@ -214,6 +214,12 @@ pub enum NodeKind {
     Materialize {
         key: Option<Vec<usize>>,
     },
+    /// Writes the changes out to an external system (the root of a
+    /// sink's dataflow); its log is state slot `state_slot`.
+    Sink {
+        spec: Box<crate::sink::SinkSpec>,
+        state_slot: u32,
+    },
 }
 
 /// A window function's display name without the `PARTITION BY [...]` and
@@ -515,6 +521,19 @@ impl fmt::Display for NodeKind {
                     .map(|i| format!("c{i}"))
                     .collect::<Vec<_>>()
                     .join(", ")
+            ),
+            NodeKind::Sink { spec, state_slot } => write!(
+                f,
+                "StreamSink connector={} target={} format={} key=[{}] delivery={} log=slot{state_slot}",
+                spec.connector_name(),
+                spec.target(),
+                spec.format.name(),
+                spec.key
+                    .iter()
+                    .map(|i| format!("c{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if spec.exactly_once { "exactly-once" } else { "at-least-once" }
             ),
         }
     }

@@ -167,6 +167,11 @@ fn node_structure(k: &NodeKind) -> String {
             ..
         } => format!("TemporalFilter(inclusive={inclusive} slot={state_slot})"),
         NodeKind::Materialize { key } => format!("Materialize(key={key:?})"),
+        NodeKind::Sink { spec, state_slot } => format!(
+            "Sink(format={} key={:?} slot={state_slot})",
+            spec.format.name(),
+            spec.key
+        ),
     }
 }
 

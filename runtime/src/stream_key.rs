@@ -50,7 +50,8 @@ pub fn stream_keys(plan: &StreamPlan) -> Vec<Option<Vec<usize>>> {
             | NodeKind::TemporalFilter { .. }
             | NodeKind::TopN { .. }
             | NodeKind::OverWindow { .. }
-            | NodeKind::Materialize { .. } => input(0),
+            | NodeKind::Materialize { .. }
+            | NodeKind::Sink { .. } => input(0),
             NodeKind::Project { exprs } => input(0).and_then(|k| {
                 k.iter()
                     .map(|c| exprs.iter().position(|e| column_of(e) == Some(*c)))
@@ -99,7 +100,8 @@ pub fn append_only(plan: &StreamPlan) -> Vec<bool> {
             | NodeKind::Project { .. }
             | NodeKind::Union
             | NodeKind::Unnest { .. }
-            | NodeKind::Materialize { .. } => all,
+            | NodeKind::Materialize { .. }
+            | NodeKind::Sink { .. } => all,
             NodeKind::HashJoin { outer, .. } => all && !outer[0] && !outer[1],
             NodeKind::Aggregate {
                 emit_on_close,

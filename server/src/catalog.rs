@@ -169,10 +169,50 @@ impl StoredEntry {
     }
 }
 
+/// A sink: stored as `sink/<id>` with the DDL that created it, re-planned
+/// on start after every relation.
+#[derive(Debug, Clone)]
+pub struct SinkEntry {
+    pub id: TableId,
+    pub name: String,
+    pub ddl: String,
+    /// Ids of the relations the sink reads.
+    pub deps: Vec<TableId>,
+    /// Number of ids the sink uses (1 + state tables, its log among them).
+    pub width: u32,
+    pub spec: freshet_runtime::sink::SinkSpec,
+}
+
+const SINK_PREFIX: &str = "sink/";
+
+impl SinkEntry {
+    pub fn key(id: TableId) -> Vec<u8> {
+        meta_key(&format!("{SINK_PREFIX}{:010}", id.0))
+    }
+
+    pub fn prefix() -> Vec<u8> {
+        meta_key(SINK_PREFIX)
+    }
+
+    /// The stored form: a version line, then the DDL.
+    pub fn encode_ddl(ddl: &str) -> Vec<u8> {
+        format!("v1\n{ddl}").into_bytes()
+    }
+
+    pub fn decode_ddl(v: &[u8]) -> Option<String> {
+        std::str::from_utf8(v)
+            .ok()?
+            .strip_prefix("v1\n")
+            .map(str::to_string)
+    }
+}
+
 /// All objects by (lower-case) name.
 #[derive(Debug, Default, Clone)]
 pub struct Catalog {
     by_name: BTreeMap<String, CatalogEntry>,
+    /// Sinks by name (a namespace shared with relations).
+    pub sinks: BTreeMap<String, SinkEntry>,
     /// `COMMENT ON` text by (object id, column; 0 = the object).
     pub comments: BTreeMap<(TableId, i32), String>,
 }
@@ -214,10 +254,24 @@ impl Catalog {
             self.by_name
                 .values()
                 .map(|e| e.rel.id.0 + e.width)
+                .chain(self.sinks.values().map(|s| s.id.0 + s.width))
                 .max()
                 .unwrap_or(1)
                 .max(1),
         )
+    }
+
+    /// The sinks that read `id` or any of `also` (its dependents).
+    pub fn sinks_reading(&self, id: TableId, also: &[CatalogEntry]) -> Vec<SinkEntry> {
+        self.sinks
+            .values()
+            .filter(|s| {
+                s.deps
+                    .iter()
+                    .any(|d| *d == id || also.iter().any(|e| e.rel.id == *d))
+            })
+            .cloned()
+            .collect()
     }
 
     /// Every object that reads `id`, directly or through other views, newest first.

@@ -34,6 +34,14 @@ pub enum Parsed {
         cascade: bool,
     },
     CreateConnector(Box<ConnectorDdl>),
+    /// `CREATE SINK` ([`crate::sinkddl`]).
+    CreateSink(Box<crate::sinkddl::SinkDdl>),
+    DropSink {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    /// `SHOW SINKS`: each sink's target, format and delivery counters.
+    ShowSinks,
     /// `CREATE | ALTER | DROP USER | ROLE`.
     User(UserDdl),
     Sql(Box<Statement>),
@@ -347,6 +355,16 @@ pub fn parse_one(sql: &str) -> ExecResult<Parsed> {
         ["show", "watermarks"] => return Ok(Parsed::ShowWatermarks),
         ["show", "state"] => return Ok(Parsed::ShowState),
         ["drop", "source", ..] => return parse_drop_source(sql),
+        ["show", "sinks"] => return Ok(Parsed::ShowSinks),
+        ["create", "sink", ..] => {
+            return Ok(Parsed::CreateSink(Box::new(
+                crate::sinkddl::parse_create_sink(sql)?,
+            )))
+        }
+        ["drop", "sink", ..] => {
+            let (names, if_exists) = crate::sinkddl::parse_drop_sink(sql)?;
+            return Ok(Parsed::DropSink { names, if_exists });
+        }
         ["create" | "alter" | "drop", "user" | "role", ..] => return parse_user_ddl(sql),
         ["create", "source", ..] | ["create", "table", ..] => {
             let (rest, time) = take_time_clauses(sql)?;
@@ -1687,12 +1705,12 @@ impl datafusion::sql::sqlparser::ast::VisitorMut for ArraySubqueryToAgg {
     }
 }
 
-fn syntax(msg: impl Into<String>) -> ExecError {
+pub(crate) fn syntax(msg: impl Into<String>) -> ExecError {
     ExecError::new(code::SYNTAX, format!("syntax error: {}", msg.into()))
 }
 
 /// Significant tokens of `sql` (no whitespace or comments).
-fn tokens(sql: &str) -> ExecResult<Vec<Token>> {
+pub(crate) fn tokens(sql: &str) -> ExecResult<Vec<Token>> {
     let toks = Tokenizer::new(&PostgreSqlDialect {}, sql)
         .tokenize()
         .map_err(|e| syntax(e.to_string()))?;
@@ -1702,11 +1720,11 @@ fn tokens(sql: &str) -> ExecResult<Vec<Token>> {
         .collect())
 }
 
-fn is_kw(t: Option<&Token>, kw: &str) -> bool {
+pub(crate) fn is_kw(t: Option<&Token>, kw: &str) -> bool {
     matches!(t, Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(kw))
 }
 
-fn ident(t: Option<&Token>) -> Option<String> {
+pub(crate) fn ident(t: Option<&Token>) -> Option<String> {
     match t {
         Some(Token::Word(w)) if w.quote_style.is_some() => Some(w.value.clone()),
         Some(Token::Word(w)) => Some(w.value.to_lowercase()),
@@ -1793,7 +1811,7 @@ fn parse_drop_source(sql: &str) -> ExecResult<Parsed> {
 }
 
 /// Index just past the parenthesised group that opens at `start`.
-fn group_end(t: &[Token], start: usize) -> ExecResult<usize> {
+pub(crate) fn group_end(t: &[Token], start: usize) -> ExecResult<usize> {
     let mut depth = 0i32;
     for (j, tok) in t.iter().enumerate().skip(start) {
         match tok {
@@ -1811,7 +1829,7 @@ fn group_end(t: &[Token], start: usize) -> ExecResult<usize> {
 }
 
 /// `key = value, ...` inside a group (tokens between the parentheses).
-fn parse_options(t: &[Token]) -> ExecResult<Vec<(String, String)>> {
+pub(crate) fn parse_options(t: &[Token]) -> ExecResult<Vec<(String, String)>> {
     let mut out = Vec::new();
     for item in t.split(|x| matches!(x, Token::Comma)) {
         if item.is_empty() {

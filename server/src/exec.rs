@@ -32,6 +32,8 @@ use freshet_storage::{Store, TableId};
 use crate::catalog::{Catalog, CatalogEntry, StoredEntry, ViewLayout};
 use crate::dialect::{ConnectorDdl, Parsed};
 use crate::error::{code, ExecError, ExecResult};
+
+mod sinks;
 use freshet_runtime::plan::NodeKind;
 use freshet_runtime::source::nexmark::default_columns as nexmark_columns;
 use freshet_runtime::source::{NexmarkTable, ReaderKey, SourceError, SourceSpec};
@@ -508,6 +510,7 @@ impl Server {
                 }
             }
         })?;
+        self.recover_sinks().await?;
         self.drop_temporary(temporary).await?;
         let n = self.catalog().entries().count();
         if n > 0 {
@@ -961,6 +964,7 @@ impl Server {
             Parsed::ShowSourceProgress => Some(crate::sourceshow::progress_schema()),
             Parsed::ShowWatermarks => Some(watermarks_schema()),
             Parsed::ShowState => Some(state_schema()),
+            Parsed::ShowSinks => Some(sinks::show_schema()),
             _ => None,
         }
     }
@@ -1001,6 +1005,15 @@ impl Server {
                 let _g = self.write_lock.lock().await;
                 self.create_connector(ddl).await
             }
+            Parsed::CreateSink(ddl) => {
+                let _g = self.write_lock.lock().await;
+                self.create_sink(ddl).await
+            }
+            Parsed::DropSink { names, if_exists } => {
+                let _g = self.write_lock.lock().await;
+                self.drop_sinks(names, *if_exists).await
+            }
+            Parsed::ShowSinks => Ok(self.show_sinks()),
             Parsed::Sql(stmt) => self.execute_sql(session, stmt, params).await,
         }
     }
@@ -1599,12 +1612,33 @@ impl Server {
             WriteOp::Delete => (DmlOp::Delete(rowkeys(&batches)?), "DELETE"),
             WriteOp::Update => {
                 let keys = rowkeys(&batches)?;
-                let rows = batches
-                    .iter()
-                    .map(|b| {
-                        RecordBatch::try_new(nullable(&rel.schema), b.columns()[..ncols].to_vec())
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
+                // `SET n = 11` on a bigint column gives an int4 column:
+                // cast each to the table's type, as PostgreSQL assigns.
+                let schema = nullable(&rel.schema);
+                let mut rows = Vec::with_capacity(batches.len());
+                for b in &batches {
+                    let mut cols = Vec::with_capacity(ncols);
+                    for (c, f) in b.columns()[..ncols].iter().zip(schema.fields()) {
+                        if c.data_type() == f.data_type() {
+                            cols.push(c.clone());
+                            continue;
+                        }
+                        let opts = datafusion::arrow::compute::CastOptions {
+                            safe: false,
+                            ..Default::default()
+                        };
+                        cols.push(
+                            datafusion::arrow::compute::cast_with_options(c, f.data_type(), &opts)
+                                .map_err(|e| {
+                                    ExecError::new(
+                                        code::OUT_OF_RANGE,
+                                        format!("value for column \"{}\": {e}", f.name()),
+                                    )
+                                })?,
+                        );
+                    }
+                    rows.push(RecordBatch::try_new(schema.clone(), cols)?);
+                }
                 (DmlOp::Update { keys, rows }, "UPDATE")
             }
             other => return Err(ExecError::not_supported(format!("{other}"))),
@@ -1836,7 +1870,13 @@ impl Server {
             },
             source: None,
             watermark: None,
-            append_only: false,
+            // Whether the view's changes are only inserts (what a PLAIN
+            // sink of it needs); views reading it still treat it as
+            // changing (the ViewScan is never append-only).
+            append_only: freshet_runtime::stream_key::append_only(&splan)
+                .get(splan.root())
+                .copied()
+                .unwrap_or(false),
         };
         let entry = CatalogEntry {
             rel: Arc::new(rel),
@@ -1960,7 +2000,8 @@ impl Server {
                 ));
             }
             let deps = cat.dependents(entry.rel.id);
-            if !deps.is_empty() && !cascade {
+            let sinks = cat.sinks_reading(entry.rel.id, &deps);
+            if (!deps.is_empty() || !sinks.is_empty()) && !cascade {
                 let list: Vec<String> = deps
                     .iter()
                     .map(|d| {
@@ -1971,11 +2012,19 @@ impl Server {
                         };
                         format!("{kind} {} depends on {what} {name}", d.rel.name)
                     })
+                    .chain(
+                        sinks
+                            .iter()
+                            .map(|s| format!("sink {} depends on {what} {name}", s.name)),
+                    )
                     .collect();
                 return Err(ExecError::new(
                     code::DEPENDENT_OBJECTS,
                     format!("cannot drop {what} {name} because other objects depend on it ({}); use DROP ... CASCADE to drop them too", list.join("; ")),
                 ));
+            }
+            for s in &sinks {
+                self.drop_sink(s).await?;
             }
             let mut deps = deps;
             deps.sort_by_key(|d| std::cmp::Reverse(d.rel.id));

@@ -36,6 +36,7 @@ mod pgcatalog;
 mod pgfuncs;
 mod pgkeys;
 mod pgtext;
+mod sinkddl;
 mod sourceshow;
 
 use std::net::SocketAddr;

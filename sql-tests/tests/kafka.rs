@@ -1,4 +1,5 @@
-//! Kafka sources against a real Kafka-protocol broker (Tansu) started here,
+//! Kafka sources against a real Apache Kafka broker started here (one
+//! shared by the tests that do not stop it, each on topics of its own),
 //! with records produced by librdkafka: formats, partitions, bad input,
 //! restarts of the server and of the broker, and exactly-once counting.
 
@@ -18,7 +19,7 @@ fn kafka_with(b: &Broker, topic: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_source_with_filter_and_group_by_views() -> Result<()> {
-    let broker = Broker::start()?;
+    let broker = Broker::shared()?;
     broker.create_topic("orders", 1).await?;
     let p = broker.producer()?;
     for i in 0..100 {
@@ -38,7 +39,7 @@ async fn json_source_with_filter_and_group_by_views() -> Result<()> {
     let c = server.connect().await?;
     c.batch_execute(&format!(
         "CREATE SOURCE orders (id BIGINT, customer VARCHAR, amount INT, ts TIMESTAMP) WITH ({}) FORMAT PLAIN ENCODE JSON",
-        kafka_with(&broker, "orders")
+        kafka_with(broker, "orders")
     ))
     .await?;
     c.batch_execute(
@@ -108,7 +109,7 @@ async fn json_source_with_filter_and_group_by_views() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn csv_source() -> Result<()> {
-    let broker = Broker::start()?;
+    let broker = Broker::shared()?;
     broker.create_topic("csv", 1).await?;
     let p = broker.producer()?;
     for line in [
@@ -126,7 +127,7 @@ async fn csv_source() -> Result<()> {
     c.batch_execute(&format!(
         "CREATE SOURCE fruit (id INT, name VARCHAR, price DOUBLE PRECISION) WITH ({}) FORMAT PLAIN ENCODE CSV (without_header = 'true', delimiter = ';');
          CREATE MATERIALIZED VIEW f AS SELECT id, name, price FROM fruit;",
-        kafka_with(&broker, "csv")
+        kafka_with(broker, "csv")
     ))
     .await?;
     wait_rows(
@@ -144,7 +145,7 @@ async fn csv_source() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upsert_table_with_updates_and_tombstones() -> Result<()> {
-    let broker = Broker::start()?;
+    let broker = Broker::shared()?;
     broker.create_topic("users", 2).await?;
     let p = broker.producer()?;
     let server = TestServer::start().await?;
@@ -152,7 +153,7 @@ async fn upsert_table_with_updates_and_tombstones() -> Result<()> {
     c.batch_execute(&format!(
         "CREATE TABLE users (id INT, name VARCHAR, score INT, PRIMARY KEY (id)) WITH ({}) FORMAT UPSERT ENCODE JSON;
          CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n, sum(score) AS s FROM users;",
-        kafka_with(&broker, "users")
+        kafka_with(broker, "users")
     ))
     .await?;
     let send = |k: &str, v: Option<&str>| {
@@ -225,7 +226,7 @@ async fn server_kill_restart_check(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debezium_json_updates_and_deletes() -> Result<()> {
-    let broker = Broker::start()?;
+    let broker = Broker::shared()?;
     broker.create_topic("cdc", 1).await?;
     let p = broker.producer()?;
     let events = [
@@ -246,7 +247,7 @@ async fn debezium_json_updates_and_deletes() -> Result<()> {
     c.batch_execute(&format!(
         "CREATE TABLE stock (id INT PRIMARY KEY, item VARCHAR, qty INT) WITH ({}) FORMAT DEBEZIUM ENCODE JSON;
          CREATE MATERIALIZED VIEW per_item AS SELECT item, count(*) AS n, sum(qty) AS q FROM stock GROUP BY item;",
-        kafka_with(&broker, "cdc")
+        kafka_with(broker, "cdc")
     ))
     .await?;
     wait_rows(&c, "SELECT * FROM stock", &["1,a,6", "30,a,2"], 30).await?;
@@ -256,7 +257,7 @@ async fn debezium_json_updates_and_deletes() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_partitions_and_a_partition_added_while_running() -> Result<()> {
-    let mut broker = Broker::start()?;
+    let broker = Broker::shared()?;
     broker.create_topic("events", 3).await?;
     let p = broker.producer()?;
     for i in 0..300 {
@@ -272,7 +273,7 @@ async fn three_partitions_and_a_partition_added_while_running() -> Result<()> {
     c.batch_execute(&format!(
         "CREATE SOURCE events (k INT, v BIGINT) WITH ({}) FORMAT PLAIN ENCODE JSON;
          CREATE MATERIALIZED VIEW per_k AS SELECT k, count(*) AS n, sum(v) AS s FROM events GROUP BY k;",
-        kafka_with(&broker, "events")
+        kafka_with(broker, "events")
     ))
     .await?;
     wait_rows(
@@ -300,8 +301,7 @@ async fn three_partitions_and_a_partition_added_while_running() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_records_are_skipped_counted_and_visible() -> Result<()> {
-    // In memory: Tansu's SQLite engine never serves a record over 5 MiB.
-    let broker = Broker::start_in_memory()?;
+    let broker = Broker::shared()?;
     broker.create_topic("dirty", 1).await?;
     let p = broker.producer()?;
     let big = format!(r#"{{"id": 999, "note": "{}"}}"#, "x".repeat(10 << 20));
@@ -327,7 +327,7 @@ async fn bad_records_are_skipped_counted_and_visible() -> Result<()> {
     c.batch_execute(&format!(
         "CREATE SOURCE dirty (id INT, n INT, note VARCHAR) WITH ({}, properties.fetch.max.bytes = '52428800', properties.max.partition.fetch.bytes = '52428800') FORMAT PLAIN ENCODE JSON;
          CREATE MATERIALIZED VIEW clean AS SELECT id, n, length(note) AS len FROM dirty;",
-        kafka_with(&broker, "dirty")
+        kafka_with(broker, "dirty")
     ))
     .await?;
     wait_rows(
@@ -357,14 +357,14 @@ async fn bad_records_are_skipped_counted_and_visible() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_fails_clearly_without_broker_or_topic() -> Result<()> {
-    let broker = Broker::start()?;
+    let broker = Broker::shared()?;
     let server = TestServer::start().await?;
     let c = server.connect().await?;
     let missing = sqlstate_of(
         &c,
         &format!(
             "CREATE SOURCE s (a INT) WITH ({}) FORMAT PLAIN ENCODE JSON",
-            kafka_with(&broker, "no_such_topic")
+            kafka_with(broker, "no_such_topic")
         ),
     )
     .await;
@@ -385,7 +385,7 @@ async fn create_fails_clearly_without_broker_or_topic() -> Result<()> {
         &c,
         &format!(
             "CREATE SOURCE s (a INT) WITH ({}) FORMAT UPSERT ENCODE JSON",
-            kafka_with(&broker, "t")
+            kafka_with(broker, "t")
         ),
     )
     .await;
@@ -436,7 +436,7 @@ async fn broker_restart_mid_stream_loses_nothing() -> Result<()> {
 async fn exactly_once_across_repeated_kill_dash_nine() -> Result<()> {
     const N: i64 = 200_000;
     const GROUPS: i64 = 7;
-    let broker = Broker::start()?;
+    let broker = Broker::shared()?;
     broker.create_topic("eo", 3).await?;
     let mut server = TestServer::start_with(&["--checkpoint-interval", "100ms"]).await?;
     {
@@ -446,7 +446,7 @@ async fn exactly_once_across_repeated_kill_dash_nine() -> Result<()> {
              CREATE MATERIALIZED VIEW tot AS SELECT count(*) AS n, sum(v) AS s FROM eo;
              CREATE MATERIALIZED VIEW per_g AS SELECT g, count(*) AS n, sum(v) AS s FROM eo GROUP BY g;
              CREATE MATERIALIZED VIEW ids AS SELECT id, count(*) AS c FROM eo GROUP BY id;",
-            kafka_with(&broker, "eo")
+            kafka_with(broker, "eo")
         ))
         .await?;
     }
@@ -504,7 +504,7 @@ async fn exactly_once_across_repeated_kill_dash_nine() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_modes_latest_and_timestamp() -> Result<()> {
-    let broker = Broker::start()?;
+    let broker = Broker::shared()?;
     broker.create_topic("modes", 1).await?;
     let p = broker.producer()?;
     for i in 0..5 {
@@ -549,7 +549,7 @@ async fn startup_modes_latest_and_timestamp() -> Result<()> {
 /// difference: its windows stay open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_partition_does_not_hold_windows_back() -> Result<()> {
-    let broker = Broker::start()?;
+    let broker = Broker::shared()?;
     broker.create_topic("clicks", 3).await?;
     let p = broker.producer()?;
     for s in 0..60 {
@@ -569,7 +569,7 @@ async fn idle_partition_does_not_hold_windows_back() -> Result<()> {
              CREATE MATERIALIZED VIEW {name}_windows AS
                SELECT window_start, count(*) AS n FROM TUMBLE({name}, ts, INTERVAL '10 seconds')
                GROUP BY window_start EMIT ON WINDOW CLOSE;",
-            kafka_with(&broker, "clicks")
+            kafka_with(broker, "clicks")
         ))
         .await?;
     }

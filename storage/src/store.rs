@@ -285,6 +285,16 @@ impl Store {
         commit::write(&self.db, build_batch(writes, epoch), self.sync)
     }
 
+    /// Deletes the keys in `[from, to)` at once, outside any epoch: for a
+    /// log whose entries another thread consumed (a sink's delivered
+    /// epochs), where losing the delete in a crash only means reading them
+    /// again.
+    pub fn trim_range(&self, from: &[u8], to: &[u8]) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range(from, to);
+        commit::write(&self.db, batch, false)
+    }
+
     /// Like [`Self::commit`], but the write runs on the committer thread:
     /// this returns at once. Reads wait for it; a failure is returned by
     /// the next commit.

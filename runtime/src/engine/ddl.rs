@@ -44,6 +44,7 @@ impl Worker {
                 def.id,
                 |slot| def.state_table(slot),
                 &self.time,
+                &self.sinks,
             );
             self.nodes.insert(
                 gid,
@@ -237,12 +238,14 @@ impl Worker {
             self.time.remove(&t.def.name);
             self.writes.delete_prefix(&table_prefix(id));
         } else if let Some(v) = self.views.remove(&id) {
+            self.end_subscriptions(id);
             let doomed: HashSet<u64> = v.nodes.iter().copied().collect();
             for g in &v.nodes {
                 self.nodes.remove(g);
                 self.source_watermarks.remove(g);
             }
             self.time.remove(&v.def.name);
+            self.sinks.remove(id);
             for n in self.nodes.values_mut() {
                 n.consumers.retain(|(c, _)| !doomed.contains(c));
             }

@@ -52,6 +52,9 @@ use crate::time::{TimeRegistry, TimeStats, Watermark};
 mod ddl;
 mod dml;
 mod ingest;
+mod subscribe;
+
+pub use subscribe::{SubscribeMsg, Subscription};
 
 const NEXT_ROW_ID: &str = "next_row_id";
 const BACKFILL_CHUNK: usize = 8192;
@@ -148,6 +151,15 @@ enum Command {
     },
     /// A reader's chunk, stamped with the reader's generation.
     Ingest(Ingest, u64),
+    Subscribe {
+        view: TableId,
+        snapshot: bool,
+        tx: subscribe::SubscribeTx,
+        reply: Reply<(Epoch, u64)>,
+    },
+    Unsubscribe {
+        node: u64,
+    },
 }
 
 /// Cheap, cloneable handle to the engine thread.
@@ -159,6 +171,7 @@ pub struct Engine {
     tick: Arc<AtomicBool>,
     stats: StatsRegistry,
     time: TimeRegistry,
+    sinks: crate::sink::SinkStatsRegistry,
 }
 
 /// A reader's handle into the engine's command channel. The generation
@@ -225,11 +238,14 @@ struct Worker {
     next_generation: u64,
     stats: StatsRegistry,
     time: TimeRegistry,
+    sinks: crate::sink::SinkStatsRegistry,
     /// Source scan node -> its event-time column (sources with a watermark).
     source_watermarks: HashMap<u64, usize>,
     tx: mpsc::WeakSender<Command>,
     /// The checkpoint timer's request (see [`Engine::tick`]).
     tick: Arc<AtomicBool>,
+    /// Subscription node -> the view it reads.
+    subscriptions: HashMap<u64, TableId>,
 }
 
 impl Engine {
@@ -247,8 +263,11 @@ impl Engine {
         let (tx, rx) = mpsc::channel(256);
         let stats = StatsRegistry::default();
         let time = TimeRegistry::default();
+        let sinks = crate::sink::SinkStatsRegistry::default();
         let tick = Arc::new(AtomicBool::new(false));
         let worker = Worker {
+            sinks: sinks.clone(),
+            subscriptions: HashMap::new(),
             tick: tick.clone(),
             time: time.clone(),
             source_watermarks: HashMap::new(),
@@ -277,6 +296,7 @@ impl Engine {
                 tick,
                 stats,
                 time,
+                sinks,
             },
             handle,
         ))
@@ -361,6 +381,11 @@ impl Engine {
     /// Counters and recent errors of every running source reader.
     pub fn source_stats(&self) -> Vec<(ReaderKey, Arc<SourceStats>)> {
         self.stats.all()
+    }
+
+    /// Counters of every running sink, by sink id.
+    pub fn sink_stats(&self) -> Vec<(TableId, Arc<crate::sink::SinkStats>)> {
+        self.sinks.all()
     }
 
     /// Watermarks and late-event counts of tables, source readers and views.
@@ -587,6 +612,16 @@ impl Worker {
                 let _ = self.mutate(|w| w.ingest(msg, generation));
                 self.end_epoch_if_due();
             }
+            Command::Subscribe {
+                view,
+                snapshot,
+                tx,
+                reply,
+            } => {
+                let r = self.mutate(|w| w.subscribe(view, snapshot, tx));
+                let _ = reply.send(r);
+            }
+            Command::Unsubscribe { node } => self.unsubscribe(node),
         }
     }
 
@@ -669,6 +704,9 @@ impl Worker {
             self.store.commit_async(writes, epoch)?;
         }
         self.epoch = epoch;
+        for n in self.nodes.values_mut() {
+            n.op.on_committed();
+        }
         tracing::debug!(epoch = epoch.0, "committed");
         Ok(epoch)
     }

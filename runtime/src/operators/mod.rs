@@ -89,6 +89,10 @@ pub trait Operator: Send {
     fn take_watermarks(&mut self) -> Vec<Watermark> {
         Vec::new()
     }
+
+    /// The epoch this operator's last `on_barrier` wrote into has been
+    /// handed to the store (reads now see it).
+    fn on_committed(&mut self) {}
 }
 
 /// What a watermark releases: changes, then watermarks of the output.
@@ -230,6 +234,7 @@ pub fn schema_of(
 /// Builds the operator for `node`, whose inputs have the column types
 /// `input_types`. `state_table` maps a plan state slot to
 /// its table id; `view_table` is where the view's rows live.
+#[allow(clippy::too_many_arguments)]
 pub fn build_operator(
     node: &PlanNode,
     input_append_only: bool,
@@ -238,6 +243,7 @@ pub fn build_operator(
     view_table: TableId,
     state_table: impl Fn(u32) -> TableId,
     time: &crate::time::TimeRegistry,
+    sinks: &crate::sink::SinkStatsRegistry,
 ) -> Box<dyn Operator> {
     match &node.kind {
         NodeKind::TableScan { .. }
@@ -396,5 +402,11 @@ pub fn build_operator(
             )
             .with_time(time.get("view", view_name, "")),
         ),
+        NodeKind::Sink { spec, state_slot } => Box::new(crate::sink::SinkOperator::new(
+            (**spec).clone(),
+            view_table,
+            state_table(*state_slot),
+            sinks.get(view_table, view_name),
+        )),
     }
 }

@@ -33,8 +33,8 @@ fn consumer(k: &KafkaOptions, group: &str) -> Result<BaseConsumer, SourceError> 
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        // Brokers that hold an empty fetch for the full wait (Tansu does)
-        // would otherwise add up to 500 ms to freshness.
+        // A broker holds an empty fetch for the whole wait: librdkafka's
+        // default (500 ms) would add up to that much to freshness.
         .set("fetch.wait.max.ms", "50")
         .set("log_level", "3");
     for (key, v) in &k.properties {

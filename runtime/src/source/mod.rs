@@ -19,7 +19,7 @@ pub mod decode;
 pub mod file;
 pub mod kafka;
 pub mod nexmark;
-mod options;
+pub(crate) mod options;
 mod stats;
 
 use std::collections::BTreeMap;

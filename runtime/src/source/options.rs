@@ -121,17 +121,20 @@ pub enum Encode {
 /// Options as written in the DDL, names lower-cased.
 pub type Options = Vec<(String, String)>;
 
-fn bad(msg: impl Into<String>) -> SourceError {
+pub(crate) fn bad(msg: impl Into<String>) -> SourceError {
     SourceError::Option(msg.into())
 }
 
-struct Opts(BTreeMap<String, String>);
+pub(crate) struct Opts(pub(crate) BTreeMap<String, String>);
 
 impl Opts {
-    fn take(&mut self, k: &str) -> Option<String> {
+    pub(crate) fn take(&mut self, k: &str) -> Option<String> {
         self.0.remove(k)
     }
-    fn take_num<T: std::str::FromStr>(&mut self, k: &str) -> Result<Option<T>, SourceError> {
+    pub(crate) fn take_num<T: std::str::FromStr>(
+        &mut self,
+        k: &str,
+    ) -> Result<Option<T>, SourceError> {
         match self.0.remove(k) {
             None => Ok(None),
             Some(v) => v
@@ -141,7 +144,7 @@ impl Opts {
                 .map_err(|_| bad(format!("invalid value for option \"{k}\": \"{v}\""))),
         }
     }
-    fn finish(self, what: &str) -> Result<(), SourceError> {
+    pub(crate) fn finish(self, what: &str) -> Result<(), SourceError> {
         if let Some(k) = self.0.keys().next() {
             return Err(bad(format!("unknown option \"{k}\" for {what}")));
         }

@@ -22,7 +22,7 @@ pub mod budget;
 pub mod compact;
 mod keyed;
 pub mod multiset;
-mod value;
+pub(crate) mod value;
 
 pub use budget::{set_cache_budget, CacheStats};
 pub use keyed::KeyedRows;

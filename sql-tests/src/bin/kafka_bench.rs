@@ -1,5 +1,5 @@
 //! `freshet-kafka-bench`: Kafka ingest throughput and end-to-end freshness of
-//! a real `freshet` server reading from a real broker (Tansu, started here).
+//! a real `freshet` server reading from a real Apache Kafka broker (started here).
 //! Prints figures; never fails on a number.
 //!
 //! ```text
@@ -13,8 +13,6 @@
 //!    time, while polling `max(id)` of a view every 5 ms; an event's freshness
 //!    is the time from its send to the first poll that sees it (p50/p99).
 //!    The server runs with `--checkpoint-interval CHECKPOINT` (default 1s).
-//!
-//! `FRESHET_BENCH_BROKER=memory` runs the broker with in-memory storage.
 
 use std::time::{Duration, Instant};
 
@@ -38,17 +36,10 @@ async fn main() -> Result<()> {
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     let checkpoint = args.get(2).cloned().unwrap_or_else(|| "1s".into());
-    // `FRESHET_BENCH_BROKER=memory`: Tansu's in-memory engine, whose fetches
-    // are much cheaper than its SQLite engine's (fine here: no restarts).
-    let memory = std::env::var("FRESHET_BENCH_BROKER").is_ok_and(|v| v == "memory");
-    let broker = if memory {
-        Broker::start_in_memory()?
-    } else {
-        Broker::start()?
-    };
+    let broker = Broker::start()?;
     println!(
-        "broker: Tansu 0.6, {} storage",
-        if memory { "in-memory" } else { "SQLite" }
+        "broker: Apache Kafka (single node, KRaft) on {}",
+        broker.addr()
     );
     broker.create_topic("bench", 3).await?;
     broker.create_topic("fresh", 1).await?;
