@@ -42,6 +42,15 @@ pub enum Parsed {
     },
     /// `SHOW SINKS`: each sink's target, format and delivery counters.
     ShowSinks,
+    /// `DECLARE c CURSOR FOR SUBSCRIBE v`.
+    DeclareSubscribe(crate::exec::subscribe::DeclareSubscribe),
+    /// `COPY (SUBSCRIBE v) TO STDOUT`.
+    CopySubscribe(Box<crate::exec::subscribe::CopySubscribe>),
+    /// `FETCH ... WITH (timeout = '...')`.
+    FetchTimeout {
+        stmt: Box<Statement>,
+        timeout: std::time::Duration,
+    },
     /// `CREATE | ALTER | DROP USER | ROLE`.
     User(UserDdl),
     Sql(Box<Statement>),
@@ -356,6 +365,28 @@ pub fn parse_one(sql: &str) -> ExecResult<Parsed> {
         ["show", "state"] => return Ok(Parsed::ShowState),
         ["drop", "source", ..] => return parse_drop_source(sql),
         ["show", "sinks"] => return Ok(Parsed::ShowSinks),
+        ["declare", ..] => {
+            if let Some(d) = crate::exec::subscribe::parse_declare_subscribe(sql)? {
+                return Ok(Parsed::DeclareSubscribe(d));
+            }
+        }
+        ["fetch", ..] => {
+            if let Some((rest, timeout)) = crate::exec::subscribe::split_fetch_timeout(sql)? {
+                if let Parsed::Sql(stmt) = parse_sql_one(&rest)? {
+                    return Ok(Parsed::FetchTimeout { stmt, timeout });
+                }
+            }
+        }
+        ["copy", ..] => {
+            if let Some(c) = crate::exec::subscribe::parse_copy_subscribe(sql)? {
+                return Ok(Parsed::CopySubscribe(Box::new(c)));
+            }
+        }
+        ["subscribe", ..] => {
+            return Err(ExecError::not_supported(
+                "SUBSCRIBE on its own; run it in a cursor: DECLARE c CURSOR FOR SUBSCRIBE v; FETCH 100 FROM c",
+            ))
+        }
         ["create", "sink", ..] => {
             return Ok(Parsed::CreateSink(Box::new(
                 crate::sinkddl::parse_create_sink(sql)?,

@@ -34,6 +34,7 @@ use crate::dialect::{ConnectorDdl, Parsed};
 use crate::error::{code, ExecError, ExecResult};
 
 mod sinks;
+pub(crate) mod subscribe;
 use freshet_runtime::plan::NodeKind;
 use freshet_runtime::source::nexmark::default_columns as nexmark_columns;
 use freshet_runtime::source::{NexmarkTable, ReaderKey, SourceError, SourceSpec};
@@ -64,6 +65,9 @@ pub enum Output {
     CopyIn {
         columns: usize,
     },
+    /// `COPY (SUBSCRIBE ...) TO STDOUT`: copy data for as long as the view
+    /// changes and the client listens.
+    CopyFeed(Box<subscribe::CopyFeed>),
 }
 
 /// Per-connection settings.
@@ -74,6 +78,8 @@ pub struct Session {
     /// Open cursors (`DECLARE ... CURSOR FOR`): the query's result, read
     /// once at `DECLARE`, and the rows not fetched yet.
     pub cursors: BTreeMap<String, Cursor>,
+    /// `FETCH ... WITH (timeout = ...)`: the timeout of the FETCH at hand.
+    pub fetch_timeout: Option<std::time::Duration>,
     /// Tables this session created with `CREATE TEMPORARY TABLE`, dropped
     /// when it ends.
     pub temp_tables: Vec<(String, TableId)>,
@@ -115,6 +121,8 @@ impl CopyIn {
 pub struct Cursor {
     pub schema: SchemaRef,
     pub rows: std::collections::VecDeque<RecordBatch>,
+    /// A `SUBSCRIBE` cursor's feed of committed changes.
+    pub sub: Option<Arc<tokio::sync::Mutex<freshet_runtime::engine::Subscription>>>,
 }
 
 impl Session {
@@ -157,6 +165,7 @@ impl Default for Session {
             settings,
             implicit_flush: false,
             cursors: BTreeMap::new(),
+            fetch_timeout: None,
             temp_tables: Vec::new(),
             copy_in: None,
         }
@@ -1014,6 +1023,14 @@ impl Server {
                 self.drop_sinks(names, *if_exists).await
             }
             Parsed::ShowSinks => Ok(self.show_sinks()),
+            Parsed::DeclareSubscribe(d) => self.declare_subscribe(session, d).await,
+            Parsed::CopySubscribe(c) => self.copy_subscribe(c).await,
+            Parsed::FetchTimeout { stmt, timeout } => {
+                session.fetch_timeout = Some(*timeout);
+                let r = self.execute_sql(session, stmt, params).await;
+                session.fetch_timeout = None;
+                r
+            }
             Parsed::Sql(stmt) => self.execute_sql(session, stmt, params).await,
         }
     }
@@ -1279,6 +1296,7 @@ impl Server {
                             Cursor {
                                 schema: schema.clone(),
                                 rows: batches.iter().cloned().collect(),
+                                sub: None,
                             },
                         );
                     }
@@ -1309,9 +1327,11 @@ impl Server {
                         )))
                     }
                 };
+                let timeout = session.fetch_timeout.take();
                 let cursor = session.cursors.get_mut(&key).ok_or_else(|| {
                     ExecError::new("34000", format!("cursor \"{key}\" does not exist"))
                 })?;
+                subscribe::fill(cursor, timeout).await?;
                 let mut out = Vec::new();
                 let mut left = n;
                 while left > 0 {

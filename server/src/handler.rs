@@ -274,6 +274,12 @@ fn to_response(out: Output, format: &Format) -> PgWireResult<Response> {
             );
             Response::CopyOut(CopyResponse::new(0, columns, data))
         }
+        Output::CopyFeed(_) => {
+            return Err(ExecError::not_supported(
+                "COPY (SUBSCRIBE ...) through the extended query protocol (send it as a simple query, as psql does)",
+            )
+            .into_pgwire())
+        }
         Output::CopyIn { columns } => {
             use pgwire::api::results::CopyResponse;
             Response::CopyIn(CopyResponse::new(
@@ -335,6 +341,16 @@ impl SimpleQueryHandler for Conn {
                 Err(e) => Err(e),
             };
             match result {
+                Ok(Output::CopyFeed(feed)) => {
+                    if !out.is_empty() {
+                        out.push(error_response(ExecError::not_supported(
+                            "COPY (SUBSCRIBE ...) after other statements in one query string",
+                        )));
+                        break;
+                    }
+                    out.push(stream_copy_feed(client, *feed).await?);
+                    break;
+                }
                 Ok(o) => out.push(to_response(o, &Format::UnifiedText)?),
                 Err(e) => {
                     out.push(error_response(e));
@@ -591,4 +607,51 @@ impl ExtendedQueryHandler for Conn {
             Err(e) => Err(e.into_pgwire()),
         }
     }
+}
+
+/// Writes a `COPY (SUBSCRIBE ...)` to the client as it happens: each epoch's
+/// rows are sent and flushed when they commit (pgwire's own copy-out path
+/// buffers until the end, which a subscription never reaches). Ends when
+/// the view is dropped; a client that goes away ends it with an error.
+async fn stream_copy_feed<C>(
+    client: &mut C,
+    mut feed: crate::exec::subscribe::CopyFeed,
+) -> PgWireResult<Response>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    use futures::SinkExt;
+    use pgwire::messages::copy::{CopyData, CopyDone, CopyOutResponse};
+    let columns = feed.schema.fields().len();
+    client
+        .send(PgWireBackendMessage::CopyOutResponse(CopyOutResponse::new(
+            0,
+            columns as i16,
+            vec![0; columns],
+        )))
+        .await?;
+    let mut rows = 0usize;
+    loop {
+        match feed.next_lines().await {
+            Ok(Some(lines)) => {
+                for l in lines {
+                    rows += 1;
+                    client
+                        .feed(PgWireBackendMessage::CopyData(CopyData::new(
+                            bytes::Bytes::from(l.into_bytes()),
+                        )))
+                        .await?;
+                }
+                client.flush().await?;
+            }
+            Ok(None) => break,
+            Err(e) => return Err(e.into_pgwire()),
+        }
+    }
+    client
+        .send(PgWireBackendMessage::CopyDone(CopyDone::new()))
+        .await?;
+    Ok(Response::Execution(Tag::new("COPY").with_rows(rows)))
 }

@@ -424,3 +424,85 @@ async fn tls_when_a_certificate_is_configured() -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+/// SUBSCRIBE from psycopg 3's server-side cursor (`clients/check_subscribe.py`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_from_a_psycopg_server_cursor() -> Result<()> {
+    let mut cmd = Command::new(venv_python("FRESHET_CLIENT_PYTHON", "venv"));
+    cmd.arg(clients_dir().join("check_subscribe.py"));
+    run_check(cmd, "SUBSCRIBE (psycopg)").await
+}
+
+/// `COPY (SUBSCRIBE v) TO STDOUT` in psql: the snapshot, then each change
+/// as it commits (psql prints copy data as it arrives).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_through_psql_copy_to_stdout() -> Result<()> {
+    use std::io::BufRead;
+    let server = TestServer::start().await?;
+    let c = server.connect().await?;
+    c.batch_execute(
+        "CREATE TABLE ct (id int PRIMARY KEY, g int);
+         INSERT INTO ct VALUES (1, 1), (2, 5);
+         CREATE MATERIALIZED VIEW cm AS SELECT g, count(*) AS n FROM ct GROUP BY g;
+         FLUSH;",
+    )
+    .await?;
+    let bin = std::env::var("FRESHET_PSQL").unwrap_or_else(|_| "psql".into());
+    // psql's stdout is block-buffered into a pipe: stdbuf makes it write
+    // each line as it comes, as it does on a terminal.
+    let mut child = Command::new("stdbuf")
+        .args(["-o0", &bin, "-X", "-v", "ON_ERROR_STOP=1"])
+        .arg(format!(
+            "host=127.0.0.1 port={} user=freshet dbname=freshet",
+            server.port
+        ))
+        .args(["-c", "COPY (SUBSCRIBE cm) TO STDOUT"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running psql")?;
+    let out = child.stdout.take().context("psql stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(|l| l.ok()) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let take = |n: usize| -> Result<Vec<Vec<String>>> {
+        let mut got = Vec::new();
+        for _ in 0..n {
+            let l = rx
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .context("a COPY line from psql")?;
+            got.push(l.split('\t').map(str::to_string).collect());
+        }
+        got.sort_by(|a: &Vec<String>, b| a[1..].cmp(&b[1..]));
+        Ok(got)
+    };
+    let snap = take(2)?;
+    assert_eq!(
+        snap.iter().map(|r| r[1..].to_vec()).collect::<Vec<_>>(),
+        vec![vec!["1", "1", "1"], vec!["1", "5", "1"]]
+    );
+    c.batch_execute("INSERT INTO ct VALUES (3, 1); FLUSH;")
+        .await?;
+    let change = take(2)?;
+    assert_eq!(
+        change.iter().map(|r| r[1..].to_vec()).collect::<Vec<_>>(),
+        vec![vec!["-1", "1", "1"], vec!["1", "1", "2"]]
+    );
+    let (e0, e1): (i64, i64) = (snap[0][0].parse()?, change[0][0].parse()?);
+    assert!(
+        e1 > e0 && change[1][0] == change[0][0],
+        "{snap:?} {change:?}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    // The server goes on after the client left.
+    assert_eq!(
+        query_rows(&c, "SELECT n FROM cm WHERE g = 1").await?,
+        vec![vec!["2".to_string()]]
+    );
+    Ok(())
+}
