@@ -74,6 +74,34 @@ async fn subscribe_cursor_gives_snapshot_then_changes_in_epoch_order() -> Result
             .collect();
         assert_eq!(mine, view, "after change {i}");
     }
+    // Resume: close the cursor, miss two changes, then AS OF the last
+    // epoch seen gives exactly what was missed.
+    c.batch_execute("CLOSE c").await?;
+    other
+        .batch_execute(
+            "INSERT INTO t VALUES (6, 4); FLUSH; UPDATE t SET g = 4 WHERE id = 5; FLUSH;",
+        )
+        .await?;
+    c.batch_execute(&format!("DECLARE c2 CURSOR FOR SUBSCRIBE m AS OF {epoch}"))
+        .await?;
+    let missed = query_rows(&c, "FETCH ALL FROM c2 WITH (timeout = '5s')").await?;
+    assert!(
+        missed.iter().all(|r| r[0].parse::<i64>().unwrap() > epoch),
+        "{missed:?}"
+    );
+    apply(&mut state, &missed, &mut epoch);
+    let mut view: Vec<Vec<String>> = query_rows(&c, "SELECT g, n FROM m").await?;
+    view.sort();
+    let mine: Vec<Vec<String>> = state
+        .iter()
+        .flat_map(|(r, n)| std::iter::repeat_n(r.clone(), *n as usize))
+        .collect();
+    assert_eq!(mine, view, "after resuming AS OF");
+    assert_eq!(
+        sqlstate_of(&c, "DECLARE old CURSOR FOR SUBSCRIBE m AS OF 1").await,
+        "22023",
+        "epochs before the first subscription are not retained"
+    );
     // WITH (SNAPSHOT = false): changes only.
     c.batch_execute("DECLARE d CURSOR FOR SUBSCRIBE m WITH (SNAPSHOT = false)")
         .await?;
@@ -99,6 +127,6 @@ async fn subscribe_cursor_gives_snapshot_then_changes_in_epoch_order() -> Result
         sqlstate_of(&c, "FETCH 1 FROM d WITH (colour = 'red')").await,
         "22023"
     );
-    c.batch_execute("CLOSE c; CLOSE d;").await?;
+    c.batch_execute("CLOSE c2; CLOSE d;").await?;
     Ok(())
 }

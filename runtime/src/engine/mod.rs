@@ -154,6 +154,7 @@ enum Command {
     Subscribe {
         view: TableId,
         snapshot: bool,
+        as_of: Option<Epoch>,
         tx: subscribe::SubscribeTx,
         reply: Reply<(Epoch, u64)>,
     },
@@ -246,6 +247,8 @@ struct Worker {
     tick: Arc<AtomicBool>,
     /// Subscription node -> the view it reads.
     subscriptions: HashMap<u64, TableId>,
+    /// Per subscribed view: its retaining node and recent changes.
+    retained: HashMap<TableId, (u64, Arc<std::sync::Mutex<subscribe::Retained>>)>,
 }
 
 impl Engine {
@@ -268,6 +271,7 @@ impl Engine {
         let worker = Worker {
             sinks: sinks.clone(),
             subscriptions: HashMap::new(),
+            retained: HashMap::new(),
             tick: tick.clone(),
             time: time.clone(),
             source_watermarks: HashMap::new(),
@@ -615,10 +619,13 @@ impl Worker {
             Command::Subscribe {
                 view,
                 snapshot,
+                as_of,
                 tx,
                 reply,
             } => {
-                let r = self.mutate(|w| w.subscribe(view, snapshot, tx));
+                let r = self
+                    .guard()
+                    .and_then(|_| self.subscribe(view, snapshot, as_of, tx));
                 let _ = reply.send(r);
             }
             Command::Unsubscribe { node } => self.unsubscribe(node),

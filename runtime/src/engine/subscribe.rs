@@ -46,6 +46,95 @@ impl std::fmt::Debug for Subscription {
     }
 }
 
+/// How much of a view's recent changes stays for `AS OF` (per view, from
+/// its first subscription on): at most this many bytes of change batches.
+const RETAIN_BYTES: usize = 32 << 20;
+
+/// A view's recent committed changes, kept from its first subscription so
+/// that a client can resume `AS OF` an epoch it saw.
+#[derive(Default)]
+pub(super) struct Retained {
+    /// Every change committed after this epoch is in `epochs`.
+    pub complete_after: Epoch,
+    epochs: std::collections::VecDeque<(Epoch, Vec<ChangeBatch>, usize)>,
+    bytes: usize,
+    pending: Vec<ChangeBatch>,
+    epoch: Option<Epoch>,
+}
+
+impl Retained {
+    fn add(&mut self, epoch: Epoch, changes: Vec<ChangeBatch>) {
+        let size: usize = changes
+            .iter()
+            .map(|c| c.data.get_array_memory_size() + c.weights.len() * 8)
+            .sum();
+        self.epochs.push_back((epoch, changes, size));
+        self.bytes += size;
+        while self.bytes > RETAIN_BYTES {
+            match self.epochs.pop_front() {
+                Some((e, _, s)) => {
+                    self.bytes -= s;
+                    self.complete_after = e;
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// The retained changes of epochs after `e`, or `None` when some of
+    /// them are no longer kept.
+    fn since(&self, e: Epoch) -> Option<Vec<SubscribeMsg>> {
+        if e < self.complete_after {
+            return None;
+        }
+        Some(
+            self.epochs
+                .iter()
+                .filter(|(x, _, _)| *x > e)
+                .map(|(x, c, _)| SubscribeMsg {
+                    epoch: *x,
+                    changes: c.clone(),
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The retaining node of a view (see [`Retained`]).
+struct RetainOperator(Arc<std::sync::Mutex<Retained>>);
+
+impl Operator for RetainOperator {
+    fn process(
+        &mut self,
+        _input: usize,
+        batch: ChangeBatch,
+        _ctx: &mut EpochCtx<'_>,
+    ) -> Result<Vec<ChangeBatch>> {
+        if let Ok(mut r) = self.0.lock() {
+            r.pending.push(batch);
+        }
+        Ok(Vec::new())
+    }
+
+    fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
+        if let Ok(mut r) = self.0.lock() {
+            if !r.pending.is_empty() {
+                r.epoch = Some(ctx.epoch);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    fn on_committed(&mut self) {
+        if let Ok(mut r) = self.0.lock() {
+            if let Some(e) = r.epoch.take() {
+                let changes = std::mem::take(&mut r.pending);
+                r.add(e, changes);
+            }
+        }
+    }
+}
+
 /// The subscriber's node: holds the epoch's changes until it commits.
 struct SubscribeOperator {
     tx: SubscribeTx,
@@ -83,12 +172,21 @@ impl Operator for SubscribeOperator {
 impl Engine {
     /// Subscribes to the committed changes of view `view`, first with its
     /// current contents when `snapshot`.
-    pub async fn subscribe(&self, view: TableId, snapshot: bool) -> Result<Subscription> {
+    /// With `as_of`, the changes committed after that epoch come first
+    /// (and no snapshot): resuming where a client left off, while those
+    /// changes are retained.
+    pub async fn subscribe(
+        &self,
+        view: TableId,
+        snapshot: bool,
+        as_of: Option<Epoch>,
+    ) -> Result<Subscription> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (start, node) = self
             .call(|reply| Command::Subscribe {
                 view,
                 snapshot,
+                as_of,
                 tx,
                 reply,
             })
@@ -107,6 +205,7 @@ impl Worker {
         &mut self,
         view: TableId,
         snapshot: bool,
+        as_of: Option<Epoch>,
         tx: SubscribeTx,
     ) -> Result<(Epoch, u64)> {
         let (root, schema, keyed) = {
@@ -117,9 +216,36 @@ impl Worker {
             (v.root, v.def.schema(), v.def.keyed())
         };
         // Start between epochs: what is pending commits first.
-        self.barrier(true)?;
+        self.mutate(|w| w.barrier(true))?;
         let epoch = self.epoch;
-        if snapshot {
+        if let Some(e) = as_of {
+            // The retained changes after that epoch (a refusal is the
+            // user's mistake and changes nothing).
+            let kept = self
+                .retained
+                .get(&view)
+                .and_then(|(_, r)| r.lock().ok().map(|r| (r.since(e), r.complete_after)));
+            let msgs = match kept {
+                Some((Some(msgs), _)) if e <= epoch => msgs,
+                Some((_, after)) => {
+                    return Err(crate::source::SourceError::Option(format!(
+                        "the changes after epoch {} are not retained (subscriptions to this view can resume from epoch {} to {})",
+                        e.0, after.0, epoch.0
+                    ))
+                    .into())
+                }
+                None => {
+                    return Err(crate::source::SourceError::Option(format!(
+                        "the changes after epoch {} are not retained (a view keeps them from its first subscription since the server started)",
+                        e.0
+                    ))
+                    .into())
+                }
+            };
+            for m in msgs {
+                let _ = tx.send(m);
+            }
+        } else if snapshot {
             let entries = self.store.scan_prefix(&table_prefix(view))?;
             let mut changes = Vec::new();
             for chunk in entries.chunks(BACKFILL_CHUNK) {
@@ -129,24 +255,41 @@ impl Worker {
             }
             let _ = tx.send(SubscribeMsg { epoch, changes });
         }
+        if !self.retained.contains_key(&view) {
+            let r = Arc::new(std::sync::Mutex::new(Retained {
+                complete_after: epoch,
+                ..Default::default()
+            }));
+            let gid = self.add_consumer(root, Box::new(RetainOperator(r.clone())));
+            self.retained.insert(view, (gid, r));
+        }
+        let gid = self.add_consumer(
+            root,
+            Box::new(SubscribeOperator {
+                tx,
+                pending: Vec::new(),
+                epoch: None,
+            }),
+        );
+        self.subscriptions.insert(gid, view);
+        Ok((epoch, gid))
+    }
+
+    /// Adds a node reading `from`'s output; returns its id.
+    fn add_consumer(&mut self, from: u64, op: Box<dyn Operator>) -> u64 {
         let gid = self.next_node;
         self.next_node += 1;
         self.nodes.insert(
             gid,
             Node {
-                op: Box::new(SubscribeOperator {
-                    tx,
-                    pending: Vec::new(),
-                    epoch: None,
-                }),
+                op,
                 consumers: Vec::new(),
             },
         );
-        if let Some(n) = self.nodes.get_mut(&root) {
+        if let Some(n) = self.nodes.get_mut(&from) {
             n.consumers.push((gid, 0));
         }
-        self.subscriptions.insert(gid, view);
-        Ok((epoch, gid))
+        gid
     }
 
     pub(super) fn unsubscribe(&mut self, node: u64) {
@@ -161,6 +304,9 @@ impl Worker {
     /// Ends the subscriptions of a view being dropped (their receivers see
     /// the channel close).
     pub(super) fn end_subscriptions(&mut self, view: TableId) {
+        if let Some((gid, _)) = self.retained.remove(&view) {
+            self.nodes.remove(&gid);
+        }
         let doomed: Vec<u64> = self
             .subscriptions
             .iter()

@@ -1,5 +1,5 @@
 //! `SUBSCRIBE` through a cursor: `DECLARE c CURSOR FOR SUBSCRIBE v [WITH
-//! (SNAPSHOT = false)]`, then `FETCH n FROM c [WITH (timeout = '1s')]`.
+//! (SNAPSHOT = false)] [AS OF epoch]`, then `FETCH n FROM c [WITH (timeout = '1s')]`.
 //! Rows are `freshet_epoch`, `freshet_diff`, then the view's columns: the
 //! snapshot (diff +n) at the epoch the subscription started, then each
 //! committed epoch's changes, consolidated, in epoch order.
@@ -17,6 +17,8 @@ pub struct DeclareSubscribe {
     pub cursor: String,
     pub view: String,
     pub snapshot: bool,
+    /// `AS OF n`: resume with the changes committed after epoch n.
+    pub as_of: Option<u64>,
 }
 
 /// Parses `DECLARE name [...] CURSOR [...] FOR SUBSCRIBE [TO] view [WITH
@@ -67,8 +69,14 @@ pub fn parse_declare_subscribe(sql: &str) -> ExecResult<Option<DeclareSubscribe>
         }
         i = end;
     }
-    if is_kw(t.get(i), "as") {
-        return Err(ExecError::not_supported("SUBSCRIBE ... AS OF"));
+    let mut as_of = None;
+    if is_kw(t.get(i), "as") && is_kw(t.get(i + 1), "of") {
+        let n = match t.get(i + 2) {
+            Some(datafusion::sql::sqlparser::tokenizer::Token::Number(n, _)) => n.parse().ok(),
+            _ => None,
+        };
+        as_of = Some(n.ok_or_else(|| syntax("AS OF needs an epoch number"))?);
+        i += 3;
     }
     if i < t.len() {
         return Err(syntax(format!("unexpected {} in SUBSCRIBE", t[i])));
@@ -77,6 +85,7 @@ pub fn parse_declare_subscribe(sql: &str) -> ExecResult<Option<DeclareSubscribe>
         cursor,
         view,
         snapshot,
+        as_of,
     }))
 }
 
@@ -224,7 +233,14 @@ impl Server {
                 ),
             ));
         }
-        let sub = self.engine.subscribe(entry.rel.id, d.snapshot).await?;
+        let sub = self
+            .engine
+            .subscribe(
+                entry.rel.id,
+                d.snapshot,
+                d.as_of.map(freshet_storage::Epoch),
+            )
+            .await?;
         session.cursors.insert(
             d.cursor.clone(),
             Cursor {
@@ -386,7 +402,14 @@ impl Server {
                 ),
             ));
         }
-        let sub = self.engine.subscribe(entry.rel.id, c.sub.snapshot).await?;
+        let sub = self
+            .engine
+            .subscribe(
+                entry.rel.id,
+                c.sub.snapshot,
+                c.sub.as_of.map(freshet_storage::Epoch),
+            )
+            .await?;
         Ok(Output::CopyFeed(Box::new(CopyFeed {
             schema: subscribe_schema(&entry.rel.schema),
             format: c.format.clone(),
