@@ -33,6 +33,7 @@ async fn upsert_and_debezium_records_and_clear_errors() -> Result<()> {
     broker.create_topic("fmt_up", 1).await?;
     broker.create_topic("fmt_dbz", 1).await?;
     broker.create_topic("fmt_plain", 1).await?;
+    broker.create_topic("fmt_al", 1).await?;
     let server = TestServer::start().await?;
     let c = server.connect().await?;
     c.batch_execute(&format!(
@@ -41,9 +42,11 @@ async fn upsert_and_debezium_records_and_clear_errors() -> Result<()> {
          CREATE MATERIALIZED VIEW by_name AS SELECT name, count(*) AS c, max(n) AS top FROM t GROUP BY name;
          CREATE SINK up FROM by_name WITH ({}) FORMAT UPSERT ENCODE JSON;
          CREATE SINK dbz FROM t WITH ({}) FORMAT DEBEZIUM ENCODE JSON;
+         CREATE SINK al FROM t WITH ({}, sink.delivery.guarantee = 'at-least-once') FORMAT UPSERT ENCODE JSON;
          FLUSH;",
         sink_with(broker, "fmt_up"),
         sink_with(broker, "fmt_dbz"),
+        sink_with(broker, "fmt_al"),
     ))
     .await
     .map_err(|e| anyhow::anyhow!("{e:?}\n{}", server.log()))?;
@@ -129,14 +132,34 @@ async fn upsert_and_debezium_records_and_clear_errors() -> Result<()> {
     ] {
         assert_eq!(sqlstate_of(&c, &sql).await, state, "{sql}");
     }
-    let sinks = query_rows(&c, "SHOW SINKS").await?;
-    assert_eq!(sinks.len(), 2, "{sinks:?}");
-    assert_eq!(sinks[1][0], "up");
+    // At least once: the same records, without transactions.
+    let al = read_committed(
+        &addr,
+        "fmt_al",
+        4,
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+    )?;
     assert_eq!(
-        &sinks[1][1..5],
+        last_per_key(&al),
+        BTreeMap::from([
+            (
+                r#"{"id":1}"#.to_string(),
+                Some(r#"{"id":1,"name":"a","n":11}"#.to_string())
+            ),
+            (r#"{"id":2}"#.to_string(), None),
+        ]),
+        "{al:?}"
+    );
+    let sinks = query_rows(&c, "SHOW SINKS").await?;
+    assert_eq!(sinks.len(), 3, "{sinks:?}");
+    assert_eq!(sinks[0][4], "at-least-once");
+    assert_eq!(sinks[2][0], "up");
+    assert_eq!(
+        &sinks[2][1..5],
         ["kafka", &format!("{addr}/fmt_up"), "UPSERT", "exactly-once"]
     );
-    assert_eq!(sinks[1][5], "4", "{sinks:?}");
+    assert_eq!(sinks[2][5], "4", "{sinks:?}");
 
     // Sinks survive a restart and go on where they were.
     let mut server = server;
@@ -156,7 +179,7 @@ async fn upsert_and_debezium_records_and_clear_errors() -> Result<()> {
         up[4].value.as_deref(),
         Some(r#"{"name":"a","c":2,"top":30}"#)
     );
-    c.batch_execute("DROP SINK up; DROP SINK IF EXISTS up; DROP MATERIALIZED VIEW by_name; DROP TABLE t CASCADE;")
+    c.batch_execute("DROP SINK al; DROP SINK up; DROP SINK IF EXISTS up; DROP MATERIALIZED VIEW by_name; DROP TABLE t CASCADE;")
         .await?;
     assert!(query_rows(&c, "SHOW SINKS").await?.is_empty());
     Ok(())
