@@ -10,6 +10,7 @@ use datafusion::arrow::array::RecordBatch;
 use super::options::{SinkFormat, SinkSpec};
 use crate::change::ChangeBatch;
 use crate::error::{Result, RuntimeError};
+use crate::source::decode::json_string;
 
 /// One record for the target: a key and a value, either of which may be
 /// absent (a tombstone has no value).
@@ -189,22 +190,6 @@ impl EpochEncoder {
         }
         out
     }
-}
-
-/// `s` as a JSON string literal.
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]

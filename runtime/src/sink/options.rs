@@ -241,17 +241,7 @@ fn parse_kafka(o: &mut Opts) -> Result<KafkaSinkOptions, SourceError> {
         .or_else(|| o.take("properties.bootstrap.servers"))
         .ok_or_else(|| bad("missing option \"properties.bootstrap.server\" for the kafka sink"))?;
     let connect_timeout_ms = o.take_num("connect.timeout.ms")?.unwrap_or(10_000);
-    let keys: Vec<String> =
-        o.0.keys()
-            .filter(|k| k.starts_with("properties."))
-            .cloned()
-            .collect();
-    let mut properties = Vec::new();
-    for k in keys {
-        if let Some(v) = o.take(&k) {
-            properties.push((k["properties.".len()..].to_string(), v));
-        }
-    }
+    let properties = o.take_properties();
     Ok(KafkaSinkOptions {
         brokers,
         topic,

@@ -477,7 +477,8 @@ fn trim(p: &[u8]) -> &[u8] {
     &p[s..e.max(s)]
 }
 
-fn json_string(s: &str) -> String {
+/// `s` as a JSON string literal.
+pub(crate) fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

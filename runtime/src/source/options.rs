@@ -144,6 +144,24 @@ impl Opts {
                 .map_err(|_| bad(format!("invalid value for option \"{k}\": \"{v}\""))),
         }
     }
+    /// Takes every `properties.*` option, without the prefix (what is
+    /// passed to librdkafka as it is).
+    pub(crate) fn take_properties(&mut self) -> Vec<(String, String)> {
+        let keys: Vec<String> = self
+            .0
+            .keys()
+            .filter(|k| k.starts_with("properties."))
+            .cloned()
+            .collect();
+        let mut properties = Vec::new();
+        for k in keys {
+            if let Some(v) = self.take(&k) {
+                properties.push((k["properties.".len()..].to_string(), v));
+            }
+        }
+        properties
+    }
+
     pub(crate) fn finish(self, what: &str) -> Result<(), SourceError> {
         if let Some(k) = self.0.keys().next() {
             return Err(bad(format!("unknown option \"{k}\" for {what}")));
@@ -360,17 +378,7 @@ fn parse_kafka(o: &mut Opts) -> Result<KafkaOptions, SourceError> {
     let connect_timeout_ms = o.take_num("connect.timeout.ms")?.unwrap_or(10_000);
     let max_chunk_rows = o.take_num("source.max.chunk.rows")?.unwrap_or(4096).max(1);
     let linger_ms = o.take_num("source.linger.ms")?.unwrap_or(20);
-    let keys: Vec<String> =
-        o.0.keys()
-            .filter(|k| k.starts_with("properties."))
-            .cloned()
-            .collect();
-    let mut properties = Vec::new();
-    for k in keys {
-        if let Some(v) = o.take(&k) {
-            properties.push((k["properties.".len()..].to_string(), v));
-        }
-    }
+    let properties = o.take_properties();
     Ok(KafkaOptions {
         brokers,
         topic,
