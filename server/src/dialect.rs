@@ -1806,6 +1806,17 @@ fn parse_user_ddl(sql: &str) -> ExecResult<Parsed> {
 }
 
 fn parse_drop_source(sql: &str) -> ExecResult<Parsed> {
+    let (names, if_exists, cascade) = parse_drop_names(sql, "SOURCE")?;
+    Ok(Parsed::DropSource {
+        names,
+        if_exists,
+        cascade,
+    })
+}
+
+/// `DROP <what> [IF EXISTS] a, b [CASCADE | RESTRICT]` (a two-word
+/// `DROP <what>`): the names, `IF EXISTS`, and `CASCADE`.
+pub(crate) fn parse_drop_names(sql: &str, what: &str) -> ExecResult<(Vec<String>, bool, bool)> {
     let t = tokens(sql)?;
     let mut i = 2;
     let mut if_exists = false;
@@ -1822,7 +1833,7 @@ fn parse_drop_source(sql: &str) -> ExecResult<Parsed> {
             cascade = true;
         } else if !skip {
             let n = ident(t.get(i))
-                .ok_or_else(|| syntax(format!("unexpected {} in DROP SOURCE", t[i])))?;
+                .ok_or_else(|| syntax(format!("unexpected {} in DROP {what}", t[i])))?;
             // `schema.name`: keep the last part.
             if matches!(t.get(i.wrapping_sub(1)), Some(Token::Period)) {
                 names.pop();
@@ -1832,13 +1843,9 @@ fn parse_drop_source(sql: &str) -> ExecResult<Parsed> {
         i += 1;
     }
     if names.is_empty() {
-        return Err(syntax("DROP SOURCE needs a name"));
+        return Err(syntax(format!("DROP {what} needs a name")));
     }
-    Ok(Parsed::DropSource {
-        names,
-        if_exists,
-        cascade,
-    })
+    Ok((names, if_exists, cascade))
 }
 
 /// Index just past the parenthesised group that opens at `start`.

@@ -142,31 +142,7 @@ pub fn parse_create_sink(sql: &str) -> ExecResult<SinkDdl> {
 
 /// `DROP SINK [IF EXISTS] a, b [CASCADE | RESTRICT]`: (names, if_exists).
 pub fn parse_drop_sink(sql: &str) -> ExecResult<(Vec<String>, bool)> {
-    let t = crate::dialect::tokens(sql)?;
-    let mut i = 2;
-    let mut if_exists = false;
-    if is_kw(t.get(i), "if") && is_kw(t.get(i + 1), "exists") {
-        if_exists = true;
-        i += 2;
-    }
-    let mut names = Vec::new();
-    while i < t.len() {
-        let skip = is_kw(t.get(i), "restrict")
-            || is_kw(t.get(i), "cascade")
-            || matches!(t.get(i), Some(Token::Comma) | Some(Token::Period));
-        if !skip {
-            let n = ident(t.get(i))
-                .ok_or_else(|| syntax(format!("unexpected {} in DROP SINK", t[i])))?;
-            if matches!(t.get(i.wrapping_sub(1)), Some(Token::Period)) {
-                names.pop();
-            }
-            names.push(n);
-        }
-        i += 1;
-    }
-    if names.is_empty() {
-        return Err(syntax("DROP SINK needs a name"));
-    }
+    let (names, if_exists, _) = crate::dialect::parse_drop_names(sql, "SINK")?;
     Ok((names, if_exists))
 }
 
