@@ -607,6 +607,10 @@ mod tests {
         assert_eq!(w.poll(), None);
         std::thread::sleep(Duration::from_millis(80));
         w.observe("p0", Some(&rows));
+        // Quiet for longer than the timeout, but not read to its end yet
+        // (a slow first fetch): p1 still holds the watermark back.
+        assert_eq!(w.poll(), None);
+        w.reached_end("p1");
         // p1 is idle now: p0 alone decides.
         assert_eq!(
             w.poll(),

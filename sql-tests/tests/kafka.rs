@@ -562,7 +562,9 @@ async fn idle_partition_does_not_hold_windows_back() -> Result<()> {
     p.flush()?;
     let server = TestServer::start().await?;
     let c = server.connect().await?;
-    for (name, timeout) in [("quick", "2s"), ("patient", "1h")] {
+    // "eager" turns partitions idle after 1 ms, but only those read to
+    // their end: however its fetches interleave, none of its events is late.
+    for (name, timeout) in [("quick", "2s"), ("eager", "1ms"), ("patient", "1h")] {
         c.batch_execute(&format!(
             "CREATE SOURCE {name} (k INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1 second')
                WITH ({}, watermark.idle_timeout = '{timeout}') FORMAT PLAIN ENCODE JSON;
@@ -589,12 +591,34 @@ async fn idle_partition_does_not_hold_windows_back() -> Result<()> {
         40,
     )
     .await?;
-    let wm = query_rows(&c, "SHOW WATERMARKS").await?;
-    let quick = wm
-        .iter()
-        .find(|r| r[0] == "source" && r[1] == "quick")
-        .map(|r| r[3].clone());
-    assert_eq!(quick.as_deref(), Some("2024-01-01 00:00:57"), "{wm:?}");
+    wait_rows(
+        &c,
+        "SELECT window_start, n FROM eager_windows",
+        &[
+            "2024-01-01 00:00:00,10",
+            "2024-01-01 00:00:10,10",
+            "2024-01-01 00:00:20,10",
+            "2024-01-01 00:00:30,10",
+            "2024-01-01 00:00:40,10",
+        ],
+        40,
+    )
+    .await?;
+    // The window [00:00:40, 00:00:50) closes once the watermark passes
+    // 00:00:50, maybe before the source has read every event: wait for 57.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let wm = query_rows(&c, "SHOW WATERMARKS").await?;
+        let quick = wm
+            .iter()
+            .find(|r| r[0] == "source" && r[1] == "quick")
+            .map(|r| r[3].clone());
+        if quick.as_deref() == Some("2024-01-01 00:00:57") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{wm:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // The patient source has read all 60 events too (its live view counts
     // them), but partition 2 still holds its watermark back: no window has
     // closed.

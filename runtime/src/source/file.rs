@@ -122,6 +122,7 @@ pub fn run(ctx: ReaderCtx, f: &FileOptions) -> Result<(), SourceError> {
                 }
             }
         }
+        reader.wms.reached_end(WATERMARK_SPLIT);
         let Some(every) = f.monitor else {
             ctx.stats.finished.store(true, Ordering::SeqCst);
             while !ctx.stop.stopped() {

@@ -32,7 +32,6 @@ fn consumer(k: &KafkaOptions, group: &str) -> Result<BaseConsumer, SourceError> 
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
         // A broker holds an empty fetch for the whole wait: librdkafka's
         // default (500 ms) would add up to that much to freshness.
         .set("fetch.wait.max.ms", "50")
@@ -40,6 +39,9 @@ fn consumer(k: &KafkaOptions, group: &str) -> Result<BaseConsumer, SourceError> 
     for (key, v) in &k.properties {
         cfg.set(key, v);
     }
+    // The reader learns that a partition has been read to its end (only
+    // then may it turn idle for the watermark), whatever the properties say.
+    cfg.set("enable.partition.eof", "true");
     cfg.create()
         .map_err(|e| SourceError::Option(format!("invalid Kafka client settings: {e}")))
 }
@@ -189,6 +191,8 @@ pub fn run(ctx: ReaderCtx, k: &KafkaOptions) -> Result<(), SourceError> {
         let mut recs: Vec<Record> = Vec::new();
         let mut bytes = 0usize;
         let mut first_at: Option<Instant> = None;
+        // Partitions read to their end after their last record here.
+        let mut at_end: Vec<i32> = Vec::new();
         let linger = Duration::from_millis(k.linger_ms);
         loop {
             let wait = match first_at {
@@ -208,6 +212,7 @@ pub fn run(ctx: ReaderCtx, k: &KafkaOptions) -> Result<(), SourceError> {
                         continue; // already applied (a re-fetch after an error)
                     }
                     next.insert(p, off + 1);
+                    at_end.retain(|&q| q != p);
                     let payload = m.payload().map(|v| v.to_vec());
                     bytes += payload.as_ref().map_or(0, Vec::len);
                     recs.push(Record {
@@ -219,7 +224,9 @@ pub fn run(ctx: ReaderCtx, k: &KafkaOptions) -> Result<(), SourceError> {
                     first_at.get_or_insert_with(Instant::now);
                 }
                 Some(Err(e)) => {
-                    if !matches!(e, KafkaError::PartitionEOF(_)) {
+                    if let KafkaError::PartitionEOF(p) = e {
+                        at_end.push(p);
+                    } else {
                         log_rate_limited(&mut last_error_log, &ctx.spec.name, &e.to_string());
                     }
                     if first_at.is_none() {
@@ -240,6 +247,9 @@ pub fn run(ctx: ReaderCtx, k: &KafkaOptions) -> Result<(), SourceError> {
         if recs.is_empty() {
             // A quiet topic: partitions may have turned idle, which can
             // move the watermark on its own.
+            for &p in &at_end {
+                wms.reached_end(&split_name(p));
+            }
             if !super::send_idle_watermark(&ctx, &mut wms) {
                 return Ok(());
             }
@@ -269,6 +279,9 @@ pub fn run(ctx: ReaderCtx, k: &KafkaOptions) -> Result<(), SourceError> {
             }
             if let Some(r) = recs.first() {
                 wms.observe(&split_name(r.partition), chunk.as_ref().map(|c| &c.rows));
+            }
+            for &p in &at_end {
+                wms.reached_end(&split_name(p));
             }
             let msg = Ingest {
                 key: ctx.key,

@@ -115,22 +115,28 @@ pub struct Ingest {
 
 /// A reader's watermark from its splits' event times: each split's largest
 /// event time minus the delay, combined as the minimum over the splits that
-/// are not idle. A split with no record for `idle` stops holding the
-/// watermark back until it has records again.
+/// are not idle. A split is idle once it has been read to its end and has
+/// had no record for `idle`; it counts again as soon as it has records. A
+/// split that still has unread records never turns idle, however slow its
+/// first fetch, so a slow start cannot make its records late.
 #[derive(Debug)]
 pub struct SplitWatermarks {
     def: Option<crate::time::WatermarkDef>,
     idle: std::time::Duration,
     started: std::time::Instant,
-    /// Split -> (its watermark, when it last had a record).
-    splits: BTreeMap<
-        String,
-        (
-            Option<datafusion::common::ScalarValue>,
-            Option<std::time::Instant>,
-        ),
-    >,
+    splits: BTreeMap<String, SplitMark>,
     sent: Option<datafusion::common::ScalarValue>,
+}
+
+/// One split's part of a [`SplitWatermarks`].
+#[derive(Debug, Default)]
+struct SplitMark {
+    /// The split's largest event time minus the delay.
+    wm: Option<datafusion::common::ScalarValue>,
+    /// When it last had a record.
+    last: Option<std::time::Instant>,
+    /// Read to its end since its last record.
+    at_end: bool,
 }
 
 impl SplitWatermarks {
@@ -146,7 +152,7 @@ impl SplitWatermarks {
 
     /// Declares a split (an assigned partition) that has had no record yet.
     pub fn add_split(&mut self, split: &str) {
-        self.splits.entry(split.to_string()).or_insert((None, None));
+        self.splits.entry(split.to_string()).or_default();
     }
 
     /// Takes note of `rows` read from `split`.
@@ -154,12 +160,21 @@ impl SplitWatermarks {
         let Some(def) = self.def else {
             return;
         };
-        let e = self.splits.entry(split.to_string()).or_insert((None, None));
-        e.1 = Some(std::time::Instant::now());
+        let e = self.splits.entry(split.to_string()).or_default();
+        e.last = Some(std::time::Instant::now());
+        e.at_end = false;
         if let Some(rows) = rows {
             if let Ok(Some(v)) = crate::time::watermark_of(&def, rows.column(def.col)) {
-                crate::time::advance(&mut e.0, v);
+                crate::time::advance(&mut e.wm, v);
             }
+        }
+    }
+
+    /// Takes note that `split` has been read to its end: from now on it
+    /// turns idle when it stays without records for the idle timeout.
+    pub fn reached_end(&mut self, split: &str) {
+        if let Some(e) = self.splits.get_mut(split) {
+            e.at_end = true;
         }
     }
 
@@ -169,12 +184,12 @@ impl SplitWatermarks {
         self.def?;
         let now = std::time::Instant::now();
         let mut min: Option<datafusion::common::ScalarValue> = None;
-        for (wm, last) in self.splits.values() {
-            let active = now.duration_since(last.unwrap_or(self.started)) < self.idle;
-            if !active {
+        for s in self.splits.values() {
+            let quiet = now.duration_since(s.last.unwrap_or(self.started)) >= self.idle;
+            if s.at_end && quiet {
                 continue;
             }
-            let wm = wm.as_ref()?; // an active split without a watermark holds it back
+            let wm = s.wm.as_ref()?; // an active split without a watermark holds it back
             if min
                 .as_ref()
                 .is_none_or(|m| wm.partial_cmp(m) == Some(std::cmp::Ordering::Less))
@@ -186,7 +201,7 @@ impl SplitWatermarks {
         crate::time::advance(&mut self.sent, min.clone()).then_some(min)
     }
 
-    /// When the next split may turn idle (so a quiet reader re-checks).
+    /// Whether the source declares a watermark.
     pub fn has_watermark(&self) -> bool {
         self.def.is_some()
     }
