@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type, Float64Type, Int64Type};
 use datafusion::common::ScalarValue;
-use freshet_storage::codec::{decode_datum, decode_row, FORMAT_VERSION};
+use freshet_storage::codec::{decode_datum, FORMAT_VERSION};
 use freshet_storage::StorageError;
 
 use super::aggregate::Input;
@@ -167,10 +167,9 @@ pub(super) struct Group {
 const STATE_VERSION: u8 = 2;
 
 /// Encodes and decodes the groups of one aggregate (whose calls fix the
-/// shape of every group's state), and turns a group into its output row.
+/// shape of every group's state), and turns a group into its output values.
 pub(super) struct GroupCodec {
     pub aggs: Vec<AggCall>,
-    pub group_types: Vec<DataType>,
     /// A global aggregate: its one group always has a row.
     pub global: bool,
     pub empty: Vec<AggState>,
@@ -182,30 +181,31 @@ impl GroupCodec {
             empty: empty_states(&aggs),
             global: group_types.is_empty(),
             aggs,
-            group_types,
         }
     }
 
-    /// The row group `key` shows (none for a group without rows).
-    pub fn output_row(&self, key: &[u8], g: &Group) -> Result<Option<Vec<ScalarValue>>> {
+    /// The aggregate values group `g` shows, one per call (none for a
+    /// group without rows). Its key columns are the group key itself.
+    pub fn values(&self, g: &Group) -> Result<Option<Vec<ScalarValue>>> {
         if g.rows <= 0 && !self.global {
             return Ok(None);
         }
-        let mut row = decode_row(key, &self.group_types)?;
-        for (a, s) in self.aggs.iter().zip(&g.states) {
-            row.push(finish(a, s, g.rows)?);
-        }
-        Ok(Some(row))
+        self.aggs
+            .iter()
+            .zip(&g.states)
+            .map(|(a, s)| finish(a, s, g.rows))
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
     }
 }
 
 impl ValueCodec for GroupCodec {
     type Value = Group;
-    /// The row the group showed when the epoch began.
+    /// The values the group showed when the epoch began.
     type Snapshot = Option<Vec<ScalarValue>>;
 
-    fn snapshot(&self, key: &[u8], g: &Group) -> Result<Self::Snapshot> {
-        self.output_row(key, g)
+    fn snapshot(&self, _key: &[u8], g: &Group) -> Result<Self::Snapshot> {
+        self.values(g)
     }
 
     fn empty(&self) -> Group {

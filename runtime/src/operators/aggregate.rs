@@ -14,15 +14,17 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::array::{
+    new_empty_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ScalarValue;
 use datafusion::physical_expr::PhysicalExpr;
-use freshet_storage::codec::{encode_datum, encode_rows, scalars_to_columns};
+use freshet_storage::codec::{decode_rows, encode_datum, encode_rows};
 use freshet_storage::TableId;
 
-use super::agg_state::{num_kind, update, AggState, Group, GroupCodec, NumKind};
+use super::agg_state::{num_kind, update, AggState, GroupCodec, NumKind};
 use super::expr::eval;
 use super::{EpochCtx, Operator};
 use crate::change::ChangeBatch;
@@ -164,25 +166,25 @@ impl AggregateOperator {
 
     /// Emits (`EMIT ON WINDOW CLOSE`) and deletes every group below the
     /// watermark; returns the rows emitted.
-    fn close_windows(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<(Vec<ScalarValue>, i64)>> {
+    fn close_windows(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Emit> {
+        let mut out = Emit::new(self.aggs.len());
         let Some(w) = &self.window else {
-            return Ok(Vec::new());
+            return Ok(out);
         };
         let Some(wm) = w.wm.clone() else {
-            return Ok(Vec::new());
+            return Ok(out);
         };
         if w.closed.as_ref() == Some(&wm) {
-            return Ok(Vec::new());
+            return Ok(out);
         }
         let emit = w.emit_on_close;
         let mut bound = Vec::new();
         encode_datum(&mut bound, &wm.cast_to(&self.group_types[0])?)?;
         let closed = self.groups.take_below(ctx.store, ctx.writes, &bound)?;
-        let mut out = Vec::new();
         if emit {
             for (key, g) in closed {
-                if let Some(row) = self.output_row(&key, &g)? {
-                    out.push((row, 1));
+                if let Some(vals) = self.groups.codec().values(&g)? {
+                    out.push(&key, vals, 1);
                 }
             }
         }
@@ -291,42 +293,30 @@ impl AggregateOperator {
         Ok(())
     }
 
-    fn output_row(&self, key: &[u8], g: &Group) -> Result<Option<Vec<ScalarValue>>> {
-        self.groups.codec().output_row(key, g)
-    }
-
-    fn rows_to_batch(&self, rows: Vec<(Vec<ScalarValue>, i64)>) -> Result<ChangeBatch> {
-        let types: Vec<DataType> = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect();
-        let (vals, weights): (Vec<Vec<ScalarValue>>, Vec<i64>) = rows.into_iter().unzip();
-        let cols = scalars_to_columns(&vals, &types)?;
-        ChangeBatch::from_columns(self.schema.clone(), cols, weights)
+    fn to_batch(&self, out: Emit) -> Result<ChangeBatch> {
+        out.into_batch(&self.schema, &self.group_types)
     }
 
     /// Ends the epoch: writes the changed groups into `writes` and returns
     /// a retraction of each one's previous row and its new row.
     pub fn flush(&mut self, writes: &mut freshet_storage::WriteSet) -> Result<Option<ChangeBatch>> {
         let global = self.is_global();
-        let mut out = Vec::new();
+        let mut out = Emit::new(self.aggs.len());
         self.groups.flush(
             writes,
             |g| global || g.rows != 0,
             |codec, c| {
                 let old = c.before.flatten();
                 let new = match c.after {
-                    Some(g) => codec.output_row(c.key, g)?,
+                    Some(g) => codec.values(g)?,
                     None => None,
                 };
                 if old != new {
                     if let Some(old) = old {
-                        out.push((old, -1));
+                        out.push(c.key, old, -1);
                     }
                     if let Some(new) = new {
-                        out.push((new, 1));
+                        out.push(c.key, new, 1);
                     }
                 }
                 Ok(())
@@ -335,8 +325,57 @@ impl AggregateOperator {
         if out.is_empty() {
             Ok(None)
         } else {
-            Ok(Some(self.rows_to_batch(out)?))
+            Ok(Some(self.to_batch(out)?))
         }
+    }
+}
+
+/// Output rows gathered a column at a time: each row's group key still
+/// encoded (decoded into key columns in one pass at the end), its weight,
+/// and one value per call.
+struct Emit {
+    keys: Vec<Vec<u8>>,
+    weights: Vec<i64>,
+    values: Vec<Vec<ScalarValue>>,
+}
+
+impl Emit {
+    fn new(calls: usize) -> Self {
+        Emit {
+            keys: Vec::new(),
+            weights: Vec::new(),
+            values: vec![Vec::new(); calls],
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.weights.is_empty()
+    }
+
+    fn push(&mut self, key: &[u8], vals: Vec<ScalarValue>, w: i64) {
+        self.keys.push(key.to_vec());
+        self.weights.push(w);
+        for (col, v) in self.values.iter_mut().zip(vals) {
+            col.push(v);
+        }
+    }
+
+    fn into_batch(self, schema: &SchemaRef, group_types: &[DataType]) -> Result<ChangeBatch> {
+        let mut cols = decode_rows(self.keys.iter().map(|k| k.as_slice()), group_types)?;
+        let value_fields = schema.fields().iter().skip(group_types.len());
+        for (vals, f) in self.values.into_iter().zip(value_fields) {
+            let arr = if vals.is_empty() {
+                new_empty_array(f.data_type())
+            } else {
+                ScalarValue::iter_to_array(vals)?
+            };
+            cols.push(if arr.data_type() != f.data_type() {
+                cast(&arr, f.data_type())?
+            } else {
+                arr
+            });
+        }
+        ChangeBatch::from_columns(schema.clone(), cols, self.weights)
     }
 }
 
@@ -387,7 +426,7 @@ impl Operator for AggregateOperator {
         }
         let closed = self.close_windows(ctx)?;
         if !closed.is_empty() {
-            let b = self.rows_to_batch(closed)?;
+            let b = self.to_batch(closed)?;
             out = Some(match out {
                 Some(o) => ChangeBatch::concat(&self.schema, &[o, b])?,
                 None => b,

@@ -30,11 +30,6 @@
 //! follow that count's moves to and from zero.
 
 use std::collections::{BTreeMap, HashMap};
-
-use datafusion::common::ScalarValue;
-use freshet_storage::codec::decode_datum;
-
-use crate::time::StateBound;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, RecordBatchOptions, UInt32Array};
@@ -44,10 +39,12 @@ use datafusion::physical_expr::PhysicalExpr;
 use freshet_storage::codec::{decode_rows, encode_rows};
 use freshet_storage::TableId;
 
+use super::join_expiry::Expiry;
 use super::{EpochCtx, Operator};
 use crate::change::ChangeBatch;
 use crate::error::Result;
 use crate::state::MultisetTable;
+use crate::time::StateBound;
 
 pub struct JoinOperator {
     keys: [Vec<Arc<dyn PhysicalExpr>>; 2],
@@ -69,12 +66,8 @@ pub struct JoinOperator {
     pair_schema: SchemaRef,
     /// Per side: the side's rows by join key.
     tables: [MultisetTable; 2],
-    /// Interval join: when stored rows expire (see [`StateBound`]).
-    bounds: Vec<StateBound>,
-    /// Per side and column: the latest watermark.
-    watermarks: [HashMap<usize, ScalarValue>; 2],
-    /// Per bound: the value below which rows were last deleted.
-    cleaned: Vec<Option<ScalarValue>>,
+    /// Interval join: when stored rows expire.
+    expiry: Expiry,
 }
 
 /// An output row: a row of the batch by index and an encoded row of the
@@ -114,76 +107,15 @@ impl JoinOperator {
                 MultisetTable::cached(state[0], false),
                 MultisetTable::cached(state[1], false),
             ],
-            bounds: Vec::new(),
-            watermarks: [HashMap::new(), HashMap::new()],
-            cleaned: Vec::new(),
+            expiry: Expiry::new(Vec::new()),
         }
     }
 
     /// Deletes stored rows once the other side's watermark makes them
     /// unreachable (interval joins).
     pub fn with_bounds(mut self, bounds: Vec<StateBound>) -> Self {
-        self.cleaned = vec![None; bounds.len()];
-        self.bounds = bounds;
+        self.expiry = Expiry::new(bounds);
         self
-    }
-
-    /// Deletes the committed rows of each bound's side that can no longer
-    /// match. A scan of that side's state, done only when a bound moves
-    /// (at most once per epoch).
-    /// `written` are the keys each side wrote this epoch (not yet in the
-    /// committed store, so checked apart).
-    fn expire(&mut self, ctx: &mut EpochCtx<'_>, written: &[Vec<Vec<u8>>; 2]) -> Result<()> {
-        for (i, b) in self.bounds.clone().into_iter().enumerate() {
-            let Some(wm) = self.watermarks[1 - b.side].get(&b.other_col) else {
-                continue;
-            };
-            let Some(cut) = crate::time::shift(wm, -b.offset_ns) else {
-                continue;
-            };
-            let key_types = self.key_types(b.side)?;
-            let cut = cut.cast_to(&self.types[b.side][b.col])?;
-            // Entries are `group | rest`: the join key, then the row.
-            let is_dead =
-                |body: &[u8]| -> std::result::Result<bool, freshet_storage::StorageError> {
-                    let mut buf = body;
-                    for t in &key_types {
-                        decode_datum(&mut buf, t)?;
-                    }
-                    let mut v = ScalarValue::Null;
-                    for t in &self.types[b.side][..=b.col] {
-                        v = decode_datum(&mut buf, t)?;
-                    }
-                    Ok(!v.is_null() && v < cut)
-                };
-            let mut dead = Vec::new();
-            for body in &written[b.side] {
-                if is_dead(body)? {
-                    dead.push(body.clone());
-                }
-            }
-            let mut cur = self.cleaned[i].clone();
-            if crate::time::advance(&mut cur, cut.clone()) {
-                self.tables[b.side].scan_all_while(ctx.store, |body, _, _| {
-                    if is_dead(body)? {
-                        dead.push(body.to_vec());
-                    }
-                    Ok(true)
-                })?;
-            }
-            self.cleaned[i] = cur;
-            dead.sort();
-            dead.dedup();
-            for body in dead {
-                let mut buf = body.as_slice();
-                for t in &key_types {
-                    decode_datum(&mut buf, t)?;
-                }
-                let (group, rest) = body.split_at(body.len() - buf.len());
-                self.tables[b.side].remove(ctx.writes, group, rest);
-            }
-        }
-        Ok(())
     }
 
     /// The types of `side`'s key columns.
@@ -788,15 +720,16 @@ impl Operator for JoinOperator {
     }
 
     fn on_barrier(&mut self, ctx: &mut EpochCtx<'_>) -> Result<Vec<ChangeBatch>> {
-        let mut written: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
-        for (side, written) in written.iter_mut().enumerate() {
-            if !self.bounds.is_empty() {
-                *written = self.tables[side].pending_entries();
-            }
-            self.tables[side].flush(ctx.writes);
+        if !self.expiry.is_empty() {
+            self.expiry.before_flush(&mut self.tables, &self.types)?;
         }
-        if !self.bounds.is_empty() {
-            self.expire(ctx, &written)?;
+        for t in &mut self.tables {
+            t.flush(ctx.writes);
+        }
+        if !self.expiry.is_empty() {
+            let key_types = [self.key_types(0)?, self.key_types(1)?];
+            self.expiry
+                .after_flush(&mut self.tables, &self.types, &key_types, ctx)?;
         }
         Ok(vec![])
     }
@@ -807,13 +740,7 @@ impl Operator for JoinOperator {
         wm: crate::time::Watermark,
         _ctx: &mut EpochCtx<'_>,
     ) -> Result<super::WatermarkOut> {
-        let side = input.min(1);
-        let mut cur = self.watermarks[side].get(&wm.col).cloned();
-        if crate::time::advance(&mut cur, wm.value) {
-            if let Some(v) = cur {
-                self.watermarks[side].insert(wm.col, v);
-            }
-        }
+        self.expiry.on_watermark(input.min(1), wm.col, wm.value);
         Ok((Vec::new(), Vec::new()))
     }
 }

@@ -11,6 +11,7 @@ mod aggregate;
 mod expr;
 mod filter;
 mod join;
+mod join_expiry;
 mod materialize;
 mod project;
 mod sorted;

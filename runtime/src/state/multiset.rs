@@ -12,9 +12,10 @@
 //! the cache, or one prefix scan on a miss) plus `pending`. The cache holds
 //! whole groups, committed state only, so evicting one is always safe.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use datafusion::common::{HashMap, HashSet};
 use freshet_storage::keys::{group_prefix, table_prefix, VNODE_COUNT};
 use freshet_storage::{Store, TableId, WriteSet};
 
@@ -261,6 +262,35 @@ impl MultisetTable {
             }
         }
         out
+    }
+
+    /// This epoch's changed entries as (group, rest), in no particular order.
+    pub fn pending_rows(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.pending.iter().flat_map(|(g, rests)| {
+            rests
+                .iter()
+                .filter(|(_, (d, _))| *d != 0)
+                .map(move |(r, _)| (g.as_slice(), r.as_slice()))
+        })
+    }
+
+    /// How many entries this epoch changed.
+    pub fn pending_len(&self) -> usize {
+        self.pending
+            .values()
+            .map(|g| g.values().filter(|(d, _)| *d != 0).count())
+            .sum()
+    }
+
+    /// Forgets this epoch's change to the entry `rest` of `group`, as if it
+    /// had not been made (committed copies stay).
+    pub fn discard_pending(&mut self, group: &[u8], rest: &[u8]) {
+        if let Some(g) = self.pending.get_mut(group) {
+            g.remove(rest);
+            if g.is_empty() {
+                self.pending.remove(group);
+            }
+        }
     }
 
     /// Copies of the entry `rest` of `group`, committed plus this epoch's.

@@ -16,9 +16,9 @@
 //! value the operator no longer keeps. Clean values are
 //! evicted least recently used first while the shared budget is exceeded.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
+use datafusion::common::HashMap;
 use freshet_storage::keys::{row_key, table_prefix};
 use freshet_storage::{Store, TableId, WriteSet};
 
