@@ -262,7 +262,8 @@ mod tests {
         assert!(!l.due(&ts(10)), "no run is wholly below 10");
         l.push(Some(ts(30)), 200);
         assert!(!l.due(&ts(15)), "100 dead of 360");
-        assert!(l.due(&ts(25)));
+        assert!(!l.due(&ts(25)), "150 dead of 360");
+        assert!(l.due(&ts(31)), "350 dead of 360");
         assert!(Ledger::default().due(&ts(0)), "unknown state is scanned");
     }
 
