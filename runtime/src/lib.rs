@@ -9,7 +9,8 @@
 //!   | table rows -> TableScan -> Filter -> Project -> HashAgg -> Materialize -> ViewScan -> ...
 //!   |   (WriteSet)      change batches (rows + weights), pushed in order |
 //!   |                                                                   |
-//!   | barrier(epoch n): on_barrier() in topological order, then one     |
+//!   | barrier(epoch n): injected at the scans, flows along the edges    |
+//!   | (aligned at joins and unions), on_barrier() at each node, then one|
 //!   | atomic RocksDB commit of table rows, operator state, view rows,   |
 //!   | catalog changes and the epoch number                              |
 //!   +-------------------------------------------------------------------+
@@ -24,10 +25,12 @@
 //!
 //! Modules: [`change`] (the change batch type), [`plan`] (operator specs),
 //! [`operators`] (the operators and their factory), [`table`] (base table
-//! layout and committed reads), [`engine`] (the dataflow thread, barriers and
-//! commits).
+//! layout and committed reads), [`dataflow`] (the graph of operators and the
+//! messages, barrier alignment included, that flow along its edges),
+//! [`engine`] (the engine thread: commands, epochs and commits).
 
 pub mod change;
+pub mod dataflow;
 pub mod engine;
 pub mod error;
 pub mod jsontext;

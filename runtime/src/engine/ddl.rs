@@ -46,18 +46,14 @@ impl Worker {
                 &self.time,
                 &self.sinks,
             );
-            self.nodes.insert(
-                gid,
-                Node {
-                    op,
-                    consumers: Vec::new(),
-                },
-            );
+            // A view scan's one input is the upstream view's root.
+            let ports = match node.kind {
+                NodeKind::ViewScan { .. } => 1,
+                _ => node.inputs.len(),
+            };
+            self.graph.insert(gid, op, ports);
             for (pos, &input) in node.inputs.iter().enumerate() {
-                let from = gids[input];
-                if let Some(n) = self.nodes.get_mut(&from) {
-                    n.consumers.push((gid, pos));
-                }
+                self.graph.connect(gids[input], gid, pos);
             }
             match &node.kind {
                 NodeKind::TableScan { table, .. } => {
@@ -81,9 +77,7 @@ impl Worker {
                         .get(view)
                         .ok_or_else(|| RuntimeError::UnknownObject(format!("view {}", view.0)))?;
                     let (root, schema, keyed) = (v.root, v.def.schema(), v.def.keyed());
-                    if let Some(n) = self.nodes.get_mut(&root) {
-                        n.consumers.push((gid, 0));
-                    }
+                    self.graph.connect(root, gid, 0);
                     scans.push((
                         gid,
                         crate::table::ReadTarget::View {
@@ -109,7 +103,7 @@ impl Worker {
             }
         }
         for gid in &gids {
-            if let Some(n) = self.nodes.get_mut(gid) {
+            if let Some(n) = self.graph.get_mut(*gid) {
                 let mut ctx = EpochCtx {
                     store: &self.store,
                     writes: &mut self.writes,
@@ -132,14 +126,7 @@ impl Worker {
         );
         if fresh {
             for (gid, rows) in constants {
-                push(
-                    &mut self.nodes,
-                    &self.store,
-                    &mut self.writes,
-                    epoch,
-                    gid,
-                    &ChangeBatch::inserts(rows),
-                )?;
+                self.emit_chunk(gid, &ChangeBatch::inserts(rows))?;
             }
             for (gid, target) in scans {
                 let entries = match &target {
@@ -158,14 +145,7 @@ impl Worker {
                         }
                     };
                     let cb = ChangeBatch::inserts(batch);
-                    push(
-                        &mut self.nodes,
-                        &self.store,
-                        &mut self.writes,
-                        epoch,
-                        gid,
-                        &cb,
-                    )?;
+                    self.emit_chunk(gid, &cb)?;
                 }
             }
         }
@@ -192,16 +172,12 @@ impl Worker {
                 continue;
             };
             if let (Some(wd), Some(wm)) = (t.def.watermark, t.watermark.clone()) {
-                push_watermarks(
-                    &mut self.nodes,
-                    &self.store,
-                    &mut self.writes,
-                    epoch,
+                self.emit_watermark(
                     gid,
-                    vec![Watermark {
+                    Watermark {
                         col: wd.col,
                         value: wm,
-                    }],
+                    },
                 )?;
             }
         }
@@ -240,15 +216,12 @@ impl Worker {
         } else if let Some(v) = self.views.remove(&id) {
             self.end_subscriptions(id);
             let doomed: HashSet<u64> = v.nodes.iter().copied().collect();
+            self.graph.remove(&v.nodes);
             for g in &v.nodes {
-                self.nodes.remove(g);
                 self.source_watermarks.remove(g);
             }
             self.time.remove(&v.def.name);
             self.sinks.remove(id);
-            for n in self.nodes.values_mut() {
-                n.consumers.retain(|(c, _)| !doomed.contains(c));
-            }
             for t in self.tables.values_mut() {
                 t.subscribers.retain(|s| !doomed.contains(s));
             }

@@ -193,14 +193,7 @@ impl Worker {
                 .unwrap_or_default();
             for c in &changes {
                 for s in &subs {
-                    push(
-                        &mut w.nodes,
-                        &w.store,
-                        &mut w.writes,
-                        Epoch(w.epoch.0 + 1),
-                        *s,
-                        c,
-                    )?;
+                    w.emit_chunk(*s, c)?;
                 }
             }
             w.table_watermark(table, &changes, None)?;

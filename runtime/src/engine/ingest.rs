@@ -79,14 +79,7 @@ impl Worker {
                         t.late(late.true_count() as u64);
                     }
                     let cb = ChangeBatch::inserts(chunk.rows);
-                    push(
-                        &mut self.nodes,
-                        &self.store,
-                        &mut self.writes,
-                        Epoch(self.epoch.0 + 1),
-                        gid,
-                        &cb,
-                    )?;
+                    self.emit_chunk(gid, &cb)?;
                 }
                 ReaderTarget::Table(t) => {
                     self.apply_table_chunk(t, chunk, &stats, msg.watermark.clone())?
@@ -104,14 +97,7 @@ impl Worker {
                 if let Some(t) = &time {
                     t.set_watermark(&wm);
                 }
-                push_watermarks(
-                    &mut self.nodes,
-                    &self.store,
-                    &mut self.writes,
-                    Epoch(self.epoch.0 + 1),
-                    gid,
-                    vec![Watermark { col, value: wm }],
-                )?;
+                self.emit_watermark(gid, Watermark { col, value: wm })?;
             }
         }
         for (split, off) in msg.state {
@@ -181,16 +167,12 @@ impl Worker {
             t.watermark = Some(new.clone());
         }
         for s in subs {
-            push_watermarks(
-                &mut self.nodes,
-                &self.store,
-                &mut self.writes,
-                Epoch(self.epoch.0 + 1),
+            self.emit_watermark(
                 s,
-                vec![Watermark {
+                Watermark {
                     col: wd.col,
                     value: new.clone(),
-                }],
+                },
             )?;
         }
         Ok(())
@@ -334,10 +316,9 @@ impl Worker {
             .get(&table)
             .map(|t| t.subscribers.clone())
             .unwrap_or_default();
-        let epoch = Epoch(self.epoch.0 + 1);
         for c in &changes {
             for s in &subs {
-                push(&mut self.nodes, &self.store, &mut self.writes, epoch, *s, c)?;
+                self.emit_chunk(*s, c)?;
             }
         }
         self.table_watermark(table, &changes, watermark)

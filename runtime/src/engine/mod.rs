@@ -1,24 +1,22 @@
-//! The dataflow engine: one dedicated thread that owns every operator.
+//! The engine: one dedicated thread that owns the dataflow graph, the
+//! tables and the epoch.
 //!
 //! # Design
 //!
-//! Commands (DDL, DML, reads of current table state, barriers) arrive over a
-//! bounded channel and run one at a time, so the engine is the single writer
-//! of tables, operator state and views, and the order of commands is the
-//! order of their effects. A DML command validates first (constraints,
-//! keys), then writes table rows into the epoch's [`WriteSet`] and pushes the
-//! change batch through every view that reads the table, depth first.
+//! Commands (DDL, DML, reads of current table state, barriers, source
+//! chunks) arrive over a bounded channel and run one at a time, so the
+//! engine is the single writer of tables, operator state and views, and the
+//! order of commands is the order of their effects. A DML command validates
+//! first (constraints, keys), then writes table rows into the epoch's
+//! [`WriteSet`] and emits the change batch at every table scan that reads
+//! the table; the [`Graph`] carries it through the views, depth first.
 //!
-//! A barrier ends the epoch: every operator's `on_barrier` runs in
-//! topological order (node ids grow as views are created, and a view's nodes
-//! only read from older nodes), and what they emit flows downstream before
-//! downstream operators see their own barrier. Then everything the epoch
-//! wrote commits in one RocksDB write together with the epoch number.
-//!
-//! Barrier alignment is trivial here because one thread runs the whole DAG;
-//! bounded channels between operator tasks come with sources that produce
-//! on their own (Kafka). The bounded command channel is the backpressure for
-//! DML today.
+//! A barrier ends the epoch: it is injected at every entry point of the
+//! graph (table, source and constant scans) and flows along the edges like
+//! any message; an operator ends its epoch once the barrier came on all its
+//! inputs (see [`crate::dataflow`]). Then everything the epoch wrote
+//! commits in one RocksDB write together with the epoch number. The
+//! bounded command channel is the backpressure for DML and sources.
 //!
 //! If anything fails after a command has started mutating state, the engine
 //! refuses all further work (it is "poisoned") instead of committing a
@@ -39,6 +37,7 @@ use freshet_storage::{Epoch, Store, TableId, WriteSet};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::change::ChangeBatch;
+use crate::dataflow::{Barrier, Graph, Message};
 use crate::error::{Result, RuntimeError};
 use crate::operators::{build_operator, decode_view_rows, EpochCtx, Operator};
 use crate::plan::{NodeKind, StreamPlan};
@@ -205,11 +204,6 @@ struct ReaderRt {
     time: Option<Arc<TimeStats>>,
 }
 
-struct Node {
-    op: Box<dyn Operator>,
-    consumers: Vec<(u64, usize)>,
-}
-
 struct TableRt {
     def: TableDef,
     subscribers: Vec<u64>,
@@ -228,7 +222,7 @@ struct Worker {
     store: Store,
     epoch: Epoch,
     writes: WriteSet,
-    nodes: BTreeMap<u64, Node>,
+    graph: Graph,
     next_node: u64,
     tables: HashMap<TableId, TableRt>,
     views: HashMap<TableId, ViewRt>,
@@ -282,7 +276,7 @@ impl Engine {
             store,
             epoch,
             writes: WriteSet::default(),
-            nodes: BTreeMap::new(),
+            graph: Graph::default(),
             next_node: 1,
             tables: HashMap::new(),
             views: HashMap::new(),
@@ -404,80 +398,6 @@ impl Engine {
         self.tick.store(true, Ordering::Relaxed);
         let _ = self.tx.try_send(Command::Barrier { reply: None });
     }
-}
-
-fn push(
-    nodes: &mut BTreeMap<u64, Node>,
-    store: &Store,
-    writes: &mut WriteSet,
-    epoch: Epoch,
-    from: u64,
-    batch: &ChangeBatch,
-) -> Result<()> {
-    let consumers = match nodes.get(&from) {
-        Some(n) => n.consumers.clone(),
-        None => return Ok(()),
-    };
-    for (c, input) in consumers {
-        let outs = {
-            let node = nodes
-                .get_mut(&c)
-                .ok_or_else(|| RuntimeError::Internal(format!("missing node {c}")))?;
-            let mut ctx = EpochCtx {
-                store,
-                writes: &mut *writes,
-                epoch,
-            };
-            node.op.process(input, batch.clone(), &mut ctx)?
-        };
-        for o in outs {
-            if !o.is_empty() {
-                push(nodes, store, writes, epoch, c, &o)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Delivers watermarks emitted by node `from` to its consumers, then what
-/// they release, depth first.
-fn push_watermarks(
-    nodes: &mut BTreeMap<u64, Node>,
-    store: &Store,
-    writes: &mut WriteSet,
-    epoch: Epoch,
-    from: u64,
-    wms: Vec<Watermark>,
-) -> Result<()> {
-    if wms.is_empty() {
-        return Ok(());
-    }
-    let consumers = match nodes.get(&from) {
-        Some(n) => n.consumers.clone(),
-        None => return Ok(()),
-    };
-    for (c, input) in consumers {
-        for wm in &wms {
-            let (batches, out) = {
-                let node = nodes
-                    .get_mut(&c)
-                    .ok_or_else(|| RuntimeError::Internal(format!("missing node {c}")))?;
-                let mut ctx = EpochCtx {
-                    store,
-                    writes: &mut *writes,
-                    epoch,
-                };
-                node.op.on_watermark(input, wm.clone(), &mut ctx)?
-            };
-            for o in batches {
-                if !o.is_empty() {
-                    push(nodes, store, writes, epoch, c, &o)?;
-                }
-            }
-            push_watermarks(nodes, store, writes, epoch, c, out)?;
-        }
-    }
-    Ok(())
 }
 
 /// Meta key of a table's persisted watermark.
@@ -651,46 +571,38 @@ impl Worker {
         }
     }
 
-    /// Ends the epoch: flush every operator in topological order, then commit.
+    /// Sends `batch` from the entry point `from` into the running epoch.
+    fn emit_chunk(&mut self, from: u64, batch: &ChangeBatch) -> Result<()> {
+        let mut ctx = EpochCtx {
+            store: &self.store,
+            writes: &mut self.writes,
+            epoch: Epoch(self.epoch.0 + 1),
+        };
+        self.graph.emit_chunk(&mut ctx, from, batch)
+    }
+
+    /// Sends a watermark from the entry point `from`.
+    fn emit_watermark(&mut self, from: u64, wm: Watermark) -> Result<()> {
+        let mut ctx = EpochCtx {
+            store: &self.store,
+            writes: &mut self.writes,
+            epoch: Epoch(self.epoch.0 + 1),
+        };
+        self.graph.emit(&mut ctx, from, vec![Message::Watermark(wm)])
+    }
+
+    /// Ends the epoch: the barrier flows from every entry point through the
+    /// graph (each operator ends its epoch once all its inputs have), then
+    /// everything the epoch wrote commits.
     fn barrier(&mut self, force: bool) -> Result<Epoch> {
         self.tick.store(false, Ordering::Relaxed);
         let epoch = Epoch(self.epoch.0 + 1);
-        let ids: Vec<u64> = self.nodes.keys().copied().collect();
-        for id in ids {
-            let outs = {
-                let Some(node) = self.nodes.get_mut(&id) else {
-                    continue;
-                };
-                let mut ctx = EpochCtx {
-                    store: &self.store,
-                    writes: &mut self.writes,
-                    epoch,
-                };
-                node.op.on_barrier(&mut ctx)?
-            };
-            for o in outs {
-                push(
-                    &mut self.nodes,
-                    &self.store,
-                    &mut self.writes,
-                    epoch,
-                    id,
-                    &o,
-                )?;
-            }
-            let wms = match self.nodes.get_mut(&id) {
-                Some(n) => n.op.take_watermarks(),
-                None => Vec::new(),
-            };
-            push_watermarks(
-                &mut self.nodes,
-                &self.store,
-                &mut self.writes,
-                epoch,
-                id,
-                wms,
-            )?;
-        }
+        let mut ctx = EpochCtx {
+            store: &self.store,
+            writes: &mut self.writes,
+            epoch,
+        };
+        self.graph.barrier(&mut ctx, Barrier { epoch })?;
         if self.row_id_dirty {
             self.writes.put(
                 meta_key(NEXT_ROW_ID),
@@ -711,7 +623,7 @@ impl Worker {
             self.store.commit_async(writes, epoch)?;
         }
         self.epoch = epoch;
-        for n in self.nodes.values_mut() {
+        for n in self.graph.nodes_mut() {
             n.op.on_committed();
         }
         tracing::debug!(epoch = epoch.0, "committed");

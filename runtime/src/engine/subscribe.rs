@@ -279,25 +279,14 @@ impl Worker {
     fn add_consumer(&mut self, from: u64, op: Box<dyn Operator>) -> u64 {
         let gid = self.next_node;
         self.next_node += 1;
-        self.nodes.insert(
-            gid,
-            Node {
-                op,
-                consumers: Vec::new(),
-            },
-        );
-        if let Some(n) = self.nodes.get_mut(&from) {
-            n.consumers.push((gid, 0));
-        }
+        self.graph.insert(gid, op, 1);
+        self.graph.connect(from, gid, 0);
         gid
     }
 
     pub(super) fn unsubscribe(&mut self, node: u64) {
         if self.subscriptions.remove(&node).is_some() {
-            self.nodes.remove(&node);
-            for n in self.nodes.values_mut() {
-                n.consumers.retain(|(c, _)| *c != node);
-            }
+            self.graph.remove(&[node]);
         }
     }
 
@@ -305,7 +294,7 @@ impl Worker {
     /// the channel close).
     pub(super) fn end_subscriptions(&mut self, view: TableId) {
         if let Some((gid, _)) = self.retained.remove(&view) {
-            self.nodes.remove(&gid);
+            self.graph.remove(&[gid]);
         }
         let doomed: Vec<u64> = self
             .subscriptions

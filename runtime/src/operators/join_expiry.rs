@@ -8,11 +8,12 @@
 //! Committed rows are deleted by a scan of the side, done only when at
 //! least as many of its rows are surely dead as are live: each side keeps a
 //! ledger of its rows in runs (the survivors of the last scan, then each
-//! epoch's writes), each with its largest bound value, so the rows of every
-//! run the cut has passed are known dead without reading state. Scans so
-//! cost a constant per row written, and dead rows stay about as many as
-//! live ones (with time-ordered input; a run of out-of-order rows counts as
-//! dead only when its latest row is).
+//! epoch's writes split by bound value into up to eight runs), each with
+//! its largest bound value, so the rows of every run the cut has passed
+//! are known dead without reading state. Scans so cost a constant per row
+//! written, and dead rows stay about as many as live ones (a run counts as
+//! dead only once its largest value is below the cut, so a cut through an
+//! epoch's range leaves up to an eighth of its rows uncounted).
 
 use std::collections::HashMap;
 
@@ -28,6 +29,10 @@ use crate::time::StateBound;
 /// Runs a ledger keeps before merging neighbours.
 const MAX_RUNS: usize = 64;
 
+/// Runs one epoch's rows are split into (by bound value), so that a cut
+/// through the epoch's range still counts most of the rows below it.
+const RUNS_PER_EPOCH: usize = 8;
+
 /// Expiry of both sides' rows of one interval join.
 pub struct Expiry {
     bounds: Vec<StateBound>,
@@ -37,9 +42,9 @@ pub struct Expiry {
     cleaned: Vec<Option<ScalarValue>>,
     /// Per bound: its side's rows, in runs.
     ledgers: Vec<Ledger>,
-    /// Per bound: the run this epoch writes, until the scan (which reads
+    /// Per bound: the runs this epoch writes, until the scan (which reads
     /// committed state only) is done.
-    writing: Vec<Option<(Option<ScalarValue>, usize)>>,
+    writing: Vec<Vec<(Option<ScalarValue>, usize)>>,
 }
 
 /// A side's rows as runs of (largest bound value, rows), plus rows whose
@@ -118,7 +123,7 @@ impl Expiry {
             watermarks: [HashMap::new(), HashMap::new()],
             cleaned: vec![None; n],
             ledgers: (0..n).map(|_| Ledger::default()).collect(),
-            writing: vec![None; n],
+            writing: vec![Vec::new(); n],
         }
     }
 
@@ -159,20 +164,21 @@ impl Expiry {
     ) -> Result<()> {
         for (i, b) in self.bounds.clone().iter().enumerate() {
             let cut = self.cut(b, types)?;
-            let (mut dead, mut max, mut rows) = (Vec::new(), None, 0usize);
+            let (mut dead, mut live, mut nulls) = (Vec::new(), Vec::new(), 0usize);
             for (group, rest) in tables[b.side].pending_rows() {
                 let v = bound_value(&types[b.side], b.col, rest)?;
-                if cut.as_ref().is_some_and(|c| !v.is_null() && &v < c) {
+                if v.is_null() {
+                    nulls += 1;
+                } else if cut.as_ref().is_some_and(|c| &v < c) {
                     dead.push((group.to_vec(), rest.to_vec()));
                 } else {
-                    rows += 1;
-                    keep_max(&mut max, v);
+                    live.push(v);
                 }
             }
             for (group, rest) in dead {
                 tables[b.side].discard_pending(&group, &rest);
             }
-            self.writing[i] = Some((max, rows));
+            self.writing[i] = epoch_runs(live, nulls);
         }
         Ok(())
     }
@@ -194,12 +200,33 @@ impl Expiry {
                     self.ledgers[i] = scan(b, &cut, &mut tables[b.side], types, key_types, ctx)?;
                 }
             }
-            if let Some((max, rows)) = self.writing[i].take() {
+            for (max, rows) in std::mem::take(&mut self.writing[i]) {
                 self.ledgers[i].push(max, rows);
             }
         }
         Ok(())
     }
+}
+
+/// The runs of one epoch's rows: their bound values `live` split by value
+/// into up to [`RUNS_PER_EPOCH`] runs of about equal size, each with its
+/// largest value, plus the `nulls` rows that never expire.
+fn epoch_runs(mut live: Vec<ScalarValue>, nulls: usize) -> Vec<(Option<ScalarValue>, usize)> {
+    let mut runs = Vec::new();
+    if nulls > 0 {
+        runs.push((None, nulls));
+    }
+    if live.is_empty() {
+        return runs;
+    }
+    live.sort_unstable_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    let size = live.len().div_ceil(RUNS_PER_EPOCH);
+    for piece in live.chunks(size) {
+        if let Some(max) = piece.last() {
+            runs.push((Some(max.clone()), piece.len()));
+        }
+    }
+    runs
 }
 
 /// Deletes the committed rows of `b`'s side below `cut`, returning the
@@ -265,6 +292,23 @@ mod tests {
         assert!(!l.due(&ts(25)), "150 dead of 360");
         assert!(l.due(&ts(31)), "350 dead of 360");
         assert!(Ledger::default().due(&ts(0)), "unknown state is scanned");
+    }
+
+    #[test]
+    fn an_epoch_counts_as_runs_so_a_cut_through_it_counts_its_dead_rows() {
+        let runs = epoch_runs((0..1000).rev().map(ts).collect(), 3);
+        assert_eq!(runs.len(), 1 + RUNS_PER_EPOCH);
+        let mut l = Ledger {
+            known: true,
+            ..Ledger::default()
+        };
+        for (m, n) in runs {
+            l.push(m, n);
+        }
+        assert_eq!(l.total, 1003);
+        assert_eq!(l.dead(&ts(900)), 875, "7 of 8 runs lie below 900");
+        assert!(l.due(&ts(900)));
+        assert!(epoch_runs(Vec::new(), 0).is_empty());
     }
 
     #[test]
