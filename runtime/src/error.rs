@@ -30,6 +30,9 @@ pub enum RuntimeError {
     UnknownObject(String),
     #[error("incompatible stored state for \"{0}\": {1}")]
     Incompatible(String, String),
+    /// A view failed at run time and no longer changes (SQLSTATE 55000).
+    #[error("materialized view \"{view}\" has failed ({why}); drop it and create it again")]
+    ViewFailed { view: String, why: String },
     #[error("the dataflow engine has stopped")]
     EngineStopped,
     #[error("internal error: {0}")]

@@ -33,6 +33,7 @@ pub mod code {
     pub const AMBIGUOUS_COLUMN: &str = "42702";
     pub const DUPLICATE_COLUMN: &str = "42701";
     pub const UNDEFINED_OBJECT: &str = "42704";
+    pub const PREREQUISITE_STATE: &str = "55000";
     pub const INTERNAL: &str = "XX000";
     pub const CONNECTION_FAILURE: &str = "08001";
     pub const UNDEFINED_FILE: &str = "58P01";
@@ -80,6 +81,7 @@ impl ExecError {
                 RuntimeError::UniqueViolation { .. } => (code::UNIQUE, e.to_string()),
                 RuntimeError::NotNullViolation { .. } => (code::NOT_NULL, e.to_string()),
                 RuntimeError::AppendOnly(_) => (code::NOT_SUPPORTED, e.to_string()),
+                RuntimeError::ViewFailed { .. } => (code::PREREQUISITE_STATE, e.to_string()),
                 RuntimeError::DataFusion(d) => datafusion_state(d),
                 RuntimeError::Arrow(a) => arrow_state(a),
                 RuntimeError::Source(s) => (source_state(s), s.to_string()),

@@ -966,9 +966,8 @@ impl Server {
 
     fn static_schema(&self, parsed: &Parsed) -> Option<SchemaRef> {
         match parsed {
-            Parsed::ShowTables | Parsed::ShowMaterializedViews | Parsed::ShowSources => {
-                Some(name_schema())
-            }
+            Parsed::ShowTables | Parsed::ShowSources => Some(name_schema()),
+            Parsed::ShowMaterializedViews => Some(crate::viewshow::schema()),
             Parsed::ShowSourceErrors => Some(crate::sourceshow::errors_schema()),
             Parsed::ShowSourceProgress => Some(crate::sourceshow::progress_schema()),
             Parsed::ShowWatermarks => Some(watermarks_schema()),
@@ -994,7 +993,9 @@ impl Server {
                 })
             }
             Parsed::ShowTables => Ok(self.show_names(RelKind::Table)),
-            Parsed::ShowMaterializedViews => Ok(self.show_names(RelKind::View)),
+            Parsed::ShowMaterializedViews => {
+                Ok(crate::viewshow::show(&self.catalog(), &self.engine))
+            }
             Parsed::ShowSources => Ok(self.show_names(RelKind::Source)),
             Parsed::ShowSourceErrors => Ok(crate::sourceshow::errors(&self.engine)),
             Parsed::ShowSourceProgress => Ok(crate::sourceshow::progress(&self.engine)),

@@ -38,6 +38,7 @@ mod pgkeys;
 mod pgtext;
 mod sinkddl;
 mod sourceshow;
+mod viewshow;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -88,6 +89,10 @@ struct Args {
     /// PEM private key for `--tls-cert`.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Testing only: the materialized view of this name fails when it
+    /// processes its first change (repeatable).
+    #[arg(long, hide = true, value_name = "VIEW")]
+    fail_view: Vec<String>,
 }
 
 /// The TLS acceptor for `--tls-cert` / `--tls-key`, if given.
@@ -233,6 +238,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "opened store"
     );
     freshet_runtime::state::set_cache_budget(cache_size.saturating_sub(block_cache) as usize);
+    if !args.fail_view.is_empty() {
+        freshet_runtime::dataflow::set_failing_views(args.fail_view.clone());
+    }
     let (engine, engine_thread) = Engine::start(store.clone())?;
     let server = Arc::new(
         exec::Server::open(store, engine.clone())

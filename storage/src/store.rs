@@ -499,6 +499,43 @@ impl WriteSet {
     pub fn approx_bytes(&self) -> usize {
         self.bytes
     }
+
+    /// Adds `later`'s writes, as if they were made after this set's: its
+    /// range deletes drop what this set wrote in their ranges, its puts
+    /// replace, its count deltas add up.
+    pub fn absorb(&mut self, later: WriteSet) {
+        if self.is_empty() {
+            *self = later;
+            return;
+        }
+        for (from, to) in later.range_deletes {
+            let inside =
+                |k: &Vec<u8>| k.as_slice() >= from.as_slice() && k.as_slice() < to.as_slice();
+            self.puts.retain(|k, _| !inside(k));
+            self.merges.retain(|k, _| !inside(k));
+            self.range_deletes.push((from, to));
+        }
+        for (k, v) in later.puts {
+            if !self.merges.is_empty() {
+                self.merges.remove(&k);
+            }
+            self.puts.insert(k, v);
+        }
+        for (k, (delta, extra)) in later.merges {
+            if let Some(p) = self.puts.get_mut(&k) {
+                let before = p
+                    .as_deref()
+                    .and_then(|v| crate::count::decode(v).ok())
+                    .map_or(0, |(c, _)| c);
+                *p = Some(crate::count::encode(before + delta, &extra));
+                continue;
+            }
+            let e = self.merges.entry(k).or_insert((0, Vec::new()));
+            e.0 += delta;
+            e.1 = extra;
+        }
+        self.bytes += later.bytes;
+    }
 }
 
 /// Merges committed entries with pending writes: the current state of a prefix.
@@ -593,6 +630,35 @@ mod tests {
         );
         assert_eq!(store.committed_epoch().unwrap(), Epoch(2));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn absorbed_writes_apply_as_if_made_later() {
+        let k = |t: u32, s: &[u8]| row_key(TableId(t), s);
+        let mut a = WriteSet::default();
+        a.put(k(1, b"x"), b"a".to_vec());
+        a.put(k(2, b"y"), b"a".to_vec());
+        a.add_count(k(3, b"c"), 2, b"");
+        let mut b = WriteSet::default();
+        b.delete_prefix(&table_prefix(TableId(2)));
+        b.put(k(1, b"x"), b"b".to_vec());
+        b.add_count(k(3, b"c"), 3, b"e");
+        b.add_count(k(4, b"d"), 1, b"");
+        let bytes = a.approx_bytes() + b.approx_bytes();
+        a.absorb(b);
+        assert_eq!(a.pending(&k(1, b"x")), Some(Some(&b"b"[..])));
+        assert_eq!(
+            a.pending(&k(2, b"y")),
+            None,
+            "dropped by the later range delete"
+        );
+        assert_eq!(a.merges.get(&k(3, b"c")), Some(&(5, b"e".to_vec())));
+        assert_eq!(a.merges.get(&k(4, b"d")), Some(&(1, Vec::new())));
+        assert_eq!(a.range_deletes.len(), 1);
+        assert_eq!(a.approx_bytes(), bytes);
+        let mut empty = WriteSet::default();
+        empty.absorb(a);
+        assert_eq!(empty.len(), 3);
     }
 
     #[test]

@@ -36,10 +36,10 @@ use datafusion::logical_expr::{
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use freshet_runtime::plan::{AggCall, AggKind, NodeIdx, NodeKind, PlanNode, StreamPlan};
 
-use agg::grouping_sets_union;
-use temporal::uses_proctime;
 use crate::error::{PlanError, Result};
 use crate::relation::{relation_of, RelKind};
+use agg::grouping_sets_union;
+use temporal::uses_proctime;
 
 /// Plans the incremental maintenance of `plan`. `columns` renames the
 /// output columns (`CREATE MATERIALIZED VIEW v (a, b) AS ...`).
@@ -666,7 +666,6 @@ impl Builder {
             other => Err(unsupported(format!("the plan node {}", other.display()))),
         }
     }
-
 }
 
 /// The rows of a `VALUES` list, each expression evaluated once.

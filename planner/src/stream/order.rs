@@ -204,7 +204,10 @@ impl Builder {
 
     /// `WHERE rn <= n` over `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)`:
     /// a per-partition top-N that also outputs the row number.
-    pub(super) fn row_number_filter(&mut self, f: &datafusion::logical_expr::Filter) -> Result<NodeIdx> {
+    pub(super) fn row_number_filter(
+        &mut self,
+        f: &datafusion::logical_expr::Filter,
+    ) -> Result<NodeIdx> {
         let LogicalPlan::Window(w) = f.input.as_ref() else {
             return Err(unsupported("window functions (OVER)"));
         };

@@ -6,7 +6,10 @@ impl Builder {
     /// A filter with conditions on `now()` (`proctime()`): the other
     /// conditions filter first, then each `x > now() - INTERVAL ...` becomes
     /// a temporal filter that retracts rows as time passes.
-    pub(super) fn temporal_filter(&mut self, f: &datafusion::logical_expr::Filter) -> Result<NodeIdx> {
+    pub(super) fn temporal_filter(
+        &mut self,
+        f: &datafusion::logical_expr::Filter,
+    ) -> Result<NodeIdx> {
         let schema = f.input.schema().clone();
         let (temporal, rest): (Vec<&Expr>, Vec<&Expr>) =
             datafusion::logical_expr::utils::split_conjunction(&f.predicate)

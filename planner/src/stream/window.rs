@@ -138,7 +138,9 @@ impl Builder {
 
 /// How many rows before and after the current one a window function's value
 /// depends on; `None` when it can depend on the whole partition.
-pub(super) fn window_reach(wf: &datafusion::logical_expr::expr::WindowFunction) -> Option<(usize, usize)> {
+pub(super) fn window_reach(
+    wf: &datafusion::logical_expr::expr::WindowFunction,
+) -> Option<(usize, usize)> {
     use datafusion::logical_expr::{WindowFrameBound, WindowFrameUnits};
     let literal = |e: &Expr| -> Option<i64> {
         match e {

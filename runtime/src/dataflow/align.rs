@@ -175,7 +175,9 @@ mod tests {
             .map(|(i, s)| stream(i, s))
             .collect();
         let epochs = shapes[0].matches('b').count() as u64;
-        assert!(shapes.iter().all(|s| s.matches('b').count() as u64 == epochs));
+        assert!(shapes
+            .iter()
+            .all(|s| s.matches('b').count() as u64 == epochs));
         // The epoch each data item belongs to: barriers before it, plus one.
         let epoch_of = |i: usize, seq: usize| -> u64 {
             let mut e = 1;

@@ -1,7 +1,23 @@
-//! Creating views (planning their operators, backfilling from the tables
-//! and views they read) and dropping objects.
+//! Creating views (planning their operators into a fragment, backfilling
+//! it from the tables and views it reads) and dropping objects.
 
+use super::fragments::{failed_key, FragmentRt};
 use super::*;
+use crate::dataflow::{Control, Graph, Remote};
+
+/// A new view's fragment before it runs: its graph, and what the engine
+/// feeds it.
+struct Built {
+    graph: Graph,
+    gids: Vec<u64>,
+    /// Input ports: the engine's, then one per view scan.
+    ports: usize,
+    scans: Vec<(u64, crate::table::ReadTarget)>,
+    constants: Vec<(u64, datafusion::arrow::array::RecordBatch)>,
+    sources: Vec<(ReaderKey, Arc<SourceSpec>, u64)>,
+    /// (upstream view, its root, the view scan here, its port).
+    upstream: Vec<(TableId, u64, u64, usize)>,
+}
 
 impl Worker {
     pub(super) fn create_view(
@@ -10,142 +26,152 @@ impl Worker {
         catalog: Vec<CatalogWrite>,
         fresh: bool,
     ) -> Result<()> {
+        // A view that failed stays failed until it is dropped.
+        if !fresh {
+            if let Some(why) = self.store.get(&failed_key(def.id))? {
+                self.failed
+                    .insert(def.id, String::from_utf8_lossy(&why).into_owned());
+                let root = self.next_node;
+                self.next_node += 1;
+                self.views.insert(
+                    def.id,
+                    ViewRt {
+                        def,
+                        nodes: Vec::new(),
+                        root,
+                    },
+                );
+                return Ok(());
+            }
+        }
+        for n in &def.plan.nodes {
+            if let NodeKind::ViewScan { view, name, .. } = &n.kind {
+                if let Some(why) = self.failed.get(*view) {
+                    return Err(RuntimeError::ViewFailed {
+                        view: name.clone(),
+                        why,
+                    });
+                }
+            }
+        }
+        // Every fragment stops at an epoch boundary (pending changes commit,
+        // so a backfill reads exactly the current state); the new fragment
+        // is wired and backfilled before any of them goes on.
+        let parked = self.barrier_collect(false)?;
+        let r = self.start_view(def, fresh);
+        self.release(parked);
+        let (view_id, sources) = r?;
         if fresh {
-            // Commit pending changes so the backfill reads exactly the current state.
-            self.barrier(false)?;
+            self.apply_catalog(catalog);
+            self.barrier(true)?;
         }
+        let name = self
+            .views
+            .get(&view_id)
+            .map(|v| v.def.name.clone())
+            .unwrap_or_default();
+        for (key, spec, gid) in sources {
+            self.start_reader(key, spec, &name, ReaderTarget::Node(gid))?;
+        }
+        Ok(())
+    }
+
+    /// Builds, starts and (when `fresh`) backfills the fragment of `def`,
+    /// with every fragment parked; returns its sources to start.
+    #[allow(clippy::type_complexity)]
+    fn start_view(
+        &mut self,
+        def: ViewDef,
+        fresh: bool,
+    ) -> Result<(TableId, Vec<(ReaderKey, Arc<SourceSpec>, u64)>)> {
         let epoch = Epoch(self.epoch.0 + 1);
-        let mut gids = Vec::with_capacity(def.plan.nodes.len());
-        let mut scans: Vec<(u64, crate::table::ReadTarget)> = Vec::new();
-        let mut constants: Vec<(u64, datafusion::arrow::array::RecordBatch)> = Vec::new();
-        let mut sources = Vec::new();
-        let append_only = crate::stream_key::append_only(&def.plan);
-        for (idx, node) in def.plan.nodes.iter().enumerate() {
-            let gid = self.next_node;
-            self.next_node += 1;
-            gids.push(gid);
-            let input_types: Vec<Vec<datafusion::arrow::datatypes::DataType>> = node
-                .inputs
-                .iter()
-                .map(|&i| {
-                    def.plan.nodes[i]
-                        .schema
-                        .fields()
-                        .iter()
-                        .map(|f| f.data_type().clone())
-                        .collect()
-                })
-                .collect();
-            let op = build_operator(
-                node,
-                !node.inputs.is_empty() && node.inputs.iter().all(|&i| append_only[i]),
-                &input_types,
-                &def.name,
-                def.id,
-                |slot| def.state_table(slot),
-                &self.time,
-                &self.sinks,
-            );
-            // A view scan's one input is the upstream view's root.
-            let ports = match node.kind {
-                NodeKind::ViewScan { .. } => 1,
-                _ => node.inputs.len(),
-            };
-            self.graph.insert(gid, op, ports);
-            for (pos, &input) in node.inputs.iter().enumerate() {
-                self.graph.connect(gids[input], gid, pos);
-            }
-            match &node.kind {
-                NodeKind::TableScan { table, .. } => {
-                    let t = self
-                        .tables
-                        .get_mut(table)
-                        .ok_or_else(|| RuntimeError::UnknownObject(format!("table {}", table.0)))?;
-                    t.subscribers.push(gid);
-                    scans.push((
-                        gid,
-                        crate::table::ReadTarget::Table {
-                            id: *table,
-                            schema: t.def.schema.clone(),
-                            keys: None,
-                        },
-                    ));
-                }
-                NodeKind::ViewScan { view, .. } => {
-                    let v = self
-                        .views
-                        .get(view)
-                        .ok_or_else(|| RuntimeError::UnknownObject(format!("view {}", view.0)))?;
-                    let (root, schema, keyed) = (v.root, v.def.schema(), v.def.keyed());
-                    self.graph.connect(root, gid, 0);
-                    scans.push((
-                        gid,
-                        crate::table::ReadTarget::View {
-                            id: *view,
-                            schema,
-                            keyed,
-                            keys: None,
-                        },
-                    ));
-                }
-                NodeKind::Values { rows } => constants.push((gid, rows.clone())),
-                NodeKind::SourceScan { spec, .. } => {
-                    if let Some(wd) = spec.watermark {
-                        self.source_watermarks.insert(gid, wd.col);
-                    }
-                    let key = ReaderKey {
-                        owner: def.id,
-                        slot: idx as u32,
-                    };
-                    sources.push((key, spec.clone(), gid));
-                }
-                _ => {}
-            }
-        }
-        for gid in &gids {
-            if let Some(n) = self.graph.get_mut(*gid) {
-                let mut ctx = EpochCtx {
-                    store: &self.store,
-                    writes: &mut self.writes,
-                    epoch,
-                };
-                n.op.on_start(&mut ctx, fresh)?;
-            }
-        }
-        let root = *gids
+        let mut b = self.build(&def)?;
+        b.graph.start(&self.store, epoch, fresh)?;
+        let view_id = def.id;
+        let root = *b
+            .gids
             .last()
             .ok_or_else(|| RuntimeError::Internal("empty plan".into()))?;
-        let view_id = def.id;
+        let channel = crate::dataflow::fragment_channel();
+        for &(up, up_root, entry, port) in &b.upstream {
+            if let Some(f) = self.fragments.get_mut(&up) {
+                f.controls.push(Control::ConnectRemote {
+                    from: up_root,
+                    to: Remote {
+                        tx: channel.0.clone(),
+                        port,
+                        entry,
+                        sent: None,
+                    },
+                });
+            }
+        }
+        for g in &b.gids {
+            self.node_fragment.insert(*g, view_id);
+        }
+        let handle = crate::dataflow::spawn_fragment(
+            view_id,
+            &def.name,
+            std::mem::take(&mut b.graph),
+            b.ports,
+            self.store.clone(),
+            epoch,
+            channel,
+            self.reports.0.clone(),
+        )?;
+        self.fragments.insert(
+            view_id,
+            FragmentRt {
+                handle,
+                controls: Vec::new(),
+            },
+        );
         self.views.insert(
-            def.id,
+            view_id,
             ViewRt {
                 def,
-                nodes: gids,
+                nodes: b.gids.clone(),
                 root,
             },
         );
         if fresh {
-            for (gid, rows) in constants {
+            for (gid, rows) in std::mem::take(&mut b.constants) {
                 self.emit_chunk(gid, &ChangeBatch::inserts(rows))?;
             }
-            for (gid, target) in scans {
-                let entries = match &target {
+            for (gid, target) in std::mem::take(&mut b.scans) {
+                let prefix = match &target {
                     crate::table::ReadTarget::Table { id, .. }
-                    | crate::table::ReadTarget::View { id, .. } => {
-                        self.store.scan_prefix(&table_prefix(*id))?
-                    }
+                    | crate::table::ReadTarget::View { id, .. } => table_prefix(*id),
                 };
-                for chunk in entries.chunks(BACKFILL_CHUNK) {
+                // A chunk at a time (nothing commits meanwhile: every
+                // fragment is parked), so memory holds one chunk.
+                let mut from = prefix.clone();
+                loop {
+                    let mut chunk: Vec<freshet_storage::store::Entry> =
+                        Vec::with_capacity(BACKFILL_CHUNK);
+                    self.store.scan_from_while(&prefix, &from, |k, v| {
+                        if k != from.as_slice() {
+                            chunk.push((k.into(), v.into()));
+                        }
+                        Ok(chunk.len() < BACKFILL_CHUNK)
+                    })?;
+                    let Some((last, _)) = chunk.last() else {
+                        break;
+                    };
+                    let full = chunk.len() == BACKFILL_CHUNK;
+                    from = last.to_vec();
                     let batch = match &target {
                         crate::table::ReadTarget::Table { schema, .. } => {
                             decode_table_values(chunk.iter().map(|(_, v)| v.as_ref()), schema)?
                         }
                         crate::table::ReadTarget::View { schema, keyed, .. } => {
-                            decode_view_rows(chunk, schema, *keyed)?
+                            decode_view_rows(&chunk, schema, *keyed)?
                         }
                     };
-                    let cb = ChangeBatch::inserts(batch);
-                    self.emit_chunk(gid, &cb)?;
+                    self.emit_chunk(gid, &ChangeBatch::inserts(batch))?;
+                    if !full {
+                        break;
+                    }
                 }
             }
         }
@@ -181,19 +207,102 @@ impl Worker {
                 )?;
             }
         }
-        if fresh {
-            self.apply_catalog(catalog);
-            self.barrier(true)?;
+        Ok((view_id, b.sources))
+    }
+
+    /// The operators of `def` as a graph, and what feeds it.
+    fn build(&mut self, def: &ViewDef) -> Result<Built> {
+        let mut b = Built {
+            graph: Graph::default(),
+            gids: Vec::with_capacity(def.plan.nodes.len()),
+            ports: 1,
+            scans: Vec::new(),
+            constants: Vec::new(),
+            sources: Vec::new(),
+            upstream: Vec::new(),
+        };
+        let append_only = crate::stream_key::append_only(&def.plan);
+        for (idx, node) in def.plan.nodes.iter().enumerate() {
+            let gid = self.next_node;
+            self.next_node += 1;
+            b.gids.push(gid);
+            let input_types: Vec<Vec<datafusion::arrow::datatypes::DataType>> = node
+                .inputs
+                .iter()
+                .map(|&i| {
+                    def.plan.nodes[i]
+                        .schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.data_type().clone())
+                        .collect()
+                })
+                .collect();
+            let op = build_operator(
+                node,
+                !node.inputs.is_empty() && node.inputs.iter().all(|&i| append_only[i]),
+                &input_types,
+                &def.name,
+                def.id,
+                |slot| def.state_table(slot),
+                &self.time,
+                &self.sinks,
+            );
+            // Scans are the graph's entry points: what they read comes
+            // through the fragment's channel.
+            b.graph.insert(gid, op, node.inputs.len());
+            for (pos, &input) in node.inputs.iter().enumerate() {
+                b.graph.connect(b.gids[input], gid, pos);
+            }
+            match &node.kind {
+                NodeKind::TableScan { table, .. } => {
+                    let t = self
+                        .tables
+                        .get_mut(table)
+                        .ok_or_else(|| RuntimeError::UnknownObject(format!("table {}", table.0)))?;
+                    t.subscribers.push(gid);
+                    b.scans.push((
+                        gid,
+                        crate::table::ReadTarget::Table {
+                            id: *table,
+                            schema: t.def.schema.clone(),
+                            keys: None,
+                        },
+                    ));
+                }
+                NodeKind::ViewScan { view, .. } => {
+                    let v = self
+                        .views
+                        .get(view)
+                        .ok_or_else(|| RuntimeError::UnknownObject(format!("view {}", view.0)))?;
+                    let (root, schema, keyed) = (v.root, v.def.schema(), v.def.keyed());
+                    b.upstream.push((*view, root, gid, b.ports));
+                    b.ports += 1;
+                    b.scans.push((
+                        gid,
+                        crate::table::ReadTarget::View {
+                            id: *view,
+                            schema,
+                            keyed,
+                            keys: None,
+                        },
+                    ));
+                }
+                NodeKind::Values { rows } => b.constants.push((gid, rows.clone())),
+                NodeKind::SourceScan { spec, .. } => {
+                    if let Some(wd) = spec.watermark {
+                        self.source_watermarks.insert(gid, wd.col);
+                    }
+                    let key = ReaderKey {
+                        owner: def.id,
+                        slot: idx as u32,
+                    };
+                    b.sources.push((key, spec.clone(), gid));
+                }
+                _ => {}
+            }
         }
-        let name = self
-            .views
-            .get(&view_id)
-            .map(|v| v.def.name.clone())
-            .unwrap_or_default();
-        for (key, spec, gid) in sources {
-            self.start_reader(key, spec, &name, ReaderTarget::Node(gid))?;
-        }
-        Ok(())
+        Ok(b)
     }
 
     pub(super) fn drop_object(&mut self, id: TableId, catalog: Vec<CatalogWrite>) -> Result<()> {
@@ -213,23 +322,23 @@ impl Worker {
         if let Some(t) = self.tables.remove(&id) {
             self.time.remove(&t.def.name);
             self.writes.delete_prefix(&table_prefix(id));
-        } else if let Some(v) = self.views.remove(&id) {
+        } else if self.views.contains_key(&id) {
             self.end_subscriptions(id);
-            let doomed: HashSet<u64> = v.nodes.iter().copied().collect();
-            self.graph.remove(&v.nodes);
-            for g in &v.nodes {
-                self.source_watermarks.remove(g);
+            self.stop_view(id);
+            if let Some(v) = self.views.remove(&id) {
+                for g in &v.nodes {
+                    self.source_watermarks.remove(g);
+                }
+                self.time.remove(&v.def.name);
+                self.sinks.remove(id);
+                self.writes.delete_prefix(&table_prefix(id));
+                for slot in 0..v.def.plan.state_slots {
+                    self.writes
+                        .delete_prefix(&table_prefix(v.def.state_table(slot)));
+                }
             }
-            self.time.remove(&v.def.name);
-            self.sinks.remove(id);
-            for t in self.tables.values_mut() {
-                t.subscribers.retain(|s| !doomed.contains(s));
-            }
-            self.writes.delete_prefix(&table_prefix(id));
-            for slot in 0..v.def.plan.state_slots {
-                self.writes
-                    .delete_prefix(&table_prefix(v.def.state_table(slot)));
-            }
+            self.failed.remove(id);
+            self.writes.delete(failed_key(id));
         }
         self.apply_catalog(catalog);
         self.barrier(true)?;

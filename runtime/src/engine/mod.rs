@@ -1,26 +1,36 @@
-//! The engine: one dedicated thread that owns the dataflow graph, the
-//! tables and the epoch.
+//! The engine: one dedicated thread that coordinates the dataflow, owns
+//! the tables and decides every epoch.
 //!
 //! # Design
 //!
 //! Commands (DDL, DML, reads of current table state, barriers, source
 //! chunks) arrive over a bounded channel and run one at a time, so the
-//! engine is the single writer of tables, operator state and views, and the
-//! order of commands is the order of their effects. A DML command validates
-//! first (constraints, keys), then writes table rows into the epoch's
-//! [`WriteSet`] and emits the change batch at every table scan that reads
-//! the table; the [`Graph`] carries it through the views, depth first.
+//! engine is the single writer of tables and the order of commands is the
+//! order of their effects. A DML command validates first (constraints,
+//! keys), then writes table rows into the engine's [`WriteSet`] and sends
+//! the change batch to every view fragment that scans the table.
 //!
-//! A barrier ends the epoch: it is injected at every entry point of the
-//! graph (table, source and constant scans) and flows along the edges like
-//! any message; an operator ends its epoch once the barrier came on all its
-//! inputs (see [`crate::dataflow`]). Then everything the epoch wrote
-//! commits in one RocksDB write together with the epoch number. The
-//! bounded command channel is the backpressure for DML and sources.
+//! Each materialized view (and sink) runs as a fragment on a thread of its
+//! own ([`crate::dataflow`]): its operators, its writes, a bounded channel
+//! in. What a view emits goes straight to the fragments of the views that
+//! read it. The bounded channels are the backpressure: a slow view slows
+//! the engine's sends to it, and so DML and sources.
 //!
-//! If anything fails after a command has started mutating state, the engine
-//! refuses all further work (it is "poisoned") instead of committing a
-//! half-applied epoch; a restart recovers the last committed epoch.
+//! A barrier ends the epoch: the engine sends it to every fragment; a
+//! fragment ends the epoch once the barrier came on all its inputs (the
+//! engine's and those of the views it reads), reports its writes and
+//! parks. When every fragment reported ([`crate::dataflow::EpochTracker`]),
+//! the epoch commits in one RocksDB write with the engine's own writes
+//! (table rows, source offsets, catalog) and the epoch number; then the
+//! fragments resume. A fragment whose operator failed reports that
+//! instead: its view is marked failed (kept across restarts, shown by
+//! `SHOW MATERIALIZED VIEWS`), with every view that reads it, and the rest
+//! go on.
+//!
+//! If anything fails in the engine's own work after a command has started
+//! mutating state, the engine refuses all further work (it is "poisoned")
+//! instead of committing a half-applied epoch; a restart recovers the last
+//! committed epoch.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,7 +47,7 @@ use freshet_storage::{Epoch, Store, TableId, WriteSet};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::change::ChangeBatch;
-use crate::dataflow::{Barrier, Graph, Message};
+use crate::dataflow::Message;
 use crate::error::{Result, RuntimeError};
 use crate::operators::{build_operator, decode_view_rows, EpochCtx, Operator};
 use crate::plan::{NodeKind, StreamPlan};
@@ -50,6 +60,7 @@ use crate::time::{TimeRegistry, TimeStats, Watermark};
 
 mod ddl;
 mod dml;
+mod fragments;
 mod ingest;
 mod subscribe;
 
@@ -172,6 +183,34 @@ pub struct Engine {
     stats: StatsRegistry,
     time: TimeRegistry,
     sinks: crate::sink::SinkStatsRegistry,
+    failed: FailedViews,
+}
+
+/// The views that failed at run time, with their errors (shared with the
+/// engine's handle, for `SHOW MATERIALIZED VIEWS`).
+#[derive(Clone, Default)]
+pub struct FailedViews(Arc<std::sync::Mutex<BTreeMap<TableId, String>>>);
+
+impl FailedViews {
+    pub fn get(&self, view: TableId) -> Option<String> {
+        self.0.lock().ok()?.get(&view).cloned()
+    }
+
+    pub fn contains(&self, view: TableId) -> bool {
+        self.get(view).is_some()
+    }
+
+    fn insert(&self, view: TableId, why: String) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(view, why);
+        }
+    }
+
+    fn remove(&self, view: TableId) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(&view);
+        }
+    }
 }
 
 /// A reader's handle into the engine's command channel. The generation
@@ -222,7 +261,16 @@ struct Worker {
     store: Store,
     epoch: Epoch,
     writes: WriteSet,
-    graph: Graph,
+    /// Each running view's fragment.
+    fragments: BTreeMap<TableId, fragments::FragmentRt>,
+    /// Node -> the view whose fragment runs it.
+    node_fragment: HashMap<u64, TableId>,
+    /// Where fragments report the end of an epoch.
+    reports: (
+        std::sync::mpsc::Sender<crate::dataflow::Report>,
+        std::sync::mpsc::Receiver<crate::dataflow::Report>,
+    ),
+    failed: FailedViews,
     next_node: u64,
     tables: HashMap<TableId, TableRt>,
     views: HashMap<TableId, ViewRt>,
@@ -262,6 +310,7 @@ impl Engine {
         let time = TimeRegistry::default();
         let sinks = crate::sink::SinkStatsRegistry::default();
         let tick = Arc::new(AtomicBool::new(false));
+        let failed = FailedViews::default();
         let worker = Worker {
             sinks: sinks.clone(),
             subscriptions: HashMap::new(),
@@ -276,7 +325,10 @@ impl Engine {
             store,
             epoch,
             writes: WriteSet::default(),
-            graph: Graph::default(),
+            fragments: BTreeMap::new(),
+            node_fragment: HashMap::new(),
+            reports: std::sync::mpsc::channel(),
+            failed: failed.clone(),
             next_node: 1,
             tables: HashMap::new(),
             views: HashMap::new(),
@@ -295,6 +347,7 @@ impl Engine {
                 stats,
                 time,
                 sinks,
+                failed,
             },
             handle,
         ))
@@ -381,6 +434,11 @@ impl Engine {
         self.stats.all()
     }
 
+    /// Why view `view` failed, if it did (it then no longer changes).
+    pub fn view_error(&self, view: TableId) -> Option<String> {
+        self.failed.get(view)
+    }
+
     /// Counters of every running sink, by sink id.
     pub fn sink_stats(&self) -> Vec<(TableId, Arc<crate::sink::SinkStats>)> {
         self.sinks.all()
@@ -422,6 +480,7 @@ impl Worker {
                 tracing::error!("final commit failed: {e}");
             }
         }
+        self.stop_all();
         tracing::info!(epoch = self.epoch.0, "engine stopped");
     }
 
@@ -565,69 +624,10 @@ impl Worker {
     /// its writes reach [`crate::state::budget::EPOCH_WRITE_LIMIT`].
     fn end_epoch_if_due(&mut self) {
         let due = self.tick.load(Ordering::Relaxed)
-            || self.writes.approx_bytes() >= crate::state::budget::EPOCH_WRITE_LIMIT;
+            || self.pending_bytes() >= crate::state::budget::EPOCH_WRITE_LIMIT;
         if self.poisoned.is_none() && due {
             let _ = self.mutate(|w| w.barrier(false));
         }
-    }
-
-    /// Sends `batch` from the entry point `from` into the running epoch.
-    fn emit_chunk(&mut self, from: u64, batch: &ChangeBatch) -> Result<()> {
-        let mut ctx = EpochCtx {
-            store: &self.store,
-            writes: &mut self.writes,
-            epoch: Epoch(self.epoch.0 + 1),
-        };
-        self.graph.emit_chunk(&mut ctx, from, batch)
-    }
-
-    /// Sends a watermark from the entry point `from`.
-    fn emit_watermark(&mut self, from: u64, wm: Watermark) -> Result<()> {
-        let mut ctx = EpochCtx {
-            store: &self.store,
-            writes: &mut self.writes,
-            epoch: Epoch(self.epoch.0 + 1),
-        };
-        self.graph.emit(&mut ctx, from, vec![Message::Watermark(wm)])
-    }
-
-    /// Ends the epoch: the barrier flows from every entry point through the
-    /// graph (each operator ends its epoch once all its inputs have), then
-    /// everything the epoch wrote commits.
-    fn barrier(&mut self, force: bool) -> Result<Epoch> {
-        self.tick.store(false, Ordering::Relaxed);
-        let epoch = Epoch(self.epoch.0 + 1);
-        let mut ctx = EpochCtx {
-            store: &self.store,
-            writes: &mut self.writes,
-            epoch,
-        };
-        self.graph.barrier(&mut ctx, Barrier { epoch })?;
-        if self.row_id_dirty {
-            self.writes.put(
-                meta_key(NEXT_ROW_ID),
-                self.next_row_id.to_be_bytes().to_vec(),
-            );
-            self.row_id_dirty = false;
-        }
-        if self.writes.is_empty() && !force {
-            return Ok(self.epoch);
-        }
-        let writes = std::mem::take(&mut self.writes);
-        if force {
-            // FLUSH (or shutdown) is acknowledged only once the epoch is in.
-            self.store.commit(writes, epoch)?;
-        } else {
-            // A periodic barrier: the write runs on the committer thread
-            // while this thread goes on; every read waits for it.
-            self.store.commit_async(writes, epoch)?;
-        }
-        self.epoch = epoch;
-        for n in self.graph.nodes_mut() {
-            n.op.on_committed();
-        }
-        tracing::debug!(epoch = epoch.0, "committed");
-        Ok(epoch)
     }
 }
 

@@ -215,8 +215,33 @@ impl Worker {
                 .ok_or_else(|| RuntimeError::UnknownObject(format!("view {}", view.0)))?;
             (v.root, v.def.schema(), v.def.keyed())
         };
-        // Start between epochs: what is pending commits first.
-        self.mutate(|w| w.barrier(true))?;
+        if let Some(why) = self.failed.get(view) {
+            let name = self
+                .views
+                .get(&view)
+                .map(|v| v.def.name.clone())
+                .unwrap_or_default();
+            return Err(RuntimeError::ViewFailed { view: name, why });
+        }
+        // Start between epochs: what is pending commits first, and the
+        // view's fragment waits at the boundary until its new node is in.
+        let parked = self.mutate(|w| w.barrier_collect(true))?;
+        let r = self.start_subscription(view, root, &schema, keyed, snapshot, as_of, tx);
+        self.release(parked);
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_subscription(
+        &mut self,
+        view: TableId,
+        root: u64,
+        schema: &SchemaRef,
+        keyed: bool,
+        snapshot: bool,
+        as_of: Option<Epoch>,
+        tx: SubscribeTx,
+    ) -> Result<(Epoch, u64)> {
         let epoch = self.epoch;
         if let Some(e) = as_of {
             // The retained changes after that epoch (a refusal is the
@@ -250,7 +275,7 @@ impl Worker {
             let mut changes = Vec::new();
             for chunk in entries.chunks(BACKFILL_CHUNK) {
                 changes.push(ChangeBatch::inserts(decode_view_rows(
-                    chunk, &schema, keyed,
+                    chunk, schema, keyed,
                 )?));
             }
             let _ = tx.send(SubscribeMsg { epoch, changes });
@@ -260,10 +285,11 @@ impl Worker {
                 complete_after: epoch,
                 ..Default::default()
             }));
-            let gid = self.add_consumer(root, Box::new(RetainOperator(r.clone())));
+            let gid = self.add_consumer(view, root, Box::new(RetainOperator(r.clone())));
             self.retained.insert(view, (gid, r));
         }
         let gid = self.add_consumer(
+            view,
             root,
             Box::new(SubscribeOperator {
                 tx,
@@ -275,18 +301,35 @@ impl Worker {
         Ok((epoch, gid))
     }
 
-    /// Adds a node reading `from`'s output; returns its id.
-    fn add_consumer(&mut self, from: u64, op: Box<dyn Operator>) -> u64 {
+    /// Adds a node reading the root `from` of `view`, at the boundary the
+    /// view's fragment is parked at; returns its id.
+    fn add_consumer(&mut self, view: TableId, from: u64, op: Box<dyn Operator>) -> u64 {
         let gid = self.next_node;
         self.next_node += 1;
-        self.graph.insert(gid, op, 1);
-        self.graph.connect(from, gid, 0);
+        if let Some(f) = self.fragments.get_mut(&view) {
+            f.controls
+                .push(crate::dataflow::Control::AddNode { id: gid, op, from });
+            self.node_fragment.insert(gid, view);
+        }
         gid
+    }
+
+    /// Removes a subscription's node from its view's fragment.
+    fn remove_node(&mut self, node: u64) {
+        if let Some(f) = self
+            .node_fragment
+            .remove(&node)
+            .and_then(|v| self.fragments.get(&v))
+        {
+            f.handle.send(crate::dataflow::FragmentMsg::Control(
+                crate::dataflow::Control::RemoveNode(node),
+            ));
+        }
     }
 
     pub(super) fn unsubscribe(&mut self, node: u64) {
         if self.subscriptions.remove(&node).is_some() {
-            self.graph.remove(&[node]);
+            self.remove_node(node);
         }
     }
 
@@ -294,7 +337,7 @@ impl Worker {
     /// the channel close).
     pub(super) fn end_subscriptions(&mut self, view: TableId) {
         if let Some((gid, _)) = self.retained.remove(&view) {
-            self.graph.remove(&[gid]);
+            self.remove_node(gid);
         }
         let doomed: Vec<u64> = self
             .subscriptions

@@ -352,13 +352,22 @@ pub(super) fn update(state: &mut AggState, input: &Input, row: usize, w: i64) ->
         }
         (AggState::Sum { int, n, .. }, Input::Int(a)) => {
             if a.is_valid(row) {
-                *int += i128::from(a.as_primitive::<Int64Type>().value(row)) * i128::from(w);
+                // Wrapping: exact whenever the true sum fits (a retraction
+                // may bring an overflowed sum back into range).
+                *int = int.wrapping_add(
+                    i128::from(a.as_primitive::<Int64Type>().value(row))
+                        .wrapping_mul(i128::from(w)),
+                );
                 *n += w;
             }
         }
         (AggState::Sum { int, n, .. }, Input::Decimal(a)) => {
             if a.is_valid(row) {
-                *int += a.as_primitive::<Decimal128Type>().value(row) * i128::from(w);
+                *int = int.wrapping_add(
+                    a.as_primitive::<Decimal128Type>()
+                        .value(row)
+                        .wrapping_mul(i128::from(w)),
+                );
                 *n += w;
             }
         }
@@ -399,7 +408,7 @@ fn distinct_value(a: &AggCall, m: &MultiSet) -> Result<ScalarValue> {
     let mut float: f64 = 0.0;
     for (k, _) in m.iter() {
         match decode_datum(&mut k.as_slice(), &a.input_type)? {
-            ScalarValue::Decimal128(Some(v), _, _) => int += v,
+            ScalarValue::Decimal128(Some(v), _, _) => int = int.wrapping_add(v),
             v if num_kind(&a.input_type) == NumKind::Float => {
                 if let ScalarValue::Float64(Some(f)) = v.cast_to(&DataType::Float64)? {
                     float += f;
@@ -445,7 +454,14 @@ pub(super) fn finish(a: &AggCall, s: &AggState, rows: i64) -> Result<ScalarValue
                     }
                     NumKind::Float => ScalarValue::Float64(Some(*float)),
                     NumKind::Decimal => match out {
-                        DataType::Decimal128(p, s) => ScalarValue::Decimal128(Some(*int), *p, *s),
+                        DataType::Decimal128(p, s) => {
+                            // Past 38 digits: NULL (and a warning), as above.
+                            let fits = int.unsigned_abs() < 10u128.pow(u32::from(*p).min(38));
+                            if !fits {
+                                tracing::warn!(agg = %a.display, "numeric sum out of range; the view shows NULL");
+                            }
+                            ScalarValue::Decimal128(fits.then_some(*int), *p, *s)
+                        }
                         _ => {
                             return Err(RuntimeError::Internal(
                                 "sum of decimal is not decimal".into(),

@@ -95,11 +95,7 @@ impl Ledger {
 
 /// The bound column of the encoded row `row` (the row after its join key)
 /// whose column types are `types`.
-fn bound_value(
-    types: &[DataType],
-    col: usize,
-    row: &[u8],
-) -> freshet_storage::Result<ScalarValue> {
+fn bound_value(types: &[DataType], col: usize, row: &[u8]) -> freshet_storage::Result<ScalarValue> {
     let mut buf = row;
     let mut v = ScalarValue::Null;
     for t in &types[..=col] {

@@ -17,6 +17,10 @@
 //! `hop` (windowed views over a table with a watermark; they report state
 //! entries too).
 //!
+//! `two-views` times two heavy views over two Nexmark sources of ROWS
+//! events each, one at a time and then both at once (issue 32: views on
+//! threads of their own), and prints the ratio.
+//!
 //! `FRESHET_SERVER_ARGS` adds flags to every server started, e.g.
 //! `FRESHET_SERVER_ARGS="--state-cache-size 64MiB"`.
 
@@ -215,6 +219,52 @@ async fn time_scenario(name: &str, view: &str, rows: u64) -> Result<()> {
     Ok(())
 }
 
+/// Seconds from creating the sources and views `which` (indexes into the
+/// two) on a fresh server until every reader finished and the views are
+/// committed.
+async fn two_views_run(which: &[usize], rows: u64) -> Result<f64> {
+    let server = start_server().await?;
+    let client = server.connect().await?;
+    let start = Instant::now();
+    for i in which {
+        client
+            .batch_execute(&format!(
+                "CREATE SOURCE s{i} WITH (connector = 'nexmark', nexmark.table.type = 'Bid', nexmark.event.num = '{rows}', nexmark.split.num = '1');
+                 CREATE MATERIALIZED VIEW v{i} AS SELECT auction, bidder % 1000 AS b, count(*) AS n, max(price) AS top, sum(price) AS total FROM s{i} GROUP BY auction, bidder % 1000;"
+            ))
+            .await?;
+    }
+    loop {
+        let progress = query_rows(&client, "SHOW SOURCE PROGRESS").await?;
+        if progress.len() >= which.len()
+            && progress
+                .iter()
+                .all(|r| r.get(4).is_some_and(|f| f == "t" || f == "true"))
+        {
+            break;
+        }
+        if start.elapsed().as_secs() > 3600 {
+            anyhow::bail!("sources did not finish: {progress:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    client.batch_execute("FLUSH").await?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Two heavy views over two sources, alone and together.
+async fn two_views_scenario(rows: u64) -> Result<()> {
+    let a = two_views_run(&[0], rows).await?;
+    let b = two_views_run(&[1], rows).await?;
+    let both = two_views_run(&[0, 1], rows).await?;
+    println!(
+        "two views over two sources, {rows} events each: alone {a:.2} s + {b:.2} s = {:.2} s, together {both:.2} s: {:.2}x of one after the other",
+        a + b,
+        both / (a + b)
+    );
+    Ok(())
+}
+
 const TUMBLE_VIEW: &str = "CREATE MATERIALIZED VIEW w AS SELECT user_id, window_start, count(*) AS n FROM TUMBLE(ev, ts, INTERVAL '1 minute') GROUP BY user_id, window_start";
 const TUMBLE_EOWC_VIEW: &str = "CREATE MATERIALIZED VIEW w AS SELECT user_id, window_start, count(*) AS n FROM TUMBLE(ev, ts, INTERVAL '1 minute') GROUP BY user_id, window_start EMIT ON WINDOW CLOSE";
 const HOP_VIEW: &str = "CREATE MATERIALIZED VIEW w AS SELECT window_start, window_end, avg(amount) AS a FROM HOP(ev, ts, INTERVAL '10 seconds', INTERVAL '1 minute') GROUP BY window_start, window_end";
@@ -250,6 +300,7 @@ async fn main() -> Result<()> {
         Some("hop") => {
             return time_scenario("hop 1 min / 10 s avg", HOP_VIEW, rows).await;
         }
+        Some("two-views") => return two_views_scenario(rows).await,
         Some("point") => {
             point_scenario(1_000).await?;
             return point_scenario(rows).await;
