@@ -520,6 +520,10 @@ impl Server {
             }
         })?;
         self.recover_sinks().await?;
+        // Only now, with every view and sink wired to what it reads, may
+        // sources deliver: a row read earlier would miss what is recovered
+        // later.
+        self.engine.start_sources().await?;
         self.drop_temporary(temporary).await?;
         let n = self.catalog().entries().count();
         if n > 0 {

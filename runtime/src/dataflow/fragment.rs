@@ -22,6 +22,7 @@ use std::sync::Arc;
 use freshet_storage::{Epoch, Store, TableId, WriteSet};
 
 use super::graph::{Graph, NodeId, Remote};
+use super::source_entry::{SourceEntry, SourceInput};
 use super::{Alignable, BarrierAligner, Message};
 use crate::error::{Result, RuntimeError};
 use crate::operators::Operator;
@@ -51,6 +52,12 @@ pub enum FragmentMsg {
         entry: NodeId,
         msg: Message,
     },
+    /// A source reader's chunk (none: only split positions or a
+    /// watermark) for the scan `input.entry`, on the engine's port.
+    Source {
+        chunk: Option<datafusion::arrow::array::RecordBatch>,
+        input: SourceInput,
+    },
     Control(Control),
 }
 
@@ -63,6 +70,13 @@ pub enum Control {
         from: NodeId,
     },
     RemoveNode(NodeId),
+    /// A reader will feed the source scan `entry` (its event-time column
+    /// and counters, for sources with a watermark).
+    AddSource {
+        entry: NodeId,
+        col: Option<usize>,
+        time: Option<Arc<crate::time::TimeStats>>,
+    },
     /// Sends `from`'s output to another fragment too (a new view reading
     /// this one).
     ConnectRemote {
@@ -77,6 +91,10 @@ pub enum Control {
     },
     Stop,
 }
+
+/// Asks the engine to end the epoch early (the fragment's writes reached
+/// [`crate::state::budget::EPOCH_WRITE_LIMIT`]).
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
 /// A fragment's end of an epoch: its writes, or why it failed.
 pub struct Report {
@@ -120,6 +138,7 @@ pub fn spawn(
     epoch: Epoch,
     channel: (FragmentTx, Receiver<FragmentMsg>),
     reports: Sender<Report>,
+    wake: Wake,
 ) -> Result<FragmentHandle> {
     let (tx, rx) = channel;
     let bytes = Arc::new(AtomicUsize::new(0));
@@ -138,6 +157,9 @@ pub fn spawn(
         bytes: bytes.clone(),
         failed: None,
         deferred: VecDeque::new(),
+        sources: std::collections::HashMap::new(),
+        wake,
+        woke: false,
     };
     let thread = std::thread::Builder::new()
         .name(format!(
@@ -149,15 +171,17 @@ pub fn spawn(
     Ok(FragmentHandle { tx, thread, bytes })
 }
 
-/// A message on its way to the graph, through the port aligner.
+/// A message on its way to the graph, through the port aligner: a
+/// message, or a reader's chunk with its positions.
 struct Routed {
     entry: NodeId,
-    msg: Message,
+    msg: Option<Message>,
+    source: Option<SourceInput>,
 }
 
 impl Alignable for Routed {
     fn barrier_epoch(&self) -> Option<Epoch> {
-        self.msg.barrier_epoch()
+        self.msg.as_ref().and_then(|m| m.barrier_epoch())
     }
 }
 
@@ -177,6 +201,11 @@ struct Fragment {
     failed: Option<String>,
     /// Inputs that came while parked, taken before the channel.
     deferred: VecDeque<FragmentMsg>,
+    /// Source scans fed by readers.
+    sources: std::collections::HashMap<NodeId, SourceEntry>,
+    wake: Wake,
+    /// Whether this epoch already asked for an early end.
+    woke: bool,
 }
 
 /// Whether the fragment goes on after a message.
@@ -205,38 +234,60 @@ impl Fragment {
     fn handle(&mut self, msg: FragmentMsg) -> Flow {
         match msg {
             FragmentMsg::Control(c) => self.control(c),
-            FragmentMsg::Input { port, entry, msg } => {
-                let mut ready = Vec::new();
-                if let Err(e) = self.aligner.push(port, Routed { entry, msg }, &mut ready) {
-                    self.fail(e.to_string());
-                }
-                for (_, r) in ready {
-                    match r.msg {
-                        Message::Barrier(b) => {
-                            let flow = self.end_epoch(b);
-                            if flow == Flow::Stop {
-                                return flow;
-                            }
-                        }
-                        Message::Chunk(_) if self.fail_on_change && self.failed.is_none() => {
-                            self.fail("injected failure (--fail-view)".into());
-                        }
-                        m if self.failed.is_none() => {
-                            let (store, epoch) = (self.store.clone(), self.epoch);
-                            let g = &mut self.graph;
-                            let r = guarded(|| g.emit(&store, epoch, r.entry, vec![m]));
-                            if let Err(e) = r {
-                                self.fail(e);
-                            }
-                        }
-                        _ => {}
+            FragmentMsg::Input { port, entry, msg } => self.take(
+                port,
+                Routed {
+                    entry,
+                    msg: Some(msg),
+                    source: None,
+                },
+            ),
+            FragmentMsg::Source { chunk, input } => self.take(
+                0,
+                Routed {
+                    entry: input.entry,
+                    msg: chunk.map(|c| Message::Chunk(crate::change::ChangeBatch::inserts(c))),
+                    source: Some(input),
+                },
+            ),
+        }
+    }
+
+    /// Takes `r` from `port` through the aligner and runs what it lets by.
+    fn take(&mut self, port: usize, r: Routed) -> Flow {
+        let mut ready = Vec::new();
+        if let Err(e) = self.aligner.push(port, r, &mut ready) {
+            self.fail(e.to_string());
+        }
+        for (_, r) in ready {
+            match r.msg {
+                Some(Message::Barrier(b)) => {
+                    let flow = self.end_epoch(b);
+                    if flow == Flow::Stop {
+                        return flow;
                     }
                 }
-                self.bytes
-                    .store(self.graph.pending_bytes(), Ordering::Relaxed);
-                Flow::Go
+                Some(Message::Chunk(_)) if self.fail_on_change && self.failed.is_none() => {
+                    self.fail("injected failure (--fail-view)".into());
+                }
+                m if self.failed.is_none() => {
+                    let (store, epoch) = (self.store.clone(), self.epoch);
+                    let (g, sources) = (&mut self.graph, &mut self.sources);
+                    let res = guarded(|| apply(g, sources, &store, epoch, r.entry, m, r.source));
+                    if let Err(e) = res {
+                        self.fail(e);
+                    }
+                }
+                _ => {}
             }
         }
+        let bytes = self.graph.pending_bytes();
+        self.bytes.store(bytes, Ordering::Relaxed);
+        if bytes >= crate::state::budget::EPOCH_WRITE_LIMIT && !self.woke {
+            self.woke = true;
+            (self.wake)();
+        }
+        Flow::Go
     }
 
     fn fail(&mut self, why: String) {
@@ -253,12 +304,23 @@ impl Fragment {
                 self.graph.connect(from, id, 0);
             }
             Control::RemoveNode(id) => self.graph.remove(&[id]),
+            Control::AddSource { entry, col, time } => {
+                self.sources.insert(
+                    entry,
+                    SourceEntry {
+                        col,
+                        watermark: None,
+                        time,
+                    },
+                );
+            }
             Control::ConnectRemote { from, to } => self.graph.connect_remote(from, to),
             Control::Resume { committed, next } => {
                 if committed {
                     self.graph.on_committed();
                 }
                 self.epoch = next;
+                self.woke = false;
             }
             Control::Stop => return Flow::Stop,
         }
@@ -309,6 +371,39 @@ impl Fragment {
             }
         }
     }
+}
+
+/// Runs message `m` at `entry`; for a reader's chunk also counts its late
+/// rows, writes its split positions and passes its watermark on.
+fn apply(
+    g: &mut Graph,
+    sources: &mut std::collections::HashMap<NodeId, SourceEntry>,
+    store: &Store,
+    epoch: Epoch,
+    entry: NodeId,
+    m: Option<Message>,
+    source: Option<SourceInput>,
+) -> Result<()> {
+    let Some(src) = source else {
+        return match m {
+            Some(m) => g.emit(store, epoch, entry, vec![m]),
+            None => Ok(()),
+        };
+    };
+    let se = sources.entry(entry).or_default();
+    if let Some(Message::Chunk(c)) = &m {
+        se.count_late(&c.data);
+    }
+    if let Some(m) = m {
+        g.emit(store, epoch, entry, vec![m])?;
+    }
+    for (split, off) in src.state {
+        g.put(src.key.state_key(&split), off.to_be_bytes().to_vec());
+    }
+    if let Some(wm) = src.watermark.and_then(|w| se.advance(w)) {
+        g.emit(store, epoch, entry, vec![Message::Watermark(wm)])?;
+    }
+    Ok(())
 }
 
 /// Runs `f`, turning an error or a panic into the failure's text.

@@ -122,6 +122,11 @@ impl Graph {
         Ok(())
     }
 
+    /// Writes `key` in this epoch (a reader's split position).
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.writes.put(key, value);
+    }
+
     /// About the bytes this epoch has written so far.
     pub fn pending_bytes(&self) -> usize {
         self.writes.approx_bytes()

@@ -22,12 +22,14 @@ mod commit;
 pub mod fragment;
 mod graph;
 mod message;
+mod source_entry;
 
 pub use align::{Alignable, BarrierAligner};
 pub use commit::{Decision, EpochTracker, Outcome};
 pub use fragment::{
     channel as fragment_channel, set_failing_views, spawn as spawn_fragment, Control,
-    FragmentHandle, FragmentMsg, FragmentTx, Report,
+    FragmentHandle, FragmentMsg, FragmentTx, Report, Wake,
 };
 pub use graph::{Graph, NodeId, Remote};
 pub use message::{Barrier, Message};
+pub use source_entry::FragmentSink;

@@ -118,6 +118,7 @@ impl Worker {
             epoch,
             channel,
             self.reports.0.clone(),
+            self.wake(),
         )?;
         self.fragments.insert(
             view_id,

@@ -51,6 +51,18 @@ impl Worker {
         });
     }
 
+    /// What a fragment calls when its writes ask for an early epoch end:
+    /// the same as a checkpoint tick.
+    pub(super) fn wake(&self) -> crate::dataflow::Wake {
+        let (tick, tx) = (self.tick.clone(), self.tx.clone());
+        Arc::new(move || {
+            tick.store(true, Ordering::Relaxed);
+            if let Some(tx) = tx.upgrade() {
+                let _ = tx.try_send(Command::Barrier { reply: None });
+            }
+        })
+    }
+
     /// About the bytes the running epoch has written, in the engine and
     /// in every fragment.
     pub(super) fn pending_bytes(&self) -> usize {

@@ -12,6 +12,11 @@ impl Worker {
         owner: &str,
         target: ReaderTarget,
     ) -> Result<()> {
+        if self.recovering {
+            self.held_readers
+                .push((key, spec, owner.to_string(), target));
+            return Ok(());
+        }
         let prefix = key.state_prefix();
         let mut state = SplitState::new();
         for (k, v) in self.store.scan_prefix(&prefix)? {
@@ -30,13 +35,39 @@ impl Worker {
         self.stats.insert(key, stats.clone());
         let generation = self.next_generation;
         self.next_generation += 1;
+        let time = spec
+            .watermark
+            .map(|_| self.time.get("source", &spec.name, owner));
+        // A view's reader sends straight into the view's fragment (its
+        // chunks and positions commit there); a table's into the engine.
+        let sink: Box<dyn IngestSink> = match target {
+            ReaderTarget::Node(gid) => {
+                let Some(f) = self
+                    .node_fragment
+                    .get(&gid)
+                    .and_then(|v| self.fragments.get(v))
+                else {
+                    return Ok(()); // a failed view reads nothing
+                };
+                f.handle.send(crate::dataflow::FragmentMsg::Control(
+                    crate::dataflow::Control::AddSource {
+                        entry: gid,
+                        col: self.source_watermarks.get(&gid).copied(),
+                        time: time.clone(),
+                    },
+                ));
+                Box::new(crate::dataflow::FragmentSink {
+                    tx: f.handle.tx.clone(),
+                    entry: gid,
+                })
+            }
+            ReaderTarget::Table(_) => Box::new(EngineSink(tx, generation)),
+        };
         if let Some(old) = self.readers.insert(
             key,
             ReaderRt {
                 watermark: None,
-                time: spec
-                    .watermark
-                    .map(|_| self.time.get("source", &spec.name, owner)),
+                time,
                 generation,
                 target,
                 stop: stop.clone(),
@@ -49,7 +80,7 @@ impl Worker {
             key,
             spec,
             state,
-            sink: Box::new(EngineSink(tx, generation)),
+            sink,
             stop,
             stats,
         })

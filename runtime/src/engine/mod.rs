@@ -171,6 +171,10 @@ enum Command {
     Unsubscribe {
         node: u64,
     },
+    /// Recovery is over: start the readers it held back.
+    StartSources {
+        reply: Reply<()>,
+    },
 }
 
 /// Cheap, cloneable handle to the engine thread.
@@ -271,6 +275,10 @@ struct Worker {
         std::sync::mpsc::Receiver<crate::dataflow::Report>,
     ),
     failed: FailedViews,
+    /// Until the server says recovery is over, readers of recovered
+    /// objects wait here (see [`Engine::start_sources`]).
+    recovering: bool,
+    held_readers: Vec<(ReaderKey, Arc<SourceSpec>, String, ReaderTarget)>,
     next_node: u64,
     tables: HashMap<TableId, TableRt>,
     views: HashMap<TableId, ViewRt>,
@@ -329,6 +337,8 @@ impl Engine {
             node_fragment: HashMap::new(),
             reports: std::sync::mpsc::channel(),
             failed: failed.clone(),
+            recovering: true,
+            held_readers: Vec::new(),
             next_node: 1,
             tables: HashMap::new(),
             views: HashMap::new(),
@@ -415,6 +425,13 @@ impl Engine {
     ) -> Result<Vec<RecordBatch>> {
         self.call(|reply| Command::ReadTables { tables, reply })
             .await
+    }
+
+    /// Ends recovery: every recovered table and view is in place, so their
+    /// source readers start (none reads before, so no row reaches some
+    /// views and not others).
+    pub async fn start_sources(&self) -> Result<()> {
+        self.call(|reply| Command::StartSources { reply }).await
     }
 
     /// Ends the epoch and waits until it has committed.
@@ -608,6 +625,16 @@ impl Worker {
                 let _ = reply.send(r);
             }
             Command::Unsubscribe { node } => self.unsubscribe(node),
+            Command::StartSources { reply } => {
+                let r = self.mutate(|w| {
+                    w.recovering = false;
+                    for (key, spec, owner, target) in std::mem::take(&mut w.held_readers) {
+                        w.start_reader(key, spec, &owner, target)?;
+                    }
+                    Ok(())
+                });
+                let _ = reply.send(r);
+            }
         }
     }
 
