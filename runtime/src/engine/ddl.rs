@@ -307,14 +307,7 @@ impl Worker {
     }
 
     pub(super) fn drop_object(&mut self, id: TableId, catalog: Vec<CatalogWrite>) -> Result<()> {
-        self.readers.retain(|k, r| {
-            if k.owner == id {
-                r.stop.stop();
-                false
-            } else {
-                true
-            }
-        });
+        self.stop_readers(id);
         self.stats.remove_owner(id);
         self.writes.delete_prefix(&ReaderKey::owner_prefix(id));
         // A table's watermark lives in the metadata keyspace: it must go

@@ -220,14 +220,7 @@ impl Worker {
 
     /// Stops view `id`'s fragment and source readers (dropped or failed).
     pub(super) fn stop_view(&mut self, id: TableId) {
-        self.readers.retain(|k, r| {
-            if k.owner == id {
-                r.stop.stop();
-                false
-            } else {
-                true
-            }
-        });
+        self.stop_readers(id);
         if let Some(f) = self.fragments.remove(&id) {
             f.handle.send(FragmentMsg::Control(Control::Stop));
         }
@@ -239,6 +232,18 @@ impl Worker {
             }
         }
         self.node_fragment.retain(|_, v| *v != id);
+    }
+
+    /// Stops the source readers of table or view `id`.
+    pub(super) fn stop_readers(&mut self, id: TableId) {
+        self.readers.retain(|k, r| {
+            if k.owner == id {
+                r.stop.stop();
+                false
+            } else {
+                true
+            }
+        });
     }
 
     /// Stops every fragment and waits for its thread (shutdown).
