@@ -5,15 +5,14 @@
 //!   DML (INSERT/UPDATE/DELETE)            FLUSH / checkpoint timer
 //!            |                                     |
 //!            v                                     v
-//!   +------------------------- engine thread ---------------------------+
-//!   | table rows -> TableScan -> Filter -> Project -> HashAgg -> Materialize -> ViewScan -> ...
-//!   |   (WriteSet)      change batches (rows + weights), pushed in order |
-//!   |                                                                   |
-//!   | barrier(epoch n): injected at the scans, flows along the edges    |
-//!   | (aligned at joins and unions), on_barrier() at each node, then one|
-//!   | atomic RocksDB commit of table rows, operator state, view rows,   |
-//!   | catalog changes and the epoch number                              |
-//!   +-------------------------------------------------------------------+
+//!   +---- engine thread: tables, DDL, coordinator of epochs ----------+
+//!   | table rows (its WriteSet) --chunks--> view fragments            |
+//!   | barrier(n) --> every fragment;  reports <-- every fragment      |
+//!   | all reported: one atomic RocksDB commit (table rows, operator   |
+//!   | state, view rows, offsets, catalog, n), then fragments resume   |
+//!   +-----------------------------------------------------------------+
+//!   view fragments, a thread each (source readers feed them directly):
+//!     ports -> aligner -> TableScan -> Filter -> HashAgg -> Materialize -> other views
 //!                                  |
 //!                                  v
 //!              storage (RocksDB): committed epoch, read by SELECT
