@@ -423,8 +423,13 @@ impl WriteSet {
             return;
         }
         self.bytes += key.len() + extra.len() + ENTRY_OVERHEAD;
+        self.fold_count(key, delta, extra);
+    }
+
+    /// Adds a count delta: into the value when the key was written outright
+    /// this epoch, else into its merge (`extra`: the latest wins).
+    fn fold_count(&mut self, key: Vec<u8>, delta: i64, extra: &[u8]) {
         if let Some(p) = self.puts.get_mut(&key) {
-            // Written outright earlier in this epoch: fold the delta in.
             let before = p
                 .as_deref()
                 .and_then(|v| crate::count::decode(v).ok())
@@ -522,17 +527,7 @@ impl WriteSet {
             self.puts.insert(k, v);
         }
         for (k, (delta, extra)) in later.merges {
-            if let Some(p) = self.puts.get_mut(&k) {
-                let before = p
-                    .as_deref()
-                    .and_then(|v| crate::count::decode(v).ok())
-                    .map_or(0, |(c, _)| c);
-                *p = Some(crate::count::encode(before + delta, &extra));
-                continue;
-            }
-            let e = self.merges.entry(k).or_insert((0, Vec::new()));
-            e.0 += delta;
-            e.1 = extra;
+            self.fold_count(k, delta, &extra);
         }
         self.bytes += later.bytes;
     }
