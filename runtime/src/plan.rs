@@ -96,7 +96,7 @@ pub enum NodeKind {
         /// `APPEND ONLY`: rows are only ever inserted.
         append_only: bool,
     },
-    /// Rows read from a source by this view's own reader (append-only).
+    /// Rows of a source, from its shared reader (append-only).
     SourceScan {
         source: TableId,
         name: String,

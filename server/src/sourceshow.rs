@@ -52,7 +52,7 @@ pub fn errors(engine: &Engine) -> Output {
         let n = st.rows.load(Ordering::Relaxed) as i64;
         for e in st.errors() {
             src.push(st.source.clone());
-            owner.push(st.owner.clone());
+            owner.push(st.owners().join(", "));
             skipped.push(total);
             read.push(n);
             part.push(e.partition);
@@ -81,32 +81,32 @@ pub fn errors(engine: &Engine) -> Output {
 /// records it skipped, and whether a bounded reader has handed over its
 /// last row (a `FLUSH` after that commits everything it read).
 pub fn progress(engine: &Engine) -> Output {
-    let mut stats = engine.source_stats();
-    stats.sort_by(|a, b| (&a.1.source, &a.1.owner).cmp(&(&b.1.source, &b.1.owner)));
+    // A shared reader shows once for each view it feeds.
+    let mut stats: Vec<(String, String, i64, i64, bool)> = Vec::new();
+    for (_, s) in engine.source_stats() {
+        for owner in s.owners() {
+            stats.push((
+                s.source.clone(),
+                owner,
+                s.rows.load(Ordering::Relaxed) as i64,
+                s.skipped.load(Ordering::Relaxed) as i64,
+                s.finished.load(Ordering::SeqCst),
+            ));
+        }
+    }
+    stats.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     rows(
         progress_schema(),
         vec![
             Arc::new(StringArray::from_iter_values(
-                stats.iter().map(|(_, s)| s.source.as_str()),
+                stats.iter().map(|s| s.0.as_str()),
             )),
             Arc::new(StringArray::from_iter_values(
-                stats.iter().map(|(_, s)| s.owner.as_str()),
+                stats.iter().map(|s| s.1.as_str()),
             )),
-            Arc::new(Int64Array::from_iter_values(
-                stats
-                    .iter()
-                    .map(|(_, s)| s.rows.load(Ordering::Relaxed) as i64),
-            )),
-            Arc::new(Int64Array::from_iter_values(
-                stats
-                    .iter()
-                    .map(|(_, s)| s.skipped.load(Ordering::Relaxed) as i64),
-            )),
-            Arc::new(BooleanArray::from_iter(
-                stats
-                    .iter()
-                    .map(|(_, s)| Some(s.finished.load(Ordering::SeqCst))),
-            )),
+            Arc::new(Int64Array::from_iter_values(stats.iter().map(|s| s.2))),
+            Arc::new(Int64Array::from_iter_values(stats.iter().map(|s| s.3))),
+            Arc::new(BooleanArray::from_iter(stats.iter().map(|s| Some(s.4)))),
         ],
     )
 }

@@ -70,12 +70,14 @@ pub enum Control {
         from: NodeId,
     },
     RemoveNode(NodeId),
-    /// A reader will feed the source scan `entry` (its event-time column
-    /// and counters, for sources with a watermark).
+    /// Readers will feed the source scan `entry` (its event-time column
+    /// and counters, for sources with a watermark); `catching_up`: the
+    /// view's catch-up reader reads the source's past first.
     AddSource {
         entry: NodeId,
         col: Option<usize>,
         time: Option<Arc<crate::time::TimeStats>>,
+        catching_up: bool,
     },
     /// Sends `from`'s output to another fragment too (a new view reading
     /// this one).
@@ -304,13 +306,20 @@ impl Fragment {
                 self.graph.connect(from, id, 0);
             }
             Control::RemoveNode(id) => self.graph.remove(&[id]),
-            Control::AddSource { entry, col, time } => {
+            Control::AddSource {
+                entry,
+                col,
+                time,
+                catching_up,
+            } => {
                 self.sources.insert(
                     entry,
                     SourceEntry {
                         col,
                         watermark: None,
                         time,
+                        catching_up,
+                        held: None,
                     },
                 );
             }
@@ -374,7 +383,10 @@ impl Fragment {
 }
 
 /// Runs message `m` at `entry`; for a reader's chunk also counts its late
-/// rows, writes its split positions and passes its watermark on.
+/// rows, writes its split positions (a catch-up reader's: the shared
+/// reader's are the engine's) and passes its watermark on. A catch-up
+/// reader's last message ends the catch-up: its keys go, and the shared
+/// reader's held watermark is let through.
 fn apply(
     g: &mut Graph,
     sources: &mut std::collections::HashMap<NodeId, SourceEntry>,
@@ -391,6 +403,14 @@ fn apply(
         };
     };
     let se = sources.entry(entry).or_default();
+    if src.done {
+        g.delete_prefix(&src.key.state_prefix());
+        g.delete_prefix(&src.key.until_prefix());
+        if let Some(wm) = se.caught_up() {
+            g.emit(store, epoch, entry, vec![Message::Watermark(wm)])?;
+        }
+        return Ok(());
+    }
     if let Some(Message::Chunk(c)) = &m {
         se.count_late(&c.data);
     }
@@ -400,7 +420,12 @@ fn apply(
     for (split, off) in src.state {
         g.put(src.key.state_key(&split), off.to_be_bytes().to_vec());
     }
-    if let Some(wm) = src.watermark.and_then(|w| se.advance(w)) {
+    let wm = match src.watermark {
+        Some(w) if src.catch_up => se.advance(w),
+        Some(w) => se.shared_watermark(w),
+        None => None,
+    };
+    if let Some(wm) = wm {
         g.emit(store, epoch, entry, vec![Message::Watermark(wm)])?;
     }
     Ok(())

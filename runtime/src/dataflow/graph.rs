@@ -127,6 +127,12 @@ impl Graph {
         self.writes.put(key, value);
     }
 
+    /// Deletes every key under `prefix` in this epoch (a finished
+    /// catch-up reader's positions).
+    pub fn delete_prefix(&mut self, prefix: &[u8]) {
+        self.writes.delete_prefix(prefix);
+    }
+
     /// About the bytes this epoch has written so far.
     pub fn pending_bytes(&self) -> usize {
         self.writes.approx_bytes()

@@ -16,11 +16,13 @@
 //! - [`fragment`]: the fragment thread (its channel, parking at epoch
 //!   boundaries, failure).
 //! - [`EpochTracker`]: the pure decision "may epoch n commit".
+//! - [`SourceHub`]: a source's one reader, handed on to every view of it.
 
 mod align;
 mod commit;
 pub mod fragment;
 mod graph;
+mod hub;
 mod message;
 mod source_entry;
 
@@ -31,5 +33,6 @@ pub use fragment::{
     FragmentHandle, FragmentMsg, FragmentTx, Report, Wake,
 };
 pub use graph::{Graph, NodeId, Remote};
+pub use hub::{HubSink, HubState, SourceHub};
 pub use message::{Barrier, Message};
 pub use source_entry::FragmentSink;

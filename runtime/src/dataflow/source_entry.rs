@@ -19,27 +19,38 @@ pub struct SourceInput {
     pub key: ReaderKey,
     pub state: Vec<(String, i64)>,
     pub watermark: Option<ScalarValue>,
+    /// From the view's catch-up reader (not the source's shared one).
+    pub catch_up: bool,
+    /// The catch-up reader's last message.
+    pub done: bool,
 }
 
-/// A reader's end of a fragment's channel.
+/// A view's catch-up reader's end of its fragment's channel: what the
+/// reader reads goes to each of the view's scans of the source.
 pub struct FragmentSink {
     pub tx: FragmentTx,
-    pub entry: NodeId,
+    pub entries: Vec<NodeId>,
 }
 
 impl IngestSink for FragmentSink {
     fn send(&self, msg: Ingest) -> bool {
-        self.tx
-            .send(FragmentMsg::Source {
-                chunk: msg.chunk.map(|c| c.rows),
-                input: SourceInput {
-                    entry: self.entry,
-                    key: msg.key,
-                    state: msg.state,
-                    watermark: msg.watermark,
-                },
-            })
-            .is_ok()
+        let chunk = msg.chunk.map(|c| c.rows);
+        self.entries.iter().enumerate().all(|(i, &entry)| {
+            self.tx
+                .send(FragmentMsg::Source {
+                    chunk: chunk.clone(),
+                    input: SourceInput {
+                        entry,
+                        key: msg.key,
+                        // The positions are written once.
+                        state: if i == 0 { msg.state.clone() } else { Vec::new() },
+                        watermark: msg.watermark.clone(),
+                        catch_up: true,
+                        done: msg.done,
+                    },
+                })
+                .is_ok()
+        })
     }
 }
 
@@ -50,9 +61,29 @@ pub struct SourceEntry {
     pub col: Option<usize>,
     pub watermark: Option<ScalarValue>,
     pub time: Option<Arc<TimeStats>>,
+    /// The view's catch-up reader still reads the source's past: the
+    /// shared reader's watermark waits in `held` (its rows are newer, and
+    /// would make the past late).
+    pub catching_up: bool,
+    pub held: Option<ScalarValue>,
 }
 
 impl SourceEntry {
+    /// The shared reader's watermark: passed on, or held while catching up.
+    pub fn shared_watermark(&mut self, wm: ScalarValue) -> Option<crate::time::Watermark> {
+        if self.catching_up {
+            crate::time::advance(&mut self.held, wm);
+            return None;
+        }
+        self.advance(wm)
+    }
+
+    /// The catch-up is over: the held watermark, if it moves this one.
+    pub fn caught_up(&mut self) -> Option<crate::time::Watermark> {
+        self.catching_up = false;
+        self.held.take().and_then(|w| self.advance(w))
+    }
+
     /// Counts the rows of `rows` behind the watermark as late.
     pub fn count_late(&self, rows: &datafusion::arrow::array::RecordBatch) {
         if let (Some(col), Some(wm), Some(t)) = (self.col, &self.watermark, &self.time) {

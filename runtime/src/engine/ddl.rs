@@ -14,7 +14,8 @@ struct Built {
     ports: usize,
     scans: Vec<(u64, crate::table::ReadTarget)>,
     constants: Vec<(u64, datafusion::arrow::array::RecordBatch)>,
-    sources: Vec<(ReaderKey, Arc<SourceSpec>, u64)>,
+    /// Source scans: (source, spec, scan node, slot).
+    sources: Vec<(TableId, Arc<SourceSpec>, u64, u32)>,
     /// (upstream view, its root, the view scan here, its port).
     upstream: Vec<(TableId, u64, u64, usize)>,
 }
@@ -58,32 +59,26 @@ impl Worker {
         // so a backfill reads exactly the current state); the new fragment
         // is wired and backfilled before any of them goes on.
         let parked = self.barrier_collect(false)?;
-        let r = self.start_view(def, fresh);
+        let (view_id, name) = (def.id, def.name.clone());
+        let mut catalog = catalog;
+        let r = self.start_view(def, fresh).and_then(|scans| {
+            self.connect_sources(view_id, &name, scans, &mut catalog, fresh)
+        });
         self.release(parked);
-        let (view_id, sources) = r?;
+        let readers = r?;
         if fresh {
             self.apply_catalog(catalog);
             self.barrier(true)?;
         }
-        let name = self
-            .views
-            .get(&view_id)
-            .map(|v| v.def.name.clone())
-            .unwrap_or_default();
-        for (key, spec, gid) in sources {
-            self.start_reader(key, spec, &name, ReaderTarget::Node(gid))?;
+        for (key, spec, target) in readers {
+            self.start_reader(key, spec, &name, target)?;
         }
         Ok(())
     }
 
     /// Builds, starts and (when `fresh`) backfills the fragment of `def`,
-    /// with every fragment parked; returns its sources to start.
-    #[allow(clippy::type_complexity)]
-    fn start_view(
-        &mut self,
-        def: ViewDef,
-        fresh: bool,
-    ) -> Result<(TableId, Vec<(ReaderKey, Arc<SourceSpec>, u64)>)> {
+    /// with every fragment parked; returns its scans of sources.
+    fn start_view(&mut self, def: ViewDef, fresh: bool) -> Result<Vec<super::sources::SourceScans>> {
         let epoch = Epoch(self.epoch.0 + 1);
         let mut b = self.build(&def)?;
         b.graph.start(&self.store, epoch, fresh)?;
@@ -208,7 +203,16 @@ impl Worker {
                 )?;
             }
         }
-        Ok((view_id, b.sources))
+        // A view's scans of one source share its reader.
+        let mut by_source: BTreeMap<TableId, super::sources::SourceScans> = BTreeMap::new();
+        for (source, spec, gid, slot) in b.sources {
+            let e = by_source
+                .entry(source)
+                .or_insert_with(|| (source, spec, Vec::new(), slot));
+            e.2.push(gid);
+            e.3 = e.3.min(slot);
+        }
+        Ok(by_source.into_values().collect())
     }
 
     /// The operators of `def` as a graph, and what feeds it.
@@ -290,15 +294,11 @@ impl Worker {
                     ));
                 }
                 NodeKind::Values { rows } => b.constants.push((gid, rows.clone())),
-                NodeKind::SourceScan { spec, .. } => {
+                NodeKind::SourceScan { source, spec, .. } => {
                     if let Some(wd) = spec.watermark {
                         self.source_watermarks.insert(gid, wd.col);
                     }
-                    let key = ReaderKey {
-                        owner: def.id,
-                        slot: idx as u32,
-                    };
-                    b.sources.push((key, spec.clone(), gid));
+                    b.sources.push((*source, spec.clone(), gid, idx as u32));
                 }
                 _ => {}
             }
@@ -310,6 +310,7 @@ impl Worker {
         self.stop_readers(id);
         self.stats.remove_owner(id);
         self.writes.delete_prefix(&ReaderKey::owner_prefix(id));
+        self.writes.delete_prefix(&ReaderKey::owner_until_prefix(id));
         // A table's watermark lives in the metadata keyspace: it must go
         // with the table, or a new object reusing the id would inherit it.
         self.writes.delete(watermark_key(id));

@@ -90,17 +90,22 @@ impl Worker {
         let epoch = Epoch(self.epoch.0 + 1);
         let ids: Vec<TableId> = self.fragments.keys().copied().collect();
         let mut tracker = EpochTracker::new(epoch, ids.iter().copied());
-        for id in &ids {
-            let sent = self.fragments.get(id).is_some_and(|f| {
-                f.handle.send(FragmentMsg::Input {
-                    port: 0,
-                    entry: 0,
-                    msg: Message::Barrier(crate::dataflow::Barrier { epoch }),
+        let lost: Vec<TableId> = self.with_sources_held(|w| {
+            ids.iter()
+                .copied()
+                .filter(|id| {
+                    !w.fragments.get(id).is_some_and(|f| {
+                        f.handle.send(FragmentMsg::Input {
+                            port: 0,
+                            entry: 0,
+                            msg: Message::Barrier(crate::dataflow::Barrier { epoch }),
+                        })
+                    })
                 })
-            });
-            if !sent {
-                tracker.lost(*id, "its thread stopped");
-            }
+                .collect()
+        });
+        for id in lost {
+            tracker.lost(id, "its thread stopped");
         }
         let failed = loop {
             if let Decision::Commit { failed } = tracker.decide() {
@@ -221,6 +226,9 @@ impl Worker {
     /// Stops view `id`'s fragment and source readers (dropped or failed).
     pub(super) fn stop_view(&mut self, id: TableId) {
         self.stop_readers(id);
+        if let Some(name) = self.views.get(&id).map(|v| v.def.name.clone()) {
+            self.disconnect_sources(id, &name);
+        }
         if let Some(f) = self.fragments.remove(&id) {
             f.handle.send(FragmentMsg::Control(Control::Stop));
         }
@@ -248,6 +256,7 @@ impl Worker {
 
     /// Stops every fragment and waits for its thread (shutdown).
     pub(super) fn stop_all(&mut self) {
+        self.close_sources();
         let all = std::mem::take(&mut self.fragments);
         for f in all.values() {
             f.handle.send(FragmentMsg::Control(Control::Stop));

@@ -4,7 +4,8 @@
 use super::*;
 
 impl Worker {
-    /// Starts the reader `key` at its committed split state.
+    /// Starts the reader `key`: a table's or a catch-up reader at its
+    /// committed split state, a source's shared reader at its hub's.
     pub(super) fn start_reader(
         &mut self,
         key: ReaderKey,
@@ -17,57 +18,59 @@ impl Worker {
                 .push((key, spec, owner.to_string(), target));
             return Ok(());
         }
-        let prefix = key.state_prefix();
-        let mut state = SplitState::new();
-        for (k, v) in self.store.scan_prefix(&prefix)? {
-            if v.len() == 8 {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&v);
-                let split = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-                state.insert(split, i64::from_be_bytes(b));
+        let read_state = |prefix: Vec<u8>| -> Result<SplitState> {
+            let mut state = SplitState::new();
+            for (k, v) in self.store.scan_prefix(&prefix)? {
+                if v.len() == 8 {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&v);
+                    let split = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                    state.insert(split, i64::from_be_bytes(b));
+                }
             }
-        }
+            Ok(state)
+        };
         let Some(tx) = self.tx.upgrade() else {
             return Err(RuntimeError::EngineStopped);
         };
-        let stop = StopFlag::default();
-        let stats = Arc::new(SourceStats::new(&spec.name, owner));
-        self.stats.insert(key, stats.clone());
         let generation = self.next_generation;
         self.next_generation += 1;
-        let time = spec
-            .watermark
-            .map(|_| self.time.get("source", &spec.name, owner));
-        // A view's reader sends straight into the view's fragment (its
-        // chunks and positions commit there); a table's into the engine.
-        let sink: Box<dyn IngestSink> = match target {
-            ReaderTarget::Node(gid) => {
-                let Some(f) = self
-                    .node_fragment
-                    .get(&gid)
-                    .and_then(|v| self.fragments.get(v))
-                else {
+        let (state, until, sink, stats): (_, _, Box<dyn IngestSink>, _) = match &target {
+            ReaderTarget::Table(_) => (
+                read_state(key.state_prefix())?,
+                None,
+                Box::new(EngineSink(tx, generation)),
+                Arc::new(SourceStats::new(&spec.name, owner)),
+            ),
+            ReaderTarget::Shared(source) => {
+                let Some(h) = self.hubs.get(source) else {
+                    return Ok(()); // no view reads the source any more
+                };
+                let state = h.hub.lock().positions.clone();
+                let sink = Box::new(crate::dataflow::HubSink(h.hub.clone()));
+                (state, None, sink, h.stats.clone())
+            }
+            ReaderTarget::CatchUp { view, entries } => {
+                let Some(f) = self.fragments.get(view) else {
                     return Ok(()); // a failed view reads nothing
                 };
-                f.handle.send(crate::dataflow::FragmentMsg::Control(
-                    crate::dataflow::Control::AddSource {
-                        entry: gid,
-                        col: self.source_watermarks.get(&gid).copied(),
-                        time: time.clone(),
-                    },
-                ));
-                Box::new(crate::dataflow::FragmentSink {
+                let sink = Box::new(crate::dataflow::FragmentSink {
                     tx: f.handle.tx.clone(),
-                    entry: gid,
-                })
+                    entries: entries.clone(),
+                });
+                (
+                    read_state(key.state_prefix())?,
+                    Some(read_state(key.until_prefix())?),
+                    sink,
+                    Arc::new(SourceStats::new(&spec.name, owner)),
+                )
             }
-            ReaderTarget::Table(_) => Box::new(EngineSink(tx, generation)),
         };
+        let stop = StopFlag::default();
+        self.stats.insert(key, stats.clone());
         if let Some(old) = self.readers.insert(
             key,
             ReaderRt {
-                watermark: None,
-                time,
                 generation,
                 target,
                 stop: stop.clone(),
@@ -83,11 +86,13 @@ impl Worker {
             sink,
             stop,
             stats,
+            until,
         })
         .map_err(|e| RuntimeError::Internal(format!("cannot start source reader: {e}")))
     }
 
-    /// Applies one reader chunk and its split positions to the running epoch.
+    /// Applies one chunk of a connector table's reader, and its split
+    /// positions, to the running epoch.
     pub(super) fn ingest(&mut self, msg: Ingest, generation: u64) -> Result<()> {
         let Some(r) = self
             .readers
@@ -96,54 +101,20 @@ impl Worker {
         else {
             return Ok(()); // a stopped reader (its object was dropped)
         };
-        let (target, stats) = (r.target, r.stats.clone());
-        let (reader_wm, time) = (r.watermark.clone(), r.time.clone());
-        let wm_col = self
-            .readers
-            .get(&msg.key)
-            .and_then(|_| self.reader_watermark_col(target));
+        let ReaderTarget::Table(t) = r.target else {
+            return Ok(()); // views' readers feed their fragments
+        };
+        let stats = r.stats.clone();
         if let Some(chunk) = msg.chunk {
-            match target {
-                ReaderTarget::Node(gid) => {
-                    if let (Some(col), Some(wm), Some(t)) = (wm_col, &reader_wm, &time) {
-                        let late = crate::time::below(chunk.rows.column(col), wm)?;
-                        t.late(late.true_count() as u64);
-                    }
-                    let cb = ChangeBatch::inserts(chunk.rows);
-                    self.emit_chunk(gid, &cb)?;
-                }
-                ReaderTarget::Table(t) => {
-                    self.apply_table_chunk(t, chunk, &stats, msg.watermark.clone())?
-                }
-            }
-        } else if let (ReaderTarget::Table(t), Some(wm)) = (target, &msg.watermark) {
+            self.apply_table_chunk(t, chunk, &stats, msg.watermark.clone())?;
+        } else if let Some(wm) = &msg.watermark {
             self.table_watermark(t, &[], Some(wm.clone()))?;
-        }
-        if let (ReaderTarget::Node(gid), Some(col), Some(wm)) = (target, wm_col, msg.watermark) {
-            let mut cur = reader_wm;
-            if crate::time::advance(&mut cur, wm.clone()) {
-                if let Some(r) = self.readers.get_mut(&msg.key) {
-                    r.watermark = cur;
-                }
-                if let Some(t) = &time {
-                    t.set_watermark(&wm);
-                }
-                self.emit_watermark(gid, Watermark { col, value: wm })?;
-            }
         }
         for (split, off) in msg.state {
             self.writes
                 .put(msg.key.state_key(&split), off.to_be_bytes().to_vec());
         }
         Ok(())
-    }
-
-    /// The event-time column of what a reader feeds, if it has a watermark.
-    pub(super) fn reader_watermark_col(&self, target: ReaderTarget) -> Option<usize> {
-        match target {
-            ReaderTarget::Table(t) => self.tables.get(&t)?.def.watermark.map(|w| w.col),
-            ReaderTarget::Node(gid) => self.source_watermarks.get(&gid).copied(),
-        }
     }
 
     /// Counts the late rows of `changes` against table `table`'s

@@ -62,6 +62,7 @@ mod ddl;
 mod dml;
 mod fragments;
 mod ingest;
+mod sources;
 mod subscribe;
 
 pub use subscribe::{SubscribeMsg, Subscription};
@@ -229,12 +230,15 @@ impl IngestSink for EngineSink {
 }
 
 /// Where a reader's rows go.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum ReaderTarget {
-    /// The `SourceScan` node of a view.
-    Node(u64),
     /// A connector table.
     Table(TableId),
+    /// Every view of source `.0`, through its hub (the shared reader).
+    Shared(TableId),
+    /// View `view`'s scans `entries` of a source, up to where the shared
+    /// reader was when the view joined it (the catch-up reader).
+    CatchUp { view: TableId, entries: Vec<u64> },
 }
 
 struct ReaderRt {
@@ -242,9 +246,6 @@ struct ReaderRt {
     target: ReaderTarget,
     stop: StopFlag,
     stats: Arc<SourceStats>,
-    /// The reader's watermark and late-event counter (sources with `WATERMARK FOR`).
-    watermark: Option<ScalarValue>,
-    time: Option<Arc<TimeStats>>,
 }
 
 struct TableRt {
@@ -292,6 +293,8 @@ struct Worker {
     sinks: crate::sink::SinkStatsRegistry,
     /// Source scan node -> its event-time column (sources with a watermark).
     source_watermarks: HashMap<u64, usize>,
+    /// Each source being read: its shared reader's hub.
+    hubs: BTreeMap<TableId, sources::HubRt>,
     tx: mpsc::WeakSender<Command>,
     /// The checkpoint timer's request (see [`Engine::tick`]).
     tick: Arc<AtomicBool>,
@@ -326,6 +329,7 @@ impl Engine {
             tick: tick.clone(),
             time: time.clone(),
             source_watermarks: HashMap::new(),
+            hubs: BTreeMap::new(),
             readers: HashMap::new(),
             next_generation: 1,
             stats: stats.clone(),

@@ -249,6 +249,12 @@ pub fn run(ctx: ReaderCtx, d: &DatagenOptions) -> Result<(), SourceError> {
             _ => None,
         })
         .min();
+    // A catch-up reader stops at its end, and is not paced.
+    let end = ctx.end_of(SPLIT).map(|e| e.max(0) as u64);
+    let total = match (total, end) {
+        (Some(t), Some(e)) => Some(t.min(e)),
+        (t, e) => t.or(e),
+    };
     let mut done = ctx.state.get(SPLIT).copied().unwrap_or(0).max(0) as u64;
     let started = Instant::now();
     let base = done;
@@ -258,13 +264,17 @@ pub fn run(ctx: ReaderCtx, d: &DatagenOptions) -> Result<(), SourceError> {
             return Ok(());
         }
         let mut n = CHUNK;
-        if d.rows_per_second > 0 {
+        if d.rows_per_second > 0 && end.is_none() {
             let allowed =
                 base + (started.elapsed().as_secs_f64() * d.rows_per_second as f64) as u64 + 1;
             n = n.min(allowed.saturating_sub(done));
         }
         if let Some(t) = total {
             n = n.min(t.saturating_sub(done));
+            if n == 0 && done >= t && end.is_some() {
+                ctx.finish_catch_up();
+                return Ok(());
+            }
             if n == 0 && done >= t {
                 ctx.stats.finished.store(true, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(200));
@@ -283,6 +293,7 @@ pub fn run(ctx: ReaderCtx, d: &DatagenOptions) -> Result<(), SourceError> {
             chunk: Some(SourceChunk { rows, ops: None }),
             state: vec![(SPLIT.to_string(), done as i64)],
             watermark: wms.poll(),
+            done: false,
         };
         if !ctx.sink.send(msg) {
             return Ok(());

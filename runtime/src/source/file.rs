@@ -109,8 +109,13 @@ pub fn run(ctx: ReaderCtx, f: &FileOptions) -> Result<(), SourceError> {
     loop {
         for path in list(&f.pattern) {
             let name = path.to_string_lossy().into_owned();
+            // A catch-up reader reads only what the shared reader had read.
+            let limit = ctx.end_of(&format!("{SPLIT_PREFIX}{name}"));
+            if limit == Some(0) {
+                continue;
+            }
             let offset = offsets.entry(name.clone()).or_insert(0);
-            match reader.read_file(&path, &name, offset) {
+            match reader.read_file(&path, &name, offset, limit.map(|l| l as u64)) {
                 Ok(true) => {}
                 Ok(false) => return Ok(()), // stopped, or the engine is gone
                 Err(e) => {
@@ -121,6 +126,19 @@ pub fn run(ctx: ReaderCtx, f: &FileOptions) -> Result<(), SourceError> {
                     }
                 }
             }
+        }
+        if let Some(until) = &ctx.until {
+            let read_all = until.iter().all(|(split, &end)| {
+                split
+                    .strip_prefix(SPLIT_PREFIX)
+                    .is_none_or(|n| offsets.get(n).is_some_and(|&o| o as i64 >= end))
+            });
+            if read_all {
+                ctx.finish_catch_up();
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100)); // a file failed; again
+            continue;
         }
         reader.wms.reached_end(WATERMARK_SPLIT);
         let Some(every) = f.monitor else {
@@ -151,26 +169,35 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// Reads `path` from byte `*sent` to its end, a batch at a time,
-    /// moving `*sent` past each batch the engine has taken. Returns `false`
-    /// once stopped or the engine is gone.
-    fn read_file(&mut self, path: &Path, name: &str, sent: &mut u64) -> std::io::Result<bool> {
+    /// Reads `path` from byte `*sent` to its end (or to byte `limit`), a
+    /// batch at a time, moving `*sent` past each batch the engine has
+    /// taken. Returns `false` once stopped or the engine is gone.
+    fn read_file(
+        &mut self,
+        path: &Path,
+        name: &str,
+        sent: &mut u64,
+        limit: Option<u64>,
+    ) -> std::io::Result<bool> {
         let from = *sent;
         let meta = std::fs::metadata(path)?;
-        if meta.len() <= from {
+        let len = limit.map_or(meta.len(), |l| l.min(meta.len()));
+        if len <= from {
             return Ok(true);
         }
         // A last line without a newline may still be being written: with
-        // monitoring it waits until the file has been quiet for an interval.
-        let settled = self.f.monitor.is_none_or(|every| {
-            meta.modified()
-                .ok()
-                .and_then(|m| SystemTime::now().duration_since(m).ok())
-                .is_some_and(|age| age >= every)
-        });
+        // monitoring it waits until the file has been quiet for an interval
+        // (up to a limit, the lines were read before).
+        let settled = limit.is_some()
+            || self.f.monitor.is_none_or(|every| {
+                meta.modified()
+                    .ok()
+                    .and_then(|m| SystemTime::now().duration_since(m).ok())
+                    .is_some_and(|age| age >= every)
+            });
         let mut file = File::open(path)?;
         file.seek(SeekFrom::Start(from))?;
-        let mut input = BufReader::with_capacity(1 << 20, file);
+        let mut input = BufReader::with_capacity(1 << 20, file.take(len - from));
         let mut offset = from;
         let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
         let mut lines: Vec<(usize, usize, u64)> = Vec::new(); // start, end in buf; file offset
@@ -257,6 +284,7 @@ impl Reader<'_> {
                 .map(|rows| SourceChunk { rows, ops: None }),
             state: vec![(format!("{SPLIT_PREFIX}{name}"), offset as i64)],
             watermark: self.wms.poll(),
+            done: false,
         };
         if !self.ctx.sink.send(msg) {
             return false;

@@ -141,6 +141,13 @@ pub fn run(ctx: ReaderCtx, k: &KafkaOptions) -> Result<(), SourceError> {
             next.insert(p, *off);
         }
     }
+    // A catch-up reader: the partitions it still reads, each up to its end.
+    let mut open: Option<BTreeMap<i32, i64>> = ctx.until.as_ref().map(|u| {
+        u.iter()
+            .filter_map(|(s, &end)| Some((s.strip_prefix('p')?.parse::<i32>().ok()?, end)))
+            .filter(|(p, end)| next.get(p).copied().unwrap_or(0) < *end)
+            .collect()
+    });
     let decoder = RecordDecoder::new(ctx.spec.clone());
     let mut assigned: Vec<i32> = Vec::new();
     let mut last_refresh: Option<Instant> = None;
@@ -150,11 +157,19 @@ pub fn run(ctx: ReaderCtx, k: &KafkaOptions) -> Result<(), SourceError> {
         if ctx.stop.stopped() {
             return Ok(());
         }
+        if open.as_ref().is_some_and(|o| o.is_empty()) {
+            ctx.finish_catch_up();
+            return Ok(());
+        }
         if last_refresh.is_none_or(|t| t.elapsed() >= PARTITION_REFRESH) {
             last_refresh = Some(Instant::now());
             match partitions(&c, k, Duration::from_secs(2)) {
                 Ok(ps) => {
-                    let new: Vec<i32> = ps.into_iter().filter(|p| !assigned.contains(p)).collect();
+                    let new: Vec<i32> = ps
+                        .into_iter()
+                        .filter(|p| !assigned.contains(p))
+                        .filter(|p| open.as_ref().is_none_or(|o| o.contains_key(p)))
+                        .collect();
                     if !new.is_empty() {
                         let mut tpl = TopicPartitionList::new();
                         for &p in &new {
@@ -211,6 +226,19 @@ pub fn run(ctx: ReaderCtx, k: &KafkaOptions) -> Result<(), SourceError> {
                     if next.get(&p).is_some_and(|&n| off < n) {
                         continue; // already applied (a re-fetch after an error)
                     }
+                    if let Some(o) = open.as_mut() {
+                        match o.get(&p) {
+                            Some(&end) if off < end => {
+                                if off + 1 >= end {
+                                    o.remove(&p);
+                                }
+                            }
+                            _ => {
+                                o.remove(&p); // past its end: the shared reader has it
+                                continue;
+                            }
+                        }
+                    }
                     next.insert(p, off + 1);
                     at_end.retain(|&q| q != p);
                     let payload = m.payload().map(|v| v.to_vec());
@@ -226,6 +254,11 @@ pub fn run(ctx: ReaderCtx, k: &KafkaOptions) -> Result<(), SourceError> {
                 Some(Err(e)) => {
                     if let KafkaError::PartitionEOF(p) = e {
                         at_end.push(p);
+                        // Read to its end: what is left before its end
+                        // position is no record (a transaction marker).
+                        if let Some(o) = open.as_mut() {
+                            o.remove(&p);
+                        }
                     } else {
                         log_rate_limited(&mut last_error_log, &ctx.spec.name, &e.to_string());
                     }
@@ -291,6 +324,7 @@ pub fn run(ctx: ReaderCtx, k: &KafkaOptions) -> Result<(), SourceError> {
                     .map(|(p, o)| (split_name(p), o))
                     .collect(),
                 watermark: wms.poll(),
+                done: false,
             };
             if !ctx.sink.send(msg) {
                 return Ok(());

@@ -83,6 +83,45 @@ impl ReaderKey {
         k.extend_from_slice(split.as_bytes());
         k
     }
+
+    /// Meta key prefix of a catch-up reader's end positions (see
+    /// [`ReaderCtx::until`]).
+    pub fn until_prefix(&self) -> Vec<u8> {
+        meta_key(&format!("until/{}/{}/", self.owner.0, self.slot))
+    }
+
+    /// Meta key prefix of the end positions of every catch-up reader of `owner`.
+    pub fn owner_until_prefix(owner: TableId) -> Vec<u8> {
+        meta_key(&format!("until/{}/", owner.0))
+    }
+
+    pub fn until_key(&self, split: &str) -> Vec<u8> {
+        let mut k = self.until_prefix();
+        k.extend_from_slice(split.as_bytes());
+        k
+    }
+}
+
+/// Where a view's catch-up reader starts: the view's own start positions,
+/// with the settings a generator keeps in its state (Nexmark's base time)
+/// taken from the shared reader, so both produce the same rows.
+pub fn catch_up_from(spec: &SourceSpec, own: &SplitState, shared: &SplitState) -> SplitState {
+    let mut from = own.clone();
+    if let Connector::Nexmark(_) = spec.connector {
+        if let Some(t) = shared.get(nexmark::BASE_TIME) {
+            from.insert(nexmark::BASE_TIME.to_string(), *t);
+        }
+    }
+    from
+}
+
+/// Whether a reader starting at `from` has anything to read before
+/// `until` (a split missing from `from` starts at its beginning).
+pub fn behind(spec: &SourceSpec, from: &SplitState, until: &SplitState) -> bool {
+    until.iter().any(|(split, &end)| {
+        let setting = matches!(spec.connector, Connector::Nexmark(_)) && split == nexmark::BASE_TIME;
+        !setting && from.get(split).copied().unwrap_or(0) < end
+    })
 }
 
 /// What to do with one decoded row of a chunk.
@@ -111,6 +150,9 @@ pub struct Ingest {
     pub state: Vec<(String, i64)>,
     /// The reader's watermark after this chunk (sources with `WATERMARK FOR`).
     pub watermark: Option<datafusion::common::ScalarValue>,
+    /// A catch-up reader has read everything before its end positions:
+    /// this is its last message.
+    pub done: bool,
 }
 
 /// A reader's watermark from its splits' event times: each split's largest
@@ -218,6 +260,7 @@ pub(crate) fn send_idle_watermark(ctx: &ReaderCtx, wms: &mut SplitWatermarks) ->
         chunk: None,
         state: Vec::new(),
         watermark: Some(wm),
+        done: false,
     })
 }
 
@@ -248,6 +291,32 @@ pub struct ReaderCtx {
     pub sink: Box<dyn IngestSink>,
     pub stop: StopFlag,
     pub stats: Arc<SourceStats>,
+    /// A catch-up reader's end: it reads each split listed here up to its
+    /// position (and no split that is not listed), then reports `done` and
+    /// ends. `None` for a reader that runs on.
+    pub until: Option<SplitState>,
+}
+
+impl ReaderCtx {
+    /// A catch-up reader's last message: it has read up to its end.
+    pub(crate) fn finish_catch_up(&self) {
+        self.stats.finished.store(true, Ordering::SeqCst);
+        self.sink.send(Ingest {
+            key: self.key,
+            chunk: None,
+            state: Vec::new(),
+            watermark: None,
+            done: true,
+        });
+    }
+
+    /// A catch-up reader's end position of `split` (`None`: no bound; a
+    /// catch-up reader does not read a split without one, `Some(0)`).
+    pub(crate) fn end_of(&self, split: &str) -> Option<i64> {
+        self.until
+            .as_ref()
+            .map(|u| u.get(split).copied().unwrap_or(0))
+    }
 }
 
 /// Starts the reader thread for `ctx.spec`'s connector.

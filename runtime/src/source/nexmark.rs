@@ -25,7 +25,7 @@ use super::options::{NexmarkOptions, NexmarkTable};
 use super::{Ingest, ReaderCtx, SourceChunk, SourceError, SourceSpec, SplitState};
 
 const OFFSET: &str = "offset";
-const BASE_TIME: &str = "base_time";
+pub(crate) const BASE_TIME: &str = "base_time";
 /// Event time of the first event of an unpaced stream without
 /// `nexmark.base.time`: 2026-01-01 00:00:00 UTC, so an unpaced stream is the
 /// same on every run (and results can be compared across runs and engines).
@@ -245,9 +245,18 @@ pub fn run(ctx: ReaderCtx, n: &NexmarkOptions) -> Result<(), SourceError> {
     let ts0 = gen.timestamp();
     let mut wms = super::SplitWatermarks::new(&ctx.spec);
     let bounded = |g: &EventGenerator| n.event_num.is_none_or(|max| g.global_offset() < max);
+    // A catch-up reader stops at its end offset, and is not paced.
+    let end = ctx.end_of(OFFSET).map(|e| e.max(0) as u64);
+    let real_time = n.real_time && end.is_none();
     loop {
         if ctx.stop.stopped() {
             return Ok(());
+        }
+        if let Some(end) = end {
+            if done >= end || !bounded(&gen) {
+                ctx.finish_catch_up();
+                return Ok(());
+            }
         }
         if !bounded(&gen) {
             ctx.stats.finished.store(true, Ordering::SeqCst);
@@ -256,9 +265,12 @@ pub fn run(ctx: ReaderCtx, n: &NexmarkOptions) -> Result<(), SourceError> {
         }
         let mut events = Vec::with_capacity(n.max_chunk_size);
         let elapsed = wall0.elapsed().as_millis() as u64;
-        while events.len() < n.max_chunk_size
+        let room = end.map_or(n.max_chunk_size, |e| {
+            n.max_chunk_size.min(e.saturating_sub(done) as usize)
+        });
+        while events.len() < room
             && bounded(&gen)
-            && (!n.real_time || gen.timestamp().saturating_sub(ts0) <= elapsed)
+            && (!real_time || gen.timestamp().saturating_sub(ts0) <= elapsed)
         {
             match gen.next() {
                 Some(e) => events.push(e),
@@ -285,6 +297,7 @@ pub fn run(ctx: ReaderCtx, n: &NexmarkOptions) -> Result<(), SourceError> {
                 (BASE_TIME.to_string(), base_time as i64),
             ],
             watermark: wms.poll(),
+            done: false,
         };
         if !ctx.sink.send(msg) {
             return Ok(());

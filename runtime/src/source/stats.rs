@@ -24,8 +24,9 @@ pub struct SourceErrorRecord {
 #[derive(Debug)]
 pub struct SourceStats {
     pub source: String,
-    /// The view or table the reader feeds.
-    pub owner: String,
+    /// The views (or the table) the reader feeds: a source's shared reader
+    /// feeds every view that reads it.
+    owners: Mutex<Vec<String>>,
     /// Rows handed to the engine.
     pub rows: AtomicU64,
     pub skipped: AtomicU64,
@@ -40,7 +41,11 @@ impl SourceStats {
     pub fn new(source: &str, owner: &str) -> SourceStats {
         SourceStats {
             source: source.to_string(),
-            owner: owner.to_string(),
+            owners: Mutex::new(if owner.is_empty() {
+                Vec::new()
+            } else {
+                vec![owner.to_string()]
+            }),
             rows: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
             finished: AtomicBool::new(false),
@@ -75,6 +80,27 @@ impl SourceStats {
                 reason,
                 at: SystemTime::now(),
             });
+        }
+    }
+
+    /// The views (or the table) the reader feeds, in name order.
+    pub fn owners(&self) -> Vec<String> {
+        let mut o = self.owners.lock().map(|o| o.clone()).unwrap_or_default();
+        o.sort();
+        o
+    }
+
+    pub fn add_owner(&self, owner: &str) {
+        if let Ok(mut o) = self.owners.lock() {
+            if !o.iter().any(|x| x == owner) {
+                o.push(owner.to_string());
+            }
+        }
+    }
+
+    pub fn remove_owner(&self, owner: &str) {
+        if let Ok(mut o) = self.owners.lock() {
+            o.retain(|x| x != owner);
         }
     }
 
