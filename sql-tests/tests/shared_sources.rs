@@ -80,8 +80,13 @@ async fn views_of_one_source_agree_in_every_snapshot() -> Result<()> {
     let c = server.connect().await?;
     wait_rows(&c, "SELECT n FROM total", &[&N.to_string()], 120).await?;
     wait_rows(&c, "SELECT sum(n) FROM by_group", &[&N.to_string()], 30).await?;
-    eprintln!("agreement: {checked} snapshots ({moving} distinct totals), {kills} SIGKILLs, all agree");
-    assert!(moving >= 10, "the views hardly moved while checked: {moving}");
+    eprintln!(
+        "agreement: {checked} snapshots ({moving} distinct totals), {kills} SIGKILLs, all agree"
+    );
+    assert!(
+        moving >= 10,
+        "the views hardly moved while checked: {moving}"
+    );
     Ok(())
 }
 
@@ -171,8 +176,15 @@ async fn generator_views_share_one_reader() -> Result<()> {
     let b = query_rows(&c, "SELECT n, p, t FROM b").await?;
     assert_eq!(a, b);
     // The bids of N events (the rest are people and auctions).
-    let bids = a.first().and_then(|r| r.first()).cloned().unwrap_or_default();
-    assert!(bids.parse::<i64>().is_ok_and(|b| b > N / 2 && b < N), "{a:?}");
+    let bids = a
+        .first()
+        .and_then(|r| r.first())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        bids.parse::<i64>().is_ok_and(|b| b > N / 2 && b < N),
+        "{a:?}"
+    );
     // One reader read them once for all three views; the two later views
     // each caught up on what came before they joined.
     for view in ["a", "b", "self_join"] {

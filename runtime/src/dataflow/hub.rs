@@ -118,3 +118,87 @@ impl IngestSink for HubSink {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{ReaderKey, SourceChunk};
+    use datafusion::arrow::array::{Int64Array, RecordBatch};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    fn chunk(v: i64, offset: i64) -> Ingest {
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, true)]));
+        let rows =
+            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(vec![v]))]).expect("batch");
+        Ingest {
+            key: ReaderKey {
+                owner: TableId(9),
+                slot: 0,
+            },
+            chunk: Some(SourceChunk { rows, ops: None }),
+            state: vec![("p0".into(), offset)],
+            watermark: None,
+            done: false,
+        }
+    }
+
+    /// What one channel received: chunk values, and `-1` for a barrier.
+    fn received(rx: &std::sync::mpsc::Receiver<FragmentMsg>) -> Vec<(NodeId, i64)> {
+        let mut out = Vec::new();
+        while let Ok(m) = rx.try_recv() {
+            match m {
+                FragmentMsg::Source {
+                    chunk: Some(c),
+                    input,
+                } => {
+                    let a = c.column(0).as_any().downcast_ref::<Int64Array>();
+                    out.push((input.entry, a.map_or(0, |a| a.value(0))));
+                }
+                FragmentMsg::Input { .. } => out.push((0, -1)),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_view_sees_each_chunk_on_the_same_side_of_a_barrier() {
+        let hub = SourceHub::new(SplitState::new());
+        let (tx1, rx1) = std::sync::mpsc::sync_channel(16);
+        let (tx2, rx2) = std::sync::mpsc::sync_channel(16);
+        hub.lock().subscribe(TableId(1), tx1.clone(), vec![10]);
+        // A self-join: two scans of the source in one view.
+        hub.lock().subscribe(TableId(2), tx2.clone(), vec![20, 21]);
+        let sink = HubSink(hub.clone());
+        assert!(sink.send(chunk(1, 1)));
+        {
+            // The engine's barrier, sent while holding the hub.
+            let g = hub.lock();
+            for tx in [&tx1, &tx2] {
+                let _ = tx.send(FragmentMsg::Input {
+                    port: 0,
+                    entry: 0,
+                    msg: super::super::Message::Barrier(super::super::Barrier {
+                        epoch: freshet_storage::Epoch(1),
+                    }),
+                });
+            }
+            assert_eq!(g.positions.get("p0"), Some(&1));
+        }
+        assert!(sink.send(chunk(2, 2)));
+        assert_eq!(received(&rx1), vec![(10, 1), (0, -1), (10, 2)]);
+        assert_eq!(
+            received(&rx2),
+            vec![(20, 1), (21, 1), (0, -1), (20, 2), (21, 2)]
+        );
+        // A view whose fragment is gone drops out; the last one leaving
+        // empties the hub, and a closed hub ends its reader.
+        drop(rx1);
+        assert!(sink.send(chunk(3, 3)));
+        assert!(!hub.lock().unsubscribe(TableId(1)));
+        assert!(hub.lock().unsubscribe(TableId(2)));
+        hub.lock().close();
+        assert!(!sink.send(chunk(4, 4)));
+        assert_eq!(hub.lock().positions.get("p0"), Some(&3));
+    }
+}

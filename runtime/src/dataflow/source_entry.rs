@@ -43,7 +43,11 @@ impl IngestSink for FragmentSink {
                         entry,
                         key: msg.key,
                         // The positions are written once.
-                        state: if i == 0 { msg.state.clone() } else { Vec::new() },
+                        state: if i == 0 {
+                            msg.state.clone()
+                        } else {
+                            Vec::new()
+                        },
                         watermark: msg.watermark.clone(),
                         catch_up: true,
                         done: msg.done,

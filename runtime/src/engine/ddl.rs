@@ -61,9 +61,9 @@ impl Worker {
         let parked = self.barrier_collect(false)?;
         let (view_id, name) = (def.id, def.name.clone());
         let mut catalog = catalog;
-        let r = self.start_view(def, fresh).and_then(|scans| {
-            self.connect_sources(view_id, &name, scans, &mut catalog, fresh)
-        });
+        let r = self
+            .start_view(def, fresh)
+            .and_then(|scans| self.connect_sources(view_id, &name, scans, &mut catalog, fresh));
         self.release(parked);
         let readers = r?;
         if fresh {
@@ -78,7 +78,11 @@ impl Worker {
 
     /// Builds, starts and (when `fresh`) backfills the fragment of `def`,
     /// with every fragment parked; returns its scans of sources.
-    fn start_view(&mut self, def: ViewDef, fresh: bool) -> Result<Vec<super::sources::SourceScans>> {
+    fn start_view(
+        &mut self,
+        def: ViewDef,
+        fresh: bool,
+    ) -> Result<Vec<super::sources::SourceScans>> {
         let epoch = Epoch(self.epoch.0 + 1);
         let mut b = self.build(&def)?;
         b.graph.start(&self.store, epoch, fresh)?;
@@ -310,7 +314,8 @@ impl Worker {
         self.stop_readers(id);
         self.stats.remove_owner(id);
         self.writes.delete_prefix(&ReaderKey::owner_prefix(id));
-        self.writes.delete_prefix(&ReaderKey::owner_until_prefix(id));
+        self.writes
+            .delete_prefix(&ReaderKey::owner_until_prefix(id));
         // A table's watermark lives in the metadata keyspace: it must go
         // with the table, or a new object reusing the id would inherit it.
         self.writes.delete(watermark_key(id));

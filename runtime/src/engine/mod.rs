@@ -3,10 +3,10 @@
 //!
 //! # Design
 //!
-//! Commands (DDL, DML, reads of current table state, barriers, source
-//! chunks) arrive over a bounded channel and run one at a time, so the
-//! engine is the single writer of tables and the order of commands is the
-//! order of their effects. A DML command validates first (constraints,
+//! Commands (DDL, DML, reads of current table state, barriers, connector
+//! tables' source chunks) arrive over a bounded channel and run one at a
+//! time, so the engine is the single writer of tables and the order of
+//! commands is the order of their effects. A DML command validates first (constraints,
 //! keys), then writes table rows into the engine's [`WriteSet`] and sends
 //! the change batch to every view fragment that scans the table.
 //!
@@ -16,8 +16,12 @@
 //! read it. The bounded channels are the backpressure: a slow view slows
 //! the engine's sends to it, and so DML and sources.
 //!
-//! A barrier ends the epoch: the engine sends it to every fragment; a
-//! fragment ends the epoch once the barrier came on all its inputs (the
+//! A source is read once: its reader hands each chunk to every view of it
+//! through the source's hub ([`sources`]).
+//!
+//! A barrier ends the epoch: holding every source's hub, the engine sends
+//! it to every fragment (so it sits at one point of each source in all
+//! views) and writes the sources' positions; a fragment ends the epoch once the barrier came on all its inputs (the
 //! engine's and those of the views it reads), reports its writes and
 //! parks. When every fragment reported ([`crate::dataflow::EpochTracker`]),
 //! the epoch commits in one RocksDB write with the engine's own writes

@@ -33,7 +33,10 @@ fn positions<'a>(prefix: &[u8], entries: impl Iterator<Item = (&'a [u8], &'a [u8
     let mut state = SplitState::new();
     for (k, v) in entries {
         if let (Some(split), Ok(b)) = (k.strip_prefix(prefix), <[u8; 8]>::try_from(v)) {
-            state.insert(String::from_utf8_lossy(split).into_owned(), i64::from_be_bytes(b));
+            state.insert(
+                String::from_utf8_lossy(split).into_owned(),
+                i64::from_be_bytes(b),
+            );
         }
     }
     state
@@ -146,7 +149,9 @@ impl Worker {
                     self.put_positions(|s| own_key.until_key(s), &until);
                 }
             }
-            let time = spec.watermark.map(|_| self.time.get("source", &spec.name, name));
+            let time = spec
+                .watermark
+                .map(|_| self.time.get("source", &spec.name, name));
             let Some(f) = self.fragments.get(&view) else {
                 continue;
             };
@@ -213,7 +218,8 @@ impl Worker {
                 .collect();
             for (split, v) in changed {
                 h.written.insert(split.clone(), v);
-                self.writes.put(key.state_key(&split), v.to_be_bytes().to_vec());
+                self.writes
+                    .put(key.state_key(&split), v.to_be_bytes().to_vec());
             }
         }
         drop(guards);

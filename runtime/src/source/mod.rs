@@ -6,13 +6,16 @@
 //!
 //! A reader owns a *split state*: for Kafka the next offset of each
 //! partition, for the generators the number of rows produced. Every chunk a
-//! reader sends carries the split state *after* that chunk, and the engine
-//! applies the rows and writes the state into the same epoch's write set, so
-//! both commit in one RocksDB write. On restart a reader starts from the
-//! committed state, so nothing is lost and nothing is read twice.
+//! reader sends carries the split state *after* that chunk, and the state
+//! commits in the same RocksDB write as the chunk's effects (a source's
+//! shared reader: through its hub, [`crate::dataflow::SourceHub`]). On
+//! restart a reader starts from the committed state, so nothing is lost and
+//! nothing is read twice. A catch-up reader ([`ReaderCtx::until`]) reads a
+//! bounded stretch and ends.
 //!
-//! Readers are threads that block on the engine's bounded command channel:
-//! a slow engine slows the readers and nothing buffers without bound.
+//! Readers are threads that block on bounded channels (the fragments' of
+//! the views they feed, or the engine's): a slow view slows the readers and
+//! nothing buffers without bound.
 
 pub mod datagen;
 pub mod decode;
@@ -119,7 +122,8 @@ pub fn catch_up_from(spec: &SourceSpec, own: &SplitState, shared: &SplitState) -
 /// `until` (a split missing from `from` starts at its beginning).
 pub fn behind(spec: &SourceSpec, from: &SplitState, until: &SplitState) -> bool {
     until.iter().any(|(split, &end)| {
-        let setting = matches!(spec.connector, Connector::Nexmark(_)) && split == nexmark::BASE_TIME;
+        let setting =
+            matches!(spec.connector, Connector::Nexmark(_)) && split == nexmark::BASE_TIME;
         !setting && from.get(split).copied().unwrap_or(0) < end
     })
 }
@@ -358,5 +362,35 @@ pub fn validate(spec: &SourceSpec) -> Result<(), SourceError> {
         Connector::File(f) => file::check(f),
         Connector::Datagen(d) => datagen::check(spec, d),
         Connector::Nexmark(n) => nexmark::check(spec, n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nexmark_spec() -> SourceSpec {
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Int64, true)]));
+        let with = vec![("connector".to_string(), "nexmark".to_string())];
+        SourceSpec::parse("s", schema, None, false, &with, None, None, &vec![])
+            .expect("a nexmark source")
+    }
+
+    #[test]
+    fn a_catch_up_starts_at_the_views_start_with_the_generators_settings() {
+        let spec = nexmark_spec();
+        let own: SplitState = [("offset".into(), 0), (nexmark::BASE_TIME.into(), 5)].into();
+        let shared: SplitState = [("offset".into(), 700), (nexmark::BASE_TIME.into(), 1)].into();
+        let from = catch_up_from(&spec, &own, &shared);
+        assert_eq!(from.get(nexmark::BASE_TIME), Some(&1));
+        assert_eq!(from.get("offset"), Some(&0));
+        assert!(behind(&spec, &from, &shared));
+        assert!(!behind(&spec, &shared, &shared));
+        // A split the view has no position for starts at its beginning.
+        let kafka_like: SplitState = [("p0".into(), 3), ("p1".into(), 0)].into();
+        assert!(behind(&spec, &SplitState::new(), &kafka_like));
+        let at: SplitState = [("p0".into(), 3)].into();
+        assert!(!behind(&spec, &at, &kafka_like));
     }
 }
