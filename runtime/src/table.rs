@@ -8,10 +8,11 @@
 
 use std::sync::Arc;
 
+use crate::state::layout::{relation as table_prefix, table_row as row_key};
 use datafusion::arrow::array::{ArrayRef, BinaryArray, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use freshet_storage::codec::{decode_rows, encode_rows, FORMAT_VERSION};
-use freshet_storage::keys::{pk_of, row_key, table_prefix};
+use freshet_storage::keys::pk_of;
 use freshet_storage::store::Entry;
 use freshet_storage::{Read, Store, TableId};
 

@@ -468,13 +468,7 @@ pub fn now_micros() -> i64 {
         .unwrap_or(0)
 }
 
-/// Where an operator keeps its watermark in its state table: vnode
-/// `0xFFFF`, which no keyed entry uses (vnodes are below 256).
-pub fn operator_wm_key(table: freshet_storage::TableId) -> Vec<u8> {
-    let mut k = freshet_storage::keys::table_prefix(table);
-    k.extend_from_slice(&[0xFF, 0xFF]);
-    k
-}
+pub use crate::state::layout::operator_watermark as operator_wm_key;
 
 #[cfg(test)]
 mod tests {

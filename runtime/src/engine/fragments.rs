@@ -14,10 +14,7 @@ pub(super) struct FragmentRt {
     pub controls: Vec<Control>,
 }
 
-/// Meta key of a failed view's error (kept across restarts).
-pub(super) fn failed_key(view: TableId) -> Vec<u8> {
-    meta_key(&format!("failed/{}", view.0))
-}
+pub(super) use crate::state::layout::failed_view as failed_key;
 
 impl Worker {
     /// Sends `batch` into the running epoch at the entry point `node`.
@@ -147,7 +144,7 @@ impl Worker {
         }
         if self.row_id_dirty {
             self.writes.put(
-                meta_key(NEXT_ROW_ID),
+                crate::state::layout::next_row_id(),
                 self.next_row_id.to_be_bytes().to_vec(),
             );
             self.row_id_dirty = false;

@@ -40,12 +40,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::state::layout::{relation as table_prefix, table_row as row_key};
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::ScalarValue;
 use freshet_storage::codec::encode_datum;
-use freshet_storage::keys::{meta_key, row_key, table_prefix};
 use freshet_storage::store::merge_pending;
 use freshet_storage::{Epoch, Store, TableId, WriteSet};
 use tokio::sync::{mpsc, oneshot};
@@ -71,7 +71,6 @@ mod subscribe;
 
 pub use subscribe::{SubscribeMsg, Subscription};
 
-const NEXT_ROW_ID: &str = "next_row_id";
 const BACKFILL_CHUNK: usize = 8192;
 
 /// A materialized view as the runtime sees it.
@@ -312,7 +311,7 @@ impl Engine {
     /// Starts the engine thread over `store`, resuming at its committed epoch.
     pub fn start(store: Store) -> Result<(Engine, std::thread::JoinHandle<()>)> {
         let epoch = store.committed_epoch()?;
-        let next_row_id = match store.get(&meta_key(NEXT_ROW_ID))? {
+        let next_row_id = match store.get(&crate::state::layout::next_row_id())? {
             Some(v) if v.len() == 8 => {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(&v);
@@ -483,10 +482,7 @@ impl Engine {
     }
 }
 
-/// Meta key of a table's persisted watermark.
-fn watermark_key(table: TableId) -> Vec<u8> {
-    meta_key(&format!("wm/{}", table.0))
-}
+use crate::state::layout::table_watermark as watermark_key;
 
 impl Worker {
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {

@@ -3,7 +3,6 @@
 //! big-endian, so a scan returns epochs in order). Each entry holds up to
 //! about [`CHUNK_BYTES`] of records in the compact encoding.
 
-use freshet_storage::keys::table_prefix;
 use freshet_storage::{Store, TableId, WriteSet};
 
 use super::encode::Record;
@@ -13,18 +12,9 @@ use crate::state::compact::{put_bytes, put_u64, Reader};
 /// About how many bytes of records one log entry holds.
 pub const CHUNK_BYTES: usize = 1 << 20;
 
-fn entry_key(table: TableId, epoch: u64, seq: u32) -> Vec<u8> {
-    let mut k = table_prefix(table);
-    k.extend_from_slice(&epoch.to_be_bytes());
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-fn epoch_key(table: TableId, epoch: u64) -> Vec<u8> {
-    let mut k = table_prefix(table);
-    k.extend_from_slice(&epoch.to_be_bytes());
-    k
-}
+use crate::state::layout::{
+    relation as table_prefix, sink_log_entry as entry_key, sink_log_epoch as epoch_key,
+};
 
 /// Writes `records` as epoch `epoch`'s entries into the epoch's writes.
 pub fn append(writes: &mut WriteSet, table: TableId, epoch: u64, records: &[Record]) {

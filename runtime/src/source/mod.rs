@@ -29,8 +29,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::state::layout;
 use datafusion::arrow::array::RecordBatch;
-use freshet_storage::keys::meta_key;
 use freshet_storage::TableId;
 
 pub use options::{
@@ -73,35 +73,31 @@ pub struct ReaderKey {
 impl ReaderKey {
     /// Meta key prefix under which this reader's split state is stored.
     pub fn state_prefix(&self) -> Vec<u8> {
-        meta_key(&format!("src/{}/{}/", self.owner.0, self.slot))
+        layout::reader_positions(self.owner, self.slot)
     }
 
     /// Meta key prefix of every reader of `owner`.
     pub fn owner_prefix(owner: TableId) -> Vec<u8> {
-        meta_key(&format!("src/{}/", owner.0))
+        layout::reader_positions_of(owner)
     }
 
     pub fn state_key(&self, split: &str) -> Vec<u8> {
-        let mut k = self.state_prefix();
-        k.extend_from_slice(split.as_bytes());
-        k
+        layout::split(self.state_prefix(), split)
     }
 
     /// Meta key prefix of a catch-up reader's end positions (see
     /// [`ReaderCtx::until`]).
     pub fn until_prefix(&self) -> Vec<u8> {
-        meta_key(&format!("until/{}/{}/", self.owner.0, self.slot))
+        layout::catch_up_ends(self.owner, self.slot)
     }
 
     /// Meta key prefix of the end positions of every catch-up reader of `owner`.
     pub fn owner_until_prefix(owner: TableId) -> Vec<u8> {
-        meta_key(&format!("until/{}/", owner.0))
+        layout::catch_up_ends_of(owner)
     }
 
     pub fn until_key(&self, split: &str) -> Vec<u8> {
-        let mut k = self.until_prefix();
-        k.extend_from_slice(split.as_bytes());
-        k
+        layout::split(self.until_prefix(), split)
     }
 }
 

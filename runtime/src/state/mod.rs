@@ -14,13 +14,15 @@
 //! - [`budget`]: the byte budget (`--state-cache-size`) every operator
 //!   cache draws from, with hit and miss counters per table.
 //!
-//! Keys are `table id | vnode(group) | group | rest` ([`freshet_storage::keys`]),
+//! Keys are `table id | vnode(group) | group | rest` ([`freshet_storage::keys`]);
+//! [`layout`] is where every key the runtime writes is laid out,
 //! values [`freshet_storage::count`] (multisets), rows, or a
 //! [`ValueCodec`]'s versioned compact encoding.
 
 pub mod budget;
 pub mod compact;
 mod keyed;
+pub mod layout;
 pub mod multiset;
 pub(crate) mod value;
 
