@@ -18,18 +18,6 @@ impl Worker {
                 .push((key, spec, owner.to_string(), target));
             return Ok(());
         }
-        let read_state = |prefix: Vec<u8>| -> Result<SplitState> {
-            let mut state = SplitState::new();
-            for (k, v) in self.store.scan_prefix(&prefix)? {
-                if v.len() == 8 {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(&v);
-                    let split = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-                    state.insert(split, i64::from_be_bytes(b));
-                }
-            }
-            Ok(state)
-        };
         let Some(tx) = self.tx.upgrade() else {
             return Err(RuntimeError::EngineStopped);
         };
@@ -37,7 +25,7 @@ impl Worker {
         self.next_generation += 1;
         let (state, until, sink, stats): (_, _, Box<dyn IngestSink>, _) = match &target {
             ReaderTarget::Table(_) => (
-                read_state(key.state_prefix())?,
+                self.stored_positions(&key.state_prefix())?,
                 None,
                 Box::new(EngineSink(tx, generation)),
                 Arc::new(SourceStats::new(&spec.name, owner)),
@@ -59,8 +47,8 @@ impl Worker {
                     entries: entries.clone(),
                 });
                 (
-                    read_state(key.state_prefix())?,
-                    Some(read_state(key.until_prefix())?),
+                    self.stored_positions(&key.state_prefix())?,
+                    Some(self.stored_positions(&key.until_prefix())?),
                     sink,
                     Arc::new(SourceStats::new(&spec.name, owner)),
                 )

@@ -43,7 +43,8 @@ fn positions<'a>(prefix: &[u8], entries: impl Iterator<Item = (&'a [u8], &'a [u8
 }
 
 impl Worker {
-    fn stored_positions(&self, prefix: &[u8]) -> Result<SplitState> {
+    /// The split positions committed under `prefix`.
+    pub(super) fn stored_positions(&self, prefix: &[u8]) -> Result<SplitState> {
         let rows = self.store.scan_prefix(prefix)?;
         Ok(positions(
             prefix,
