@@ -215,11 +215,28 @@ pub struct Catalog {
     pub sinks: BTreeMap<String, SinkEntry>,
     /// `COMMENT ON` text by (object id, column; 0 = the object).
     pub comments: BTreeMap<(TableId, i32), String>,
+    /// Views being created (backfilling) by name: their ids and width,
+    /// taken though they are not in the catalog yet.
+    pending: BTreeMap<String, (TableId, u32)>,
 }
 
 impl Catalog {
     pub fn get(&self, name: &str) -> Option<&CatalogEntry> {
         self.by_name.get(name)
+    }
+
+    /// Whether a relation, or a view still being created, has `name`.
+    pub fn taken(&self, name: &str) -> bool {
+        self.by_name.contains_key(name) || self.pending.contains_key(name)
+    }
+
+    /// Holds `name` and the ids of a view while it is being created.
+    pub fn reserve(&mut self, name: &str, id: TableId, width: u32) {
+        self.pending.insert(name.to_string(), (id, width));
+    }
+
+    pub fn unreserve(&mut self, name: &str) {
+        self.pending.remove(name);
     }
 
     pub fn insert(&mut self, e: CatalogEntry) {
@@ -255,6 +272,7 @@ impl Catalog {
                 .values()
                 .map(|e| e.rel.id.0 + e.width)
                 .chain(self.sinks.values().map(|s| s.id.0 + s.width))
+                .chain(self.pending.values().map(|(id, w)| id.0 + w))
                 .max()
                 .unwrap_or(1)
                 .max(1),

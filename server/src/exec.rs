@@ -746,7 +746,7 @@ impl Server {
             return Err(ExecError::new(code::INTERNAL, "expected CREATE VIEW"));
         };
         let name = normalize_ident(&cv.name.0.last().map(|p| p.to_string()).unwrap_or_default());
-        if self.catalog().get(&name).is_some() {
+        if self.catalog().taken(&name) {
             if cv.if_not_exists {
                 return Ok(Output::Command {
                     tag: "CREATE VIEW",
@@ -1088,8 +1088,8 @@ impl Server {
                 Ok(out)
             }
             Statement::CreateView(cv) if cv.materialized => {
-                let _g = self.write_lock.lock().await;
-                self.create_mv(stmt).await
+                let g = self.write_lock.lock().await;
+                self.create_mv(stmt, g).await
             }
             Statement::CreateView(_) => self.create_plain_view(stmt).await,
             Statement::CreateFunction(f) => {
@@ -1785,7 +1785,7 @@ impl Server {
     async fn create_table(&self, stmt: &Statement) -> ExecResult<Output> {
         let if_not_exists = matches!(stmt, Statement::CreateTable(c) if c.if_not_exists);
         let entry = self.plan_table(stmt, None).await?;
-        if self.catalog().get(&entry.rel.name).is_some() {
+        if self.catalog().taken(&entry.rel.name) {
             if if_not_exists {
                 return Ok(Output::Command {
                     tag: "CREATE TABLE",
@@ -1913,7 +1913,14 @@ impl Server {
         Ok((entry, splan))
     }
 
-    async fn create_mv(&self, stmt: &Statement) -> ExecResult<Output> {
+    /// `CREATE MATERIALIZED VIEW`, under the write lock `lock`. The lock
+    /// is let go while the view backfills (its name and ids held in the
+    /// catalog meanwhile), so DML and other DDL go on.
+    async fn create_mv(
+        &self,
+        stmt: &Statement,
+        lock: tokio::sync::MutexGuard<'_, ()>,
+    ) -> ExecResult<Output> {
         let Statement::CreateView(cv) = stmt else {
             return Err(ExecError::new(
                 code::INTERNAL,
@@ -1921,7 +1928,7 @@ impl Server {
             ));
         };
         let name = normalize_ident(&cv.name.0.last().map(|p| p.to_string()).unwrap_or_default());
-        if self.catalog().get(&name).is_some() {
+        if self.catalog().taken(&name) {
             if cv.if_not_exists {
                 return Ok(Output::Command {
                     tag: "CREATE MATERIALIZED VIEW",
@@ -1964,8 +1971,18 @@ impl Server {
             name: entry.rel.name.clone(),
             plan,
         };
-        self.engine.create_view(def, catalog, true).await?;
-        self.with_catalog(|c| c.insert(entry))?;
+        let name = entry.rel.name.clone();
+        self.with_catalog(|c| c.reserve(&name, entry.rel.id, entry.width))?;
+        drop(lock);
+        let r = self.engine.create_view(def, catalog, true).await;
+        let _g = self.write_lock.lock().await;
+        self.with_catalog(|c| {
+            c.unreserve(&name);
+            if r.is_ok() {
+                c.insert(entry);
+            }
+        })?;
+        r?;
         Ok(Output::Command {
             tag: "CREATE MATERIALIZED VIEW",
             rows: None,
@@ -2167,7 +2184,7 @@ impl Server {
         } else {
             "CREATE TABLE"
         };
-        if self.catalog().get(&ddl.name).is_some() {
+        if self.catalog().taken(&ddl.name) {
             if ddl.if_not_exists {
                 return Ok(Output::Command { tag, rows: None });
             }

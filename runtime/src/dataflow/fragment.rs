@@ -58,6 +58,12 @@ pub enum FragmentMsg {
         chunk: Option<datafusion::arrow::array::RecordBatch>,
         input: SourceInput,
     },
+    /// A chunk of a new view's backfill at scan `entry`, on the engine's
+    /// port; counted in [`FragmentHandle::backfill_queued`] until taken.
+    Backfill {
+        entry: NodeId,
+        batch: crate::change::ChangeBatch,
+    },
     Control(Control),
 }
 
@@ -112,6 +118,9 @@ pub struct FragmentHandle {
     /// About the bytes the running epoch has written (the engine's early
     /// epoch end reads it).
     pub bytes: Arc<AtomicUsize>,
+    /// Backfill chunks sent and not yet taken (the engine keeps this
+    /// small, so a barrier never waits behind a long queue of them).
+    pub backfill_queued: Arc<AtomicUsize>,
 }
 
 impl FragmentHandle {
@@ -144,6 +153,7 @@ pub fn spawn(
 ) -> Result<FragmentHandle> {
     let (tx, rx) = channel;
     let bytes = Arc::new(AtomicUsize::new(0));
+    let backfill_queued = Arc::new(AtomicUsize::new(0));
     let fail_on_change = FAILING_VIEWS
         .get()
         .is_some_and(|v| v.iter().any(|n| n == name));
@@ -157,6 +167,7 @@ pub fn spawn(
         rx,
         reports,
         bytes: bytes.clone(),
+        backfill_queued: backfill_queued.clone(),
         failed: None,
         deferred: VecDeque::new(),
         sources: std::collections::HashMap::new(),
@@ -170,7 +181,12 @@ pub fn spawn(
         ))
         .spawn(move || f.run())
         .map_err(|e| RuntimeError::Internal(format!("cannot start a view thread: {e}")))?;
-    Ok(FragmentHandle { tx, thread, bytes })
+    Ok(FragmentHandle {
+        tx,
+        thread,
+        bytes,
+        backfill_queued,
+    })
 }
 
 /// A message on its way to the graph, through the port aligner: a
@@ -199,6 +215,7 @@ struct Fragment {
     rx: Receiver<FragmentMsg>,
     reports: Sender<Report>,
     bytes: Arc<AtomicUsize>,
+    backfill_queued: Arc<AtomicUsize>,
     /// Set once an operator failed: inputs are dropped from then on.
     failed: Option<String>,
     /// Inputs that came while parked, taken before the channel.
@@ -244,6 +261,18 @@ impl Fragment {
                     source: None,
                 },
             ),
+            FragmentMsg::Backfill { entry, batch } => {
+                let flow = self.take(
+                    0,
+                    Routed {
+                        entry,
+                        msg: Some(Message::Chunk(batch)),
+                        source: None,
+                    },
+                );
+                self.backfill_queued.fetch_sub(1, Ordering::Relaxed);
+                flow
+            }
             FragmentMsg::Source { chunk, input } => self.take(
                 0,
                 Routed {

@@ -21,12 +21,15 @@ struct Built {
 }
 
 impl Worker {
+    /// Starts view `def`. A fresh view over tables answers once its
+    /// backfill is done ([`super::backfill`]): then this returns what its
+    /// completion needs, and the caller keeps it with the reply.
     pub(super) fn create_view(
         &mut self,
         def: ViewDef,
         catalog: Vec<CatalogWrite>,
         fresh: bool,
-    ) -> Result<()> {
+    ) -> Result<Option<(Vec<CatalogWrite>, Vec<super::sources::ToStart>)>> {
         // A view that failed stays failed until it is dropped.
         if !fresh {
             if let Some(why) = self.store.get(&failed_key(def.id))? {
@@ -42,7 +45,7 @@ impl Worker {
                         root,
                     },
                 );
-                return Ok(());
+                return Ok(None);
             }
         }
         for n in &def.plan.nodes {
@@ -55,21 +58,86 @@ impl Worker {
                 }
             }
         }
-        // Every fragment stops at an epoch boundary (pending changes commit,
-        // so a backfill reads exactly the current state); the new fragment
-        // is wired and backfilled before any of them goes on.
-        let parked = self.barrier_collect(false)?;
         let (view_id, name) = (def.id, def.name.clone());
+        if fresh {
+            // What a creation of this id that never finished (a crash while
+            // it backfilled) left behind goes first, committed before the
+            // new fragment reads anything.
+            self.writes.delete_prefix(&table_prefix(view_id));
+            for slot in 0..def.plan.state_slots {
+                self.writes
+                    .delete_prefix(&table_prefix(def.state_table(slot)));
+            }
+            self.writes.delete_prefix(&ReaderKey::owner_prefix(view_id));
+            self.writes
+                .delete_prefix(&ReaderKey::owner_until_prefix(view_id));
+        }
+        // Every fragment stops at an epoch boundary (pending changes commit,
+        // so a backfill of a view scan reads exactly the current state); the
+        // new fragment is wired before any of them goes on.
+        let parked = self.barrier_collect(fresh)?;
         let mut catalog = catalog;
         let r = self
             .start_view(def, fresh)
             .and_then(|scans| self.connect_sources(view_id, &name, scans, &mut catalog, fresh));
         self.release(parked);
         let readers = r?;
+        if self.backfills.values().any(|b| b.view == view_id) {
+            return Ok(Some((catalog, readers)));
+        }
+        self.complete_view(view_id, catalog, readers, fresh)?;
+        Ok(None)
+    }
+
+    /// The view's backfill is done: tables' watermarks reach its scans, a
+    /// fresh view's catalog entry commits, and its readers start.
+    pub(super) fn complete_view(
+        &mut self,
+        view_id: TableId,
+        catalog: Vec<CatalogWrite>,
+        readers: Vec<super::sources::ToStart>,
+        fresh: bool,
+    ) -> Result<()> {
+        // After the backfill, so its rows are not late.
+        let table_scans: Vec<(u64, TableId)> = self
+            .views
+            .get(&view_id)
+            .map(|v| {
+                v.def
+                    .plan
+                    .nodes
+                    .iter()
+                    .zip(&v.nodes)
+                    .filter_map(|(n, g)| match &n.kind {
+                        NodeKind::TableScan { table, .. } => Some((*g, *table)),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (gid, table) in table_scans {
+            let Some(t) = self.tables.get(&table) else {
+                continue;
+            };
+            if let (Some(wd), Some(wm)) = (t.def.watermark, t.watermark.clone()) {
+                self.emit_watermark(
+                    gid,
+                    Watermark {
+                        col: wd.col,
+                        value: wm,
+                    },
+                )?;
+            }
+        }
         if fresh {
             self.apply_catalog(catalog);
             self.barrier(true)?;
         }
+        let name = self
+            .views
+            .get(&view_id)
+            .map(|v| v.def.name.clone())
+            .unwrap_or_default();
         for (key, spec, target) in readers {
             self.start_reader(key, spec, &name, target)?;
         }
@@ -139,6 +207,21 @@ impl Worker {
                 self.emit_chunk(gid, &ChangeBatch::inserts(rows))?;
             }
             for (gid, target) in std::mem::take(&mut b.scans) {
+                if let crate::table::ReadTarget::Table { id, .. } = &target {
+                    // Read between the engine's other work.
+                    self.backfills.insert(
+                        gid,
+                        super::backfill::Backfill {
+                            view: view_id,
+                            table: *id,
+                            pos: None,
+                            waiting: None,
+                            done: false,
+                            error: None,
+                        },
+                    );
+                    continue;
+                }
                 let prefix = match &target {
                     crate::table::ReadTarget::Table { id, .. }
                     | crate::table::ReadTarget::View { id, .. } => table_prefix(*id),
@@ -173,38 +256,6 @@ impl Worker {
                         break;
                     }
                 }
-            }
-        }
-        // Tables' current watermarks reach the new view's scans (after the
-        // backfill, so its rows are not late).
-        let table_scans: Vec<(u64, TableId)> = self
-            .views
-            .get(&view_id)
-            .map(|v| {
-                v.def
-                    .plan
-                    .nodes
-                    .iter()
-                    .zip(&v.nodes)
-                    .filter_map(|(n, g)| match &n.kind {
-                        NodeKind::TableScan { table, .. } => Some((*g, *table)),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        for (gid, table) in table_scans {
-            let Some(t) = self.tables.get(&table) else {
-                continue;
-            };
-            if let (Some(wd), Some(wm)) = (t.def.watermark, t.watermark.clone()) {
-                self.emit_watermark(
-                    gid,
-                    Watermark {
-                        col: wd.col,
-                        value: wm,
-                    },
-                )?;
             }
         }
         // A view's scans of one source share its reader.

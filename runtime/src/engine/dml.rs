@@ -91,6 +91,9 @@ impl Worker {
         let mut puts: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut deletes: Vec<Vec<u8>> = Vec::new();
         let mut changes: Vec<ChangeBatch> = Vec::new();
+        // The row keys of each change's rows (a backfilling view needs them).
+        let mut change_keys: Vec<Vec<Vec<u8>>> = Vec::new();
+        let need_keys = self.needs_keys(table);
         let mut count = 0u64;
         let (old_keys, new_batches) = match op {
             DmlOp::Insert(b) => (Vec::new(), b),
@@ -125,6 +128,11 @@ impl Worker {
             }
             if old.num_rows() > 0 {
                 changes.push(ChangeBatch::deletes(old));
+                change_keys.push(if need_keys {
+                    deletes.clone()
+                } else {
+                    Vec::new()
+                });
             }
         }
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
@@ -172,6 +180,9 @@ impl Worker {
                     });
                 }
             }
+            if b.num_rows() > 0 {
+                change_keys.push(if need_keys { full.clone() } else { Vec::new() });
+            }
             puts.extend(full.into_iter().zip(vals));
             count += b.num_rows() as u64;
             if b.num_rows() > 0 {
@@ -186,15 +197,8 @@ impl Worker {
             for (k, v) in puts {
                 w.writes.put(k, v);
             }
-            let subs = w
-                .tables
-                .get(&table)
-                .map(|t| t.subscribers.clone())
-                .unwrap_or_default();
-            for c in &changes {
-                for s in &subs {
-                    w.emit_chunk(*s, c)?;
-                }
+            for (c, keys) in changes.iter().zip(&change_keys) {
+                w.emit_table_change(table, c, keys)?;
             }
             w.table_watermark(table, &changes, None)?;
             Ok(count)

@@ -53,9 +53,10 @@ impl Worker {
     pub(super) fn wake(&self) -> crate::dataflow::Wake {
         let (tick, tx) = (self.tick.clone(), self.tx.clone());
         Arc::new(move || {
-            tick.store(true, Ordering::Relaxed);
-            if let Some(tx) = tx.upgrade() {
-                let _ = tx.try_send(Command::Barrier { reply: None });
+            if !tick.swap(true, Ordering::Relaxed) {
+                if let Some(tx) = tx.upgrade() {
+                    let _ = tx.try_send(Command::Barrier { reply: None });
+                }
             }
         })
     }

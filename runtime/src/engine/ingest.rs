@@ -224,11 +224,20 @@ impl Worker {
         let vals = encode_values(&rows)?;
         let mut deletes: Vec<Vec<u8>> = Vec::new();
         let mut inserts: Vec<u32> = Vec::new();
+        // The row keys of the deleted and of the inserted rows (only while
+        // a scan of the table backfills).
+        let (mut delete_keys, mut insert_keys): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
+            (Vec::new(), Vec::new());
+        let need_keys = self.needs_keys(table);
         match def.pk_keys(&rows)? {
             None => {
                 let keys = self.new_row_keys(n)?;
                 for (i, (k, v)) in keys.into_iter().zip(vals).enumerate() {
-                    self.writes.put(row_key(table, &k), v);
+                    let fk = row_key(table, &k);
+                    if need_keys {
+                        insert_keys.push(fk.clone());
+                    }
+                    self.writes.put(fk, v);
                     inserts.push(i as u32);
                 }
             }
@@ -271,11 +280,17 @@ impl Worker {
                     }
                     if let Some(o) = old {
                         deletes.push(o);
+                        if need_keys {
+                            delete_keys.push(fk.clone());
+                        }
                         if new.is_none() {
                             self.writes.delete(fk.clone());
                         }
                     }
                     if let Some(i) = new {
+                        if need_keys {
+                            insert_keys.push(fk.clone());
+                        }
                         self.writes.put(fk, vals[i].clone());
                         inserts.push(i as u32);
                     }
@@ -283,9 +298,11 @@ impl Worker {
             }
         }
         let mut changes = Vec::new();
+        let mut change_keys = Vec::new();
         if !deletes.is_empty() {
             let old = decode_table_values(deletes.iter().map(|v| v.as_slice()), &def.schema)?;
             changes.push(ChangeBatch::deletes(old));
+            change_keys.push(delete_keys);
         }
         if !inserts.is_empty() {
             let idx = datafusion::arrow::array::UInt32Array::from(inserts);
@@ -300,16 +317,10 @@ impl Worker {
                 &RecordBatchOptions::new().with_row_count(Some(idx.len())),
             )?;
             changes.push(ChangeBatch::inserts(b));
+            change_keys.push(insert_keys);
         }
-        let subs = self
-            .tables
-            .get(&table)
-            .map(|t| t.subscribers.clone())
-            .unwrap_or_default();
-        for c in &changes {
-            for s in &subs {
-                self.emit_chunk(*s, c)?;
-            }
+        for (c, keys) in changes.iter().zip(&change_keys) {
+            self.emit_table_change(table, c, keys)?;
         }
         self.table_watermark(table, &changes, watermark)
     }

@@ -36,7 +36,7 @@
 //! instead of committing a half-applied epoch; a restart recovers the last
 //! committed epoch.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -62,6 +62,7 @@ use crate::source::{
 use crate::table::{decode_table_values, decode_table_with_rowkey, encode_values, TableDef};
 use crate::time::{TimeRegistry, TimeStats, Watermark};
 
+mod backfill;
 mod ddl;
 mod dml;
 mod fragments;
@@ -298,6 +299,10 @@ struct Worker {
     source_watermarks: HashMap<u64, usize>,
     /// Each source being read: its shared reader's hub.
     hubs: BTreeMap<TableId, sources::HubRt>,
+    /// Table scans of new views still being backfilled, by scan node.
+    backfills: BTreeMap<u64, backfill::Backfill>,
+    /// New views whose `CREATE` waits for their backfill.
+    creating: HashMap<TableId, backfill::Creating>,
     tx: mpsc::WeakSender<Command>,
     /// The checkpoint timer's request (see [`Engine::tick`]).
     tick: Arc<AtomicBool>,
@@ -333,6 +338,8 @@ impl Engine {
             time: time.clone(),
             source_watermarks: HashMap::new(),
             hubs: BTreeMap::new(),
+            backfills: BTreeMap::new(),
+            creating: HashMap::new(),
             readers: HashMap::new(),
             next_generation: 1,
             stats: stats.clone(),
@@ -477,8 +484,11 @@ impl Engine {
     /// is seen after the command the engine is on, however many are queued
     /// (a source keeps the channel full); the message wakes an idle engine.
     pub fn tick(&self) {
-        self.tick.store(true, Ordering::Relaxed);
-        let _ = self.tx.try_send(Command::Barrier { reply: None });
+        // One wake-up in the queue at a time: while epochs take longer than
+        // the interval, ticks would pile up ahead of DML and FLUSH.
+        if !self.tick.swap(true, Ordering::Relaxed) {
+            let _ = self.tx.try_send(Command::Barrier { reply: None });
+        }
     }
 }
 
@@ -486,13 +496,42 @@ use crate::state::layout::table_watermark as watermark_key;
 
 impl Worker {
     fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        while let Some(cmd) = rx.blocking_recv() {
+        loop {
+            // While a view backfills, its chunks go between commands.
+            let cmd = if self.backfilling() && self.poisoned.is_none() {
+                match rx.try_recv() {
+                    Ok(cmd) => cmd,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        if !self.backfill_tick() {
+                            std::thread::sleep(std::time::Duration::from_millis(1));
+                        }
+                        continue;
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => break,
+                }
+            } else {
+                match rx.blocking_recv() {
+                    Some(cmd) => cmd,
+                    None => break,
+                }
+            };
             // A panic in an operator must not take the process down; it stops
             // the engine instead, and the caller sees its reply dropped.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(cmd)));
             if r.is_err() {
                 tracing::error!("engine panicked; refusing further work until restart");
                 self.poisoned = Some("an internal panic".into());
+            }
+            // A tick that found the channel full is seen here.
+            self.end_epoch_if_due();
+            if self.backfilling() && self.poisoned.is_none() {
+                // A busy command channel must not starve a backfill.
+                self.backfill_tick();
+            }
+            if self.poisoned.is_some() {
+                // Views still being created fail (their callers hear so).
+                self.backfills.clear();
+                self.creating.clear();
             }
         }
         // Channel closed: commit what is pending so a clean shutdown loses nothing.
@@ -503,6 +542,23 @@ impl Worker {
         }
         self.stop_all();
         tracing::info!(epoch = self.epoch.0, "engine stopped");
+    }
+
+    /// One round of backfill chunks; whether any scan moved.
+    fn backfill_tick(&mut self) -> bool {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let r = self.mutate(|w| w.backfill_step());
+            self.end_epoch_if_due();
+            r
+        }));
+        match r {
+            Ok(r) => r.unwrap_or(false),
+            Err(_) => {
+                tracing::error!("engine panicked; refusing further work until restart");
+                self.poisoned = Some("an internal panic".into());
+                false
+            }
+        }
     }
 
     fn guard(&self) -> Result<()> {
@@ -573,8 +629,25 @@ impl Worker {
                 fresh,
                 reply,
             } => {
-                let r = self.mutate(|w| w.create_view(def, catalog, fresh));
-                let _ = reply.send(r);
+                let id = def.id;
+                match self.mutate(|w| w.create_view(def, catalog, fresh)) {
+                    Ok(Some((catalog, readers))) => {
+                        self.creating.insert(
+                            id,
+                            backfill::Creating {
+                                catalog,
+                                readers,
+                                reply,
+                            },
+                        );
+                    }
+                    Ok(None) => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
             }
             Command::Drop { id, catalog, reply } => {
                 let r = self.mutate(|w| w.drop_object(id, catalog));
@@ -603,6 +676,12 @@ impl Worker {
             }
             Command::Barrier { reply } => {
                 let force = reply.is_some();
+                if !force && !self.tick.load(Ordering::Relaxed) {
+                    // A timer tick an epoch end since has served: while
+                    // barriers are slow, ticks queue up and must not hold
+                    // a FLUSH or DML behind them.
+                    return;
+                }
                 let r = self.mutate(|w| w.barrier(force));
                 if let Some(reply) = reply {
                     let _ = reply.send(r);

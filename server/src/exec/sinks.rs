@@ -90,7 +90,7 @@ impl Server {
         let tag = "CREATE SINK";
         {
             let cat = self.catalog();
-            if cat.get(&ddl.name).is_some() || cat.sinks.contains_key(&ddl.name) {
+            if cat.taken(&ddl.name) || cat.sinks.contains_key(&ddl.name) {
                 if ddl.if_not_exists {
                     return Ok(Output::Command { tag, rows: None });
                 }

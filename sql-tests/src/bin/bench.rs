@@ -21,6 +21,11 @@
 //! events each, one at a time and then both at once (issue 32: views on
 //! threads of their own), and prints the ratio.
 //!
+//! `backfill` creates a view over a self-join of a ROWS-row table while
+//! one-row INSERTs into another table commit and a view over a live
+//! generator grows; it prints the backfill's time, the INSERTs' latency,
+//! how far the live view moved and the server's RSS growth (issue 32).
+//!
 //! `FRESHET_SERVER_ARGS` adds flags to every server started, e.g.
 //! `FRESHET_SERVER_ARGS="--state-cache-size 64MiB"`.
 
@@ -265,6 +270,94 @@ async fn two_views_scenario(rows: u64) -> Result<()> {
     Ok(())
 }
 
+/// The server's current resident memory (`VmRSS`), in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS"))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// A view over a self-join of a `rows`-row table, created while other
+/// work goes on: what the other work sees during the backfill.
+async fn backfill_scenario(rows: u64) -> Result<()> {
+    let server = start_server().await?;
+    let pid = server.pid().unwrap_or(0);
+    let c = server.connect().await?;
+    c.batch_execute(
+        "CREATE TABLE big (id BIGINT PRIMARY KEY, g INT, v BIGINT);
+         CREATE TABLE other (x INT);
+         CREATE SOURCE gen (n BIGINT) WITH (connector = 'datagen', datagen.rows.per.second = '10000', fields.n.kind = 'sequence', fields.n.start = '1');
+         CREATE MATERIALIZED VIEW live AS SELECT count(*) AS n FROM gen;",
+    )
+    .await?;
+    let mut at = 0;
+    while at < rows {
+        let n = CHUNK.min(rows - at);
+        c.batch_execute(&format!(
+            "INSERT INTO big SELECT i, i % 1000, i * 2 FROM generate_series({}, {}) AS t(i)",
+            at + 1,
+            at + n
+        ))
+        .await?;
+        at += n;
+    }
+    c.batch_execute("FLUSH").await?;
+    let count = |r: Vec<Vec<String>>| -> i64 {
+        r.first()
+            .and_then(|r| r.first())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let rss0 = rss_kib(pid);
+    let live0 = count(query_rows(&c, "SELECT n FROM live").await?);
+    let creator = server.connect().await?;
+    let t0 = Instant::now();
+    let create = tokio::spawn(async move {
+        creator
+            .batch_execute("CREATE MATERIALIZED VIEW heavy AS SELECT a.g, count(*) AS n, sum(b.v) AS s FROM big a JOIN big b ON a.id = b.id GROUP BY a.g")
+            .await
+    });
+    let (mut lat, mut rss_max) = (Vec::new(), rss0);
+    let mut live_during = live0;
+    while !create.is_finished() {
+        let t = Instant::now();
+        c.batch_execute("INSERT INTO other VALUES (1); FLUSH")
+            .await?;
+        if !create.is_finished() {
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            live_during = count(query_rows(&c, "SELECT n FROM live").await?);
+        }
+        rss_max = rss_max.max(rss_kib(pid));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    create.await??;
+    let secs = t0.elapsed().as_secs_f64();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pick = |q: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    println!(
+        "backfill of a self-join of {rows} rows: {secs:.1} s; {} INSERT+FLUSH into another table meanwhile: p50 {:.0} ms, max {:.0} ms; live view {live0} -> {live_during} rows meanwhile; RSS {} MiB before, at most {} MiB during (+{} MiB)",
+        lat.len(),
+        pick(0.5),
+        pick(1.0),
+        rss0 / 1024,
+        rss_max / 1024,
+        (rss_max.saturating_sub(rss0)) / 1024
+    );
+    Ok(())
+}
+
 const TUMBLE_VIEW: &str = "CREATE MATERIALIZED VIEW w AS SELECT user_id, window_start, count(*) AS n FROM TUMBLE(ev, ts, INTERVAL '1 minute') GROUP BY user_id, window_start";
 const TUMBLE_EOWC_VIEW: &str = "CREATE MATERIALIZED VIEW w AS SELECT user_id, window_start, count(*) AS n FROM TUMBLE(ev, ts, INTERVAL '1 minute') GROUP BY user_id, window_start EMIT ON WINDOW CLOSE";
 const HOP_VIEW: &str = "CREATE MATERIALIZED VIEW w AS SELECT window_start, window_end, avg(amount) AS a FROM HOP(ev, ts, INTERVAL '10 seconds', INTERVAL '1 minute') GROUP BY window_start, window_end";
@@ -301,6 +394,7 @@ async fn main() -> Result<()> {
             return time_scenario("hop 1 min / 10 s avg", HOP_VIEW, rows).await;
         }
         Some("two-views") => return two_views_scenario(rows).await,
+        Some("backfill") => return backfill_scenario(rows).await,
         Some("point") => {
             point_scenario(1_000).await?;
             return point_scenario(rows).await;
