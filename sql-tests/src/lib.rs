@@ -227,10 +227,15 @@ pub async fn connect_loopback(port: u16, user: &str) -> Result<Client> {
 
 /// A process's peak resident memory (`VmHWM`), in KiB.
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmHWM")
+}
+
+/// A KiB field of `/proc/PID/status` (`VmHWM`, `VmRSS`, ...).
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()?
         .lines()
-        .find(|l| l.starts_with("VmHWM"))?
+        .find(|l| l.starts_with(field))?
         .split_whitespace()
         .nth(1)?
         .parse()

@@ -272,17 +272,7 @@ async fn two_views_scenario(rows: u64) -> Result<()> {
 
 /// The server's current resident memory (`VmRSS`), in KiB.
 fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
+    freshet_sql_tests::status_kib(pid, "VmRSS").unwrap_or(0)
 }
 
 /// A view over a self-join of a `rows`-row table, created while other
